@@ -1,0 +1,216 @@
+package inmem
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/stratadb/strata/engine/keys"
+	"github.com/stratadb/strata/engine/lsn"
+)
+
+// Errors returned by the layer.
+var (
+	// ErrFrozen reports a Put into a frozen layer or a second Freeze.
+	ErrFrozen = errors.New("inmem: layer is frozen")
+	// ErrOutOfOrder reports a Put whose LSN goes backwards.
+	ErrOutOfOrder = errors.New("inmem: LSN out of order")
+	// ErrNotFrozen reports iteration of a layer that is still open.
+	ErrNotFrozen = errors.New("inmem: layer is not frozen")
+	// ErrBadFreeze reports a freeze LSN that does not lie above every held LSN.
+	ErrBadFreeze = errors.New("inmem: bad freeze LSN")
+)
+
+// EntryOverheadBytes is what SizeBytes charges for each entry on top of the
+// value's own size: the key, the LSN and the index slot.
+const EntryOverheadBytes = 48
+
+// Entry is one value of one key at one LSN.
+type Entry[V any] struct {
+	LSN lsn.LSN
+	// WillInit reports that Value alone determines the page (an image or a
+	// record that initialises the page): reconstruction stops here.
+	WillInit bool
+	Value    V
+}
+
+// KeyEntry is an Entry together with its key, as produced by iteration.
+type KeyEntry[V any] struct {
+	Key keys.Key
+	Entry[V]
+}
+
+// Info describes a value to the layer: whether it initialises the page and
+// its size in bytes.
+type Info[V any] func(v V) (willInit bool, sizeBytes int)
+
+type chain[V any] struct {
+	entries []Entry[V]
+}
+
+// Layer is an in-memory layer. It is safe for concurrent use: one writer and
+// any number of readers; every critical section is pure memory work.
+type Layer[V any] struct {
+	info  Info[V]
+	start lsn.LSN
+
+	mu        sync.RWMutex
+	end       lsn.LSN
+	frozen    bool
+	last      lsn.LSN // newest LSN put, or Invalid
+	chains    map[keys.Key]*chain[V]
+	sorted    []keys.Key // filled at Freeze
+	count     int
+	sizeBytes int64
+}
+
+// New returns an open layer that accepts LSNs ≥ start.
+func New[V any](start lsn.LSN, info Info[V]) *Layer[V] {
+	return &Layer[V]{info: info, start: start, end: lsn.Max, chains: make(map[keys.Key]*chain[V])}
+}
+
+// Start is the lowest LSN the layer may hold.
+func (l *Layer[V]) Start() lsn.LSN { return l.start }
+
+// End is the exclusive end of the layer's LSN range (lsn.Max while open).
+func (l *Layer[V]) End() lsn.LSN {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.end
+}
+
+// Frozen reports whether Freeze has been called.
+func (l *Layer[V]) Frozen() bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.frozen
+}
+
+// LastLSN is the newest LSN held, or lsn.Invalid if the layer is empty.
+func (l *Layer[V]) LastLSN() lsn.LSN {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.last
+}
+
+// Len is the number of entries held.
+func (l *Layer[V]) Len() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.count
+}
+
+// SizeBytes is the accounted size of the layer (values plus overhead).
+func (l *Layer[V]) SizeBytes() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.sizeBytes
+}
+
+// Put adds key's value at LSN at. LSNs must not go backwards across calls,
+// and a key may hold at most one value per LSN.
+func (l *Layer[V]) Put(key keys.Key, at lsn.LSN, v V) error {
+	willInit, size := l.info(v)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.frozen {
+		return ErrFrozen
+	}
+	if at < l.start || at < l.last || at == lsn.Max {
+		return fmt.Errorf("%w: %s after %s (layer start %s)", ErrOutOfOrder, at, l.last, l.start)
+	}
+	c := l.chains[key]
+	if c == nil {
+		c = &chain[V]{}
+		l.chains[key] = c
+	} else if n := len(c.entries); n > 0 && c.entries[n-1].LSN >= at {
+		return fmt.Errorf("%w: key %s already has a value at %s", ErrOutOfOrder, key, c.entries[n-1].LSN)
+	}
+	c.entries = append(c.entries, Entry[V]{LSN: at, WillInit: willInit, Value: v})
+	l.last = at
+	l.count++
+	l.sizeBytes += int64(size) + EntryOverheadBytes
+	return nil
+}
+
+// Freeze closes the layer at the exclusive end LSN end, which must be above
+// every LSN held and above Start. After Freeze the layer is immutable.
+func (l *Layer[V]) Freeze(end lsn.LSN) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.frozen {
+		return ErrFrozen
+	}
+	if end <= l.start || (l.count > 0 && end <= l.last) {
+		return fmt.Errorf("%w: %s (start %s, last %s)", ErrBadFreeze, end, l.start, l.last)
+	}
+	l.end = end
+	l.frozen = true
+	l.sorted = make([]keys.Key, 0, len(l.chains))
+	for k := range l.chains {
+		l.sorted = append(l.sorted, k)
+	}
+	slices.SortFunc(l.sorted, keys.Key.Compare)
+	return nil
+}
+
+// Collect appends to dst key's values with LSN in [lo, hi), newest first,
+// stopping after the first value that initialises the page; it reports
+// whether such a value was found.
+func (l *Layer[V]) Collect(key keys.Key, lo, hi lsn.LSN, dst []Entry[V]) ([]Entry[V], bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	c := l.chains[key]
+	if c == nil {
+		return dst, false
+	}
+	es := c.entries
+	// First index with LSN ≥ hi; everything before it is below hi.
+	i, _ := slices.BinarySearchFunc(es, hi, func(e Entry[V], t lsn.LSN) int {
+		switch {
+		case e.LSN < t:
+			return -1
+		case e.LSN > t:
+			return 1
+		}
+		return 0
+	})
+	for i--; i >= 0 && es[i].LSN >= lo; i-- {
+		dst = append(dst, es[i])
+		if es[i].WillInit {
+			return dst, true
+		}
+	}
+	return dst, false
+}
+
+// Keys returns the keys held, sorted. The layer must be frozen.
+func (l *Layer[V]) Keys() ([]keys.Key, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if !l.frozen {
+		return nil, ErrNotFrozen
+	}
+	return l.sorted, nil
+}
+
+// Iterate calls fn for every entry in (key, LSN) order, stopping at the first
+// error. The layer must be frozen (an open layer's order is not settled).
+func (l *Layer[V]) Iterate(fn func(KeyEntry[V]) error) error {
+	l.mu.RLock()
+	frozen, sorted := l.frozen, l.sorted
+	l.mu.RUnlock()
+	if !frozen {
+		return ErrNotFrozen
+	}
+	// A frozen layer never changes, so no lock is needed from here on.
+	for _, k := range sorted {
+		for _, e := range l.chains[k].entries {
+			if err := fn(KeyEntry[V]{Key: k, Entry: e}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
