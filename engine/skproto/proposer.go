@@ -1,0 +1,497 @@
+package skproto
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/stratadb/strata/engine/lsn"
+)
+
+// ErrDefeated reports that an acceptor holds a higher term: this proposer
+// can never commit again and must be replaced by a new election.
+var ErrDefeated = errors.New("skproto: proposer defeated by a higher term")
+
+// ErrNotElected reports an Append before the proposer won its election.
+var ErrNotElected = errors.New("skproto: proposer not elected")
+
+// ErrTooLarge reports a record over MaxFramePayloadBytes.
+var ErrTooLarge = errors.New("skproto: record too large")
+
+// ProposerConfig configures a Proposer.
+type ProposerConfig struct {
+	// ID names the proposer in greetings and logs.
+	ID string
+	// TenantID and TimelineID name the timeline.
+	TenantID, TimelineID string
+	// StartLSN is where a new timeline's WAL begins.
+	StartLSN lsn.LSN
+	// Acceptors are the acceptor ids; a quorum is len/2+1.
+	Acceptors []string
+	// MaxAppendBytes bounds the WAL in one AppendRequest (a larger single
+	// record still goes alone). Default 128 KiB.
+	MaxAppendBytes int
+	// MaxInflightBytes bounds unacknowledged WAL per acceptor. Default 4 MiB.
+	MaxInflightBytes int
+	// MaxBufferBytes bounds WAL kept for lagging acceptors; beyond it WAL
+	// below the commit LSN is dropped and re-read from a peer when needed.
+	// Default 64 MiB.
+	MaxBufferBytes int
+	// Bugs plants deliberate defects (simulator only).
+	Bugs Bugs
+}
+
+func (c *ProposerConfig) fill() error {
+	if len(c.Acceptors) == 0 {
+		return fmt.Errorf("skproto: proposer needs at least one acceptor")
+	}
+	if c.MaxAppendBytes <= 0 {
+		c.MaxAppendBytes = 128 << 10
+	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = 4 << 20
+	}
+	if c.MaxBufferBytes <= 0 {
+		c.MaxBufferBytes = 64 << 20
+	}
+	if c.MaxInflightBytes < c.MaxAppendBytes {
+		return fmt.Errorf("skproto: MaxInflightBytes %d below MaxAppendBytes %d", c.MaxInflightBytes, c.MaxAppendBytes)
+	}
+	return nil
+}
+
+// Out is a message the shell must send to an acceptor.
+type Out struct {
+	To  string
+	Msg Msg
+}
+
+// NeedWAL asks the shell to read WAL [Start, End) from acceptor From (in
+// this proposer's term) and hand it to Recovered.
+type NeedWAL struct {
+	From       string
+	Start, End lsn.LSN
+}
+
+type phase int
+
+const (
+	phaseGreeting phase = iota
+	phaseVoting
+	phaseElected
+	phaseDefeated
+)
+
+type peer struct {
+	connected bool
+	greeted   bool
+	term      Term
+	voted     bool // vote granted (survives reconnects: the acceptor persisted it)
+	vote      VoteResponse
+	// awaitAck: ProposerElected sent, its AppendResponse not yet seen.
+	awaitAck   bool
+	streaming  bool
+	next       lsn.LSN
+	flush      lsn.LSN
+	sentCommit lsn.LSN
+}
+
+// Proposer is the walproposer's step machine for one timeline.
+type Proposer struct {
+	cfg     ProposerConfig
+	quorum  int
+	phase   phase
+	term    Term
+	peers   map[string]*peer
+	order   []string // sorted acceptor ids, for deterministic iteration
+	history TermHistory
+	donor   string
+	// epochStart is the donor's flush LSN: where this term's WAL begins.
+	epochStart lsn.LSN
+	commit     lsn.LSN
+	// buf holds WAL [base, end).
+	base, end lsn.LSN
+	buf       []byte
+}
+
+// NewProposer returns a proposer in the greeting phase.
+func NewProposer(cfg ProposerConfig) (*Proposer, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	p := &Proposer{cfg: cfg, quorum: len(cfg.Acceptors)/2 + 1, peers: map[string]*peer{}}
+	for _, id := range cfg.Acceptors {
+		if _, dup := p.peers[id]; dup {
+			return nil, fmt.Errorf("skproto: acceptor %q listed twice", id)
+		}
+		p.peers[id] = &peer{}
+		p.order = append(p.order, id)
+	}
+	slices.Sort(p.order)
+	return p, nil
+}
+
+// Term is the proposer's term (0 until a quorum greeted it).
+func (p *Proposer) Term() Term { return p.term }
+
+// Elected reports whether this proposer won its election.
+func (p *Proposer) Elected() bool { return p.phase == phaseElected }
+
+// Defeated reports whether an acceptor showed a higher term.
+func (p *Proposer) Defeated() bool { return p.phase == phaseDefeated }
+
+// CommitLSN is the highest LSN known committed.
+func (p *Proposer) CommitLSN() lsn.LSN { return p.commit }
+
+// EndLSN is the end of the WAL this proposer holds.
+func (p *Proposer) EndLSN() lsn.LSN { return p.end }
+
+// EpochStartLSN is where this term's WAL begins (the donor's flush LSN).
+func (p *Proposer) EpochStartLSN() lsn.LSN { return p.epochStart }
+
+// History is the elected term history.
+func (p *Proposer) History() TermHistory { return p.history.Clone() }
+
+// Donor is the acceptor the proposer took its WAL from.
+func (p *Proposer) Donor() string { return p.donor }
+
+// Connect marks acceptor id as (re)connected and returns the greeting to
+// send. Any earlier conversation with it is forgotten except its vote.
+func (p *Proposer) Connect(id string) ([]Out, error) {
+	pr, ok := p.peers[id]
+	if !ok {
+		return nil, fmt.Errorf("skproto: unknown acceptor %q", id)
+	}
+	*pr = peer{voted: pr.voted, vote: pr.vote, connected: true}
+	return []Out{{To: id, Msg: Greeting{ProposerID: p.cfg.ID, TenantID: p.cfg.TenantID,
+		TimelineID: p.cfg.TimelineID, StartLSN: p.cfg.StartLSN}}}, nil
+}
+
+// Disconnect marks acceptor id as gone; nothing more is sent to it until
+// Connect.
+func (p *Proposer) Disconnect(id string) {
+	if pr, ok := p.peers[id]; ok {
+		*pr = peer{voted: pr.voted, vote: pr.vote}
+	}
+}
+
+func (p *Proposer) defeat(by Term) error {
+	p.phase = phaseDefeated
+	return fmt.Errorf("%w: term %d seen by proposer of term %d", ErrDefeated, by, p.term)
+}
+
+// Step processes one message from acceptor from.
+func (p *Proposer) Step(from string, m Msg) ([]Out, error) {
+	pr, ok := p.peers[from]
+	if !ok {
+		return nil, fmt.Errorf("%w: message from unknown acceptor %q", ErrProtocol, from)
+	}
+	if p.phase == phaseDefeated {
+		return nil, ErrDefeated
+	}
+	if !pr.connected {
+		return nil, nil // stale message from a broken connection
+	}
+	switch m := m.(type) {
+	case GreetingResponse:
+		return p.onGreeting(from, pr, m)
+	case VoteResponse:
+		return p.onVote(from, pr, m)
+	case AppendResponse:
+		return p.onAppendResponse(from, pr, m)
+	}
+	return nil, fmt.Errorf("%w: proposer cannot handle %T", ErrProtocol, m)
+}
+
+func (p *Proposer) onGreeting(from string, pr *peer, m GreetingResponse) ([]Out, error) {
+	pr.greeted, pr.term = true, m.Term
+	switch p.phase {
+	case phaseGreeting:
+		n, maxTerm := 0, Term(0)
+		for _, id := range p.order {
+			if q := p.peers[id]; q.greeted {
+				n++
+				maxTerm = max(maxTerm, q.term)
+			}
+		}
+		if n < p.quorum {
+			return nil, nil
+		}
+		p.term = maxTerm + 1
+		p.phase = phaseVoting
+		var outs []Out
+		for _, id := range p.order {
+			if p.peers[id].greeted {
+				outs = append(outs, Out{To: id, Msg: VoteRequest{Term: p.term}})
+			}
+		}
+		return outs, nil
+	default:
+		if m.Term > p.term {
+			return nil, p.defeat(m.Term)
+		}
+		return []Out{{To: from, Msg: VoteRequest{Term: p.term}}}, nil
+	}
+}
+
+func (p *Proposer) onVote(from string, pr *peer, m VoteResponse) ([]Out, error) {
+	if m.Term > p.term {
+		return nil, p.defeat(m.Term)
+	}
+	if err := m.History.Validate(); err != nil {
+		return nil, err
+	}
+	if m.VoteGiven && m.Term == p.term {
+		pr.voted, pr.vote = true, m
+	}
+	switch p.phase {
+	case phaseVoting:
+		n := 0
+		for _, id := range p.order {
+			if p.peers[id].voted {
+				n++
+			}
+		}
+		if n < p.quorum {
+			return nil, nil
+		}
+		return p.becomeElected(), nil
+	case phaseElected:
+		// A late or reconnected acceptor in our term joins the stream.
+		if m.Term == p.term {
+			return []Out{p.electedMsg(from, pr, m)}, nil
+		}
+	}
+	return nil, nil
+}
+
+func (p *Proposer) becomeElected() []Out {
+	var donor string
+	var best VoteResponse
+	for _, id := range p.order {
+		q := p.peers[id]
+		if !q.voted {
+			continue
+		}
+		v := q.vote
+		if donor == "" || v.History.LastTerm() > best.History.LastTerm() ||
+			(v.History.LastTerm() == best.History.LastTerm() && v.FlushLSN > best.FlushLSN) {
+			donor, best = id, v
+		}
+	}
+	p.phase = phaseElected
+	p.donor = donor
+	p.epochStart = best.FlushLSN
+	if best.FlushLSN == 0 && len(best.History) == 0 {
+		p.epochStart = p.cfg.StartLSN
+	}
+	p.history = append(best.History.UpTo(p.epochStart), TermSwitch{Term: p.term, LSN: p.epochStart})
+	p.base, p.end, p.buf = p.epochStart, p.epochStart, nil
+	for _, id := range p.order {
+		if q := p.peers[id]; q.voted {
+			p.commit = max(p.commit, min(q.vote.CommitLSN, p.epochStart))
+		}
+	}
+	var outs []Out
+	for _, id := range p.order {
+		q := p.peers[id]
+		if q.connected && q.voted {
+			outs = append(outs, p.electedMsg(id, q, q.vote))
+		}
+	}
+	return outs
+}
+
+func (p *Proposer) electedMsg(id string, pr *peer, v VoteResponse) Out {
+	start := LastCommonPoint(p.history, p.end, v.History, v.FlushLSN)
+	pr.awaitAck, pr.streaming = true, false
+	return Out{To: id, Msg: ProposerElected{Term: p.term, StartStreamingAt: start, History: p.history.Clone()}}
+}
+
+func (p *Proposer) onAppendResponse(from string, pr *peer, m AppendResponse) ([]Out, error) {
+	if m.Term > p.term {
+		return nil, p.defeat(m.Term)
+	}
+	if p.phase != phaseElected || m.Term != p.term {
+		return nil, nil
+	}
+	if pr.awaitAck {
+		pr.awaitAck, pr.streaming = false, true
+		pr.next, pr.flush, pr.sentCommit = m.FlushLSN, m.FlushLSN, 0
+	} else if pr.streaming {
+		pr.flush = max(pr.flush, m.FlushLSN)
+	}
+	p.advanceCommit()
+	return p.pump(), nil
+}
+
+func (p *Proposer) advanceCommit() {
+	var flushes []lsn.LSN
+	for _, id := range p.order {
+		if q := p.peers[id]; q.streaming {
+			flushes = append(flushes, q.flush)
+		}
+	}
+	need := p.quorum
+	if p.cfg.Bugs.CommitWithoutQuorum {
+		need = 1 // planted bug: one acceptor's flush counts as a majority
+	}
+	if len(flushes) < need {
+		return
+	}
+	slices.Sort(flushes)
+	slices.Reverse(flushes)
+	c := flushes[need-1]
+	if c >= p.epochStart && c > p.commit {
+		p.commit = c
+	}
+	p.trim()
+}
+
+// trim drops buffered WAL every acceptor has, or, over MaxBufferBytes,
+// everything below the commit LSN.
+func (p *Proposer) trim() {
+	horizon := p.commit
+	allStreaming := true
+	for _, id := range p.order {
+		q := p.peers[id]
+		if !q.streaming {
+			allStreaming = false
+			continue
+		}
+		horizon = min(horizon, q.flush)
+	}
+	if !allStreaming && len(p.buf) <= p.cfg.MaxBufferBytes {
+		return
+	}
+	if horizon > p.base {
+		cut := int(horizon - p.base)
+		p.buf = append([]byte(nil), p.buf[cut:]...)
+		p.base = horizon
+	}
+}
+
+// Append frames records and adds them to the WAL. It returns the LSN just
+// past the last one; the records are committed once CommitLSN reaches it.
+func (p *Proposer) Append(records [][]byte) (lsn.LSN, []Out, error) {
+	switch p.phase {
+	case phaseDefeated:
+		return 0, nil, ErrDefeated
+	case phaseElected:
+	default:
+		return 0, nil, ErrNotElected
+	}
+	for _, r := range records {
+		if len(r) > MaxFramePayloadBytes {
+			return 0, nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(r))
+		}
+	}
+	for _, r := range records {
+		p.buf = AppendFrame(p.buf, r)
+	}
+	p.end = p.base + lsn.LSN(len(p.buf))
+	return p.end, p.pump(), nil
+}
+
+// Pump returns the AppendRequests the flow-control windows allow now.
+func (p *Proposer) Pump() []Out { return p.pump() }
+
+func (p *Proposer) pump() []Out {
+	if p.phase != phaseElected {
+		return nil
+	}
+	var outs []Out
+	for _, id := range p.order {
+		q := p.peers[id]
+		if !q.streaming || q.next < p.base {
+			continue
+		}
+		for q.next < p.end && int(q.next-q.flush) < p.cfg.MaxInflightBytes {
+			off := int(q.next - p.base)
+			n := 0
+			for off+n < len(p.buf) {
+				fl, ok := PeekFrameLen(p.buf[off+n:])
+				if !ok || off+n+fl > len(p.buf) {
+					break
+				}
+				if n > 0 && n+fl > p.cfg.MaxAppendBytes {
+					break
+				}
+				n += fl
+			}
+			if n == 0 {
+				break
+			}
+			wal := p.buf[off : off+n]
+			outs = append(outs, Out{To: id, Msg: AppendRequest{Term: p.term, BeginLSN: q.next,
+				EndLSN: q.next + lsn.LSN(n), CommitLSN: p.commit, TruncateLSN: p.base, WAL: wal}})
+			q.next += lsn.LSN(n)
+			q.sentCommit = p.commit
+		}
+		if q.sentCommit < p.commit && q.next == p.end {
+			outs = append(outs, Out{To: id, Msg: AppendRequest{Term: p.term, BeginLSN: q.next,
+				EndLSN: q.next, CommitLSN: p.commit, TruncateLSN: p.base}})
+			q.sentCommit = p.commit
+		}
+	}
+	return outs
+}
+
+// MissingWAL reports WAL a streaming acceptor needs that the buffer no
+// longer (or not yet) holds, and which acceptor to read it from.
+func (p *Proposer) MissingWAL() (NeedWAL, bool) {
+	if p.phase != phaseElected {
+		return NeedWAL{}, false
+	}
+	start := p.base
+	for _, id := range p.order {
+		if q := p.peers[id]; q.streaming && q.next < start {
+			start = q.next
+		}
+	}
+	if start == p.base {
+		return NeedWAL{}, false
+	}
+	// Any acceptor that follows us and has the range will do; the donor
+	// has everything below the epoch start even before it follows us.
+	from := ""
+	var best lsn.LSN
+	for _, id := range p.order {
+		q := p.peers[id]
+		if q.streaming && q.flush >= p.base && q.flush > best {
+			from, best = id, q.flush
+		}
+	}
+	if from == "" && p.base <= p.epochStart {
+		from = p.donor
+	}
+	if from == "" {
+		return NeedWAL{}, false
+	}
+	return NeedWAL{From: from, Start: start, End: p.base}, true
+}
+
+// Recovered hands the proposer WAL [start, base) read for a NeedWAL. The
+// data must be whole valid frames.
+func (p *Proposer) Recovered(start lsn.LSN, data []byte) ([]Out, error) {
+	if p.phase != phaseElected {
+		return nil, nil
+	}
+	if start+lsn.LSN(len(data)) != p.base {
+		return nil, fmt.Errorf("%w: recovered %s+%d does not end at buffer start %s", ErrProtocol, start, len(data), p.base)
+	}
+	if ValidPrefix(data) != len(data) {
+		return nil, fmt.Errorf("%w: recovered WAL at %s: %w", ErrCorrupt, start, ErrFrame)
+	}
+	p.buf = append(append([]byte(nil), data...), p.buf...)
+	p.base = start
+	return p.pump(), nil
+}
+
+// ReadBuffered returns buffered WAL [start, end) if the proposer holds it.
+func (p *Proposer) ReadBuffered(start, end lsn.LSN) ([]byte, bool) {
+	if start < p.base || end > p.end || start > end {
+		return nil, false
+	}
+	return p.buf[start-p.base : end-p.base], true
+}
