@@ -281,18 +281,18 @@ func TestLastCommonPoint(t *testing.T) {
 		return out
 	}
 	for _, tc := range []struct {
-		name       string
-		a          TermHistory
-		aEnd       lsn.LSN
-		b          TermHistory
-		bEnd       lsn.LSN
-		want       lsn.LSN
+		name string
+		a    TermHistory
+		aEnd lsn.LSN
+		b    TermHistory
+		bEnd lsn.LSN
+		want lsn.LSN
 	}{
 		{"both empty", nil, 10, nil, 10, 10},
 		{"fresh acceptor", h(1, 10), 50, nil, 10, 10},
 		{"same term shorter wins", h(1, 10), 50, h(1, 10), 30, 30},
 		{"diverged after common term", h(1, 10, 2, 40), 60, h(1, 10, 3, 45), 70, 40},
-		{"diverged: acceptor stopped early", h(1, 10, 3, 45), 70, h(1, 10, 2, 40), 42, 42},
+		{"diverged: other term within the common one", h(1, 10, 3, 45), 70, h(1, 10, 2, 40), 42, 40},
 		{"no common term", h(2, 10), 50, h(1, 10), 30, 10},
 		{"entry beyond end ignored", h(1, 10, 2, 80), 60, h(1, 10), 60, 60},
 	} {
