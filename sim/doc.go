@@ -1,0 +1,32 @@
+// Package sim is Strata's deterministic simulator: a single-baton scheduler
+// with virtual time, the simulated clock seam, nodes with incarnations that
+// crash and restart on their surviving disks, fault plans, a rolling trace
+// hash, and the scenario harness that runs one seed.
+//
+// # Execution model
+//
+// Every task is a goroutine, but only the task holding the baton runs. A task
+// gives the baton back when it parks in Waiter.Wait (the only way the clock
+// package's primitives block) or returns. The scheduler then fires the
+// AfterFunc callbacks that are due (in deadline order, equal deadlines in
+// registration order), picks the next runnable task with the world's seeded
+// RNG, or, when none is runnable, advances virtual time to the next timer.
+// Computation takes no virtual time.
+//
+// # Invariants
+//
+//   - Exactly one goroutine touches simulator state at a time: either the
+//     scheduler goroutine or the task holding the baton. Baton hand-offs go
+//     through channels, which give the happens-before edges; no locks.
+//   - Everything that can change the outcome is hashed into the trace
+//     (scheduling decisions, time advances, random draws, delivered
+//     messages, crashes). Same seed, same hash, in any process.
+//   - Nothing in this package is a package-level mutable variable, so many
+//     worlds run in parallel in one process (strata sim -j).
+//   - A crashed incarnation never runs again: its parked tasks are resumed
+//     only to unwind (runtime.Goexit inside Wait), its timers never fire, and
+//     Go on its clock starts nothing.
+//   - A run never hangs: a deadlock (nothing runnable, no timer) is reported
+//     with every task and where it blocks; a task that blocks natively or
+//     spins past the watchdog's wall-clock bound is reported and abandoned.
+package sim

@@ -1,0 +1,176 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// EventKind classifies one hashed trace event.
+type EventKind uint8
+
+const (
+	// EvSched: the scheduler resumed task A out of B runnable ones.
+	EvSched EventKind = iota + 1
+	// EvTime: virtual time advanced to A nanoseconds.
+	EvTime
+	// EvRand: a seeded source (A = source id) drew value B.
+	EvRand
+	// EvSpawn: task A was created (B = hash of its name).
+	EvSpawn
+	// EvExit: task A ended (B = 1 if it was killed).
+	EvExit
+	// EvTimer: a timer registered as number A fired.
+	EvTimer
+	// EvMsg: a message was delivered (A = hash of endpoints, B = hash of bytes).
+	EvMsg
+	// EvNode: node A changed state (B = nodeCrash, nodeStop, nodeStart).
+	EvNode
+	// EvNote: a scenario-defined note (A, B = caller's values).
+	EvNote
+)
+
+var eventNames = [...]string{"?", "sched", "time", "rand", "spawn", "exit", "timer", "msg", "node", "note"}
+
+func (k EventKind) String() string {
+	if int(k) < len(eventNames) {
+		return eventNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Event is one hashed step of a run. It is small and flat so recording every
+// event (for --check-determinism) stays cheap.
+type Event struct {
+	Kind EventKind
+	// Task is the id of the task that held the baton (0: the scheduler).
+	Task int32
+	// At is the virtual time of the event.
+	At   time.Duration
+	A, B uint64
+}
+
+// maxRecordedEvents bounds the per-run event log kept for finding the first
+// divergent step; past it only the final hashes are compared.
+const maxRecordedEvents = 1 << 20
+
+// trace is the rolling hash plus optional recording and comparison.
+type trace struct {
+	hash   uint64
+	events uint64
+	// record, when non-nil, collects every event and the hash after it.
+	record *recording
+	// compare, when non-nil, is a previous run's recording; the first
+	// event that differs is kept in diverged.
+	compare  *recording
+	diverged *Divergence
+	// log, when non-nil, receives a human-readable line per event.
+	log io.Writer
+	// names resolves task ids for the log and for divergence reports.
+	names func(id int32) string
+}
+
+type recording struct {
+	events []Event
+	hashes []uint64
+	names  []string // task names by id, snapshot at the end of the run
+}
+
+// Divergence describes the first step where two runs of one seed differ.
+type Divergence struct {
+	// Step is the 0-based index of the first differing event.
+	Step uint64
+	// Want and Got describe the event in the first and second run.
+	Want, Got string
+}
+
+func (d *Divergence) String() string {
+	return fmt.Sprintf("first divergent step %d: first run %s; second run %s", d.Step, d.Want, d.Got)
+}
+
+const traceSeed = 0x243f6a8885a308d3 // pi, so an empty trace is not zero
+
+func mix(h, v uint64) uint64 {
+	h ^= v
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 31
+	h *= 0x94d049bb133111eb
+	h ^= h >> 29
+	return h
+}
+
+// add hashes one event.
+func (t *trace) add(e Event) {
+	h := mix(t.hash, uint64(e.Kind)<<32|uint64(uint32(e.Task)))
+	h = mix(h, uint64(e.At))
+	h = mix(h, e.A)
+	h = mix(h, e.B)
+	t.hash = h
+	i := t.events
+	t.events++
+	if r := t.record; r != nil && i < maxRecordedEvents {
+		r.events = append(r.events, e)
+		r.hashes = append(r.hashes, h)
+	}
+	if c := t.compare; c != nil && t.diverged == nil && i < uint64(len(c.hashes)) && c.hashes[i] != h {
+		t.diverged = &Divergence{Step: i, Want: describe(c.events[i], c.name), Got: describe(e, t.names)}
+	}
+	if t.log != nil {
+		fmt.Fprintln(t.log, describe(e, t.names))
+	}
+}
+
+func (r *recording) name(id int32) string {
+	if id >= 0 && int(id) < len(r.names) {
+		return r.names[id]
+	}
+	return fmt.Sprintf("task#%d", id)
+}
+
+func describe(e Event, names func(int32) string) string {
+	who := "scheduler"
+	if e.Task != 0 {
+		who = names(e.Task)
+	}
+	var what string
+	switch e.Kind {
+	case EvSched:
+		what = fmt.Sprintf("resume %s (of %d runnable)", names(int32(e.A)), e.B)
+	case EvTime:
+		what = fmt.Sprintf("advance time to %v", time.Duration(e.A))
+	case EvRand:
+		what = fmt.Sprintf("rand source %d drew %#x", e.A, e.B)
+	case EvSpawn:
+		what = fmt.Sprintf("spawn %s", names(int32(e.A)))
+	case EvExit:
+		what = fmt.Sprintf("exit %s (killed=%v)", names(int32(e.A)), e.B == 1)
+	case EvTimer:
+		what = fmt.Sprintf("timer #%d fired", e.A)
+	case EvMsg:
+		what = fmt.Sprintf("deliver message route=%#x body=%#x", e.A, e.B)
+	case EvNode:
+		what = fmt.Sprintf("node #%d %s", e.A, nodeEventName(e.B))
+	default:
+		what = fmt.Sprintf("%s a=%#x b=%#x", e.Kind, e.A, e.B)
+	}
+	return fmt.Sprintf("[%v] %s: %s", e.At, who, what)
+}
+
+// hashBytes is FNV-1a, used to fold names and message bodies into one word.
+func hashBytes(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+func hashString(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
