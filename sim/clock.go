@@ -1,8 +1,8 @@
 package sim
 
 import (
-	"context"
 	"container/heap"
+	"context"
 	"time"
 
 	"github.com/stratadb/strata/clock"
