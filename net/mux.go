@@ -165,6 +165,18 @@ func HandleUnary[Req, Resp proto.Message](m *Mux, method string, fn func(ctx con
 	}, nil)
 }
 
+// HandleUnaryBytes registers a unary method working on raw bytes, for
+// messages that are neither protobuf nor JSON (tests, opaque payloads).
+func HandleUnaryBytes(m *Mux, method string, fn func(ctx context.Context, req []byte) ([]byte, error)) {
+	m.register(method, func(ctx context.Context, b []byte) ([]byte, error) {
+		resp, err := fn(ctx, b)
+		if err == nil && len(resp) > MaxMessageBytes {
+			return nil, Errorf(ResourceExhausted, "%s: response is %d bytes, limit %d", method, len(resp), MaxMessageBytes)
+		}
+		return resp, err
+	}, nil)
+}
+
 // HandleUnaryJSON registers a unary method whose messages are JSON-encoded
 // Go values (control-plane messages). Unknown fields are refused.
 func HandleUnaryJSON[Req, Resp any](m *Mux, method string, fn func(ctx context.Context, req Req) (Resp, error)) {

@@ -58,6 +58,9 @@ type ServerStream interface {
 
 // ClientStream is the client's side of a stream.
 type ClientStream interface {
+	// Send sends one message. Once the stream has ended (the handler
+	// returned or the stream broke) it returns io.EOF, as gRPC does, and
+	// Recv reports how the stream ended.
 	Send(msg []byte) error
 	// Recv receives the next message; io.EOF when the handler returned nil,
 	// or a *Status error when it failed or the stream broke.
