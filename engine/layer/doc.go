@@ -1,0 +1,18 @@
+// Package layer holds layer names and layer files.
+//
+// A layer name (REFERENCE.md "Layer files and remote layout") says what a
+// layer covers: a delta layer holds values for a key range over a
+// half-open LSN range, an image layer holds values for a key range at one
+// LSN; the physical file name may carry the generation that wrote it.
+//
+// A layer file (docs/layer-files.md) is written once, atomically (temp
+// file, sync, rename, directory sync), and then only read. Its header,
+// block table, index and every compressed data block are covered by crc32c
+// checksums and the file's size is recorded in the header, so any
+// corruption is reported as ErrCorrupt: a reader never panics and never
+// returns a wrong value.
+//
+// Invariants: ParseName(n.String()) == n for every valid n, and n.String()
+// == s for every s ParseName accepts; entries in a file are sorted by (key,
+// LSN), unique, and inside the header's key and LSN ranges.
+package layer

@@ -1,0 +1,313 @@
+package layer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"slices"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/stratadb/strata/disk"
+	"github.com/stratadb/strata/engine/keys"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/walrec"
+)
+
+// reader is the part shared by DeltaReader and ImageReader: the open file,
+// its checked header and metadata, and a small cache of decompressed
+// blocks.
+type reader struct {
+	f      disk.File
+	path   string
+	h      header
+	blocks []blockInfo
+	index  []indexEntry
+	dec    *zstd.Decoder
+
+	// mu guards the cache and closed; it is never held across file I/O.
+	mu     sync.Mutex
+	closed bool
+	cache  map[uint32][]byte
+	order  []uint32 // cache insertion order, oldest first (FIFO eviction)
+}
+
+func open(fsys disk.FS, path string, want Kind) (*reader, error) {
+	f, err := fsys.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("layer: open %s: %w", path, err)
+	}
+	r, err := load(f, path, want)
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func load(f disk.File, path string, want Kind) (*reader, error) {
+	size, err := f.Size()
+	if err != nil {
+		return nil, fmt.Errorf("layer: %s: size: %w", path, err)
+	}
+	if size < headerSize {
+		return nil, fmt.Errorf("layer: %s: %w", path, corruptf("file of %d bytes is shorter than the %d-byte header", size, headerSize))
+	}
+	hb := make([]byte, headerSize)
+	if err := readAt(f, hb, 0); err != nil {
+		return nil, fmt.Errorf("layer: %s: %w", path, err)
+	}
+	h, err := decodeHeader(hb, size)
+	if err != nil {
+		return nil, fmt.Errorf("layer: %s: %w", path, err)
+	}
+	if h.Kind != want {
+		return nil, fmt.Errorf("layer: %s: %w", path, corruptf("file holds a %v layer, opened as %v", h.Kind, want))
+	}
+	mb := make([]byte, h.metaLen)
+	if err := readAt(f, mb, int64(h.metaOff)); err != nil {
+		return nil, fmt.Errorf("layer: %s: %w", path, err)
+	}
+	blocks, idx, err := decodeMeta(h, mb)
+	if err != nil {
+		return nil, fmt.Errorf("layer: %s: %w", path, err)
+	}
+	// Concurrency 1 keeps DecodeAll synchronous (no decoder goroutines);
+	// the memory cap bounds what a corrupt frame can make it allocate.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxBlockRawSize))
+	if err != nil {
+		return nil, fmt.Errorf("layer: zstd decoder: %w", err)
+	}
+	return &reader{f: f, path: path, h: h, blocks: blocks, index: idx, dec: dec, cache: make(map[uint32][]byte, maxCachedBlocks)}, nil
+}
+
+func readAt(f disk.File, p []byte, off int64) error {
+	n, err := f.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		return corruptf("short read of %d bytes at %d: got %d", len(p), off, n)
+	}
+	return err
+}
+
+// Summary describes the file (its header).
+func (r *reader) Summary() Summary { return r.h.Summary }
+
+// Close releases the file and the decoder. Further calls fail with
+// ErrClosed.
+func (r *reader) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.closed = true
+	r.cache = nil
+	r.mu.Unlock()
+	r.dec.Close()
+	return r.f.Close()
+}
+
+// block returns block i decompressed and checked. The returned bytes are
+// shared with the cache: callers copy what they keep.
+func (r *reader) block(i uint32) ([]byte, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if b, ok := r.cache[i]; ok {
+		r.mu.Unlock()
+		return b, nil
+	}
+	r.mu.Unlock()
+
+	bi := r.blocks[i]
+	comp := make([]byte, bi.compLen)
+	if err := readAt(r.f, comp, int64(bi.off)); err != nil {
+		return nil, fmt.Errorf("layer: %s: block %d: %w", r.path, i, err)
+	}
+	if got := crc(comp); got != bi.crc {
+		return nil, fmt.Errorf("layer: %s: block %d: %w", r.path, i, corruptf("crc32c %08x, stored %08x", got, bi.crc))
+	}
+	raw, err := r.dec.DecodeAll(comp, make([]byte, 0, bi.rawLen))
+	if err != nil {
+		return nil, fmt.Errorf("layer: %s: block %d: %w", r.path, i, corruptf("zstd: %v", err))
+	}
+	if len(raw) != int(bi.rawLen) {
+		return nil, fmt.Errorf("layer: %s: block %d: %w", r.path, i, corruptf("decompressed to %d bytes, want %d", len(raw), bi.rawLen))
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := r.cache[i]; !ok {
+		if len(r.order) >= maxCachedBlocks {
+			delete(r.cache, r.order[0])
+			r.order = r.order[1:]
+		}
+		r.cache[i] = raw
+		r.order = append(r.order, i)
+	}
+	return raw, nil
+}
+
+// value returns the stored bytes of index entry e (shared with the cache).
+func (r *reader) value(e indexEntry) ([]byte, error) {
+	b, err := r.block(e.block)
+	if err != nil {
+		return nil, err
+	}
+	return b[e.off : e.off+e.len], nil
+}
+
+// keyStart is the position of the first index entry with key >= k.
+func (r *reader) keyStart(k keys.Key) int {
+	i, _ := slices.BinarySearchFunc(r.index, k, func(e indexEntry, k keys.Key) int { return e.key.Compare(k) })
+	return i
+}
+
+// DeltaReader reads a delta layer file. It is safe for concurrent use.
+type DeltaReader struct{ r *reader }
+
+// OpenDelta opens and checks the header and index of a delta layer file.
+// A damaged file gives ErrCorrupt (here, or from a later read of a damaged
+// block).
+func OpenDelta(fsys disk.FS, path string) (*DeltaReader, error) {
+	r, err := open(fsys, path, KindDelta)
+	if err != nil {
+		return nil, err
+	}
+	return &DeltaReader{r: r}, nil
+}
+
+// Summary describes the file.
+func (d *DeltaReader) Summary() Summary { return d.r.Summary() }
+
+// Close releases the reader.
+func (d *DeltaReader) Close() error { return d.r.Close() }
+
+// Get returns key's entries with LSN in lsns, oldest first (the order Redo
+// wants them). No entries is not an error.
+func (d *DeltaReader) Get(key keys.Key, lsns lsn.Range) ([]DeltaEntry, error) {
+	var out []DeltaEntry
+	for i := d.r.keyStart(key); i < len(d.r.index) && d.r.index[i].key == key; i++ {
+		e := d.r.index[i]
+		if e.lsn < lsns.Start {
+			continue
+		}
+		if e.lsn >= lsns.End {
+			break
+		}
+		de, err := d.entry(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, de)
+	}
+	return out, nil
+}
+
+func (d *DeltaReader) entry(e indexEntry) (DeltaEntry, error) {
+	b, err := d.r.value(e)
+	if err != nil {
+		return DeltaEntry{}, err
+	}
+	v, err := walrec.DecodeValue(b)
+	if err != nil {
+		return DeltaEntry{}, fmt.Errorf("layer: %s: value %v@%v: %w: %w", d.r.path, e.key, e.lsn, ErrCorrupt, err)
+	}
+	return DeltaEntry{Key: e.key, LSN: e.lsn, Value: v}, nil
+}
+
+// Keys lists the distinct keys the layer holds, in order (from the index;
+// no data block is read).
+func (d *DeltaReader) Keys() []keys.Key { return distinctKeys(d.r.index) }
+
+// All yields every entry in (key, LSN) order. On an error it yields the
+// error once and stops.
+func (d *DeltaReader) All() iter.Seq2[DeltaEntry, error] {
+	return func(yield func(DeltaEntry, error) bool) {
+		for _, e := range d.r.index {
+			de, err := d.entry(e)
+			if err != nil {
+				yield(DeltaEntry{}, err)
+				return
+			}
+			if !yield(de, nil) {
+				return
+			}
+		}
+	}
+}
+
+// ImageReader reads an image layer file. It is safe for concurrent use.
+type ImageReader struct{ r *reader }
+
+// OpenImage opens and checks the header and index of an image layer file.
+func OpenImage(fsys disk.FS, path string) (*ImageReader, error) {
+	r, err := open(fsys, path, KindImage)
+	if err != nil {
+		return nil, err
+	}
+	return &ImageReader{r: r}, nil
+}
+
+// Summary describes the file.
+func (m *ImageReader) Summary() Summary { return m.r.Summary() }
+
+// Close releases the reader.
+func (m *ImageReader) Close() error { return m.r.Close() }
+
+// LSN is the layer's LSN.
+func (m *ImageReader) LSN() lsn.LSN { return m.r.h.LSNRange.Start }
+
+// Get returns a copy of key's image; found is false if the layer holds
+// none.
+func (m *ImageReader) Get(key keys.Key) (page []byte, found bool, err error) {
+	i := m.r.keyStart(key)
+	if i >= len(m.r.index) || m.r.index[i].key != key {
+		return nil, false, nil
+	}
+	b, err := m.r.value(m.r.index[i])
+	if err != nil {
+		return nil, false, err
+	}
+	return append(make([]byte, 0, len(b)), b...), true, nil
+}
+
+// Keys lists the keys the layer holds, in order.
+func (m *ImageReader) Keys() []keys.Key { return distinctKeys(m.r.index) }
+
+// All yields every entry in key order; pages are copies. On an error it
+// yields the error once and stops.
+func (m *ImageReader) All() iter.Seq2[ImageEntry, error] {
+	return func(yield func(ImageEntry, error) bool) {
+		for _, e := range m.r.index {
+			b, err := m.r.value(e)
+			if err != nil {
+				yield(ImageEntry{}, err)
+				return
+			}
+			if !yield(ImageEntry{Key: e.key, Page: append(make([]byte, 0, len(b)), b...)}, nil) {
+				return
+			}
+		}
+	}
+}
+
+func distinctKeys(idx []indexEntry) []keys.Key {
+	var out []keys.Key
+	for i, e := range idx {
+		if i == 0 || idx[i-1].key != e.key {
+			out = append(out, e.key)
+		}
+	}
+	return out
+}
