@@ -1,0 +1,26 @@
+// Package walstore holds one safekeeper timeline on disk: a control file
+// with the acceptor's persistent state and the WAL in fixed-size segment
+// files, all through the disk.FS seam.
+//
+// Layout under the timeline directory:
+//
+//	safekeeper.control      magic, version, JSON state, crc32c
+//	wal/<segno %016X>       sealed (full) segments
+//	wal/<segno>.partial     the segment holding the end of the WAL
+//
+// Segment n holds LSNs [n*SegmentBytes, (n+1)*SegmentBytes), so an LSN's
+// file offset is LSN mod SegmentBytes.
+//
+// Invariants:
+//   - The control file is replaced atomically (temp file, sync, rename,
+//     directory sync); a torn or bit-flipped one fails its checksum and is
+//     reported as ErrCorrupt, never used.
+//   - After Open the WAL on disk ends exactly at the flush LSN: bytes beyond
+//     the last valid frame are truncated and later segments removed, so no
+//     stale frame can ever reappear behind new writes.
+//   - Write is append-only at the flush LSN; Truncate is durable on return.
+//   - The flush LSN is found by scanning frames from the persisted commit
+//     LSN; if the valid WAL ends below that commit LSN the store refuses to
+//     open (ErrCorrupt): committed WAL is never silently lost or served
+//     damaged. Reads validate frames too.
+package walstore

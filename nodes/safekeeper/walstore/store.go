@@ -1,0 +1,410 @@
+package walstore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/stratadb/strata/disk"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/skproto"
+)
+
+const (
+	controlName   = "safekeeper.control"
+	walDir        = "wal"
+	partialSuffix = ".partial"
+)
+
+// MaxSegmentBytes bounds the segment size (a segment is read whole for
+// offload).
+const MaxSegmentBytes = 1 << 30
+
+// Store is one timeline's durable state. It is not safe for concurrent use;
+// the safekeeper serialises access per timeline.
+type Store struct {
+	fs      disk.FS
+	dir     string
+	ctl     Control
+	flush   lsn.LSN
+	partial disk.File // open handle on the segment holding flush
+	partSeg uint64
+	dirty   bool // written since the last Sync
+}
+
+// SegmentName is the file name of segment segno (without .partial).
+func SegmentName(segno uint64) string { return fmt.Sprintf("%016X", segno) }
+
+// Create makes a new timeline directory with control c and an empty WAL at
+// c.Acceptor.StartLSN, all durable.
+func Create(fsys disk.FS, dir string, c Control) (*Store, error) {
+	if c.SegmentBytes <= 0 || c.SegmentBytes > MaxSegmentBytes {
+		return nil, fmt.Errorf("walstore: segment size %d out of (0, %d]", c.SegmentBytes, MaxSegmentBytes)
+	}
+	if err := disk.MkdirAllDurable(fsys, path.Join(dir, walDir)); err != nil {
+		return nil, fmt.Errorf("walstore: create %s: %w", dir, err)
+	}
+	c.Acceptor.CommitLSN = max(c.Acceptor.CommitLSN, c.Acceptor.StartLSN)
+	s := &Store{fs: fsys, dir: dir, ctl: c, flush: c.Acceptor.StartLSN}
+	if err := s.openPartial(s.segno(s.flush), true); err != nil {
+		return nil, err
+	}
+	if err := fsys.SyncDir(path.Join(dir, walDir)); err != nil {
+		return nil, err
+	}
+	if err := s.PersistControl(c); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Exists reports whether dir holds a timeline.
+func Exists(fsys disk.FS, dir string) (bool, error) {
+	_, err := fsys.Stat(path.Join(dir, controlName))
+	if errors.Is(err, disk.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Open loads a timeline: it verifies the control file, finds the end of the
+// valid WAL by scanning frames from the persisted commit LSN, and cuts the
+// files back to exactly that end.
+func Open(fsys disk.FS, dir string) (*Store, error) {
+	b, err := disk.ReadFile(fsys, path.Join(dir, controlName))
+	if errors.Is(err, disk.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("walstore: read control %s: %w", dir, err)
+	}
+	c, err := DecodeControl(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	s := &Store{fs: fsys, dir: dir, ctl: c}
+	segs, err := s.listSegments()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkCommittedPresent(segs); err != nil {
+		return nil, err
+	}
+	scanFrom := max(c.Acceptor.CommitLSN, c.Acceptor.StartLSN)
+	end := scanFrom
+	if len(segs) > 0 {
+		last := segs[len(segs)-1]
+		end = max(end, lsn.LSN((last.segno+1)*uint64(c.SegmentBytes)))
+	}
+	data, err := s.readRaw(segs, scanFrom, end)
+	if err != nil {
+		return nil, err
+	}
+	s.flush = scanFrom + lsn.LSN(skproto.ValidPrefix(data))
+	if s.flush < c.Acceptor.CommitLSN {
+		return nil, fmt.Errorf("%w: %s: WAL ends at %s below committed %s", ErrCorrupt, dir, s.flush, c.Acceptor.CommitLSN)
+	}
+	if err := s.normalize(segs); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkCommittedPresent verifies that every segment holding committed WAL
+// exists and that the last one reaches the commit LSN: scanning starts at
+// the commit LSN, so a lost file below it would otherwise go unnoticed.
+func (s *Store) checkCommittedPresent(segs []segFile) error {
+	start, commit := s.ctl.Acceptor.StartLSN, s.ctl.Acceptor.CommitLSN
+	if commit <= start {
+		return nil
+	}
+	have := map[uint64]segFile{}
+	for _, sf := range segs {
+		have[sf.segno] = sf
+	}
+	last := s.segno(commit - 1)
+	for n := s.segno(start); n <= last; n++ {
+		if _, ok := have[n]; !ok {
+			return fmt.Errorf("%w: %s: segment %s holding committed WAL is missing", ErrCorrupt, s.dir, SegmentName(n))
+		}
+	}
+	fi, err := s.fs.Stat(path.Join(s.dir, walDir, have[last].name))
+	if err != nil {
+		return fmt.Errorf("walstore: stat segment: %w", err)
+	}
+	if need := int64(commit-1)%s.ctl.SegmentBytes + 1; fi.Size() < need {
+		return fmt.Errorf("%w: %s: segment %s is %d bytes, committed WAL needs %d", ErrCorrupt, s.dir, SegmentName(last), fi.Size(), need)
+	}
+	return nil
+}
+
+type segFile struct {
+	segno   uint64
+	partial bool
+	name    string
+}
+
+func (s *Store) listSegments() ([]segFile, error) {
+	ents, err := s.fs.ReadDir(path.Join(s.dir, walDir))
+	if err != nil {
+		return nil, fmt.Errorf("walstore: list %s: %w", s.dir, err)
+	}
+	var out []segFile
+	for _, e := range ents {
+		name := e.Name()
+		base, partial := strings.CutSuffix(name, partialSuffix)
+		n, err := strconv.ParseUint(base, 16, 64)
+		if err != nil || len(base) != 16 {
+			continue // temp files and strangers are ignored
+		}
+		if len(out) > 0 && out[len(out)-1].segno == n {
+			// Both "n" and "n.partial": a crash between rename steps;
+			// the sealed one is the complete copy.
+			if !partial {
+				out[len(out)-1] = segFile{segno: n, name: name}
+			}
+			continue
+		}
+		out = append(out, segFile{segno: n, partial: partial, name: name})
+	}
+	return out, nil
+}
+
+func (s *Store) segno(l lsn.LSN) uint64 { return uint64(l) / uint64(s.ctl.SegmentBytes) }
+
+func (s *Store) segPath(segno uint64, partial bool) string {
+	name := SegmentName(segno)
+	if partial {
+		name += partialSuffix
+	}
+	return path.Join(s.dir, walDir, name)
+}
+
+// readRaw reads [from, to) from the segment files, stopping early (without
+// error) at the first missing segment or short file.
+func (s *Store) readRaw(segs []segFile, from, to lsn.LSN) ([]byte, error) {
+	byNo := map[uint64]segFile{}
+	for _, sf := range segs {
+		byNo[sf.segno] = sf
+	}
+	var out []byte
+	for pos := from; pos < to; {
+		n := s.segno(pos)
+		sf, ok := byNo[n]
+		if !ok {
+			break
+		}
+		segEnd := lsn.LSN((n + 1) * uint64(s.ctl.SegmentBytes))
+		want := min(to, segEnd) - pos
+		f, err := s.fs.Open(path.Join(s.dir, walDir, sf.name))
+		if err != nil {
+			return nil, fmt.Errorf("walstore: open segment %s: %w", sf.name, err)
+		}
+		buf := make([]byte, want)
+		k, err := f.ReadAt(buf, int64(pos)%s.ctl.SegmentBytes)
+		_ = f.Close()
+		out = append(out, buf[:k]...)
+		if k < int(want) {
+			if err != nil && !isEOF(err) {
+				return nil, fmt.Errorf("walstore: read segment %s: %w", sf.name, err)
+			}
+			break
+		}
+		pos += want
+	}
+	return out, nil
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+// normalize makes the files match the flush LSN exactly: earlier segments
+// sealed, the flush segment partial and cut at flush, later ones removed.
+func (s *Store) normalize(segs []segFile) error {
+	fseg := s.segno(s.flush)
+	for _, sf := range segs {
+		switch {
+		case sf.segno > fseg:
+			if err := s.fs.Remove(s.segPath(sf.segno, sf.partial)); err != nil {
+				return fmt.Errorf("walstore: remove stale segment %s: %w", sf.name, err)
+			}
+		case sf.segno < fseg && sf.partial:
+			if err := s.fs.Rename(s.segPath(sf.segno, true), s.segPath(sf.segno, false)); err != nil {
+				return fmt.Errorf("walstore: seal segment %s: %w", sf.name, err)
+			}
+		case sf.segno == fseg && !sf.partial:
+			if err := s.fs.Rename(s.segPath(sf.segno, false), s.segPath(sf.segno, true)); err != nil {
+				return fmt.Errorf("walstore: reopen segment %s: %w", sf.name, err)
+			}
+		}
+	}
+	if err := s.openPartial(fseg, false); err != nil {
+		return err
+	}
+	if err := s.partial.Truncate(int64(s.flush) % s.ctl.SegmentBytes); err != nil {
+		return fmt.Errorf("walstore: cut WAL at %s: %w", s.flush, err)
+	}
+	if err := s.partial.Sync(); err != nil {
+		return fmt.Errorf("walstore: sync: %w", err)
+	}
+	return s.fs.SyncDir(path.Join(s.dir, walDir))
+}
+
+// openPartial opens (creating if needed) segment segno as the partial one.
+func (s *Store) openPartial(segno uint64, create bool) error {
+	if s.partial != nil {
+		_ = s.partial.Close()
+		s.partial = nil
+	}
+	name := s.segPath(segno, true)
+	f, err := s.fs.OpenRW(name)
+	if errors.Is(err, disk.ErrNotExist) || create {
+		f, err = s.fs.Create(name)
+	}
+	if err != nil {
+		return fmt.Errorf("walstore: open %s: %w", name, err)
+	}
+	s.partial, s.partSeg = f, segno
+	return nil
+}
+
+// Control returns the last persisted control state.
+func (s *Store) Control() Control {
+	c := s.ctl
+	c.Acceptor = c.Acceptor.Clone()
+	return c
+}
+
+// FlushLSN is the end of the WAL written (durable after Sync).
+func (s *Store) FlushLSN() lsn.LSN { return s.flush }
+
+// SegmentBytes is the segment size.
+func (s *Store) SegmentBytes() int64 { return s.ctl.SegmentBytes }
+
+// PersistControl durably replaces the control file.
+func (s *Store) PersistControl(c Control) error {
+	b, err := EncodeControl(c)
+	if err != nil {
+		return err
+	}
+	if err := disk.WriteFileAtomic(s.fs, path.Join(s.dir, controlName), b); err != nil {
+		return fmt.Errorf("walstore: persist control: %w", err)
+	}
+	s.ctl = c
+	s.ctl.Acceptor = c.Acceptor.Clone()
+	return nil
+}
+
+// Write appends data at the flush LSN. It is durable only after Sync.
+// Crossing a segment end seals the full segment (synced, renamed) and
+// starts the next.
+func (s *Store) Write(at lsn.LSN, data []byte) error {
+	if at != s.flush {
+		return fmt.Errorf("%w: write at %s, WAL ends at %s", ErrRange, at, s.flush)
+	}
+	for len(data) > 0 {
+		off := int64(s.flush) % s.ctl.SegmentBytes
+		n := min(int64(len(data)), s.ctl.SegmentBytes-off)
+		if _, err := s.partial.WriteAt(data[:n], off); err != nil {
+			return fmt.Errorf("walstore: write at %s: %w", s.flush, err)
+		}
+		s.dirty = true
+		s.flush += lsn.LSN(n)
+		data = data[n:]
+		if off+n == s.ctl.SegmentBytes {
+			if err := s.seal(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) seal() error {
+	if err := s.partial.Sync(); err != nil {
+		return fmt.Errorf("walstore: sync segment: %w", err)
+	}
+	_ = s.partial.Close()
+	s.partial = nil
+	done := s.partSeg
+	if err := s.fs.Rename(s.segPath(done, true), s.segPath(done, false)); err != nil {
+		return fmt.Errorf("walstore: seal segment %s: %w", SegmentName(done), err)
+	}
+	if err := s.openPartial(done+1, true); err != nil {
+		return err
+	}
+	return s.fs.SyncDir(path.Join(s.dir, walDir))
+}
+
+// Sync makes every Write durable.
+func (s *Store) Sync() error {
+	if !s.dirty {
+		return nil
+	}
+	if err := s.partial.Sync(); err != nil {
+		return fmt.Errorf("walstore: sync: %w", err)
+	}
+	s.dirty = false
+	return nil
+}
+
+// Truncate durably cuts the WAL back to to (≤ flush).
+func (s *Store) Truncate(to lsn.LSN) error {
+	if to > s.flush || to < s.ctl.Acceptor.StartLSN {
+		return fmt.Errorf("%w: truncate to %s, WAL is [%s, %s)", ErrRange, to, s.ctl.Acceptor.StartLSN, s.flush)
+	}
+	segs, err := s.listSegments()
+	if err != nil {
+		return err
+	}
+	s.flush = to
+	s.dirty = false
+	return s.normalize(segs)
+}
+
+// Read returns WAL [from, to), which must lie within the flushed WAL and
+// start on a frame boundary; damaged frames are reported as ErrCorrupt.
+func (s *Store) Read(from, to lsn.LSN) ([]byte, error) {
+	if from > to || to > s.flush || from < s.ctl.Acceptor.StartLSN {
+		return nil, fmt.Errorf("%w: read %s..%s, WAL is [%s, %s)", ErrRange, from, to, s.ctl.Acceptor.StartLSN, s.flush)
+	}
+	segs, err := s.listSegments()
+	if err != nil {
+		return nil, err
+	}
+	data, err := s.readRaw(segs, from, to)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) != int(to-from) || skproto.ValidPrefix(data) != len(data) {
+		return nil, fmt.Errorf("%w: %s: WAL %s..%s fails its frame checks", ErrCorrupt, s.dir, from, to)
+	}
+	return data, nil
+}
+
+// ReadSegment returns the whole of sealed segment segno (for offload).
+func (s *Store) ReadSegment(segno uint64) ([]byte, error) {
+	if segno >= s.segno(s.flush) {
+		return nil, fmt.Errorf("%w: segment %s is not sealed", ErrRange, SegmentName(segno))
+	}
+	b, err := disk.ReadFile(s.fs, s.segPath(segno, false))
+	if err != nil {
+		return nil, fmt.Errorf("walstore: read segment %s: %w", SegmentName(segno), err)
+	}
+	if int64(len(b)) != s.ctl.SegmentBytes {
+		return nil, fmt.Errorf("%w: segment %s has %d bytes", ErrCorrupt, SegmentName(segno), len(b))
+	}
+	return b, nil
+}
+
+// Close releases the open segment.
+func (s *Store) Close() error {
+	if s.partial == nil {
+		return nil
+	}
+	err := s.partial.Close()
+	s.partial = nil
+	return err
+}
