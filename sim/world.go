@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/stratadb/strata/disk/objstore"
 )
 
 // Errors a run can end with. Reports wrap these so callers (and tests) can
@@ -92,6 +94,8 @@ type World struct {
 	running   atomic.Pointer[task]
 	abandoned atomic.Bool
 
+	net     netLayer
+	store   objstore.Store
 	root    *incarnation
 	nodes   []*Node
 	byID    map[string]*Node

@@ -1,0 +1,204 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stratadb/strata/disk"
+	"github.com/stratadb/strata/nodes/node"
+)
+
+// TestCrashUnwindsAndRestartSeesDurableDisk checks the crash contract the
+// world enforces: tasks and timers of the old incarnation stop, deferred
+// calls run, old file handles fail, unsynced data is gone, and the restart
+// runs the start-up code again on the surviving disk.
+func TestCrashUnwindsAndRestartSeesDurableDisk(t *testing.T) {
+	w := New(Options{Seed: 9, MaxVirtualTime: 3 * time.Hour})
+	var (
+		starts       []int
+		unwound      int
+		timerFired   bool
+		afterCrash   bool
+		oldHandleErr error
+		recovered    string
+	)
+	var oldFile disk.File
+	err := w.Run(func(w *World) error {
+		n := w.AddNode("n1", func(env node.Env) error {
+			starts = append(starts, w.Node("n1").Incarnation())
+			if w.Node("n1").Incarnation() == 1 {
+				f, err := env.Disk.Create("data")
+				if err != nil {
+					return err
+				}
+				if err := env.Disk.SyncDir("."); err != nil {
+					return err
+				}
+				if _, err := f.Write([]byte("durable|")); err != nil {
+					return err
+				}
+				if err := f.Sync(); err != nil {
+					return err
+				}
+				if _, err := f.Write([]byte("lost")); err != nil {
+					return err
+				}
+				oldFile = f
+				for i := 0; i < 3; i++ {
+					env.Clock.Go(context.Background(), "worker", func(context.Context) {
+						defer func() { unwound++ }()
+						env.Clock.NewWaiter().Wait() // parks forever
+					})
+				}
+				env.Clock.AfterFunc(time.Hour, func() { timerFired = true })
+				return nil
+			}
+			f, err := env.Disk.Open("data")
+			if err != nil {
+				return err
+			}
+			b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
+			recovered = string(b)
+			return err
+		})
+		w.Sleep(time.Second)
+		env := n.Env()
+		n.Crash(false)
+		env.Clock.Go(context.Background(), "too-late", func(context.Context) { afterCrash = true })
+		_, oldHandleErr = oldFile.Write([]byte("x"))
+		n.Restart()
+		w.Sleep(2 * time.Hour)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(starts) != 2 || starts[0] != 1 || starts[1] != 2 {
+		t.Errorf("start-up ran for incarnations %v, want [1 2]", starts)
+	}
+	if unwound != 3 {
+		t.Errorf("%d of 3 tasks unwound", unwound)
+	}
+	if timerFired || afterCrash {
+		t.Errorf("dead incarnation still acted: timer=%v go=%v", timerFired, afterCrash)
+	}
+	if !errors.Is(oldHandleErr, disk.ErrCrashed) {
+		t.Errorf("old handle: %v, want ErrCrashed", oldHandleErr)
+	}
+	if recovered != "durable|" {
+		t.Errorf("recovered %q, want only the synced bytes", recovered)
+	}
+}
+
+// TestNodeCrashesItself: a node task that crashes its own node never
+// returns from Crash.
+func TestNodeCrashesItself(t *testing.T) {
+	w := New(Options{Seed: 2})
+	var returned bool
+	err := w.Run(func(w *World) error {
+		w.AddNode("n", func(env node.Env) error {
+			env.Clock.Go(context.Background(), "fatal", func(context.Context) {
+				w.Node("n").Crash(false)
+				returned = true
+			})
+			return nil
+		})
+		w.Sleep(time.Second)
+		if w.Node("n").Up() {
+			return errors.New("node still up")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if returned {
+		t.Fatal("Crash returned inside the crashed incarnation")
+	}
+}
+
+func TestStartErrorTakesNodeDown(t *testing.T) {
+	w := New(Options{Seed: 2})
+	err := w.Run(func(w *World) error {
+		n := w.AddNode("n", func(env node.Env) error { return errors.New("no config") })
+		w.Sleep(time.Millisecond)
+		if n.Up() || n.StartErr() == nil {
+			return errors.New("failed start-up left the node up")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNodeWallClockOffsetAndDrift(t *testing.T) {
+	w := New(Options{Seed: 2})
+	err := w.Run(func(w *World) error {
+		a := w.AddNode("a", func(node.Env) error { return nil })
+		b := w.AddNode("b", func(node.Env) error { return nil })
+		b.SetClock(time.Minute, 0.001)
+		w.Sleep(1000 * time.Second)
+		d := b.Env().Clock.Now().Sub(a.Env().Clock.Now())
+		if d != time.Minute+time.Second {
+			return errors.New("wall skew " + d.String())
+		}
+		if a.Env().Clock.Mono() != b.Env().Clock.Mono() {
+			return errors.New("mono time differs between nodes")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLogsCarryVirtualTimeNotWallTime(t *testing.T) {
+	var out strings.Builder
+	w := New(Options{Seed: 2, Log: &out})
+	err := w.Run(func(w *World) error {
+		n := w.AddNode("n7", func(node.Env) error { return nil })
+		w.Sleep(1500 * time.Millisecond)
+		n.Env().Log.Info("hello", "k", 1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := out.String()
+	if !strings.Contains(line, "vt=1.5s") || !strings.Contains(line, "node=n7") || strings.Contains(line, "time=") {
+		t.Fatalf("log line %q", line)
+	}
+}
+
+func TestFailpointsPerNode(t *testing.T) {
+	w := New(Options{Seed: 2})
+	err := w.Run(func(w *World) error {
+		a := w.AddNode("a", func(node.Env) error { return nil })
+		b := w.AddNode("b", func(node.Env) error { return nil })
+		if err := a.SetFailpoint("x", "return(true)"); err != nil {
+			return err
+		}
+		if a.SetFailpoint("y", "50%return(true)") == nil {
+			return errors.New("probability terms accepted")
+		}
+		if _, err := a.Env().Failpoints.Eval("x"); err != nil {
+			return err
+		}
+		if _, err := b.Env().Failpoints.Eval("x"); err == nil {
+			return errors.New("failpoint leaked to another node")
+		}
+		a.Restart()
+		if _, err := a.Env().Failpoints.Eval("x"); err != nil {
+			return errors.New("failpoint lost on restart")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
