@@ -24,11 +24,11 @@ func newKeyCmd() *cobra.Command {
 
 // keyExplainOutput is the JSON shape of `strata key explain --json`.
 type keyExplainOutput struct {
-	Key    string      `json:"key"`
-	Fields keyFields   `json:"fields"`
-	Class  string      `json:"class"`
-	Rel    *relOutput  `json:"rel,omitempty"`
-	Block  *uint32     `json:"block,omitempty"`
+	Key    string     `json:"key"`
+	Fields keyFields  `json:"fields"`
+	Class  string     `json:"class"`
+	Rel    *relOutput `json:"rel,omitempty"`
+	Block  *uint32    `json:"block,omitempty"`
 	// Shard and the fields after it are present only with --count.
 	Shard      *uint8  `json:"shard,omitempty"`
 	ShardCount *uint8  `json:"shard_count,omitempty"`
