@@ -185,14 +185,20 @@ func (l *Layer[V]) Collect(key keys.Key, lo, hi lsn.LSN, dst []Entry[V]) ([]Entr
 	return dst, false
 }
 
-// Keys returns the keys held, sorted. The layer must be frozen.
-func (l *Layer[V]) Keys() ([]keys.Key, error) {
+// Keys returns the keys held, sorted. For a frozen layer the slice is shared
+// (do not modify); for an open layer it is a fresh copy.
+func (l *Layer[V]) Keys() []keys.Key {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if !l.frozen {
-		return nil, ErrNotFrozen
+	if l.frozen {
+		return l.sorted
 	}
-	return l.sorted, nil
+	ks := make([]keys.Key, 0, len(l.chains))
+	for k := range l.chains {
+		ks = append(ks, k)
+	}
+	slices.SortFunc(ks, keys.Key.Compare)
+	return ks
 }
 
 // Iterate calls fn for every entry in (key, LSN) order, stopping at the first

@@ -23,32 +23,22 @@ var (
 	ErrMissing = errors.New("layermap: layer not in map")
 )
 
-// LSNRange is the half-open LSN range [Start, End).
-type LSNRange struct {
-	Start, End lsn.LSN
-}
-
-// Contains reports whether l lies in r.
-func (r LSNRange) Contains(l lsn.LSN) bool { return l >= r.Start && l < r.End }
-
-func (r LSNRange) String() string { return r.Start.String() + "-" + r.End.String() }
-
 // Desc describes a historic layer.
 type Desc struct {
 	Keys keys.Range
-	LSNs LSNRange
+	LSNs lsn.Range
 	// Image marks an image layer at LSN LSNs.Start (LSNs.End == LSNs.Start+1).
 	Image bool
 }
 
 // ImageDesc describes an image layer at LSN at.
 func ImageDesc(r keys.Range, at lsn.LSN) Desc {
-	return Desc{Keys: r, LSNs: LSNRange{at, at + 1}, Image: true}
+	return Desc{Keys: r, LSNs: lsn.Range{Start: at, End: at + 1}, Image: true}
 }
 
 // DeltaDesc describes a delta layer over [start, end).
 func DeltaDesc(r keys.Range, start, end lsn.LSN) Desc {
-	return Desc{Keys: r, LSNs: LSNRange{start, end}}
+	return Desc{Keys: r, LSNs: lsn.Range{Start: start, End: end}}
 }
 
 func (d Desc) String() string {

@@ -1,0 +1,280 @@
+package timeline
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/stratadb/strata/engine/keys"
+	"github.com/stratadb/strata/engine/layer"
+	"github.com/stratadb/strata/engine/layermap"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/walrec"
+)
+
+// pageBytes is what compaction charges per key when it partitions the key
+// space for image layers.
+const pageBytes = keys.BlockSize
+
+// CompactStats says what one compaction did.
+type CompactStats struct {
+	L0Merged       int // L0 deltas merged
+	L1Written      int // L1 deltas written
+	ImagesWritten  int // image layers written
+	ImageKeysTotal int // keys in the written images
+}
+
+// Compact runs both compaction steps: merge L0 deltas into key-partitioned
+// L1 deltas once there are CompactionThreshold of them, then write image
+// layers at disk_consistent_lsn for key partitions with at least
+// ImageCreationThreshold deltas above their newest image.
+func (t *Timeline) Compact() (CompactStats, error) {
+	var st CompactStats
+	if err := t.compactL0(&st); err != nil {
+		return st, err
+	}
+	if err := t.createImages(&st); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// compactL0 merges the oldest L0 deltas (a contiguous LSN run) into L1
+// deltas split at key boundaries every CompactionTargetSizeBytes. The L1s
+// cover exactly the L0s' LSN range, so the map never holds two deltas for
+// one (key, LSN) after the atomic swap.
+func (t *Timeline) compactL0(st *CompactStats) error {
+	cfg := t.tenant.cfg
+	t.mu.Lock()
+	m, files, dcl, cutoff := t.layers, t.files, t.diskConsistentLSN, t.gcCutoff
+	t.mu.Unlock()
+	var l0 []*fileLayer
+	for _, l := range m.Historic() {
+		if isL0(l.Desc()) {
+			l0 = append(l0, l.(*fileLayer))
+		}
+	}
+	if len(l0) < cfg.CompactionThreshold {
+		return nil
+	}
+	slices.SortFunc(l0, func(a, b *fileLayer) int { return cmpLSN(a.desc.LSNs.Start, b.desc.LSNs.Start) })
+	if len(l0) > cfg.MaxL0Merge {
+		l0 = l0[:cfg.MaxL0Merge]
+	}
+	lr := lsn.Range{Start: l0[0].desc.LSNs.Start, End: l0[len(l0)-1].desc.LSNs.End}
+	// The inputs are bounded (MaxL0Merge × checkpoint distance), so a merge
+	// in memory is enough: gather, then sort by (key, LSN).
+	var all []layer.DeltaEntry
+	for _, l := range l0 {
+		for e, err := range l.delta.All() {
+			if err != nil {
+				return fmt.Errorf("timeline %s: compact: read %s: %w", t.id, l.name, err)
+			}
+			all = append(all, e)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b layer.DeltaEntry) int {
+		if c := a.Key.Compare(b.Key); c != 0 {
+			return c
+		}
+		return cmpLSN(a.LSN, b.LSN)
+	})
+	var added []layermap.Layer[walrec.Value]
+	newFiles := slices.Clone(files)
+	fail := func(err error) error {
+		closeLayers(added)
+		return err
+	}
+	for start := 0; start < len(all); {
+		end, size := start, int64(0)
+		for end < len(all) && (end == start || size < cfg.CompactionTargetSizeBytes || all[end].Key == all[end-1].Key) {
+			size += entryBytes(all[end].Value)
+			end++
+		}
+		chunk := all[start:end]
+		kr := keys.Range{Start: chunk[0].Key, End: chunk[len(chunk)-1].Key.Next()}
+		name := layer.DeltaName(kr, lr).WithGeneration(t.tenant.gen)
+		if _, err := layer.WriteDelta(t.tenant.fs, t.dir+"/"+name.String(), kr, lr, chunk); err != nil {
+			return fail(fmt.Errorf("timeline %s: compact: write %s: %w", t.id, name, err))
+		}
+		fl, err := openFileLayer(t.tenant.fs, t.dir, name)
+		if err != nil {
+			return fail(err)
+		}
+		added = append(added, fl)
+		newFiles = insertSorted(newFiles, name.String())
+		start = end
+	}
+	removed := make([]layermap.Layer[walrec.Value], len(l0))
+	for i, l := range l0 {
+		removed[i] = l
+		newFiles = slices.DeleteFunc(newFiles, func(s string) bool { return s == l.name.String() })
+	}
+	nm, err := m.Replace(added, removed, 0)
+	if err != nil {
+		return fail(fmt.Errorf("timeline %s: compact: %w", t.id, err))
+	}
+	if err := t.persist(newFiles, dcl, cutoff); err != nil {
+		return fail(err)
+	}
+	t.mu.Lock()
+	t.layers, t.files = nm, newFiles
+	t.mu.Unlock()
+	st.L0Merged, st.L1Written = len(l0), len(added)
+	t.log.Info("compacted L0", "merged", len(l0), "l1", len(added), "lsn_range", lr.String())
+	return t.removeFiles(removed)
+}
+
+// removeFiles closes and deletes layers no longer listed in the durable
+// metadata. A failure leaves an unlisted file, which the next Open removes.
+func (t *Timeline) removeFiles(ls []layermap.Layer[walrec.Value]) error {
+	var errs []error
+	for _, l := range ls {
+		f := l.(*fileLayer)
+		_ = f.close()
+		if err := t.tenant.fs.Remove(t.dir + "/" + f.name.String()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(ls) > 0 {
+		if err := t.tenant.fs.SyncDir(t.dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("timeline %s: remove layers: %w", t.id, err)
+	}
+	return nil
+}
+
+func entryBytes(v walrec.Value) int64 {
+	_, n := valueInfo(v)
+	return int64(n) + 32
+}
+
+func cmpLSN(a, b lsn.LSN) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// partitions splits the key space into ranges tiling [Min, Max), each with
+// about CompactionTargetSizeBytes/pageBytes of the given sorted keys.
+func partitions(ks []keys.Key, targetBytes int64) []keys.Range {
+	per := max(1, int(targetBytes/pageBytes))
+	var out []keys.Range
+	for i := 0; i < len(ks); i += per {
+		r := keys.Range{Start: ks[i], End: keys.Max}
+		if i == 0 {
+			r.Start = keys.Min
+		}
+		if i+per < len(ks) {
+			r.End = ks[i+per]
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// createImages writes an image layer at disk_consistent_lsn for every key
+// partition whose delta chain above its newest covering image has reached
+// ImageCreationThreshold layers. An image holds every key that has a value
+// at its LSN (the layer map relies on that: a key an image covers but does
+// not hold did not exist).
+func (t *Timeline) createImages(st *CompactStats) error {
+	cfg := t.tenant.cfg
+	t.mu.Lock()
+	m, files, dcl, cutoff := t.layers, t.files, t.diskConsistentLSN, t.gcCutoff
+	t.mu.Unlock()
+	if dcl <= t.initLSN {
+		return nil
+	}
+	var imageLSNs []lsn.LSN
+	for _, l := range m.Historic() {
+		if d := l.Desc(); d.Image {
+			imageLSNs = append(imageLSNs, d.LSNs.Start)
+		}
+	}
+	slices.Sort(imageLSNs)
+	imageLSNs = slices.Compact(imageLSNs)
+	ks := t.keysAt(dcl)
+	var added []layermap.Layer[walrec.Value]
+	newFiles := slices.Clone(files)
+	fail := func(err error) error {
+		closeLayers(added)
+		return err
+	}
+	var r layermap.Result[walrec.Value]
+	var vals []walrec.Value
+	for _, p := range partitions(ks, cfg.CompactionTargetSizeBytes) {
+		// The newest LSN from which images cover the whole partition.
+		var base lsn.LSN
+		for i := len(imageLSNs) - 1; i >= 0; i-- {
+			if m.ImagesCover(p, imageLSNs[i], dcl) {
+				base = imageLSNs[i]
+				break
+			}
+		}
+		if base == dcl {
+			continue
+		}
+		deltas := 0
+		for _, l := range m.Historic() {
+			if d := l.Desc(); !d.Image && d.Keys.Overlaps(p) && d.LSNs.End-1 > base {
+				deltas++
+			}
+		}
+		if deltas < cfg.ImageCreationThreshold {
+			continue
+		}
+		var entries []layer.ImageEntry
+		for _, k := range ks {
+			if !p.Contains(k) {
+				continue
+			}
+			var page []byte
+			var err error
+			if err = t.search(k, dcl, &r); err == nil {
+				page, vals, err = reconstruct(k, dcl, &r, vals)
+			}
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return fail(fmt.Errorf("timeline %s: image of %s: %w", t.id, k, err))
+			}
+			entries = append(entries, layer.ImageEntry{Key: k, Page: page})
+		}
+		name := layer.ImageName(p, dcl).WithGeneration(t.tenant.gen)
+		if _, err := layer.WriteImage(t.tenant.fs, t.dir+"/"+name.String(), p, dcl, entries); err != nil {
+			return fail(fmt.Errorf("timeline %s: write %s: %w", t.id, name, err))
+		}
+		fl, err := openFileLayer(t.tenant.fs, t.dir, name)
+		if err != nil {
+			return fail(err)
+		}
+		added = append(added, fl)
+		newFiles = insertSorted(newFiles, name.String())
+		st.ImageKeysTotal += len(entries)
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	nm, err := m.Replace(added, nil, 0)
+	if err != nil {
+		return fail(fmt.Errorf("timeline %s: images: %w", t.id, err))
+	}
+	if err := t.persist(newFiles, dcl, cutoff); err != nil {
+		return fail(err)
+	}
+	t.mu.Lock()
+	t.layers, t.files = nm, newFiles
+	t.mu.Unlock()
+	st.ImagesWritten = len(added)
+	t.log.Info("created images", "layers", len(added), "lsn", dcl)
+	return nil
+}
