@@ -20,35 +20,47 @@ const (
 	ClassSparseMetadata
 )
 
-var classNames = [...]string{
-	ClassUnknown:        "unknown",
-	ClassRelBlock:       "rel-block",
-	ClassRelSize:        "rel-size",
-	ClassDbDir:          "db-dir",
-	ClassRelMap:         "rel-map",
-	ClassRelDir:         "rel-dir",
-	ClassSlruDir:        "slru-dir",
-	ClassSlruBlock:      "slru-block",
-	ClassSlruSize:       "slru-size",
-	ClassControlFile:    "control-file",
-	ClassCheckpoint:     "checkpoint",
-	ClassAuxFiles:       "aux-files",
-	ClassSparseMetadata: "sparse-metadata",
-}
-
 func (c Class) String() string {
-	if int(c) < len(classNames) {
-		return classNames[c]
+	switch c {
+	case ClassRelBlock:
+		return "rel-block"
+	case ClassRelSize:
+		return "rel-size"
+	case ClassDbDir:
+		return "db-dir"
+	case ClassRelMap:
+		return "rel-map"
+	case ClassRelDir:
+		return "rel-dir"
+	case ClassSlruDir:
+		return "slru-dir"
+	case ClassSlruBlock:
+		return "slru-block"
+	case ClassSlruSize:
+		return "slru-size"
+	case ClassControlFile:
+		return "control-file"
+	case ClassCheckpoint:
+		return "checkpoint"
+	case ClassAuxFiles:
+		return "aux-files"
+	case ClassSparseMetadata:
+		return "sparse-metadata"
 	}
 	return "unknown"
 }
 
-// SparseStart and SparseEnd bound the sparse metadata keyspace: every key
-// with field1 in 0x60..0x7F.
-var (
-	SparseStart = Key{Field1: 0x60}
-	SparseEnd   = Key{Field1: 0x80}
+// The sparse metadata keyspace is every key with field1 in
+// SparseField1Min..SparseField1Max.
+const (
+	SparseField1Min = 0x60
+	SparseField1Max = 0x7F
 )
+
+// SparseRange is the key range of the sparse metadata keyspace.
+func SparseRange() Range {
+	return Range{Start: Key{Field1: SparseField1Min}, End: Key{Field1: SparseField1Max + 1}}
+}
 
 // ClassOf classifies k. Keys that fit no layout in REFERENCE.md are
 // ClassUnknown. The relation patterns are checked in the order that makes
@@ -99,7 +111,7 @@ func ClassOf(k Key) Class {
 			return ClassAuxFiles
 		}
 		return ClassUnknown
-	case k.Field1 >= 0x60 && k.Field1 <= 0x7F:
+	case k.IsSparse():
 		return ClassSparseMetadata
 	}
 	return ClassUnknown
@@ -122,7 +134,7 @@ func (k Key) IsRelKey() bool {
 }
 
 // IsSparse reports whether k is in the sparse metadata keyspace.
-func (k Key) IsSparse() bool { return k.Field1 >= 0x60 && k.Field1 <= 0x7F }
+func (k Key) IsSparse() bool { return k.Field1 >= SparseField1Min && k.Field1 <= SparseField1Max }
 
 // ToRelTag returns the relation of a relation block or size key; ok is false
 // for any other key.

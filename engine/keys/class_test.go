@@ -126,3 +126,15 @@ func TestClassStrings(t *testing.T) {
 		t.Error("out-of-range class should print unknown")
 	}
 }
+
+func TestSparseRange(t *testing.T) {
+	r := SparseRange()
+	for _, tc := range []struct {
+		k    Key
+		want bool
+	}{{Key{Field1: 0x5F, Field6: 0xFFFFFFFF}, false}, {Key{Field1: 0x60}, true}, {Key{Field1: 0x7F, Field6: 0xFFFFFFFF}, true}, {Key{Field1: 0x80}, false}} {
+		if r.Contains(tc.k) != tc.want || tc.k.IsSparse() != tc.want {
+			t.Errorf("%v: Contains %v, IsSparse %v, want %v", tc.k, r.Contains(tc.k), tc.k.IsSparse(), tc.want)
+		}
+	}
+}

@@ -25,9 +25,12 @@ type Key struct {
 // ErrSyntax reports a malformed key text or encoding.
 var ErrSyntax = errors.New("keys: malformed key")
 
-// Min and Max bound the key space.
+// Min and Max bound the key space. They are read-only (never assigned):
+// Go has no struct constants, and callers use them as values.
 var (
+	//strata:nondeterministic read-only key-space bound, never assigned
 	Min = Key{}
+	//strata:nondeterministic read-only key-space bound, never assigned
 	Max = Key{0xFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFF, 0xFFFFFFFF}
 )
 

@@ -56,9 +56,11 @@ const (
 	maxCachedBlocks = 8
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli returns the crc32c table (the standard library builds it once
+// and caches it).
+func castagnoli() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) }
 
-func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli()) }
 
 // Summary describes a layer file; it is the decoded header.
 type Summary struct {

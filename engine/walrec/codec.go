@@ -7,14 +7,15 @@ import (
 	"io"
 )
 
-// castagnoli is the crc32c table; a read-only value computed once.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli returns the crc32c table (the standard library builds it once
+// and caches it).
+func castagnoli() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) }
 
 // recordCRC covers the length field, the type byte and the body, so a
 // corrupted length is caught even when it still frames plausible bytes.
 func recordCRC(rec []byte) uint32 {
-	c := crc32.Update(0, castagnoli, rec[0:4])
-	return crc32.Update(c, castagnoli, rec[HeaderSize:])
+	c := crc32.Update(0, castagnoli(), rec[0:4])
+	return crc32.Update(c, castagnoli(), rec[HeaderSize:])
 }
 
 // AppendEncode appends the framed encoding of rec to dst. It fails only if
