@@ -212,7 +212,7 @@ func walkFile(pass *analysis.Pass, f *ast.File, report func(token.Pos, string, .
 				if isErrorSentinel(info, name, vs, i) {
 					continue
 				}
-				report(name.Pos(), "package-level variable %s is mutable shared state: make it a const, a function, or a field of the node (error sentinels from errors.New/fmt.Errorf are allowed)", name.Name)
+				report(name.Pos(), "package-level variable %s is mutable shared state: make it a const, a function or a node field (only errors.New/fmt.Errorf sentinels are allowed)", name.Name)
 			}
 		}
 	}

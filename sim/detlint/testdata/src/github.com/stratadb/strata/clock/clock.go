@@ -18,8 +18,8 @@ func NewChan[T any](c Clock, capacity int) *Chan[T] { return &Chan[T]{} }
 
 func (ch *Chan[T]) Send(ctx context.Context, v T) error { ch.buf = append(ch.buf, v); return nil }
 
-func WithTimeout(ctx context.Context, c Clock, d time.Duration) (context.Context, context.CancelFunc) {
-	return ctx, func() {}
+func WithTimeout(c Clock, parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return parent, func() {}
 }
 
 func Sleep(ctx context.Context, c Clock, d time.Duration) error { return nil }

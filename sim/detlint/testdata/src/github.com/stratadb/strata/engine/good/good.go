@@ -46,7 +46,7 @@ func New(clk clock.Clock, n net.Network, seed uint64) *Service {
 }
 
 func (s *Service) Work(ctx context.Context, m map[string]int) (int, error) {
-	ctx, cancel := clock.WithTimeout(ctx, s.clk, time.Second)
+	ctx, cancel := clock.WithTimeout(s.clk, ctx, time.Second)
 	defer cancel()
 	if err := clock.Sleep(ctx, s.clk, time.Millisecond); err != nil {
 		return 0, err
