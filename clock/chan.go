@@ -50,27 +50,77 @@ func NewChan[T any](c Clock, capacity int) *Chan[T] {
 // already done (the first-ready rule of Select). It panics if the Chan is
 // closed.
 func (ch *Chan[T]) Send(ctx context.Context, v T) error {
-	if ch.TrySend(v) {
+	ch.mu.Lock()
+	if ch.sendLocked(v) {
+		ch.mu.Unlock()
 		return nil
 	}
-	if Select(ch.clk, ch.SendCase(v), DoneCase(ctx)) == 0 {
-		return nil
+	ch.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return ctx.Err()
+	// The same register/check/wait loop as Select, specialised to one Chan
+	// and a ctx so the common blocking path allocates little.
+	w := ch.clk.NewWaiter()
+	stop := OnDone(ctx, w.Wake)
+	defer stop()
+	ch.mu.Lock()
+	node := ch.sendq.pushBack(w)
+	for {
+		if ch.closed {
+			ch.sendq.remove(node)
+		}
+		if ch.sendLocked(v) { // panics (after unlocking) if closed
+			ch.sendq.remove(node)
+			ch.mu.Unlock()
+			return nil
+		}
+		ch.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			ch.mu.Lock()
+			ch.sendq.remove(node)
+			ch.mu.Unlock()
+			return err
+		}
+		w.Wait()
+		ch.mu.Lock()
+	}
 }
 
 // Recv removes and returns the oldest item, blocking while the Chan is empty
 // and open. ok is false once the Chan is closed and drained. err is ctx's
 // error if ctx is done first; a ready item wins over a done ctx.
 func (ch *Chan[T]) Recv(ctx context.Context) (v T, ok bool, err error) {
-	if v, ok, ready := ch.TryRecv(); ready {
+	ch.mu.Lock()
+	if v, ok, ready := ch.recvLocked(); ready {
+		ch.mu.Unlock()
 		return v, ok, nil
 	}
-	if Select(ch.clk, ch.RecvCaseOK(&v, &ok), DoneCase(ctx)) == 0 {
-		return v, ok, nil
+	ch.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return v, false, err
 	}
-	var zero T
-	return zero, false, ctx.Err()
+	w := ch.clk.NewWaiter()
+	stop := OnDone(ctx, w.Wake)
+	defer stop()
+	ch.mu.Lock()
+	node := ch.recvq.pushBack(w)
+	for {
+		if v, ok, ready := ch.recvLocked(); ready {
+			ch.recvq.remove(node)
+			ch.mu.Unlock()
+			return v, ok, nil
+		}
+		ch.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			ch.mu.Lock()
+			ch.recvq.remove(node)
+			ch.mu.Unlock()
+			return v, false, err
+		}
+		w.Wait()
+		ch.mu.Lock()
+	}
 }
 
 // TrySend appends v if there is room and reports whether it did. It never
@@ -78,18 +128,24 @@ func (ch *Chan[T]) Recv(ctx context.Context) (v T, ok bool, err error) {
 // Chan is closed.
 func (ch *Chan[T]) TrySend(v T) bool {
 	ch.mu.Lock()
+	sent := ch.sendLocked(v)
+	ch.mu.Unlock()
+	return sent
+}
+
+// sendLocked appends v if there is room. On a closed Chan it unlocks ch.mu
+// and panics, so a recovered panic does not leave the Chan locked.
+func (ch *Chan[T]) sendLocked(v T) bool {
 	if ch.closed {
 		ch.mu.Unlock()
 		panic("clock: send on closed Chan")
 	}
 	if ch.n == len(ch.buf) {
-		ch.mu.Unlock()
 		return false
 	}
 	ch.buf[(ch.head+ch.n)%len(ch.buf)] = v
 	ch.n++
 	wakeAll(&ch.recvq)
-	ch.mu.Unlock()
 	return true
 }
 
@@ -99,6 +155,10 @@ func (ch *Chan[T]) TrySend(v T) bool {
 func (ch *Chan[T]) TryRecv() (v T, ok, ready bool) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	return ch.recvLocked()
+}
+
+func (ch *Chan[T]) recvLocked() (v T, ok, ready bool) {
 	if ch.n > 0 {
 		var zero T
 		v = ch.buf[ch.head]
@@ -108,10 +168,7 @@ func (ch *Chan[T]) TryRecv() (v T, ok, ready bool) {
 		wakeAll(&ch.sendq)
 		return v, true, true
 	}
-	if ch.closed {
-		return v, false, true
-	}
-	return v, false, false
+	return v, false, ch.closed
 }
 
 // Close marks the Chan closed and wakes every waiter. Buffered items can
