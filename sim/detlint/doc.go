@@ -33,6 +33,9 @@
 //   - package-level `var` declarations, except error sentinels made with
 //     errors.New or fmt.Errorf and blank `var _ I = T{}` assertions: loggers,
 //     registries and caches belong to a node, or two simulated nodes share them.
+//     Generated files (a "// Code generated ... DO NOT EDIT." header, e.g.
+//     protoc output) are exempt from this one rule: their variables are the
+//     protobuf runtime's init-time descriptor tables.
 //
 // Scope: only packages whose import path is under
 // github.com/stratadb/strata/engine or github.com/stratadb/strata/nodes are
