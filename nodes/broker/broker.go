@@ -1,0 +1,241 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/net"
+	"github.com/stratadb/strata/nodes/broker/brokerpb"
+	"github.com/stratadb/strata/nodes/node"
+)
+
+// Full method names (from the generated stubs).
+const (
+	MethodPublish   = brokerpb.Broker_Publish_FullMethodName
+	MethodGet       = brokerpb.Broker_Get_FullMethodName
+	MethodSubscribe = brokerpb.Broker_Subscribe_FullMethodName
+)
+
+// Config configures a Broker.
+type Config struct {
+	// ListenAddr is where the broker serves.
+	ListenAddr string
+	// EntryTTL drops entries not republished for this long. Default 30s.
+	EntryTTL time.Duration
+	// MaxEntries bounds the table (safekeepers × timelines). Default 100000.
+	MaxEntries int
+}
+
+// Validate fills defaults and checks limits.
+func (c *Config) Validate() error {
+	if c.ListenAddr == "" {
+		return errors.New("broker: ListenAddr is required")
+	}
+	if c.EntryTTL <= 0 {
+		c.EntryTTL = 30 * time.Second
+	}
+	if c.MaxEntries <= 0 {
+		c.MaxEntries = 100000
+	}
+	return nil
+}
+
+// ErrFull reports a table at MaxEntries.
+var ErrFull = errors.New("broker: table full")
+
+type entryKey struct{ tenant, timeline, sk string }
+
+type entry struct {
+	info     *brokerpb.SafekeeperTimelineInfo
+	received time.Duration // Mono
+	version  uint64
+}
+
+// Broker is the service.
+type Broker struct {
+	env node.Env
+	cfg Config
+	log *slog.Logger
+
+	// mu guards the table; held only for map operations.
+	mu      *clock.Mutex
+	cond    *clock.Cond
+	entries map[entryKey]*entry
+	version uint64
+
+	lisMu    sync.Mutex
+	listener net.Listener
+
+	published prometheus.Counter
+}
+
+// New builds a broker; Start serves it.
+func New(env node.Env, cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Broker{env: env, cfg: cfg, log: env.Log.With("component", "broker"), entries: map[entryKey]*entry{}}
+	b.mu = clock.NewMutex(env.Clock)
+	b.cond = clock.NewCond(b.mu)
+	b.published = prometheus.NewCounter(prometheus.CounterOpts{Name: "broker_publish_total", Help: "Timeline states published."})
+	if env.Metrics != nil {
+		env.Metrics.MustRegister(b.published)
+	}
+	return b, nil
+}
+
+// Mux returns the broker's handlers (for daemons that share a listener).
+func (b *Broker) Mux() *net.Mux {
+	m := net.NewMux()
+	net.HandleUnary(m, MethodPublish, b.publish)
+	net.HandleUnary(m, MethodGet, b.get)
+	net.HandleStreamProto(m, MethodSubscribe, b.subscribe)
+	return m
+}
+
+// Start listens on cfg.ListenAddr.
+func (b *Broker) Start() error {
+	l, err := b.env.Net.Listen(b.cfg.ListenAddr, b.Mux())
+	if err != nil {
+		return fmt.Errorf("broker: listen %s: %w", b.cfg.ListenAddr, err)
+	}
+	b.lisMu.Lock()
+	b.listener = l
+	b.lisMu.Unlock()
+	b.log.Info("broker serving", "addr", l.Addr())
+	return nil
+}
+
+// Addr is the bound address (after Start).
+func (b *Broker) Addr() string {
+	b.lisMu.Lock()
+	defer b.lisMu.Unlock()
+	if b.listener == nil {
+		return ""
+	}
+	return b.listener.Addr()
+}
+
+// Stop closes the listener, which ends every call.
+func (b *Broker) Stop() error {
+	b.lisMu.Lock()
+	l := b.listener
+	b.listener = nil
+	b.lisMu.Unlock()
+	if l == nil {
+		return nil
+	}
+	return l.Close()
+}
+
+func (b *Broker) publish(ctx context.Context, in *brokerpb.SafekeeperTimelineInfo) (*brokerpb.PublishResponse, error) {
+	if in.SafekeeperId == "" || in.TenantId == "" || in.TimelineId == "" {
+		return nil, net.Errorf(net.InvalidArgument, "broker: safekeeper, tenant and timeline ids are required")
+	}
+	if err := b.mu.Lock(ctx); err != nil {
+		return nil, net.Errorf(net.Canceled, "broker: %v", err)
+	}
+	defer b.mu.Unlock()
+	b.expireLocked()
+	k := entryKey{in.TenantId, in.TimelineId, in.SafekeeperId}
+	if _, ok := b.entries[k]; !ok && len(b.entries) >= b.cfg.MaxEntries {
+		return nil, net.Errorf(net.ResourceExhausted, "%v: %d entries", ErrFull, len(b.entries))
+	}
+	b.version++
+	info := proto.Clone(in).(*brokerpb.SafekeeperTimelineInfo)
+	info.AgeMs = 0
+	b.entries[k] = &entry{info: info, received: b.env.Clock.Mono(), version: b.version}
+	b.published.Inc()
+	b.cond.Broadcast()
+	return &brokerpb.PublishResponse{}, nil
+}
+
+func (b *Broker) expireLocked() {
+	now := b.env.Clock.Mono()
+	for k, e := range b.entries {
+		if now-e.received > b.cfg.EntryTTL {
+			delete(b.entries, k) // deletion order does not matter
+		}
+	}
+}
+
+func matches(f *brokerpb.TimelineFilter, i *brokerpb.SafekeeperTimelineInfo) bool {
+	return (f.TenantId == "" || f.TenantId == i.TenantId) && (f.TimelineId == "" || f.TimelineId == i.TimelineId)
+}
+
+// snapshotLocked returns matching entries newer than since, sorted by key.
+func (b *Broker) snapshotLocked(f *brokerpb.TimelineFilter, since uint64) []*brokerpb.SafekeeperTimelineInfo {
+	now := b.env.Clock.Mono()
+	var keys []entryKey
+	for k, e := range b.entries {
+		if e.version > since && matches(f, e.info) {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, c entryKey) int {
+		return cmpStrings(a.tenant+"/"+a.timeline+"/"+a.sk, c.tenant+"/"+c.timeline+"/"+c.sk)
+	})
+	out := make([]*brokerpb.SafekeeperTimelineInfo, 0, len(keys))
+	for _, k := range keys {
+		e := b.entries[k]
+		info := proto.Clone(e.info).(*brokerpb.SafekeeperTimelineInfo)
+		info.AgeMs = uint64((now - e.received) / time.Millisecond)
+		out = append(out, info)
+	}
+	return out
+}
+
+func cmpStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (b *Broker) get(ctx context.Context, f *brokerpb.TimelineFilter) (*brokerpb.TimelineInfos, error) {
+	if err := b.mu.Lock(ctx); err != nil {
+		return nil, net.Errorf(net.Canceled, "broker: %v", err)
+	}
+	defer b.mu.Unlock()
+	b.expireLocked()
+	return &brokerpb.TimelineInfos{Infos: b.snapshotLocked(f, 0)}, nil
+}
+
+func (b *Broker) subscribe(ctx context.Context, s *net.ServerStreamOf[*brokerpb.TimelineFilter, *brokerpb.SafekeeperTimelineInfo]) error {
+	f, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	var seen uint64
+	for {
+		if err := b.mu.Lock(ctx); err != nil {
+			return err
+		}
+		for b.version == seen {
+			if err := b.cond.Wait(ctx); err != nil {
+				b.mu.Unlock()
+				return err
+			}
+		}
+		batch := b.snapshotLocked(f, seen)
+		seen = b.version
+		b.mu.Unlock()
+		for _, info := range batch {
+			if err := s.Send(info); err != nil {
+				return err
+			}
+		}
+	}
+}
