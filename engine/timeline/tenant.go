@@ -108,24 +108,35 @@ func Open(o Options) (*Tenant, error) {
 			return nil, fmt.Errorf("timeline: sync %s: %w", root, err)
 		}
 	}
-	// Load parents before children: a child's init LSN is its branch point,
-	// above its parent's, so ordering by init LSN puts every parent first.
-	slices.SortFunc(ids, func(a, b ID) int {
-		if c := metas[a].InitLSN; c != metas[b].InitLSN {
-			if c < metas[b].InitLSN {
-				return -1
+	// Load parents before children (ids in sorted order within each round,
+	// so the order is deterministic).
+	slices.SortFunc(ids, func(a, b ID) int { return strings.Compare(a.String(), b.String()) })
+	for len(ids) > 0 {
+		var next []ID
+		for _, id := range ids {
+			if a := metas[id].AncestorTimeline; a != "" {
+				aid, _ := ParseID(a) // checked by decodeMetadata
+				if _, ok := metas[aid]; !ok {
+					tn.Close()
+					return nil, fmt.Errorf("%w: timeline %s: ancestor %s missing", ErrCorrupt, id, aid)
+				}
+				if _, loaded := tn.timelines[aid]; !loaded {
+					next = append(next, id)
+					continue
+				}
 			}
-			return 1
+			if err := tn.load(id, metas[id]); err != nil {
+				tn.Close()
+				return nil, err
+			}
 		}
-		return strings.Compare(a.String(), b.String())
-	})
-	for _, id := range ids {
-		if err := tn.load(id, metas[id]); err != nil {
+		if len(next) == len(ids) {
 			tn.Close()
-			return nil, err
+			return nil, fmt.Errorf("%w: ancestor cycle among %d timelines", ErrCorrupt, len(ids))
 		}
+		ids = next
 	}
-	tn.log.Info("tenant opened", "dir", o.Dir, "timelines", len(ids))
+	tn.log.Info("tenant opened", "dir", o.Dir, "timelines", len(metas))
 	return tn, nil
 }
 

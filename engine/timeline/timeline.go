@@ -149,9 +149,9 @@ func (t *Timeline) checkRead(at lsn.LSN) error {
 	if at > last {
 		return fmt.Errorf("%w: read at %s, last record %s (timeline %s)", ErrFutureLSN, at, last, t.id)
 	}
-	for a := t.ancestor; a != nil; a = a.ancestor {
-		if l := a.LastRecordLSN(); l < t.ancestorLSN {
-			return fmt.Errorf("%w: ancestor %s is at %s, below the branch point %s", ErrFutureLSN, a.id, l, t.ancestorLSN)
+	for c := t; c.ancestor != nil; c = c.ancestor {
+		if l := c.ancestor.LastRecordLSN(); l < c.ancestorLSN {
+			return fmt.Errorf("%w: ancestor %s is at %s, below the branch point %s", ErrFutureLSN, c.ancestor.id, l, c.ancestorLSN)
 		}
 	}
 	return nil
@@ -188,6 +188,11 @@ func reconstruct(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.Value], val
 	}
 	if err != nil {
 		return nil, vals, fmt.Errorf("timeline: reconstruct %s at %s: %w", key, at, err)
+	}
+	if len(page) == 0 {
+		// A tombstone (a dropped relation's size key): the key is gone.
+		// Image layers leave such keys out, which reads the same way.
+		return nil, vals, fmt.Errorf("%w: %s dropped at or before %s", ErrNotFound, key, at)
 	}
 	return page, vals, nil
 }
