@@ -74,6 +74,8 @@ type recording struct {
 	events []Event
 	hashes []uint64
 	names  []string // task names by id, snapshot at the end of the run
+	// divergence is set by the run that compares against this recording.
+	divergence *Divergence
 }
 
 // Divergence describes the first step where two runs of one seed differ.
@@ -114,6 +116,7 @@ func (t *trace) add(e Event) {
 	}
 	if c := t.compare; c != nil && t.diverged == nil && i < uint64(len(c.hashes)) && c.hashes[i] != h {
 		t.diverged = &Divergence{Step: i, Want: describe(c.events[i], c.name), Got: describe(e, t.names)}
+		c.divergence = t.diverged
 	}
 	if t.log != nil {
 		fmt.Fprintln(t.log, describe(e, t.names))

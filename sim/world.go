@@ -102,6 +102,9 @@ type World struct {
 	done    bool
 	failure error
 	ran     bool
+	bugs    []string
+	params  []Param
+	phase   string
 
 	logHandler slog.Handler
 }
