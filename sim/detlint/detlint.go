@@ -5,7 +5,9 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"golang.org/x/tools/go/analysis"
@@ -131,6 +133,7 @@ func run(pass *analysis.Pass) (any, error) {
 
 // escapeComment is one directive-like comment in a file.
 type escapeComment struct {
+	pos    token.Pos
 	line   int
 	idx    int // index into Result.Escapes, -1 if malformed
 	reason string
@@ -159,7 +162,7 @@ func checkFile(pass *analysis.Pass, f *ast.File, res *Result) {
 					continue
 				}
 				res.Escapes = append(res.Escapes, Escape{Pos: pass.Fset.Position(c.Pos()), Reason: reason})
-				escapes[line] = &escapeComment{line: line, idx: len(res.Escapes) - 1, reason: reason}
+				escapes[line] = &escapeComment{pos: c.Pos(), line: line, idx: len(res.Escapes) - 1, reason: reason}
 			case strings.HasPrefix(text, "// strata:nondeterministic"), strings.HasPrefix(text, "/*strata:nondeterministic"):
 				pass.Reportf(c.Pos(), "malformed escape comment: write %s <reason> with no space after //", Directive)
 			}
@@ -183,6 +186,14 @@ func checkFile(pass *analysis.Pass, f *ast.File, res *Result) {
 			continue
 		}
 		pass.Report(analysis.Diagnostic{Pos: fd.pos, Message: fd.msg})
+	}
+	// A stale escape would silently excuse whatever is written on its lines
+	// later, and inflate the count reviewers read, so it is a finding too.
+	for _, line := range slices.Sorted(maps.Keys(escapes)) {
+		e := escapes[line]
+		if !res.Escapes[e.idx].Used {
+			pass.Reportf(e.pos, "%s comment suppresses no finding on its line or the next: remove it", Directive)
+		}
 	}
 }
 

@@ -45,6 +45,7 @@
 // finding's line or the line above suppresses it. The reason is mandatory; a
 // missing one is itself a finding (and suppresses nothing), as is the
 // misspelt `// strata:nondeterministic` with a space, which Go tooling would
-// not treat as a directive. The analyzer's Result lists every escape comment
+// not treat as a directive. An escape comment that suppresses nothing is a
+// finding too, so stale ones do not pile up. The analyzer's Result lists every escape comment
 // so the lint test can report how many there are.
 package detlint

@@ -11,6 +11,7 @@ func escapes() {
 	// strata:nondeterministic the space makes this an ordinary comment
 	_ = time.Now() // want `time.Now`
 
+	// want +1 `suppresses no finding on its line or the next`
 	//strata:nondeterministic reason on the line above, but two lines up
 
 	_ = time.Now() // want `time.Now`
