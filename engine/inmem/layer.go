@@ -3,6 +3,7 @@ package inmem
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -147,11 +148,7 @@ func (l *Layer[V]) Freeze(end lsn.LSN) error {
 	}
 	l.end = end
 	l.frozen = true
-	l.sorted = make([]keys.Key, 0, len(l.chains))
-	for k := range l.chains {
-		l.sorted = append(l.sorted, k)
-	}
-	slices.SortFunc(l.sorted, keys.Key.Compare)
+	l.sorted = slices.SortedFunc(maps.Keys(l.chains), keys.Key.Compare)
 	return nil
 }
 
@@ -193,12 +190,7 @@ func (l *Layer[V]) Keys() []keys.Key {
 	if l.frozen {
 		return l.sorted
 	}
-	ks := make([]keys.Key, 0, len(l.chains))
-	for k := range l.chains {
-		ks = append(ks, k)
-	}
-	slices.SortFunc(ks, keys.Key.Compare)
-	return ks
+	return slices.SortedFunc(maps.Keys(l.chains), keys.Key.Compare)
 }
 
 // Iterate calls fn for every entry in (key, LSN) order, stopping at the first

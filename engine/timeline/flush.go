@@ -16,9 +16,9 @@ import (
 // allKeys is the key range of an L0 delta: a flushed in-memory layer holds
 // any key, so L0 deltas cover the whole key space (as in Neon); that is how
 // compaction tells L0 from key-partitioned L1 deltas.
-var allKeys = keys.Range{Start: keys.Min, End: keys.Max}
+func allKeys() keys.Range { return keys.Range{Start: keys.Min, End: keys.Max} }
 
-func isL0(d layermap.Desc) bool { return !d.Image && d.Keys == allKeys }
+func isL0(d layermap.Desc) bool { return !d.Image && d.Keys == allKeys() }
 
 // persist durably replaces the metadata file (temp, sync, rename, dir sync).
 // Every layer file it lists must already be durable.
@@ -95,8 +95,8 @@ func (t *Timeline) flushFrozen() error {
 		return fmt.Errorf("timeline %s: flush: %w", t.id, err)
 	}
 	lr := lsn.Range{Start: f.Start(), End: f.End()}
-	name := layer.DeltaName(allKeys, lr).WithGeneration(t.tenant.gen)
-	if _, err := layer.WriteDelta(t.tenant.fs, t.dir+"/"+name.String(), allKeys, lr, entries); err != nil {
+	name := layer.DeltaName(allKeys(), lr).WithGeneration(t.tenant.gen)
+	if _, err := layer.WriteDelta(t.tenant.fs, t.dir+"/"+name.String(), allKeys(), lr, entries); err != nil {
 		return fmt.Errorf("timeline %s: flush %s: %w", t.id, name, err)
 	}
 	fl, err := openFileLayer(t.tenant.fs, t.dir, name)

@@ -31,7 +31,8 @@ const (
 	metadataName     = "metadata"
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli returns the crc32c table (the standard library caches it).
+func castagnoli() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) }
 
 // metadata is what a timeline persists besides its layer files: everything
 // else (the in-memory layers, the layer map) is rebuilt at start-up.
@@ -60,7 +61,7 @@ func encodeMetadata(m metadata) ([]byte, error) {
 	b = append(b, metadataMagic...)
 	b = binary.BigEndian.AppendUint32(b, metadataVersion)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(body)))
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(body, castagnoli))
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(body, castagnoli()))
 	return append(b, body...), nil
 }
 
@@ -81,7 +82,7 @@ func decodeMetadata(b []byte) (metadata, error) {
 		return m, fmt.Errorf("%w: body length %d, file holds %d", ErrCorrupt, n, len(b)-metadataHeader)
 	}
 	body := b[metadataHeader:]
-	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(h[8:]) {
+	if crc32.Checksum(body, castagnoli()) != binary.BigEndian.Uint32(h[8:]) {
 		return m, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	d := json.NewDecoder(bytes.NewReader(body))

@@ -1,10 +1,12 @@
 package timeline
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -243,12 +245,7 @@ func (tn *Tenant) Close() {
 }
 
 func (tn *Tenant) idsLocked() []ID {
-	ids := make([]ID, 0, len(tn.timelines))
-	for id := range tn.timelines {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b ID) int { return strings.Compare(a.String(), b.String()) })
-	return ids
+	return slices.SortedFunc(maps.Keys(tn.timelines), func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
 }
 
 // Timelines lists the timeline ids, sorted.
@@ -274,8 +271,8 @@ func (tn *Tenant) branchPoints(id ID) []lsn.LSN {
 	tn.mu.Lock()
 	defer tn.mu.Unlock()
 	var ps []lsn.LSN
-	for _, t := range tn.timelines {
-		if t.ancestor != nil && t.ancestor.id == id {
+	for _, cid := range tn.idsLocked() {
+		if t := tn.timelines[cid]; t.ancestor != nil && t.ancestor.id == id {
 			ps = append(ps, t.ancestorLSN)
 		}
 	}
