@@ -131,12 +131,10 @@ func run(pass *analysis.Pass) (any, error) {
 	return res, nil
 }
 
-// escapeComment is one directive-like comment in a file.
+// escapeComment is one well-formed escape comment in a file.
 type escapeComment struct {
-	pos    token.Pos
-	line   int
-	idx    int // index into Result.Escapes, -1 if malformed
-	reason string
+	pos token.Pos
+	idx int // index into Result.Escapes
 }
 
 func checkFile(pass *analysis.Pass, f *ast.File, res *Result) {
@@ -162,7 +160,7 @@ func checkFile(pass *analysis.Pass, f *ast.File, res *Result) {
 					continue
 				}
 				res.Escapes = append(res.Escapes, Escape{Pos: pass.Fset.Position(c.Pos()), Reason: reason})
-				escapes[line] = &escapeComment{pos: c.Pos(), line: line, idx: len(res.Escapes) - 1, reason: reason}
+				escapes[line] = &escapeComment{pos: c.Pos(), idx: len(res.Escapes) - 1}
 			case strings.HasPrefix(text, "// strata:nondeterministic"), strings.HasPrefix(text, "/*strata:nondeterministic"):
 				pass.Reportf(c.Pos(), "malformed escape comment: write %s <reason> with no space after //", Directive)
 			}
