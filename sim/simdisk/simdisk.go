@@ -552,3 +552,25 @@ func (i fileInfo) Mode() fs.FileMode {
 func (i fileInfo) ModTime() time.Time { return time.Time{} }
 func (i fileInfo) IsDir() bool        { return i.dir }
 func (i fileInfo) Sys() any           { return nil }
+
+// SameFile reports whether names a and b are links to the same file (as
+// os.SameFile does for the OS), for tests that track hard links.
+func (f *FS) SameFile(a, b string) (bool, error) {
+	if err := disk.CheckName("samefile", a); err != nil {
+		return false, err
+	}
+	if err := disk.CheckName("samefile", b); err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ia, err := f.lookup("samefile", a)
+	if err != nil {
+		return false, err
+	}
+	ib, err := f.lookup("samefile", b)
+	if err != nil {
+		return false, err
+	}
+	return ia == ib, nil
+}
