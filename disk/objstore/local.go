@@ -238,7 +238,7 @@ func (l *Local) GetRange(ctx context.Context, key string, offset, length int64) 
 	}
 	defer f.Close()
 	end := size
-	if length >= 0 && offset+length < size {
+	if length >= 0 && offset < size && length < size-offset { // no overflow for huge lengths
 		end = offset + length
 	}
 	if offset >= end {

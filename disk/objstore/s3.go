@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -114,6 +116,10 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = attempts
 			o.MaxBackoff = backoff
+			// No client-side retry quota: MaxAttempts alone bounds the
+			// retries, so behaviour under sustained errors is predictable;
+			// callers back off on the classified error.
+			o.RateLimiter = ratelimit.None
 			// A conditional write that raced another is worth retrying: the
 			// retry then gets a definite 412 or success.
 			o.Retryables = append(o.Retryables, retry.RetryableErrorCode{
@@ -278,6 +284,9 @@ func (s *S3) GetRange(ctx context.Context, key string, offset, length int64) ([]
 		}
 		return []byte{}, nil
 	}
+	if length > math.MaxInt64-offset {
+		length = -1 // past any possible end: read to the end, without overflow
+	}
 	rng := "bytes=" + strconv.FormatInt(offset, 10) + "-"
 	if length > 0 {
 		rng += strconv.FormatInt(offset+length-1, 10)
@@ -297,7 +306,7 @@ func (s *S3) GetRange(ctx context.Context, key string, offset, length int64) ([]
 		if offset >= int64(len(data)) {
 			return []byte{}, nil
 		}
-		data = data[offset:min(int64(len(data)), offset+length)]
+		data = data[offset:][:min(int64(len(data))-offset, length)]
 	}
 	return data, nil
 }

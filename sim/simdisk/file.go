@@ -112,6 +112,9 @@ func (f *file) writeLocked(p []byte, off int64) (int, error) {
 // reserve checks that growing ino to size end fits and draws the NoSpace
 // fault. Called with f.mu held.
 func (f *FS) reserve(op, name string, ino *inode, end int64) error {
+	if end > MaxFileBytes || end < 0 { // end < 0: offset + length overflowed
+		return pathErr(op, name, fmt.Errorf("file size beyond %d: %w", int64(MaxFileBytes), fs.ErrInvalid))
+	}
 	grow := end - int64(len(ino.data))
 	if grow <= 0 {
 		return nil

@@ -17,6 +17,11 @@ import (
 // SectorSize is the granularity at which unsynced writes tear.
 const SectorSize = 512
 
+// MaxFileBytes bounds a file's size: the FS holds files in memory, so a
+// write at a wild offset fails (fs.ErrInvalid, like EFBIG) instead of
+// exhausting the simulator's memory.
+const MaxFileBytes = 1 << 32
+
 // unlimitedFreeBytes is what FreeSpace reports when no capacity is set.
 const unlimitedFreeBytes = 1 << 50
 

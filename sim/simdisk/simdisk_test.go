@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -505,5 +506,25 @@ func TestLatency(t *testing.T) {
 	must(t, f.Close())
 	if slept != 7*time.Millisecond {
 		t.Fatalf("slept %v, want 7ms (ops %v)", slept, ops)
+	}
+}
+
+func TestMaxFileBytes(t *testing.T) {
+	d := simdisk.New(simdisk.Options{})
+	f := create(t, d, "a", nil, false)
+	if _, err := f.WriteAt([]byte("x"), simdisk.MaxFileBytes); !errors.Is(err, fs.ErrInvalid) {
+		t.Fatalf("write past MaxFileBytes: %v", err)
+	}
+	if err := f.Truncate(simdisk.MaxFileBytes + 1); !errors.Is(err, fs.ErrInvalid) {
+		t.Fatalf("truncate past MaxFileBytes: %v", err)
+	}
+	if _, err := f.WriteAt([]byte("x"), 1<<62); !errors.Is(err, fs.ErrInvalid) {
+		t.Fatalf("write at 1<<62: %v", err)
+	}
+	if _, err := f.WriteAt([]byte("xy"), math.MaxInt64); !errors.Is(err, fs.ErrInvalid) {
+		t.Fatalf("write overflowing int64: %v", err)
+	}
+	if size, _ := f.Size(); size != 0 {
+		t.Fatalf("failed writes changed the size to %d", size)
 	}
 }

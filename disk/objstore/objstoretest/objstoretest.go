@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -270,6 +271,8 @@ func testGetRange(t *testing.T, s objstore.Store) {
 		{10, 5, ""},
 		{25, -1, ""},
 		{3, 0, ""},
+		{2, math.MaxInt64, "23456789"},
+		{math.MaxInt64, 1, ""},
 	}
 	for _, tc := range tests {
 		got, err := s.GetRange(context.Background(), "r", tc.off, tc.length)
