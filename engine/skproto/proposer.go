@@ -345,12 +345,12 @@ func (p *Proposer) advanceCommit() {
 	if c >= p.epochStart && c > p.commit {
 		p.commit = c
 	}
-	p.trim()
 }
 
-// trim drops buffered WAL every acceptor has, or, over MaxBufferBytes,
-// everything below the commit LSN.
-func (p *Proposer) trim() {
+// Trim drops buffered WAL every acceptor has or, over MaxBufferBytes,
+// everything below the commit LSN. The shell calls it after it has looked
+// at newly committed WAL.
+func (p *Proposer) Trim() {
 	horizon := p.commit
 	allStreaming := true
 	for _, id := range p.order {
@@ -487,6 +487,9 @@ func (p *Proposer) Recovered(start lsn.LSN, data []byte) ([]Out, error) {
 	p.base = start
 	return p.pump(), nil
 }
+
+// BufferStart is the lowest LSN the proposer still buffers.
+func (p *Proposer) BufferStart() lsn.LSN { return p.base }
 
 // ReadBuffered returns buffered WAL [start, end) if the proposer holds it.
 func (p *Proposer) ReadBuffered(start, end lsn.LSN) ([]byte, bool) {

@@ -408,3 +408,36 @@ func (s *Store) Close() error {
 	s.partial = nil
 	return err
 }
+
+// ReadFrames returns whole frames of flushed WAL from from (a frame
+// boundary) towards to, at most maxBytes unless the first frame alone is
+// larger. Damaged frames are reported as ErrCorrupt, never returned.
+func (s *Store) ReadFrames(from, to lsn.LSN, maxBytes int) ([]byte, error) {
+	to = min(to, s.flush)
+	if from > to || from < s.ctl.Acceptor.StartLSN {
+		return nil, fmt.Errorf("%w: read %s..%s, WAL is [%s, %s)", ErrRange, from, to, s.ctl.Acceptor.StartLSN, s.flush)
+	}
+	want := min(to, from+lsn.LSN(maxBytes))
+	segs, err := s.listSegments()
+	if err != nil {
+		return nil, err
+	}
+	data, err := s.readRaw(segs, from, want)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > 0 {
+		if fl, ok := skproto.PeekFrameLen(data); ok && fl > len(data) && from+lsn.LSN(fl) <= to {
+			if data, err = s.readRaw(segs, from, from+lsn.LSN(fl)); err != nil {
+				return nil, err
+			}
+			want = from + lsn.LSN(fl)
+		}
+	}
+	n := skproto.ValidPrefix(data)
+	cut := want < to // the tail may be a frame cut by maxBytes
+	if len(data) != int(want-from) || (n < len(data) && !cut) || (n == 0 && len(data) > 0) {
+		return nil, fmt.Errorf("%w: %s: WAL at %s fails its frame checks", ErrCorrupt, s.dir, from+lsn.LSN(n))
+	}
+	return data[:n], nil
+}

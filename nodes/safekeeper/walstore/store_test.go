@@ -324,3 +324,33 @@ func FuzzDecodeControl(f *testing.F) {
 		}
 	})
 }
+
+func TestReadFrames(t *testing.T) {
+	fsys := simdisk.New(simdisk.Options{})
+	s, err := Create(fsys, testDir, newControl(256, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wal := frames(30, 3)
+	if err := s.Write(0, wal); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for pos := lsn.LSN(0); pos < lsn.LSN(len(wal)); {
+		b, err := s.ReadFrames(pos, lsn.LSN(len(wal)), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) == 0 {
+			t.Fatalf("no progress at %s", pos)
+		}
+		if skproto.ValidPrefix(b) != len(b) {
+			t.Fatal("partial frame returned")
+		}
+		got = append(got, b...)
+		pos += lsn.LSN(len(b))
+	}
+	if !bytes.Equal(got, wal) {
+		t.Fatal("chunks differ from WAL")
+	}
+}

@@ -1,0 +1,457 @@
+package walproposer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/skproto"
+	"github.com/stratadb/strata/net"
+	"github.com/stratadb/strata/nodes/node"
+	"github.com/stratadb/strata/nodes/safekeeper"
+	"github.com/stratadb/strata/nodes/safekeeper/skpb"
+)
+
+// Observer sees what the proposer decides; the simulator's checkers use it.
+// Calls happen with the proposer's lock held: they must not block.
+type Observer interface {
+	// Elected: proposer id won term with this history.
+	Elected(id string, term skproto.Term, history skproto.TermHistory)
+	// Committed: commit moved to commit; wal holds [start, commit), the
+	// part of the newly committed WAL this proposer holds (start is a
+	// frame boundary; wal may be empty).
+	Committed(id string, term skproto.Term, commit, start lsn.LSN, wal []byte)
+}
+
+// Config configures a WALProposer.
+type Config struct {
+	// ID names this proposer (compute id plus incarnation is a good choice).
+	ID string
+	// TenantID and TimelineID name the timeline.
+	TenantID, TimelineID string
+	// StartLSN is where a new timeline's WAL begins. Default 0x1000.
+	StartLSN lsn.LSN
+	// Safekeepers are the safekeepers' addresses (they also identify the
+	// acceptors). Usually 3.
+	Safekeepers []string
+	// ReconnectBackoff is the first delay before redialling a safekeeper,
+	// doubled up to MaxReconnectBackoff. Defaults 50ms and 2s.
+	ReconnectBackoff    time.Duration
+	MaxReconnectBackoff time.Duration
+	// PeerTimeout breaks a connection whose replies stop while requests
+	// are outstanding. Default 5s.
+	PeerTimeout time.Duration
+	// CallTimeout bounds dials and recovery reads. Default 5s.
+	CallTimeout time.Duration
+	// MaxAppendBytes, MaxInflightBytes, MaxBufferBytes: see
+	// skproto.ProposerConfig.
+	MaxAppendBytes, MaxInflightBytes, MaxBufferBytes int
+	// Bugs plants deliberate defects; only the simulator sets it.
+	Bugs skproto.Bugs
+	// Observer, if set, sees elections and commits.
+	Observer Observer
+}
+
+// Validate fills defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.ID == "" || c.TenantID == "" || c.TimelineID == "" {
+		return errors.New("walproposer: ID, TenantID and TimelineID are required")
+	}
+	if len(c.Safekeepers) == 0 {
+		return errors.New("walproposer: no safekeepers")
+	}
+	if c.StartLSN == 0 {
+		c.StartLSN = 0x1000
+	}
+	if c.ReconnectBackoff <= 0 {
+		c.ReconnectBackoff = 50 * time.Millisecond
+	}
+	if c.MaxReconnectBackoff <= 0 {
+		c.MaxReconnectBackoff = 2 * time.Second
+	}
+	if c.MaxReconnectBackoff < c.ReconnectBackoff {
+		return fmt.Errorf("walproposer: MaxReconnectBackoff %v below ReconnectBackoff %v", c.MaxReconnectBackoff, c.ReconnectBackoff)
+	}
+	if c.PeerTimeout <= 0 {
+		c.PeerTimeout = 5 * time.Second
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 5 * time.Second
+	}
+	return nil
+}
+
+// WALProposer is the compute's WAL writer.
+type WALProposer struct {
+	env node.Env
+	cfg Config
+	log *slog.Logger
+
+	mu      *clock.Mutex
+	cond    *clock.Cond
+	core    *skproto.Proposer
+	outbox  map[string][]skproto.Msg
+	err     error // set once: defeated or stopped
+	elected bool
+	commit  lsn.LSN // last commit reported to the observer
+	group   *clock.Group
+}
+
+// ErrStopped reports use after Stop.
+var ErrStopped = errors.New("walproposer: stopped")
+
+// New builds a proposer; Start runs it.
+func New(env node.Env, cfg Config) (*WALProposer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	core, err := skproto.NewProposer(skproto.ProposerConfig{ID: cfg.ID, TenantID: cfg.TenantID, TimelineID: cfg.TimelineID,
+		StartLSN: cfg.StartLSN, Acceptors: cfg.Safekeepers, MaxAppendBytes: cfg.MaxAppendBytes,
+		MaxInflightBytes: cfg.MaxInflightBytes, MaxBufferBytes: cfg.MaxBufferBytes, Bugs: cfg.Bugs})
+	if err != nil {
+		return nil, err
+	}
+	w := &WALProposer{env: env, cfg: cfg, log: env.Log.With("component", "walproposer", "proposer", cfg.ID),
+		core: core, outbox: map[string][]skproto.Msg{}}
+	w.mu = clock.NewMutex(env.Clock)
+	w.cond = clock.NewCond(w.mu)
+	return w, nil
+}
+
+// Start connects to every safekeeper and runs the election.
+func (w *WALProposer) Start(ctx context.Context) {
+	w.group = clock.NewGroup(w.env.Clock, ctx)
+	for _, addr := range w.cfg.Safekeepers {
+		w.group.Go("wp-peer-"+addr, func(ctx context.Context) error { return w.peerLoop(ctx, addr) })
+	}
+	w.group.Go("wp-recover", w.recoverLoop)
+}
+
+// Stop ends every task; pending waits fail with ErrStopped.
+func (w *WALProposer) Stop() {
+	if err := w.mu.Lock(context.Background()); err == nil {
+		if w.err == nil {
+			w.err = ErrStopped
+		}
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	}
+	if w.group != nil {
+		_ = w.group.Stop()
+	}
+}
+
+// Append adds records to the WAL once the proposer is elected (waiting for
+// that) and returns the LSN just past them.
+func (w *WALProposer) Append(ctx context.Context, records [][]byte) (lsn.LSN, error) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return 0, err
+	}
+	defer w.mu.Unlock()
+	for !w.core.Elected() && w.err == nil {
+		if err := w.cond.Wait(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	end, outs, err := w.core.Append(records)
+	if err != nil {
+		return 0, err
+	}
+	w.route(outs)
+	return end, nil
+}
+
+// WaitCommitted waits until the commit LSN reaches l.
+func (w *WALProposer) WaitCommitted(ctx context.Context, l lsn.LSN) error {
+	if err := w.mu.Lock(ctx); err != nil {
+		return err
+	}
+	defer w.mu.Unlock()
+	for w.core.CommitLSN() < l {
+		if w.err != nil {
+			return w.err
+		}
+		if err := w.cond.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Status is a snapshot of the proposer.
+type Status struct {
+	Term      skproto.Term
+	Elected   bool
+	Defeated  bool
+	CommitLSN lsn.LSN
+	EndLSN    lsn.LSN
+	Err       error
+}
+
+// Status returns the proposer's state.
+func (w *WALProposer) Status(ctx context.Context) (Status, error) {
+	if err := w.mu.Lock(ctx); err != nil {
+		return Status{}, err
+	}
+	defer w.mu.Unlock()
+	return Status{Term: w.core.Term(), Elected: w.core.Elected(), Defeated: w.core.Defeated(),
+		CommitLSN: w.core.CommitLSN(), EndLSN: w.core.EndLSN(), Err: w.err}, nil
+}
+
+// route queues outs for their connections and reports progress; mu held.
+func (w *WALProposer) route(outs []skproto.Out) {
+	for _, o := range outs {
+		w.outbox[o.To] = append(w.outbox[o.To], o.Msg)
+	}
+	if w.core.Elected() && !w.elected {
+		w.elected = true
+		w.log.Info("elected", "term", w.core.Term(), "donor", w.core.Donor(), "epoch_start", w.core.EpochStartLSN())
+		if w.cfg.Observer != nil {
+			w.cfg.Observer.Elected(w.cfg.ID, w.core.Term(), w.core.History())
+		}
+	}
+	if c := w.core.CommitLSN(); c > w.commit {
+		if w.cfg.Observer != nil {
+			// Part of the range may predate our buffer: report what we hold.
+			start := max(w.commit, w.core.BufferStart())
+			wal, ok := w.core.ReadBuffered(start, c)
+			if !ok {
+				start, wal = c, nil
+			}
+			w.cfg.Observer.Committed(w.cfg.ID, w.core.Term(), c, start, wal)
+		}
+		w.commit = c
+		w.core.Trim()
+	}
+	w.cond.Broadcast()
+}
+
+func (w *WALProposer) fail(err error) {
+	if w.err == nil {
+		w.err = err
+		w.log.Warn("proposer stopped", "err", err)
+	}
+	w.cond.Broadcast()
+}
+
+func (w *WALProposer) peerLoop(ctx context.Context, addr string) error {
+	backoff := w.cfg.ReconnectBackoff
+	for {
+		connected, err := w.session(ctx, addr)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := w.mu.Lock(ctx); err != nil {
+			return nil
+		}
+		done := w.err != nil
+		w.mu.Unlock()
+		if done {
+			return nil
+		}
+		if connected {
+			backoff = w.cfg.ReconnectBackoff
+		}
+		w.log.Debug("safekeeper connection ended", "sk", addr, "err", err)
+		if err := clock.Sleep(ctx, w.env.Clock, backoff); err != nil {
+			return nil
+		}
+		backoff = min(2*backoff, w.cfg.MaxReconnectBackoff)
+	}
+}
+
+// session runs one connection to a safekeeper until it breaks. connected
+// reports whether the stream was established.
+func (w *WALProposer) session(ctx context.Context, addr string) (connected bool, err error) {
+	sctx, cancel := clock.WithCancel(ctx)
+	defer cancel()
+	dctx, dcancel := clock.WithTimeout(w.env.Clock, sctx, w.cfg.CallTimeout)
+	conn, err := w.env.Net.Dial(dctx, addr)
+	dcancel()
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	stream, err := net.StreamProto[*skpb.ProposerMessage, *skpb.AcceptorMessage](sctx, conn, safekeeper.MethodPropose)
+	if err != nil {
+		return false, err
+	}
+	if err := w.mu.Lock(sctx); err != nil {
+		return false, err
+	}
+	if w.err != nil {
+		w.mu.Unlock()
+		return false, w.err
+	}
+	outs, err := w.core.Connect(addr)
+	if err != nil {
+		w.mu.Unlock()
+		return false, err
+	}
+	delete(w.outbox, addr)
+	w.route(outs)
+	w.mu.Unlock()
+
+	// outstanding counts requests without a reply; lastRecv is when the
+	// last reply came. Both are guarded by w.mu.
+	outstanding := 0
+	lastRecv := w.env.Clock.Mono()
+	var readErr error
+	readerDone := clock.NewWaitGroup(w.env.Clock)
+	readerDone.Add(1)
+	w.env.Clock.Go(sctx, "wp-recv-"+addr, func(ctx context.Context) {
+		defer readerDone.Done()
+		defer cancel()
+		for {
+			in, err := stream.Recv()
+			if err != nil {
+				readErr = err
+				return
+			}
+			m, err := safekeeper.AcceptorFromPB(in)
+			if err != nil {
+				readErr = err
+				return
+			}
+			if err := w.mu.Lock(context.Background()); err != nil {
+				readErr = err
+				return
+			}
+			outstanding--
+			lastRecv = w.env.Clock.Mono()
+			outs, err := w.core.Step(addr, m)
+			if err != nil {
+				if errors.Is(err, skproto.ErrDefeated) {
+					w.fail(err)
+				}
+				readErr = err
+				w.route(outs)
+				w.mu.Unlock()
+				return
+			}
+			w.route(outs)
+			w.mu.Unlock()
+		}
+	})
+	defer func() {
+		cancel()
+		_ = readerDone.Wait(context.Background())
+		if lerr := w.mu.Lock(context.Background()); lerr == nil {
+			w.core.Disconnect(addr)
+			delete(w.outbox, addr)
+			w.cond.Broadcast()
+			w.mu.Unlock()
+		}
+		if err == nil {
+			err = readErr
+		}
+	}()
+
+	for {
+		if err := w.mu.Lock(sctx); err != nil {
+			return true, err
+		}
+		for len(w.outbox[addr]) == 0 && w.err == nil && sctx.Err() == nil {
+			if outstanding > 0 && w.env.Clock.Mono()-lastRecv > w.cfg.PeerTimeout {
+				w.mu.Unlock()
+				return true, fmt.Errorf("walproposer: %s silent for %v", addr, w.cfg.PeerTimeout)
+			}
+			wctx, wcancel := clock.WithTimeout(w.env.Clock, sctx, w.cfg.PeerTimeout/2)
+			_ = w.cond.Wait(wctx)
+			wcancel()
+		}
+		if w.err != nil || sctx.Err() != nil {
+			w.mu.Unlock()
+			return true, sctx.Err()
+		}
+		batch := w.outbox[addr]
+		delete(w.outbox, addr)
+		if outstanding == 0 {
+			lastRecv = w.env.Clock.Mono()
+		}
+		outstanding += len(batch)
+		w.mu.Unlock()
+		for _, m := range batch {
+			pb, err := safekeeper.ProposerToPB(m)
+			if err != nil {
+				return true, err
+			}
+			if err := stream.Send(pb); err != nil {
+				return true, err
+			}
+		}
+	}
+}
+
+// recoverLoop reads WAL the proposer lacks from the acceptor it names.
+func (w *WALProposer) recoverLoop(ctx context.Context) error {
+	for {
+		if err := w.mu.Lock(ctx); err != nil {
+			return nil
+		}
+		var need skproto.NeedWAL
+		ok := false
+		for w.err == nil {
+			if need, ok = w.core.MissingWAL(); ok {
+				break
+			}
+			if err := w.cond.Wait(ctx); err != nil {
+				w.mu.Unlock()
+				return nil
+			}
+		}
+		term := w.core.Term()
+		w.mu.Unlock()
+		if !ok {
+			return nil
+		}
+		data, err := w.readRange(ctx, need, term)
+		if err == nil {
+			if err = w.mu.Lock(ctx); err != nil {
+				return nil
+			}
+			var outs []skproto.Out
+			outs, err = w.core.Recovered(need.Start, data)
+			w.route(outs)
+			w.mu.Unlock()
+		}
+		if err != nil {
+			w.log.Debug("WAL recovery failed", "from", need.From, "start", need.Start, "end", need.End, "err", err)
+			if err := clock.Sleep(ctx, w.env.Clock, w.cfg.ReconnectBackoff); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+func (w *WALProposer) readRange(ctx context.Context, need skproto.NeedWAL, term skproto.Term) ([]byte, error) {
+	ctx, cancel := clock.WithTimeout(w.env.Clock, ctx, w.cfg.CallTimeout)
+	defer cancel()
+	conn, err := w.env.Net.Dial(ctx, need.From)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var out []byte
+	for pos := need.Start; pos < need.End; {
+		resp, err := net.CallProto[*skpb.ReadWalResponse](ctx, conn, safekeeper.MethodReadWal, &skpb.ReadWalRequest{
+			Timeline: &skpb.TimelineRef{TenantId: w.cfg.TenantID, TimelineId: w.cfg.TimelineID},
+			StartLsn: uint64(pos), EndLsn: uint64(need.End), Term: uint64(term)})
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.GetWal()) == 0 {
+			return nil, fmt.Errorf("walproposer: %s returned no WAL at %s", need.From, pos)
+		}
+		out = append(out, resp.GetWal()...)
+		pos += lsn.LSN(len(resp.GetWal()))
+	}
+	return out, nil
+}

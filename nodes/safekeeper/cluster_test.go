@@ -1,0 +1,204 @@
+package safekeeper_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/disk"
+	"github.com/stratadb/strata/disk/objstore"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/skproto"
+	"github.com/stratadb/strata/net/grpcx"
+	"github.com/stratadb/strata/nodes/broker"
+	"github.com/stratadb/strata/nodes/compute/walproposer"
+	"github.com/stratadb/strata/nodes/node"
+	"github.com/stratadb/strata/nodes/safekeeper"
+)
+
+const (
+	tenant   = "7f3a0b1c2d3e4f506172839405a6b7c8"
+	timeline = "00112233445566778899aabbccddeeff"
+)
+
+func env(id string, fsys disk.FS, store objstore.Store) node.Env {
+	return node.Env{ID: id, Clock: clock.NewReal(), Net: grpcx.New(grpcx.Options{}), Disk: fsys, Store: store,
+		Rand: rand.New(rand.NewPCG(1, 2)), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: prometheus.NewRegistry()}
+}
+
+type cluster struct {
+	t      *testing.T
+	broker *broker.Broker
+	store  objstore.Store
+	dirs   []string
+	addrs  []string
+	sks    []*safekeeper.Safekeeper
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	c := &cluster{t: t}
+	b, err := broker.New(env("broker", nil, nil), broker.Config{ListenAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Stop() })
+	c.broker = b
+	st, err := objstore.NewLocal(disk.Dir(t.TempDir()), ".", objstore.LocalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.store = st
+	for i := 0; i < n; i++ {
+		c.dirs = append(c.dirs, t.TempDir())
+		c.addrs = append(c.addrs, "127.0.0.1:0")
+		c.sks = append(c.sks, nil)
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.sks {
+			c.stop(i)
+		}
+	})
+	return c
+}
+
+func (c *cluster) start(i int) {
+	sk, err := safekeeper.New(env(fmt.Sprintf("sk-%d", i+1), disk.Dir(c.dirs[i]), c.store), safekeeper.Config{
+		NodeID: fmt.Sprintf("sk-%d", i+1), ListenAddr: c.addrs[i], BrokerAddr: c.broker.Addr(),
+		SegmentBytes: 4096, PublishInterval: 50 * time.Millisecond, OffloadInterval: 50 * time.Millisecond, Offload: true})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := sk.Start(context.Background()); err != nil {
+		c.t.Fatal(err)
+	}
+	c.sks[i] = sk
+	c.addrs[i] = sk.Addr() // keep the port across restarts
+}
+
+func (c *cluster) stop(i int) {
+	if c.sks[i] != nil {
+		_ = c.sks[i].Stop(context.Background())
+		c.sks[i] = nil
+	}
+}
+
+func (c *cluster) proposer(id string) *walproposer.WALProposer {
+	w, err := walproposer.New(env(id, nil, nil), walproposer.Config{ID: id, TenantID: tenant, TimelineID: timeline,
+		Safekeepers: c.addrs, PeerTimeout: time.Second, MaxReconnectBackoff: 200 * time.Millisecond})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	w.Start(context.Background())
+	c.t.Cleanup(w.Stop)
+	return w
+}
+
+func commit(t *testing.T, ctx context.Context, w *walproposer.WALProposer, tag string, n int) (lsn.LSN, [][]byte) {
+	var all [][]byte
+	var end lsn.LSN
+	for i := 0; i < n; i++ {
+		rec := [][]byte{[]byte(fmt.Sprintf("%s-%d", tag, i)), bytes.Repeat([]byte{byte(i)}, 300)}
+		e, err := w.Append(ctx, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, end = append(all, rec...), e
+	}
+	if err := w.WaitCommitted(ctx, end); err != nil {
+		t.Fatal(err)
+	}
+	return end, all
+}
+
+// waitWAL waits until safekeeper i has flushed up to end and returns its
+// WAL from start.
+func (c *cluster) waitWAL(ctx context.Context, i int, start, end lsn.LSN) []byte {
+	for {
+		s, err := c.sks[i].Timeline(ctx, tenant, timeline)
+		if err == nil && s.FlushLSN >= end {
+			b, err := c.sks[i].ReadWAL(ctx, tenant, timeline, start, end)
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			return b
+		}
+		if ctx.Err() != nil {
+			c.t.Fatalf("sk %d never reached %s (last %+v, %v)", i, end, s, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestClusterCommitCrashRecover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := newCluster(t, 3)
+	w := c.proposer("compute-1")
+	_, recs1 := commit(t, ctx, w, "a", 20)
+
+	// One safekeeper down: a majority still commits.
+	c.stop(2)
+	end2, recs2 := commit(t, ctx, w, "b", 20)
+	c.start(2)
+	want := c.waitWAL(ctx, 0, 0x1000, end2)
+	got, err := skproto.SplitFrames(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(recs1)+len(recs2) {
+		t.Fatalf("%d records on sk-1, want %d", len(got), len(recs1)+len(recs2))
+	}
+	for i, r := range append(recs1, recs2...) {
+		if !bytes.Equal(got[i], r) {
+			t.Fatalf("record %d differs", i)
+		}
+	}
+	for i := 1; i < 3; i++ {
+		if b := c.waitWAL(ctx, i, 0x1000, end2); !bytes.Equal(b, want) {
+			t.Fatalf("sk-%d WAL differs from sk-1", i+1)
+		}
+	}
+
+	// A new compute deposes the old one, recovers and keeps the WAL.
+	w.Stop()
+	w2 := c.proposer("compute-2")
+	end3, _ := commit(t, ctx, w2, "c", 5)
+	if end3 <= end2 {
+		t.Fatalf("new proposer ended at %s, not past %s", end3, end2)
+	}
+	for i := 0; i < 3; i++ {
+		if b := c.waitWAL(ctx, i, 0x1000, end2); !bytes.Equal(b, want) {
+			t.Fatalf("sk-%d lost committed WAL after the new election", i+1)
+		}
+	}
+
+	// Sealed committed segments reach the object store, equal to the WAL.
+	for seg := uint64(1); seg <= 2; seg++ {
+		for {
+			data, err := c.store.Get(ctx, safekeeper.RemoteSegmentKey(tenant, timeline, seg))
+			if err == nil {
+				if off := (seg - 1) * 4096; !bytes.Equal(data, want[off:off+4096]) {
+					t.Fatalf("remote segment %d differs from the committed WAL", seg)
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("segment %d never offloaded: %v", seg, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}

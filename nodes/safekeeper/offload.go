@@ -1,0 +1,164 @@
+package safekeeper
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"path"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/disk/objstore"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/nodes/safekeeper/walstore"
+)
+
+// maxOffloadPerRound bounds the segments one timeline uploads per round so
+// one busy timeline cannot starve the others.
+const maxOffloadPerRound = 8
+
+// RemoteSegmentKey is the object key of a timeline's WAL segment.
+func RemoteSegmentKey(tenant, timeline string, segno uint64) string {
+	return path.Join("wal", tenant, timeline, walstore.SegmentName(segno))
+}
+
+// TimelineHash maps a timeline id to the number used to pick its
+// offloader: the id's last 16 hex digits, or an FNV-1a hash if it is not
+// hex.
+func TimelineHash(id string) uint64 {
+	tail := id
+	if len(tail) > 16 {
+		tail = tail[len(tail)-16:]
+	}
+	if v, err := strconv.ParseUint(tail, 16, 64); err == nil {
+		return v
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	return h.Sum64()
+}
+
+// ChooseOffloader picks the uploader among candidate ids (live peers that
+// have the data): sorted by id, index hash(timeline) mod count.
+func ChooseOffloader(timelineID string, candidates []string) string {
+	if len(candidates) == 0 {
+		return ""
+	}
+	c := slices.Clone(candidates)
+	slices.Sort(c)
+	c = slices.Compact(c)
+	return c[TimelineHash(timelineID)%uint64(len(c))]
+}
+
+func (sk *Safekeeper) offloadLoop(ctx context.Context) error {
+	for {
+		if err := clock.Sleep(ctx, sk.env.Clock, sk.cfg.OffloadInterval); err != nil {
+			return err
+		}
+		for _, tl := range sk.sortedTimelines() {
+			if err := sk.offloadTimeline(ctx, tl); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				sk.log.Warn("offload failed", "tenant", tl.key.tenant, "timeline", tl.key.timeline, "err", err)
+			}
+		}
+	}
+}
+
+// offloadTimeline uploads sealed, committed segments above the backup LSN
+// if this safekeeper is the timeline's chosen offloader.
+func (sk *Safekeeper) offloadTimeline(ctx context.Context, tl *timeline) error {
+	s, err := tl.snapshot(ctx)
+	if err != nil {
+		return nil // not servable; nothing to offload
+	}
+	seg := lsn.LSN(sk.cfg.SegmentBytes)
+	if err := tl.mu.Lock(ctx); err != nil {
+		return err
+	}
+	if tl.store != nil {
+		seg = lsn.LSN(tl.store.SegmentBytes())
+	}
+	tl.mu.Unlock()
+	next := max(s.BackupLSN, s.StartLSN) / seg
+	if (next+1)*seg > s.CommitLSN {
+		return nil
+	}
+	if sk.cfg.BrokerAddr != "" {
+		infos, err := sk.broker.timeline(ctx, tl.key.tenant, tl.key.timeline)
+		if err != nil {
+			return fmt.Errorf("ask broker for peers: %w", err)
+		}
+		need := uint64((next + 1) * seg)
+		cands := []string{sk.cfg.NodeID}
+		for _, in := range infos {
+			if time.Duration(in.GetAgeMs())*time.Millisecond <= sk.cfg.PeerLiveness && in.GetFlushLsn() >= need {
+				cands = append(cands, in.GetSafekeeperId())
+			}
+		}
+		if ChooseOffloader(tl.key.timeline, cands) != sk.cfg.NodeID {
+			return nil
+		}
+	}
+	for i := 0; i < maxOffloadPerRound && (next+1)*seg <= s.CommitLSN; i++ {
+		if err := sk.offloadSegment(ctx, tl, uint64(next)); err != nil {
+			return err
+		}
+		next++
+	}
+	return nil
+}
+
+func (sk *Safekeeper) offloadSegment(ctx context.Context, tl *timeline, segno uint64) error {
+	if err := tl.mu.Lock(ctx); err != nil {
+		return err
+	}
+	if err := tl.usable(); err != nil {
+		tl.mu.Unlock()
+		return err
+	}
+	data, err := tl.store.ReadSegment(segno)
+	tl.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	key := RemoteSegmentKey(tl.key.tenant, tl.key.timeline, segno)
+	backoff := sk.cfg.OffloadBackoff
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := clock.WithTimeout(sk.env.Clock, ctx, sk.cfg.CallTimeout)
+		err = sk.env.Store.Put(pctx, key, data, objstore.PutOptions{})
+		cancel()
+		if err == nil {
+			break
+		}
+		sk.metrics.offloadErrs.Inc()
+		if !objstore.Retryable(err) || attempt >= sk.cfg.OffloadRetries {
+			return fmt.Errorf("upload %s (attempt %d): %w", key, attempt, err)
+		}
+		if err := clock.Sleep(ctx, sk.env.Clock, backoff); err != nil {
+			return err
+		}
+		backoff = min(2*backoff, 32*sk.cfg.OffloadBackoff)
+	}
+	sk.metrics.offloaded.Inc()
+	if err := tl.mu.Lock(ctx); err != nil {
+		return err
+	}
+	defer tl.mu.Unlock()
+	end := lsn.LSN((segno + 1) * uint64(sk.cfg.SegmentBytes))
+	if tl.store != nil {
+		end = lsn.LSN((segno + 1) * uint64(tl.store.SegmentBytes()))
+	}
+	if end > tl.backupLSN {
+		tl.backupLSN = end
+	}
+	if tl.usable() == nil {
+		if err := tl.store.PersistControl(tl.control(tl.store.Control().Acceptor)); err != nil {
+			return tl.failed(err)
+		}
+	}
+	return nil
+}

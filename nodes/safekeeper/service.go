@@ -1,0 +1,399 @@
+package safekeeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/disk"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/skproto"
+	"github.com/stratadb/strata/net"
+	"github.com/stratadb/strata/nodes/node"
+	"github.com/stratadb/strata/nodes/safekeeper/skpb"
+	"github.com/stratadb/strata/nodes/safekeeper/walstore"
+)
+
+type metrics struct {
+	appendBytes prometheus.Counter
+	corrupt     prometheus.Counter
+	offloaded   prometheus.Counter
+	offloadErrs prometheus.Counter
+	timelines   prometheus.Gauge
+}
+
+func newMetrics(reg *prometheus.Registry) metrics {
+	m := metrics{
+		appendBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "safekeeper_wal_written_bytes_total", Help: "WAL bytes written."}),
+		corrupt:     prometheus.NewCounter(prometheus.CounterOpts{Name: "safekeeper_corrupt_timelines_total", Help: "Timelines refused because their files failed checks."}),
+		offloaded:   prometheus.NewCounter(prometheus.CounterOpts{Name: "safekeeper_offloaded_segments_total", Help: "WAL segments uploaded to object storage."}),
+		offloadErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "safekeeper_offload_errors_total", Help: "Failed segment upload attempts."}),
+		timelines:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "safekeeper_timelines", Help: "Timelines held."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.appendBytes, m.corrupt, m.offloaded, m.offloadErrs, m.timelines)
+	}
+	return m
+}
+
+// Safekeeper is the WAL service of one node.
+type Safekeeper struct {
+	env     node.Env
+	cfg     Config
+	log     *slog.Logger
+	metrics metrics
+
+	// tlMu guards the timelines map only (short sections, no I/O).
+	tlMu      sync.Mutex
+	timelines map[tlKey]*timeline
+
+	group    *clock.Group
+	broker   *brokerClient
+	lisMu    sync.Mutex
+	listener net.Listener
+}
+
+// New builds a safekeeper; Start loads its timelines and serves.
+func New(env node.Env, cfg Config) (*Safekeeper, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Offload && env.Store == nil {
+		return nil, errors.New("safekeeper: Offload needs env.Store")
+	}
+	sk := &Safekeeper{env: env, cfg: cfg, log: env.Log.With("component", "safekeeper", "node", cfg.NodeID),
+		metrics: newMetrics(env.Metrics), timelines: map[tlKey]*timeline{}}
+	sk.broker = &brokerClient{sk: sk}
+	return sk, nil
+}
+
+// Start loads every timeline on disk, starts serving and the background
+// tasks (broker publication, offload). Corrupt timelines are reported and
+// kept out of service; they do not stop the others.
+func (sk *Safekeeper) Start(ctx context.Context) error {
+	if err := sk.loadAll(); err != nil {
+		return err
+	}
+	sk.group = clock.NewGroup(sk.env.Clock, ctx)
+	l, err := sk.env.Net.Listen(sk.cfg.ListenAddr, sk.Mux())
+	if err != nil {
+		sk.group.Cancel()
+		return fmt.Errorf("safekeeper: listen %s: %w", sk.cfg.ListenAddr, err)
+	}
+	sk.lisMu.Lock()
+	sk.listener = l
+	sk.lisMu.Unlock()
+	if sk.cfg.BrokerAddr != "" {
+		sk.group.Go("sk-publish", sk.publishLoop)
+	}
+	if sk.cfg.Offload {
+		sk.group.Go("sk-offload", sk.offloadLoop)
+	}
+	sk.log.Info("safekeeper serving", "addr", l.Addr(), "timelines", len(sk.timelines))
+	return nil
+}
+
+// Addr is the bound address (after Start).
+func (sk *Safekeeper) Addr() string {
+	sk.lisMu.Lock()
+	defer sk.lisMu.Unlock()
+	if sk.listener == nil {
+		return ""
+	}
+	return sk.listener.Addr()
+}
+
+// Stop stops serving and the background tasks, then persists each
+// timeline's commit LSN so the next start scans little.
+func (sk *Safekeeper) Stop(ctx context.Context) error {
+	sk.lisMu.Lock()
+	l := sk.listener
+	sk.listener = nil
+	sk.lisMu.Unlock()
+	if l != nil {
+		_ = l.Close()
+	}
+	var err error
+	if sk.group != nil {
+		err = sk.group.Stop()
+	}
+	for _, tl := range sk.sortedTimelines() {
+		if lerr := tl.mu.Lock(ctx); lerr != nil {
+			return lerr
+		}
+		if tl.usable() == nil {
+			if serr := tl.store.Sync(); serr == nil {
+				_ = tl.store.PersistControl(tl.control(tl.acc.State()))
+			}
+			_ = tl.store.Close()
+			tl.acc = nil
+			tl.broken = errors.New("safekeeper stopped")
+		}
+		tl.mu.Unlock()
+	}
+	return err
+}
+
+func (sk *Safekeeper) loadAll() error {
+	tenants, err := sk.env.Disk.ReadDir("timelines")
+	if errors.Is(err, disk.ErrNotExist) {
+		return disk.MkdirAllDurable(sk.env.Disk, "timelines")
+	}
+	if err != nil {
+		return fmt.Errorf("safekeeper: list timelines: %w", err)
+	}
+	for _, te := range tenants {
+		tls, err := sk.env.Disk.ReadDir("timelines/" + te.Name())
+		if err != nil {
+			return fmt.Errorf("safekeeper: list tenant %s: %w", te.Name(), err)
+		}
+		for _, e := range tls {
+			key := tlKey{te.Name(), e.Name()}
+			ok, err := walstore.Exists(sk.env.Disk, key.dir())
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue // a creation that crashed before its control file
+			}
+			tl := sk.newTimeline(key)
+			if err := tl.load(); err != nil {
+				if !errors.Is(err, walstore.ErrCorrupt) {
+					return fmt.Errorf("safekeeper: load %s: %w", key.dir(), err)
+				}
+				tl.markBroken(err)
+			}
+			sk.timelines[key] = tl
+		}
+	}
+	sk.metrics.timelines.Set(float64(len(sk.timelines)))
+	return nil
+}
+
+func (sk *Safekeeper) sortedTimelines() []*timeline {
+	sk.tlMu.Lock()
+	defer sk.tlMu.Unlock()
+	keys := make([]tlKey, 0, len(sk.timelines))
+	for k := range sk.timelines {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b tlKey) int {
+		if a.tenant != b.tenant {
+			return cmpStr(a.tenant, b.tenant)
+		}
+		return cmpStr(a.timeline, b.timeline)
+	})
+	out := make([]*timeline, len(keys))
+	for i, k := range keys {
+		out[i] = sk.timelines[k]
+	}
+	return out
+}
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (sk *Safekeeper) lookup(tenant, timeline string) (*timeline, error) {
+	if err := checkID("tenant", tenant); err != nil {
+		return nil, net.Errorf(net.InvalidArgument, "%v", err)
+	}
+	if err := checkID("timeline", timeline); err != nil {
+		return nil, net.Errorf(net.InvalidArgument, "%v", err)
+	}
+	sk.tlMu.Lock()
+	defer sk.tlMu.Unlock()
+	tl, ok := sk.timelines[tlKey{tenant, timeline}]
+	if !ok {
+		return nil, net.Errorf(net.NotFound, "safekeeper: no timeline %s/%s", tenant, timeline)
+	}
+	return tl, nil
+}
+
+// getOrCreate returns the timeline, creating it on first greeting.
+func (sk *Safekeeper) getOrCreate(ctx context.Context, g skproto.Greeting) (*timeline, error) {
+	tl, err := sk.lookup(g.TenantID, g.TimelineID)
+	if net.CodeOf(err) != net.NotFound {
+		return tl, err
+	}
+	key := tlKey{g.TenantID, g.TimelineID}
+	sk.tlMu.Lock()
+	tl, ok := sk.timelines[key]
+	if !ok {
+		if len(sk.timelines) >= sk.cfg.MaxTimelines {
+			sk.tlMu.Unlock()
+			return nil, net.Errorf(net.ResourceExhausted, "safekeeper: %d timelines held", len(sk.timelines))
+		}
+		tl = sk.newTimeline(key)
+		sk.timelines[key] = tl
+		sk.metrics.timelines.Set(float64(len(sk.timelines)))
+	}
+	sk.tlMu.Unlock()
+	if err := tl.mu.Lock(ctx); err != nil {
+		return nil, err
+	}
+	defer tl.mu.Unlock()
+	if tl.acc == nil && tl.broken == nil {
+		if err := tl.create(g); err != nil {
+			return nil, net.Errorf(net.Unavailable, "safekeeper: create timeline: %v", err)
+		}
+		sk.log.Info("timeline created", "tenant", g.TenantID, "timeline", g.TimelineID, "start", g.StartLSN)
+	}
+	return tl, tl.usable()
+}
+
+// Mux returns the service's handlers.
+func (sk *Safekeeper) Mux() *net.Mux {
+	m := net.NewMux()
+	net.HandleStreamProto(m, MethodPropose, sk.propose)
+	net.HandleUnary(m, MethodReadWal, sk.readWal)
+	net.HandleStreamProto(m, MethodStreamWal, sk.streamWal)
+	net.HandleUnary(m, MethodStatus, sk.status)
+	return m
+}
+
+func (sk *Safekeeper) propose(ctx context.Context, s *net.ServerStreamOf[*skpb.ProposerMessage, *skpb.AcceptorMessage]) error {
+	var tl *timeline
+	for {
+		in, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		m, err := ProposerFromPB(in)
+		if err != nil {
+			return err
+		}
+		if g, ok := m.(skproto.Greeting); ok {
+			if tl, err = sk.getOrCreate(ctx, g); err != nil {
+				return err
+			}
+		} else if tl == nil {
+			return net.Errorf(net.FailedPrecondition, "safekeeper: %T before Greeting", m)
+		}
+		reply, err := tl.step(ctx, m)
+		if err != nil {
+			return err
+		}
+		out, err := AcceptorToPB(reply)
+		if err != nil {
+			return net.Errorf(net.Internal, "%v", err)
+		}
+		if err := s.Send(out); err != nil {
+			return err
+		}
+		if sk.cfg.Bugs.AckBeforeFsync {
+			tl.syncLate(ctx)
+		}
+	}
+}
+
+func (sk *Safekeeper) readWal(ctx context.Context, req *skpb.ReadWalRequest) (*skpb.ReadWalResponse, error) {
+	tl, err := sk.lookup(req.GetTimeline().GetTenantId(), req.GetTimeline().GetTimelineId())
+	if err != nil {
+		return nil, err
+	}
+	b, err := tl.read(ctx, lsn.LSN(req.GetStartLsn()), lsn.LSN(req.GetEndLsn()), skproto.Term(req.GetTerm()))
+	if err != nil {
+		return nil, err
+	}
+	return &skpb.ReadWalResponse{StartLsn: req.GetStartLsn(), Wal: b}, nil
+}
+
+// streamWal sends committed WAL from the requested LSN as it commits.
+func (sk *Safekeeper) streamWal(ctx context.Context, s *net.ServerStreamOf[*skpb.StreamWalRequest, *skpb.WalChunk]) error {
+	req, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	tl, err := sk.lookup(req.GetTimeline().GetTenantId(), req.GetTimeline().GetTimelineId())
+	if err != nil {
+		return err
+	}
+	pos := lsn.LSN(req.GetStartLsn())
+	for {
+		if err := tl.mu.Lock(ctx); err != nil {
+			return err
+		}
+		for tl.usable() == nil && tl.acc.CommitLSN() <= pos {
+			if err := tl.cond.Wait(ctx); err != nil {
+				tl.mu.Unlock()
+				return err
+			}
+		}
+		if err := tl.usable(); err != nil {
+			tl.mu.Unlock()
+			return err
+		}
+		commit := tl.acc.CommitLSN()
+		b, err := tl.readLocked(pos, commit)
+		tl.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if err := s.Send(&skpb.WalChunk{StartLsn: uint64(pos), Wal: b, CommitLsn: uint64(commit)}); err != nil {
+			return err
+		}
+		pos += lsn.LSN(len(b))
+	}
+}
+
+func (sk *Safekeeper) status(ctx context.Context, req *skpb.TimelineRef) (*skpb.TimelineStatus, error) {
+	tl, err := sk.lookup(req.GetTenantId(), req.GetTimelineId())
+	if err != nil {
+		return nil, err
+	}
+	s, err := tl.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &skpb.TimelineStatus{NodeId: sk.cfg.NodeID, Term: uint64(s.Term), LastLogTerm: uint64(s.History.LastTerm()),
+		ElectedTerm: uint64(s.ElectedTerm), FlushLsn: uint64(s.FlushLSN), CommitLsn: uint64(s.CommitLSN),
+		BackupLsn: uint64(s.BackupLSN), StartLsn: uint64(s.StartLSN), TermHistory: HistoryToPB(s.History)}, nil
+}
+
+// Timeline returns a timeline's current state (for tests and checkers).
+func (sk *Safekeeper) Timeline(ctx context.Context, tenant, timeline string) (Snapshot, error) {
+	tl, err := sk.lookup(tenant, timeline)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return tl.snapshot(ctx)
+}
+
+// ReadWAL reads flushed WAL [start, end) in chunks (for tests and
+// checkers).
+func (sk *Safekeeper) ReadWAL(ctx context.Context, tenant, timeline string, start, end lsn.LSN) ([]byte, error) {
+	tl, err := sk.lookup(tenant, timeline)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for pos := start; pos < end; {
+		b, err := tl.read(ctx, pos, end, 0)
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == 0 {
+			return nil, net.Errorf(net.OutOfRange, "safekeeper: no WAL at %s", pos)
+		}
+		out = append(out, b...)
+		pos += lsn.LSN(len(b))
+	}
+	return out, nil
+}

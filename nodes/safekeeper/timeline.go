@@ -1,0 +1,260 @@
+package safekeeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/skproto"
+	"github.com/stratadb/strata/net"
+	"github.com/stratadb/strata/nodes/safekeeper/walstore"
+)
+
+// ErrBadID reports a tenant or timeline id that is not 1..64 characters of
+// [0-9A-Za-z_-].
+var ErrBadID = errors.New("safekeeper: invalid id")
+
+func checkID(kind, id string) error {
+	if id == "" || len(id) > 64 || strings.Trim(id, "0123456789abcdefABCDEFghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ_-") != "" {
+		return fmt.Errorf("%w: %s %q", ErrBadID, kind, id)
+	}
+	return nil
+}
+
+type tlKey struct{ tenant, timeline string }
+
+func (k tlKey) dir() string { return path.Join("timelines", k.tenant, k.timeline) }
+
+// timeline is one acceptor and its store. mu (a clock.Mutex, because it is
+// held across disk I/O) serialises every step and read.
+type timeline struct {
+	key   tlKey
+	sk    *Safekeeper
+	mu    *clock.Mutex
+	cond  *clock.Cond // broadcast whenever flush or commit may have moved
+	acc   *skproto.Acceptor
+	store *walstore.Store
+	// broken is set when the on-disk state failed its checks; the
+	// timeline then answers DataLoss and is never served.
+	broken error
+	// persistedCommit is the commit LSN in the control file.
+	persistedCommit lsn.LSN
+	backupLSN       lsn.LSN
+}
+
+func (sk *Safekeeper) newTimeline(key tlKey) *timeline {
+	tl := &timeline{key: key, sk: sk, mu: clock.NewMutex(sk.env.Clock)}
+	tl.cond = clock.NewCond(tl.mu)
+	return tl
+}
+
+// load opens the store from disk and rebuilds the acceptor; used at
+// start-up and after an I/O error (a restart in place).
+func (tl *timeline) load() error {
+	if tl.store != nil {
+		_ = tl.store.Close()
+		tl.store = nil
+	}
+	st, err := walstore.Open(tl.sk.env.Disk, tl.key.dir())
+	if err != nil {
+		return err
+	}
+	ctl := st.Control()
+	acc, err := skproto.NewAcceptor(tl.sk.cfg.NodeID, ctl.Acceptor, st.FlushLSN(), tl.sk.cfg.Bugs)
+	if err != nil {
+		_ = st.Close()
+		return fmt.Errorf("%w: %w", walstore.ErrCorrupt, err)
+	}
+	tl.store, tl.acc = st, acc
+	tl.persistedCommit, tl.backupLSN = ctl.Acceptor.CommitLSN, ctl.BackupLSN
+	return nil
+}
+
+func (tl *timeline) create(g skproto.Greeting) error {
+	st, err := walstore.Create(tl.sk.env.Disk, tl.key.dir(), walstore.Control{
+		TenantID: tl.key.tenant, TimelineID: tl.key.timeline, SegmentBytes: tl.sk.cfg.SegmentBytes,
+		Acceptor: skproto.AcceptorState{StartLSN: g.StartLSN},
+	})
+	if err != nil {
+		return err
+	}
+	ctl := st.Control()
+	acc, err := skproto.NewAcceptor(tl.sk.cfg.NodeID, ctl.Acceptor, st.FlushLSN(), tl.sk.cfg.Bugs)
+	if err != nil {
+		_ = st.Close()
+		return err
+	}
+	tl.store, tl.acc, tl.persistedCommit = st, acc, ctl.Acceptor.CommitLSN
+	return nil
+}
+
+// usable reports, with mu held, why the timeline cannot serve.
+func (tl *timeline) usable() error {
+	if tl.broken != nil {
+		return net.Errorf(net.DataLoss, "safekeeper: timeline %s/%s is corrupt: %v", tl.key.tenant, tl.key.timeline, tl.broken)
+	}
+	if tl.acc == nil {
+		return net.Errorf(net.Unavailable, "safekeeper: timeline %s/%s not loaded", tl.key.tenant, tl.key.timeline)
+	}
+	return nil
+}
+
+// failed handles an I/O error with mu held: the in-memory state may be
+// ahead of the disk, so the timeline reloads from disk as a restart would.
+func (tl *timeline) failed(err error) error {
+	tl.sk.log.Warn("timeline I/O error, reloading from disk", "tenant", tl.key.tenant, "timeline", tl.key.timeline, "err", err)
+	if lerr := tl.load(); lerr != nil {
+		tl.markBroken(lerr)
+	}
+	tl.cond.Broadcast()
+	return net.Errorf(net.Unavailable, "safekeeper: %v", err)
+}
+
+func (tl *timeline) markBroken(err error) {
+	tl.broken = err
+	tl.acc = nil
+	tl.sk.log.Error("timeline is corrupt and will not be served", "tenant", tl.key.tenant, "timeline", tl.key.timeline, "err", err)
+	tl.sk.metrics.corrupt.Inc()
+}
+
+// control returns the control state to persist, with mu held.
+func (tl *timeline) control(acc skproto.AcceptorState) walstore.Control {
+	c := tl.store.Control()
+	c.Acceptor = acc
+	c.BackupLSN = tl.backupLSN
+	return c
+}
+
+// step runs one proposer message through the acceptor and applies its
+// Ready in the required order. It returns the reply and, if the reply may
+// only be sent after a sync the caller must still do, needSync.
+func (tl *timeline) step(ctx context.Context, m skproto.Msg) (skproto.Msg, error) {
+	if err := tl.mu.Lock(ctx); err != nil {
+		return nil, err
+	}
+	defer tl.mu.Unlock()
+	if err := tl.usable(); err != nil {
+		return nil, err
+	}
+	r, err := tl.acc.Step(m)
+	if err != nil {
+		return nil, net.Errorf(net.FailedPrecondition, "%v", err)
+	}
+	if r.Truncate {
+		if err := tl.store.Truncate(r.TruncateLSN); err != nil {
+			return nil, tl.failed(err)
+		}
+	}
+	if len(r.WAL) > 0 {
+		if err := tl.store.Write(r.WriteLSN, r.WAL); err != nil {
+			return nil, tl.failed(err)
+		}
+		tl.sk.metrics.appendBytes.Add(float64(len(r.WAL)))
+	}
+	if r.Persist {
+		if err := tl.store.Sync(); err != nil {
+			return nil, tl.failed(err)
+		}
+		if err := tl.store.PersistControl(tl.control(r.State)); err != nil {
+			return nil, tl.failed(err)
+		}
+		tl.persistedCommit = r.State.CommitLSN
+	}
+	if !tl.sk.cfg.Bugs.AckBeforeFsync {
+		if err := tl.store.Sync(); err != nil {
+			return nil, tl.failed(err)
+		}
+	}
+	// The commit LSN in the control file only bounds the start-up scan,
+	// so it is refreshed once per segment of progress, not per append.
+	if c := tl.acc.CommitLSN(); c >= tl.persistedCommit+lsn.LSN(tl.store.SegmentBytes()) {
+		if err := tl.store.Sync(); err != nil {
+			return nil, tl.failed(err)
+		}
+		if err := tl.store.PersistControl(tl.control(tl.acc.State())); err != nil {
+			return nil, tl.failed(err)
+		}
+		tl.persistedCommit = c
+	}
+	tl.cond.Broadcast()
+	return r.Reply, nil
+}
+
+// syncLate is the planted sk-ack-before-fsync bug's second half: the sync
+// that should have preceded the acknowledgement.
+func (tl *timeline) syncLate(ctx context.Context) {
+	if err := tl.mu.Lock(ctx); err != nil {
+		return
+	}
+	defer tl.mu.Unlock()
+	if tl.usable() == nil {
+		if err := tl.store.Sync(); err != nil {
+			_ = tl.failed(err)
+		}
+	}
+}
+
+// Snapshot is a timeline's state as seen by Status, the broker and tests.
+type Snapshot struct {
+	Term        skproto.Term
+	ElectedTerm skproto.Term
+	History     skproto.TermHistory
+	FlushLSN    lsn.LSN
+	CommitLSN   lsn.LSN
+	BackupLSN   lsn.LSN
+	StartLSN    lsn.LSN
+}
+
+func (tl *timeline) snapshotLocked() Snapshot {
+	st := tl.acc.State()
+	return Snapshot{Term: tl.acc.Term(), ElectedTerm: tl.acc.ElectedTerm(), History: tl.acc.History(),
+		FlushLSN: tl.acc.FlushLSN(), CommitLSN: tl.acc.CommitLSN(), BackupLSN: tl.backupLSN, StartLSN: st.StartLSN}
+}
+
+func (tl *timeline) snapshot(ctx context.Context) (Snapshot, error) {
+	if err := tl.mu.Lock(ctx); err != nil {
+		return Snapshot{}, err
+	}
+	defer tl.mu.Unlock()
+	if err := tl.usable(); err != nil {
+		return Snapshot{}, err
+	}
+	return tl.snapshotLocked(), nil
+}
+
+// read returns whole frames of WAL from start, bounded by end and by
+// MaxReadBytes. With term non-zero the acceptor must be in that term.
+func (tl *timeline) read(ctx context.Context, start, end lsn.LSN, term skproto.Term) ([]byte, error) {
+	if err := tl.mu.Lock(ctx); err != nil {
+		return nil, err
+	}
+	defer tl.mu.Unlock()
+	if err := tl.usable(); err != nil {
+		return nil, err
+	}
+	if term != 0 && tl.acc.Term() != term {
+		return nil, net.Errorf(net.FailedPrecondition, "safekeeper: in term %d, read asked for term %d", tl.acc.Term(), term)
+	}
+	if end > tl.acc.FlushLSN() {
+		return nil, net.Errorf(net.OutOfRange, "safekeeper: read to %s beyond flush %s", end, tl.acc.FlushLSN())
+	}
+	return tl.readLocked(start, end)
+}
+
+func (tl *timeline) readLocked(start, end lsn.LSN) ([]byte, error) {
+	b, err := tl.store.ReadFrames(start, end, tl.sk.cfg.MaxReadBytes)
+	switch {
+	case errors.Is(err, walstore.ErrCorrupt):
+		tl.markBroken(err)
+		return nil, net.Errorf(net.DataLoss, "safekeeper: %v", err)
+	case errors.Is(err, walstore.ErrRange):
+		return nil, net.Errorf(net.OutOfRange, "safekeeper: %v", err)
+	case err != nil:
+		return nil, net.Errorf(net.Unavailable, "safekeeper: %v", err)
+	}
+	return b, nil
+}
