@@ -403,4 +403,3 @@ func TestDeterminism(t *testing.T) {
 		t.Errorf("different seeds gave the same hash %x", h1)
 	}
 }
-
