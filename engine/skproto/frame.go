@@ -15,7 +15,8 @@ const FrameHeaderBytes = 8
 // reader allocate or skip gigabytes.
 const MaxFramePayloadBytes = 4 << 20
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli returns the crc32c table (the standard library caches it).
+func castagnoli() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) }
 
 // ErrFrame reports a malformed or corrupt WAL frame.
 var ErrFrame = errors.New("skproto: bad WAL frame")
@@ -24,8 +25,8 @@ var ErrFrame = errors.New("skproto: bad WAL frame")
 func AppendFrame(dst, payload []byte) []byte {
 	var h [FrameHeaderBytes]byte
 	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
-	c := crc32.Update(0, castagnoli, h[0:4])
-	c = crc32.Update(c, castagnoli, payload)
+	c := crc32.Update(0, castagnoli(), h[0:4])
+	c = crc32.Update(c, castagnoli(), payload)
 	binary.LittleEndian.PutUint32(h[4:8], c)
 	dst = append(dst, h[:]...)
 	return append(dst, payload...)
@@ -45,8 +46,8 @@ func FrameLen(b []byte) (int, error) {
 	if len(b) < total {
 		return 0, fmt.Errorf("%w: truncated payload (%d of %d bytes)", ErrFrame, len(b)-FrameHeaderBytes, n)
 	}
-	c := crc32.Update(0, castagnoli, b[0:4])
-	c = crc32.Update(c, castagnoli, b[FrameHeaderBytes:total])
+	c := crc32.Update(0, castagnoli(), b[0:4])
+	c = crc32.Update(c, castagnoli(), b[FrameHeaderBytes:total])
 	if c != binary.LittleEndian.Uint32(b[4:8]) {
 		return 0, fmt.Errorf("%w: checksum mismatch", ErrFrame)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -52,7 +53,13 @@ func (c *Config) Validate() error {
 // ErrFull reports a table at MaxEntries.
 var ErrFull = errors.New("broker: table full")
 
-type entryKey struct{ tenant, timeline, sk string }
+// entryKey is "tenant/timeline/safekeeper": a string, so the table can be
+// walked in sorted order.
+type entryKey string
+
+func keyOf(i *brokerpb.SafekeeperTimelineInfo) entryKey {
+	return entryKey(i.TenantId + "/" + i.TimelineId + "/" + i.SafekeeperId)
+}
 
 type entry struct {
 	info     *brokerpb.SafekeeperTimelineInfo
@@ -146,7 +153,7 @@ func (b *Broker) publish(ctx context.Context, in *brokerpb.SafekeeperTimelineInf
 	}
 	defer b.mu.Unlock()
 	b.expireLocked()
-	k := entryKey{in.TenantId, in.TimelineId, in.SafekeeperId}
+	k := keyOf(in)
 	if _, ok := b.entries[k]; !ok && len(b.entries) >= b.cfg.MaxEntries {
 		return nil, net.Errorf(net.ResourceExhausted, "%v: %d entries", ErrFull, len(b.entries))
 	}
@@ -161,9 +168,9 @@ func (b *Broker) publish(ctx context.Context, in *brokerpb.SafekeeperTimelineInf
 
 func (b *Broker) expireLocked() {
 	now := b.env.Clock.Mono()
-	for k, e := range b.entries {
-		if now-e.received > b.cfg.EntryTTL {
-			delete(b.entries, k) // deletion order does not matter
+	for _, k := range slices.Sorted(maps.Keys(b.entries)) {
+		if now-b.entries[k].received > b.cfg.EntryTTL {
+			delete(b.entries, k)
 		}
 	}
 }
@@ -175,33 +182,17 @@ func matches(f *brokerpb.TimelineFilter, i *brokerpb.SafekeeperTimelineInfo) boo
 // snapshotLocked returns matching entries newer than since, sorted by key.
 func (b *Broker) snapshotLocked(f *brokerpb.TimelineFilter, since uint64) []*brokerpb.SafekeeperTimelineInfo {
 	now := b.env.Clock.Mono()
-	var keys []entryKey
-	for k, e := range b.entries {
-		if e.version > since && matches(f, e.info) {
-			keys = append(keys, k)
-		}
-	}
-	slices.SortFunc(keys, func(a, c entryKey) int {
-		return cmpStrings(a.tenant+"/"+a.timeline+"/"+a.sk, c.tenant+"/"+c.timeline+"/"+c.sk)
-	})
-	out := make([]*brokerpb.SafekeeperTimelineInfo, 0, len(keys))
-	for _, k := range keys {
+	var out []*brokerpb.SafekeeperTimelineInfo
+	for _, k := range slices.Sorted(maps.Keys(b.entries)) {
 		e := b.entries[k]
+		if e.version <= since || !matches(f, e.info) {
+			continue
+		}
 		info := proto.Clone(e.info).(*brokerpb.SafekeeperTimelineInfo)
 		info.AgeMs = uint64((now - e.received) / time.Millisecond)
 		out = append(out, info)
 	}
 	return out
-}
-
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (b *Broker) get(ctx context.Context, f *brokerpb.TimelineFilter) (*brokerpb.TimelineInfos, error) {

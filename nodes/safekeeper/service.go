@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 
@@ -180,11 +181,7 @@ func (sk *Safekeeper) loadAll() error {
 func (sk *Safekeeper) sortedTimelines() []*timeline {
 	sk.tlMu.Lock()
 	defer sk.tlMu.Unlock()
-	keys := make([]tlKey, 0, len(sk.timelines))
-	for k := range sk.timelines {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b tlKey) int {
+	keys := slices.SortedFunc(maps.Keys(sk.timelines), func(a, b tlKey) int {
 		if a.tenant != b.tenant {
 			return cmpStr(a.tenant, b.tenant)
 		}

@@ -32,7 +32,8 @@ var (
 	ErrRange = errors.New("walstore: LSN out of range")
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli returns the crc32c table (the standard library caches it).
+func castagnoli() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) }
 
 // Control is the persistent state of one timeline.
 type Control struct {
@@ -58,7 +59,7 @@ func EncodeControl(c Control) ([]byte, error) {
 	binary.LittleEndian.PutUint32(b[4:8], ControlVersion)
 	binary.LittleEndian.PutUint32(b[8:12], uint32(len(body)))
 	b = append(b, body...)
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli())), nil
 }
 
 // DecodeControl parses and verifies a control file.
@@ -74,7 +75,7 @@ func DecodeControl(b []byte) (Control, error) {
 	if 12+n+4 != len(b) {
 		return c, fmt.Errorf("%w: control length %d in a %d-byte file", ErrCorrupt, n, len(b))
 	}
-	if crc32.Checksum(b[:12+n], castagnoli) != binary.LittleEndian.Uint32(b[12+n:]) {
+	if crc32.Checksum(b[:12+n], castagnoli()) != binary.LittleEndian.Uint32(b[12+n:]) {
 		return c, fmt.Errorf("%w: control checksum mismatch", ErrCorrupt)
 	}
 	if v := binary.LittleEndian.Uint32(b[4:8]); v != ControlVersion {
