@@ -256,7 +256,7 @@ func TestMarshalProtoTooBig(t *testing.T) {
 	if _, err := net.MarshalProto(m); net.CodeOf(err) != net.ResourceExhausted {
 		t.Fatalf("MarshalProto(oversized) = %v, want ResourceExhausted", err)
 	}
-	if _, err := net.MarshalJSON(string(make([]byte, net.MaxMessageBytes))); net.CodeOf(err) != net.ResourceExhausted {
+	if _, err := net.MarshalJSON(strings.Repeat("a", net.MaxMessageBytes)); net.CodeOf(err) != net.ResourceExhausted {
 		t.Fatalf("MarshalJSON(oversized) = %v, want ResourceExhausted", err)
 	}
 }
