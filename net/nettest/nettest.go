@@ -69,6 +69,8 @@ func Run(t *testing.T, h Harness) {
 		{"ListenerClose", testListenerClose},
 		{"Oversized", testOversized},
 		{"ConcurrentCalls", testConcurrentCalls},
+		{"DeadlinePropagates", testDeadlinePropagates},
+		{"ConnClose", testConnClose},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -88,6 +90,7 @@ const (
 	mFail  = "/strata.test.Raw/StreamFail"
 	mCount = "/strata.test.Raw/Count"
 	mHold  = "/strata.test.Raw/Hold"
+	mLeft  = "/strata.test.Raw/TimeLeft"
 )
 
 // server is the handler every case serves. cancelled is set when a
@@ -133,6 +136,13 @@ func newServer(clk clock.Clock) *server {
 	})
 	net.HandleUnaryBytes(m, mPlain, func(ctx context.Context, b []byte) ([]byte, error) {
 		return nil, errors.New("a plain error")
+	})
+	net.HandleUnaryBytes(m, mLeft, func(ctx context.Context, b []byte) ([]byte, error) {
+		dl, ok := ctx.Deadline()
+		if !ok {
+			return []byte("none"), nil
+		}
+		return []byte(dl.Sub(clk.Now()).String()), nil
 	})
 	net.HandleStream(m, mSend3, func(ctx context.Context, st net.ServerStream) error {
 		for i := range 3 {
@@ -632,5 +642,58 @@ func testConcurrentCalls(t *testing.T, w World) {
 		if err != nil {
 			t.Errorf("caller %d: %v", i, err)
 		}
+	}
+}
+
+func testDeadlinePropagates(t *testing.T, w World) {
+	_, l, c, ok := setup(t, w)
+	if !ok {
+		return
+	}
+	defer closeAll(t, l, c)
+	ctx, cancel := clock.WithTimeout(w.Clock, context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := c.Call(ctx, mLeft, nil)
+	if err != nil {
+		t.Errorf("call: %v", err)
+		return
+	}
+	left, err := time.ParseDuration(string(b))
+	if err != nil || left <= 0 || left > 5*time.Second {
+		t.Errorf("handler saw time left %q, want a deadline within the caller's 5s", b)
+	}
+	b, err = c.Call(context.Background(), mLeft, nil)
+	if err != nil || string(b) != "none" {
+		t.Errorf("call without deadline: handler saw %q %v, want none", b, err)
+	}
+}
+
+func testConnClose(t *testing.T, w World) {
+	_, l, c, ok := setup(t, w)
+	if !ok {
+		return
+	}
+	defer l.Close()
+	ctx, cancel := callCtx(w)
+	defer cancel()
+	if _, err := c.Call(ctx, mRaw, []byte("x")); err != nil {
+		t.Errorf("call: %v", err)
+		return
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if _, err := c.Call(ctx, mRaw, []byte("x")); net.CodeOf(err) != net.Canceled {
+		t.Errorf("call on a closed Conn: got %v, want Canceled", err)
+	}
+	// Other connections to the same listener are unaffected.
+	c2, err := w.Client.Dial(ctx, l.Addr())
+	if err != nil {
+		t.Errorf("second Dial: %v", err)
+		return
+	}
+	defer c2.Close()
+	if _, err := c2.Call(ctx, mRaw, []byte("y")); err != nil {
+		t.Errorf("call on a second Conn: %v", err)
 	}
 }
