@@ -132,6 +132,18 @@ func (b *Broker) Addr() string {
 	return b.listener.Addr()
 }
 
+// Drain stops accepting calls and waits (until ctx ends) for in-flight
+// ones when the transport supports it (net/grpcx), then stops.
+func (b *Broker) Drain(ctx context.Context) error {
+	b.lisMu.Lock()
+	l := b.listener
+	b.lisMu.Unlock()
+	if d, ok := l.(interface{ Drain(context.Context) error }); ok {
+		_ = d.Drain(ctx)
+	}
+	return b.Stop()
+}
+
 // Stop closes the listener, which ends every call.
 func (b *Broker) Stop() error {
 	b.lisMu.Lock()

@@ -111,9 +111,29 @@ func (sk *Safekeeper) Addr() string {
 	return sk.listener.Addr()
 }
 
+// drainer is implemented by listeners that can stop accepting calls and
+// wait for in-flight ones (net/grpcx).
+type drainer interface {
+	Drain(ctx context.Context) error
+}
+
+// Drain is the graceful stop: no new calls, in-flight calls finish (until
+// ctx ends), then Stop.
+func (sk *Safekeeper) Drain(ctx context.Context) error {
+	sk.lisMu.Lock()
+	l := sk.listener
+	sk.lisMu.Unlock()
+	if d, ok := l.(drainer); ok {
+		_ = d.Drain(ctx)
+	}
+	return sk.Stop(ctx)
+}
+
 // Stop stops serving and the background tasks, then persists each
-// timeline's commit LSN so the next start scans little.
-func (sk *Safekeeper) Stop(ctx context.Context) error {
+// timeline's commit LSN so the next start scans little. ctx is unused for
+// locking (the sections are short) so any context may be passed.
+func (sk *Safekeeper) Stop(_ context.Context) error {
+	ctx := context.Background()
 	sk.lisMu.Lock()
 	l := sk.listener
 	sk.listener = nil

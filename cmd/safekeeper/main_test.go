@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	stdnet "net"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/skproto"
+	"github.com/stratadb/strata/net"
+	"github.com/stratadb/strata/net/grpcx"
+	"github.com/stratadb/strata/nodes/compute/walproposer"
+	"github.com/stratadb/strata/nodes/node"
+	"github.com/stratadb/strata/nodes/safekeeper"
+	"github.com/stratadb/strata/nodes/safekeeper/skpb"
+)
+
+const (
+	tenant   = "0a0b0c0d0e0f00010203040506070809"
+	timeline = "f0e0d0c0b0a090807060504030201000"
+)
+
+func TestParseFlagsAndEnv(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantErr bool
+		check   func(options) bool
+	}{
+		{"missing id", nil, []string{"-data-dir", "x"}, true, nil},
+		{"missing data dir", nil, []string{"-id", "sk-1"}, true, nil},
+		{"flags", nil, []string{"-id", "sk-1", "-data-dir", "d", "-segment-bytes", "4096"}, false,
+			func(o options) bool { return o.sk.SegmentBytes == 4096 && o.sk.NodeID == "sk-1" && !o.sk.Offload }},
+		{"env fallback", map[string]string{"STRATA_SAFEKEEPER_ID": "sk-9", "STRATA_SAFEKEEPER_DATA_DIR": "d",
+			"STRATA_SAFEKEEPER_REMOTE_DIR": "r"}, nil, false,
+			func(o options) bool { return o.sk.NodeID == "sk-9" && o.sk.Offload }},
+		{"flag beats env", map[string]string{"STRATA_SAFEKEEPER_ID": "sk-9"}, []string{"-id", "sk-2", "-data-dir", "d"}, false,
+			func(o options) bool { return o.sk.NodeID == "sk-2" }},
+		{"bad env duration", map[string]string{"STRATA_SAFEKEEPER_PUBLISH_INTERVAL": "soon"}, []string{"-id", "a", "-data-dir", "d"}, true, nil},
+		{"bad segment size", nil, []string{"-id", "a", "-data-dir", "d", "-segment-bytes", "3"}, true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			o, err := parse(tc.args)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %t", err, tc.wantErr)
+			}
+			if tc.check != nil && !tc.check(o) {
+				t.Fatalf("options %+v", o)
+			}
+		})
+	}
+}
+
+type proc struct {
+	id, addr, dir string
+	cmd           *exec.Cmd
+	log           *bytes.Buffer
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (p *proc) start(t *testing.T, bin string) {
+	p.log = &bytes.Buffer{}
+	p.cmd = exec.Command(bin, "-id", p.id, "-listen", p.addr, "-data-dir", p.dir, "-segment-bytes", "65536", "-log-level", "warn")
+	p.cmd.Stderr = p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testEnv() node.Env {
+	return node.Env{ID: "test", Clock: clock.NewReal(), Net: grpcx.New(grpcx.Options{}), Rand: rand.New(rand.NewPCG(1, 1)),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry()}
+}
+
+// status asks a safekeeper for the timeline; NotFound means up but empty.
+func status(ctx context.Context, e node.Env, addr string) (*skpb.TimelineStatus, error) {
+	c, err := e.Net.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return net.CallProto[*skpb.TimelineStatus](cctx, c, safekeeper.MethodStatus, &skpb.TimelineRef{TenantId: tenant, TimelineId: timeline})
+}
+
+func readAll(ctx context.Context, t *testing.T, e node.Env, addr string, start, end lsn.LSN) []byte {
+	c, err := e.Net.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out []byte
+	for pos := start; pos < end; {
+		r, err := net.CallProto[*skpb.ReadWalResponse](ctx, c, safekeeper.MethodReadWal, &skpb.ReadWalRequest{
+			Timeline: &skpb.TimelineRef{TenantId: tenant, TimelineId: timeline}, StartLsn: uint64(pos), EndLsn: uint64(end)})
+		if err != nil {
+			t.Fatalf("read %s at %s: %v", addr, pos, err)
+		}
+		out = append(out, r.GetWal()...)
+		pos += lsn.LSN(len(r.GetWal()))
+	}
+	return out
+}
+
+// TestThreeProcesses runs three real safekeeper processes on loopback,
+// commits through a walproposer, SIGKILLs one, keeps committing, restarts
+// it and checks it catches up with identical WAL; then stops all with
+// SIGTERM and expects clean exits.
+func TestThreeProcesses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "safekeeper")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var procs []*proc
+	var addrs []string
+	for i := 1; i <= 3; i++ {
+		p := &proc{id: fmt.Sprintf("sk-%d", i), addr: freeAddr(t), dir: t.TempDir()}
+		p.start(t, bin)
+		procs = append(procs, p)
+		addrs = append(addrs, p.addr)
+	}
+	defer func() {
+		for _, p := range procs {
+			if p.cmd.ProcessState == nil {
+				_ = p.cmd.Process.Kill()
+				_ = p.cmd.Wait()
+			}
+			if t.Failed() {
+				t.Logf("%s log:\n%s", p.id, p.log)
+			}
+		}
+	}()
+	e := testEnv()
+	w, err := walproposer.New(e, walproposer.Config{ID: "compute", TenantID: tenant, TimelineID: timeline,
+		Safekeepers: addrs, PeerTimeout: 2 * time.Second, MaxReconnectBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Start(context.Background())
+	defer w.Stop()
+
+	var want [][]byte
+	commitN := func(tag string, n int) lsn.LSN {
+		var end lsn.LSN
+		for i := 0; i < n; i++ {
+			rec := []byte(fmt.Sprintf("%s-%04d-%s", tag, i, bytes.Repeat([]byte{'x'}, 200)))
+			if end, err = w.Append(ctx, [][]byte{rec}); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, rec)
+		}
+		if err := w.WaitCommitted(ctx, end); err != nil {
+			t.Fatal(err)
+		}
+		return end
+	}
+	commitN("before", 100)
+	if err := procs[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = procs[2].cmd.Wait()
+	end := commitN("degraded", 100)
+	procs[2].start(t, bin)
+	end = max(end, commitN("after", 20))
+
+	for {
+		s, err := status(ctx, e, procs[2].addr)
+		if err == nil && lsn.LSN(s.GetFlushLsn()) >= end {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("restarted safekeeper never caught up to %s: %v %v", end, s, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	const start = 0x1000
+	ref := readAll(ctx, t, e, procs[0].addr, start, end)
+	recs, err := skproto.SplitFrames(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("%d records, want %d", len(recs), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(recs[i], want[i]) {
+			t.Fatalf("record %d differs", i)
+		}
+	}
+	for _, p := range procs[1:] {
+		if got := readAll(ctx, t, e, p.addr, start, end); !bytes.Equal(got, ref) {
+			t.Fatalf("%s WAL differs from sk-1", p.id)
+		}
+	}
+
+	w.Stop()
+	for _, p := range procs {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range procs {
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s exited with %v", p.id, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not stop on SIGTERM", p.id)
+		}
+	}
+}
