@@ -91,24 +91,35 @@ func (c *call) breakLocked(err error) {
 	c.err = net.ToStatus(err)
 	c.n.pending = append(c.n.pending, c.srvCancel)
 	c.wakeLocked()
+	c.retireLocked()
 }
 
-// doneLocked records that one side is done and retires the call once both
-// are.
+// doneLocked records that one side is done with the call.
 func (c *call) doneLocked(client bool) {
 	if client {
 		c.clientDone = true
-		if c.stopClient != nil {
-			stop := c.stopClient
-			c.n.pending = append(c.n.pending, func() { stop() })
-		}
 	} else {
 		c.serverDone = true
 		c.n.pending = append(c.n.pending, c.srvCancel)
 	}
-	if c.clientDone && c.serverDone && !c.finished {
-		c.finished = true
-		delete(c.n.calls, c.id)
+	c.retireLocked()
+}
+
+// retireLocked drops the call from the registry once nothing can change it
+// any more: it broke, or both sides are done (the client counts as done
+// once its context ended). Blocked operations still see its final state.
+func (c *call) retireLocked() {
+	if c.finished {
+		return
+	}
+	if c.err == nil && !((c.clientDone || c.clientErr != nil) && c.serverDone) {
+		return
+	}
+	c.finished = true
+	delete(c.n.calls, c.id)
+	if stop := c.stopClient; stop != nil {
+		c.stopClient = nil
+		c.n.pending = append(c.n.pending, func() { stop() })
 	}
 }
 
@@ -249,7 +260,7 @@ func (cn *conn) start(ctx context.Context, method string, unary bool, first []by
 		n.unlock()
 	})
 	n.mu.Lock()
-	if c.clientDone {
+	if c.finished {
 		n.pending = append(n.pending, func() { stopClient() })
 	} else {
 		c.stopClient = stopClient
@@ -273,6 +284,10 @@ func (n *Network) clientCtxDone(c *call, ctx context.Context) {
 	}
 	c.clientErr = net.ToStatus(ctx.Err())
 	c.wakeLocked()
+	c.retireLocked()
+	if c.finished {
+		return
+	}
 	if n.cut[link{c.from, c.to}] || c.up.dead {
 		n.watchLinkLocked(c)
 		return

@@ -234,6 +234,14 @@ func (n *Network) Listeners() []string {
 	return out
 }
 
+// OpenCalls returns the number of calls still tracked (not yet finished on
+// both sides, nor broken). Tests use it to prove nothing leaks.
+func (n *Network) OpenCalls() int {
+	n.mu.Lock()
+	defer n.unlock()
+	return len(n.calls)
+}
+
 // liveCallsLocked returns the open calls in id (creation) order.
 func (n *Network) liveCallsLocked() []*call {
 	ids := make([]uint64, 0, len(n.calls))

@@ -230,6 +230,9 @@ func TestBreakAndCrash(t *testing.T) {
 		if _, err := s.Recv(); net.CodeOf(err) != net.Unavailable {
 			t.Errorf("stream across crash: %v, want Unavailable", err)
 		}
+		if got := n.OpenCalls(); got != 0 {
+			t.Errorf("%d calls open after the crash broke them all", got)
+		}
 		if err, _ := f.call(time.Second); net.CodeOf(err) != net.Unavailable {
 			t.Errorf("call to crashed node: %v, want Unavailable", err)
 		}
@@ -384,6 +387,18 @@ func workload(t *testing.T, w *sim.World, n *simnet.Network) {
 	defer cancel()
 	if err := wg.Wait(ctx); err != nil {
 		t.Errorf("workload: %v", err)
+	}
+	// A stream abandoned by cancelling its context is retired too.
+	sctx, scancel := clock.WithCancel(context.Background())
+	if s := f.openHold(sctx); s == nil {
+		return
+	}
+	scancel()
+	if err := clock.Sleep(ctx, w.Clock(), time.Second); err != nil {
+		t.Errorf("sleep: %v", err)
+	}
+	if got := n.OpenCalls(); got != 0 {
+		t.Errorf("%d calls still open after the workload", got)
 	}
 }
 
