@@ -72,9 +72,6 @@ func (w *World) AddNode(id string, start StartFunc) *Node {
 	})
 	w.nodes = append(w.nodes, n)
 	w.byID[id] = n
-	if w.net != nil {
-		w.net.addNode(n)
-	}
 	n.boot()
 	return n
 }
@@ -186,9 +183,7 @@ func (n *Node) down() {
 	if inc == nil || inc.dead {
 		return
 	}
-	if n.w.net != nil {
-		n.w.net.crashNode(n)
-	}
+	n.w.Net().CrashNode(n.id)
 	inc.end()
 }
 
@@ -225,15 +220,13 @@ func (n *Node) boot() {
 		ID:         n.id,
 		Clock:      inc.clock,
 		Disk:       n.disk,
-		Store:      w.store,
+		Store:      w.Store(),
 		Rand:       w.NewRand(fmt.Sprintf("node/%s/%d", n.id, inc.num)),
 		Log:        slog.New(&vtHandler{w: w, inner: w.logHandler}).With("node", n.id, "inc", inc.num),
 		Metrics:    prometheus.NewRegistry(),
 		Failpoints: fps,
 	}
-	if w.net != nil {
-		n.env.Net = w.net.endpoint(n)
-	}
+	n.env.Net = w.Net().Endpoint(n.id, inc.clock)
 	env := n.env
 	w.spawn(inc, "start", context.Background(), func(context.Context) {
 		if err := n.start(env); err != nil {

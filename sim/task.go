@@ -70,7 +70,11 @@ func (t *task) main(ctx context.Context, fn func(context.Context)) {
 func (t *task) exit() {
 	w := t.w
 	if !t.returned {
-		if p := recover(); p != nil {
+		// A killed task's deferred calls run during unwinding in states a
+		// real crash never reaches (a deferred Unlock of a mutex released
+		// inside Cond.Wait, say). The process is gone, so whatever they
+		// panic with is dropped; only live tasks' panics are failures.
+		if p := recover(); p != nil && !t.killed {
 			w.Fail(fmt.Errorf("%w: task %q: %v\n%s", ErrTaskPanic, t.name, p, indent(string(debug.Stack()))))
 		}
 	}

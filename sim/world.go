@@ -13,7 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk/objstore"
+	"github.com/stratadb/strata/sim/simdisk"
+	"github.com/stratadb/strata/sim/simnet"
 )
 
 // Errors a run can end with. Reports wrap these so callers (and tests) can
@@ -94,17 +97,20 @@ type World struct {
 	running   atomic.Pointer[task]
 	abandoned atomic.Bool
 
-	net     netLayer
-	store   objstore.Store
-	root    *incarnation
-	nodes   []*Node
-	byID    map[string]*Node
-	done    bool
-	failure error
-	ran     bool
-	bugs    []string
-	params  []Param
-	phase   string
+	net         *simnet.Network
+	store       objstore.Store
+	faultyStore *objstore.Faulty
+	storeDisk   *simdisk.FS
+	nemeses     []*nemesis
+	root        *incarnation
+	nodes       []*Node
+	byID        map[string]*Node
+	done        bool
+	failure     error
+	ran         bool
+	bugs        []string
+	params      []Param
+	phase       string
 
 	logHandler slog.Handler
 }
@@ -145,7 +151,7 @@ func (w *World) Rand() *rand.Rand { return w.rng }
 
 // Clock is the world's own clock (no node): use it for workload and checker
 // tasks that belong to no node. It never crashes.
-func (w *World) Clock() *simClock { return w.root.clock }
+func (w *World) Clock() clock.Clock { return w.root.clock }
 
 // Hash is the trace hash so far.
 func (w *World) Hash() uint64 { return w.tr.hash }

@@ -33,13 +33,13 @@ var (
 	ErrBadName = errors.New("counter: unexpected file in log directory")
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+func crc(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
 
 // encodeRecord writes r into b[:RecordBytes].
 func encodeRecord(b []byte, r Record) {
 	binary.LittleEndian.PutUint32(b[0:4], r.Client)
 	binary.LittleEndian.PutUint64(b[4:12], r.Seq)
-	binary.LittleEndian.PutUint32(b[12:16], crc32.Checksum(b[:12], castagnoli))
+	binary.LittleEndian.PutUint32(b[12:16], crc(b[:12]))
 }
 
 // DecodeSegment parses a segment's bytes. It returns the records of the
@@ -49,7 +49,7 @@ func encodeRecord(b []byte, r Record) {
 func DecodeSegment(b []byte) (recs []Record, valid int) {
 	for off := 0; off+RecordBytes <= len(b); off += RecordBytes {
 		p := b[off : off+RecordBytes]
-		if binary.LittleEndian.Uint32(p[12:16]) != crc32.Checksum(p[:12], castagnoli) {
+		if binary.LittleEndian.Uint32(p[12:16]) != crc(p[:12]) {
 			break
 		}
 		r := Record{Client: binary.LittleEndian.Uint32(p[0:4]), Seq: binary.LittleEndian.Uint64(p[4:12])}

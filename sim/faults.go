@@ -1,0 +1,214 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/stratadb/strata/disk/objstore"
+	"github.com/stratadb/strata/sim/simdisk"
+	"github.com/stratadb/strata/sim/simnet"
+)
+
+// Nemesis is a fault plan for the safety phase. Every interval is the mean
+// of an exponential draw from the world's seeded source; a zero mean turns
+// that fault off. The plan only injects faults a correct system survives
+// (STYLE 17): nodes come back (Supervise), partitions and slow links end,
+// and disk faults hit one node's disk at a time, never synced data.
+type Nemesis struct {
+	// Crashable nodes may be crashed (and are restarted by the supervisor).
+	Crashable []string
+	// CrashMean is the mean time between crashes.
+	CrashMean time.Duration
+	// TearProb is the probability that a crash tears unsynced writes
+	// instead of dropping them whole.
+	TearProb float64
+	// StopProb is the probability that a crash is a graceful stop instead.
+	StopProb float64
+	// RestartAfter is the supervisor's delay before restarting a node that
+	// is down (crashed by the nemesis or by itself). Default 500ms.
+	RestartAfter time.Duration
+
+	// Linked nodes may be partitioned from each other and slowed down.
+	Linked []string
+	// PartitionMean is the mean time between partition episodes;
+	// PartitionFor is an episode's mean length. An episode isolates one
+	// node from all others, or cuts a single link; with OneWayProb the cut
+	// drops only one direction.
+	PartitionMean, PartitionFor time.Duration
+	OneWayProb                  float64
+	// BreakMean is the mean time between broken connections of a node.
+	BreakMean time.Duration
+	// SlowMean is the mean time between slow-link episodes (lasting
+	// PartitionFor on average) during which one direction of a link gets
+	// SlowLatency.
+	SlowMean    time.Duration
+	SlowLatency simnet.Latency
+
+	// DiskFaults apply to the crashable nodes' disks during the phase.
+	DiskFaults simdisk.Faults
+	// StoreFaults apply to the shared object store during the phase.
+	StoreFaults objstore.FaultConfig
+}
+
+func (n *Nemesis) String() string {
+	return fmt.Sprintf("crash=%v tear=%.2f stop=%.2f partition=%v/%v oneway=%.2f break=%v slow=%v diskfaults=%+v",
+		n.CrashMean, n.TearProb, n.StopProb, n.PartitionMean, n.PartitionFor, n.OneWayProb, n.BreakMean, n.SlowMean, n.DiskFaults)
+}
+
+// nemesis is a running fault plan.
+type nemesis struct {
+	cfg     Nemesis
+	stopped bool
+	// supervised nodes are restarted when down, until HealAll stops it.
+	supervised []string
+}
+
+// exp draws an exponential duration with the given mean.
+func (w *World) exp(mean time.Duration) time.Duration {
+	return time.Duration(w.rng.ExpFloat64() * float64(mean))
+}
+
+// StartNemesis starts the fault plan's tasks (owned by the world, so they
+// survive every node crash). HealAll stops them.
+func (w *World) StartNemesis(cfg Nemesis) error {
+	if cfg.RestartAfter <= 0 {
+		cfg.RestartAfter = 500 * time.Millisecond
+	}
+	for _, id := range append(slices.Clone(cfg.Crashable), cfg.Linked...) {
+		if w.byID[id] == nil {
+			return fmt.Errorf("sim: nemesis names unknown node %q", id)
+		}
+	}
+	nm := &nemesis{cfg: cfg, supervised: cfg.Crashable}
+	w.nemeses = append(w.nemeses, nm)
+	for _, id := range cfg.Crashable {
+		w.byID[id].SetDiskFaults(cfg.DiskFaults)
+	}
+	if err := w.SetStoreFaults(cfg.StoreFaults); err != nil {
+		return err
+	}
+	c := w.root.clock
+	bg := context.Background()
+	loop := func(name string, mean time.Duration, act func()) {
+		if mean <= 0 {
+			return
+		}
+		c.Go(bg, "nemesis/"+name, func(context.Context) {
+			for {
+				w.Sleep(w.exp(mean))
+				if nm.stopped {
+					return
+				}
+				act()
+			}
+		})
+	}
+	if len(cfg.Crashable) > 0 {
+		loop("crash", cfg.CrashMean, func() { w.nemesisCrash(nm) })
+		c.Go(bg, "supervisor", func(context.Context) {
+			for !nm.stopped {
+				w.Sleep(cfg.RestartAfter)
+				w.restartDown(nm.supervised)
+			}
+		})
+	}
+	if len(cfg.Linked) > 1 {
+		loop("partition", cfg.PartitionMean, func() { w.nemesisPartition(nm) })
+		loop("slow", cfg.SlowMean, func() { w.nemesisSlow(nm) })
+		loop("break", cfg.BreakMean, func() {
+			w.Net().BreakConnections(cfg.Linked[w.rng.IntN(len(cfg.Linked))])
+		})
+	}
+	return nil
+}
+
+func (w *World) restartDown(ids []string) {
+	for _, id := range ids {
+		if n := w.byID[id]; !n.Up() {
+			n.Restart()
+		}
+	}
+}
+
+func (w *World) nemesisCrash(nm *nemesis) {
+	var up []*Node
+	for _, id := range nm.cfg.Crashable {
+		if n := w.byID[id]; n.Up() {
+			up = append(up, n)
+		}
+	}
+	if len(up) == 0 {
+		return
+	}
+	n := up[w.rng.IntN(len(up))]
+	switch {
+	case w.rng.Float64() < nm.cfg.StopProb:
+		w.Log().Info("nemesis: stop", "target", n.id)
+		n.Stop()
+	default:
+		tear := w.rng.Float64() < nm.cfg.TearProb
+		w.Log().Info("nemesis: crash", "target", n.id, "tear", tear)
+		n.Crash(tear)
+	}
+}
+
+func (w *World) nemesisPartition(nm *nemesis) {
+	ids := nm.cfg.Linked
+	a := ids[w.rng.IntN(len(ids))]
+	oneWay := w.rng.Float64() < nm.cfg.OneWayProb
+	isolate := w.rng.IntN(2) == 0
+	nt := w.Net()
+	for _, b := range ids {
+		if b == a {
+			continue
+		}
+		if !isolate && w.rng.IntN(len(ids)) != 0 {
+			continue
+		}
+		if oneWay {
+			nt.PartitionOneWay(a, b)
+		} else {
+			nt.Partition(a, b)
+		}
+	}
+	w.Log().Info("nemesis: partition", "node", a, "isolate", isolate, "oneway", oneWay)
+	w.Sleep(w.exp(nm.cfg.PartitionFor))
+	if !nm.stopped {
+		nt.Heal()
+	}
+}
+
+func (w *World) nemesisSlow(nm *nemesis) {
+	ids := nm.cfg.Linked
+	a, b := ids[w.rng.IntN(len(ids))], ids[w.rng.IntN(len(ids))]
+	if a == b {
+		return
+	}
+	w.Net().SetLinkLatency(a, b, nm.cfg.SlowLatency)
+	w.Sleep(w.exp(nm.cfg.PartitionFor))
+	if !nm.stopped {
+		w.Net().Heal()
+	}
+}
+
+// HealAll ends the safety phase: it stops every nemesis, heals the network
+// (partitions and slow links), clears disk and object-store faults, and
+// restarts every node that is down. The liveness phase follows.
+func (w *World) HealAll() {
+	for _, nm := range w.nemeses {
+		nm.stopped = true
+	}
+	w.nemeses = nil
+	w.Net().Heal()
+	for _, n := range w.nodes {
+		n.SetDiskFaults(simdisk.Faults{})
+	}
+	_ = w.SetStoreFaults(objstore.FaultConfig{})
+	for _, n := range w.nodes {
+		if !n.Up() {
+			n.Restart()
+		}
+	}
+}
