@@ -234,3 +234,26 @@ func TestDrain(t *testing.T) {
 		t.Fatalf("call after Drain = %v, want Unavailable", err)
 	}
 }
+
+// BenchmarkUnary measures one small unary round trip over loopback gRPC.
+func BenchmarkUnary(b *testing.B) {
+	n := grpcx.New(grpcx.Options{})
+	l, err := n.Listen("127.0.0.1:0", echoMux())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	c, err := n.Dial(ctx, l.Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := &echopb.EchoRequest{Text: "bench", Payload: make([]byte, 128)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := net.CallProto[*echopb.EchoResponse](ctx, c, mSay, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

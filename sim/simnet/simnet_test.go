@@ -418,3 +418,32 @@ func TestDeterminism(t *testing.T) {
 		t.Errorf("different seeds gave the same hash %x", h1)
 	}
 }
+
+// BenchmarkUnarySim measures the wall-clock cost of one simulated unary
+// call (scheduler hand-offs, timers, copies) inside one world.
+func BenchmarkUnarySim(b *testing.B) {
+	w := sim.New(sim.Options{Seed: 1})
+	n := simnet.New(w.Clock(), w.NewRand("net"), simnet.Options{})
+	err := w.Run(func(w *sim.World) error {
+		mux := net.NewMux()
+		net.HandleUnaryBytes(mux, mEcho, func(ctx context.Context, p []byte) ([]byte, error) { return p, nil })
+		if _, err := n.Node("srv").Listen("srv:1", mux); err != nil {
+			return err
+		}
+		c, err := n.Node("cli").Dial(context.Background(), "srv:1")
+		if err != nil {
+			return err
+		}
+		req := make([]byte, 128)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Call(context.Background(), mEcho, req); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
