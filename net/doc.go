@@ -7,6 +7,14 @@
 // control plane). The simulator implements Network in memory. The
 // conformance suite net/nettest runs against every implementation.
 //
+// Services do not marshal by hand: a Mux routes full method names
+// ("/pkg.Service/Method") to typed handlers (HandleUnary, HandleStreamProto
+// for protobuf; HandleUnaryJSON for control-plane JSON; HandleUnaryBytes and
+// HandleStream for raw bytes), and clients use CallProto, CallJSON and
+// StreamProto. Unknown methods are Unimplemented, undecodable messages
+// InvalidArgument, oversized ones ResourceExhausted. See docs/protobuf.md
+// for where .proto files live and how they are generated.
+//
 // Invariants: every error crossing the seam is a *Status; no message larger
 // than MaxMessageBytes is sent; a stream's messages arrive in order.
 package net
