@@ -63,6 +63,7 @@ type Map[V any] struct {
 	// historic is sorted by searchOrder: LSN end descending, images first on
 	// a tie, then start descending, then key start.
 	historic []Layer[V]
+	descs    []Desc            // descs[i] == historic[i].Desc(), for the search's hot loop
 	frozen   []*inmem.Layer[V] // oldest first
 	open     *inmem.Layer[V]   // may be nil
 }
@@ -159,7 +160,11 @@ func (m *Map[V]) Replace(add, remove []Layer[V], dropFrozen int) (*Map[V], error
 		h = append(h, l)
 	}
 	slices.SortFunc(h, searchOrder[V])
-	n := &Map[V]{historic: h, frozen: slices.Clone(m.frozen[dropFrozen:]), open: m.open}
+	ds := make([]Desc, len(h))
+	for i, l := range h {
+		ds[i] = l.Desc()
+	}
+	n := &Map[V]{historic: h, descs: ds, frozen: slices.Clone(m.frozen[dropFrozen:]), open: m.open}
 	return n, nil
 }
 
@@ -249,8 +254,8 @@ func (m *Map[V]) searchInmem(l *inmem.Layer[V], key keys.Key, r *Result[V]) bool
 }
 
 func (m *Map[V]) searchHistoric(key keys.Key, r *Result[V]) error {
-	h := m.historic
-	var straddler Layer[V] // a delta covering key across cont
+	h, ds := m.historic, m.descs
+	straddler := -1 // index of a delta covering key across cont
 	first := true
 	for r.Cont > 0 {
 		cont := r.Cont
@@ -258,36 +263,34 @@ func (m *Map[V]) searchHistoric(key keys.Key, r *Result[V]) error {
 		// below cont, a delta spanning cont: deltas do not overlap, and an
 		// image ending above cont has its LSN at or above cont. After the
 		// first round that delta can only be the one read last round.
-		p := sort.Search(len(h), func(i int) bool { return h[i].Desc().LSNs.End <= cont })
+		p := sort.Search(len(ds), func(i int) bool { return ds[i].LSNs.End <= cont })
 		if first {
 			first = false
-			for _, l := range h[:p] {
-				if d := l.Desc(); !d.Image && d.LSNs.Start < cont && containsKey(d.Keys, key) {
-					straddler = l
+			for i := range ds[:p] {
+				if d := &ds[i]; !d.Image && d.LSNs.Start < cont && containsKey(d.Keys, key) {
+					straddler = i
 					break
 				}
 			}
 		}
-		var best Layer[V]
+		best := -1
 		var bd Desc
 		top := cont
-		if straddler != nil {
-			best, bd = straddler, straddler.Desc()
-		}
 		floor := lsn.LSN(0)
-		if best != nil {
+		if straddler >= 0 {
+			best, bd = straddler, ds[straddler]
 			floor = bd.LSNs.Start
 		}
-		for i := p; i < len(h); i++ {
-			d := h[i].Desc()
-			if best != nil && d.LSNs.End <= bd.LSNs.Start {
+		for i := p; i < len(ds); i++ {
+			d := &ds[i]
+			if best >= 0 && d.LSNs.End <= bd.LSNs.Start {
 				break
 			}
 			if !containsKey(d.Keys, key) {
 				continue
 			}
-			if best == nil {
-				best, bd, top, floor = h[i], d, d.LSNs.End, d.LSNs.Start
+			if best < 0 {
+				best, bd, top, floor = i, *d, d.LSNs.End, d.LSNs.Start
 				continue
 			}
 			if !d.Image {
@@ -298,18 +301,18 @@ func (m *Map[V]) searchHistoric(key keys.Key, r *Result[V]) error {
 			}
 			if !bd.Image && d.LSNs.End == top {
 				// An image ending exactly at the bound wins the tie.
-				best, bd, floor = h[i], d, d.LSNs.Start
+				best, bd, floor = i, *d, d.LSNs.Start
 				continue
 			}
 			if !bd.Image {
 				floor = max(floor, d.LSNs.Start+1)
 			}
 		}
-		if best == nil {
+		if best < 0 {
 			return nil
 		}
 		var err error
-		r.Entries, r.Done, err = best.Collect(key, floor, top, r.Entries)
+		r.Entries, r.Done, err = h[best].Collect(key, floor, top, r.Entries)
 		if err != nil {
 			return fmt.Errorf("layermap: read %s: %w", bd, err)
 		}
@@ -318,7 +321,7 @@ func (m *Map[V]) searchHistoric(key keys.Key, r *Result[V]) error {
 			r.Done = true
 			return nil
 		}
-		straddler = nil
+		straddler = -1
 		if floor > bd.LSNs.Start {
 			straddler = best
 		}
@@ -330,8 +333,8 @@ func (m *Map[V]) searchHistoric(key keys.Key, r *Result[V]) error {
 // [lo, hi] covers all of r. GC uses it to tell whether a layer is superseded.
 func (m *Map[V]) ImagesCover(r keys.Range, lo, hi lsn.LSN) bool {
 	var rs []keys.Range
-	for _, l := range m.historic {
-		d := l.Desc()
+	for i := range m.descs {
+		d := &m.descs[i]
 		if d.Image && d.LSNs.Start >= lo && d.LSNs.Start <= hi && d.Keys.Overlaps(r) {
 			rs = append(rs, d.Keys)
 		}
