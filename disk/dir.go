@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"syscall"
 )
 
@@ -84,7 +83,29 @@ func (d *osFS) open(op, name string, flag int, writable bool) (File, error) {
 		f.Close()
 		return nil, errIsDir(op, name)
 	}
-	return &osFile{f: f, name: name, writable: writable}, nil
+	of := &osFile{f: f, name: name, writable: writable}
+	if writable {
+		// Write appends through a second descriptor opened O_APPEND, so the
+		// kernel picks the offset atomically (even against other handles
+		// and processes); WriteAt keeps using the first, which O_APPEND
+		// would forbid.
+		af, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			f.Close()
+			return nil, classify(op, name, err)
+		}
+		ast, err := af.Stat()
+		if err != nil || !os.SameFile(st, ast) {
+			f.Close()
+			af.Close()
+			if err == nil {
+				err = fmt.Errorf("disk: %s %q: replaced while opening: %w", op, name, ErrIO)
+			}
+			return nil, classify(op, name, err)
+		}
+		of.af = af
+	}
+	return of, nil
 }
 
 func (d *osFS) Create(name string) (File, error) {
@@ -206,13 +227,13 @@ func (d *osFS) FreeSpace() (uint64, error) {
 	return st.Bavail * uint64(st.Bsize), nil
 }
 
-// osFile is an *os.File plus the bookkeeping the File contract needs:
-// append-mode Write independent of WriteAt (O_APPEND would forbid WriteAt),
-// and a read-only flag so a write to a file opened with Open fails with
-// fs.ErrPermission on every implementation alike.
+// osFile is an *os.File plus what the File contract needs: an O_APPEND
+// descriptor for Write (writable files only), and a read-only flag so a
+// write to a file opened with Open fails with fs.ErrPermission on every
+// implementation alike.
 type osFile struct {
-	mu       sync.Mutex // serializes Write's size-then-write
 	f        *os.File
+	af       *os.File // O_APPEND; nil for read-only files
 	name     string
 	writable bool
 }
@@ -250,18 +271,18 @@ func (f *osFile) Write(p []byte) (int, error) {
 	if err := f.checkWritable("write"); err != nil {
 		return 0, err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st, err := f.f.Stat()
-	if err != nil {
-		return 0, classify("write", f.name, err)
-	}
-	n, err := f.f.WriteAt(p, st.Size())
+	n, err := f.af.Write(p)
 	return n, classify("write", f.name, err)
 }
 
 func (f *osFile) Close() error {
-	return classify("close", f.name, f.f.Close())
+	err := f.f.Close()
+	if f.af != nil {
+		if aerr := f.af.Close(); err == nil {
+			err = aerr
+		}
+	}
+	return classify("close", f.name, err)
 }
 
 func (f *osFile) Sync() error {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stratadb/strata/disk"
@@ -19,6 +21,7 @@ func Run(t *testing.T, newFS func(t *testing.T) disk.FS) {
 	}{
 		{"CreateWriteRead", testCreateWriteRead},
 		{"AppendIndependentOfWriteAt", testAppend},
+		{"ConcurrentAppend", testConcurrentAppend},
 		{"ReadAtPastEOF", testReadPastEOF},
 		{"WriteAtHoleZeroFilled", testHole},
 		{"Truncate", testTruncate},
@@ -143,6 +146,58 @@ func testAppend(t *testing.T, fsys disk.FS) {
 	must(t, f.Close())
 	if got, want := readFile(t, fsys, "log"), "aXcdefgh\x00Z!?"; got != want {
 		t.Fatalf("content after reopen %q, want %q", got, want)
+	}
+}
+
+// testConcurrentAppend appends fixed-size records from several goroutines
+// through two handles: every record must land whole, none lost or torn.
+func testConcurrentAppend(t *testing.T, fsys disk.FS) {
+	const writers, records, size = 4, 50, 100
+	f1, err := fsys.Create("log")
+	must(t, err)
+	defer f1.Close()
+	f2, err := fsys.OpenRW("log")
+	must(t, err)
+	defer f2.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			f := f1
+			if w%2 == 1 {
+				f = f2
+			}
+			rec := bytes.Repeat([]byte{byte('A' + w)}, size)
+			for i := 0; i < records; i++ {
+				if _, err := f.Write(rec); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		must(t, err)
+	}
+	got := readFile(t, fsys, "log")
+	if len(got) != writers*records*size {
+		t.Fatalf("log has %d bytes, want %d", len(got), writers*records*size)
+	}
+	counts := map[byte]int{}
+	for off := 0; off < len(got); off += size {
+		rec := got[off : off+size]
+		if strings.Count(rec, rec[:1]) != size {
+			t.Fatalf("record at %d is torn: %q", off, rec)
+		}
+		counts[rec[0]]++
+	}
+	for w := 0; w < writers; w++ {
+		if counts[byte('A'+w)] != records {
+			t.Fatalf("writer %d has %d records, want %d", w, counts[byte('A'+w)], records)
+		}
 	}
 }
 
