@@ -110,9 +110,9 @@ func newFixture(t *testing.T, w *sim.World, n *simnet.Network) *fixture {
 	return f
 }
 
-// call makes one echo call with timeout d and returns its error and how
-// much virtual time it took.
-func (f *fixture) call(d time.Duration) (error, time.Duration) {
+// call makes one echo call with timeout d and returns how much virtual
+// time it took and its error.
+func (f *fixture) call(d time.Duration) (time.Duration, error) {
 	ctx, cancel := clock.WithTimeout(f.clk, context.Background(), d)
 	defer cancel()
 	start := f.clk.Mono()
@@ -120,7 +120,7 @@ func (f *fixture) call(d time.Duration) (error, time.Duration) {
 	if err == nil && string(got) != "ping" {
 		err = fmt.Errorf("got %q", got)
 	}
-	return err, f.clk.Mono() - start
+	return f.clk.Mono() - start, err
 }
 
 // openHold opens a stream on mHold and checks one round trip.
@@ -147,26 +147,26 @@ func TestPartitions(t *testing.T) {
 		if f == nil {
 			return
 		}
-		if err, _ := f.call(time.Second); err != nil {
+		if _, err := f.call(time.Second); err != nil {
 			t.Errorf("healthy call: %v", err)
 		}
 
 		n.Partition("cli", "srv")
-		if err, el := f.call(time.Second); net.CodeOf(err) != net.DeadlineExceeded || el != time.Second {
+		if el, err := f.call(time.Second); net.CodeOf(err) != net.DeadlineExceeded || el != time.Second {
 			t.Errorf("partitioned call with 1s deadline: %v after %v, want DeadlineExceeded after 1s", err, el)
 		}
-		if err, el := f.call(time.Minute); net.CodeOf(err) != net.Unavailable || el != 10*time.Second {
+		if el, err := f.call(time.Minute); net.CodeOf(err) != net.Unavailable || el != 10*time.Second {
 			t.Errorf("partitioned call with long deadline: %v after %v, want Unavailable after the 10s dead-link timeout", err, el)
 		}
 		n.Heal()
-		if err, _ := f.call(time.Second); err != nil {
+		if _, err := f.call(time.Second); err != nil {
 			t.Errorf("call after Heal: %v", err)
 		}
 
 		// One way: requests arrive and are served, responses are lost.
 		before := f.served
 		n.PartitionOneWay("srv", "cli")
-		if err, _ := f.call(time.Second); net.CodeOf(err) != net.DeadlineExceeded {
+		if _, err := f.call(time.Second); net.CodeOf(err) != net.DeadlineExceeded {
 			t.Errorf("call with the return path cut: %v, want DeadlineExceeded", err)
 		}
 		if f.served != before+1 {
@@ -175,7 +175,7 @@ func TestPartitions(t *testing.T) {
 		n.Heal()
 		n.PartitionOneWay("cli", "srv")
 		before = f.served
-		if err, _ := f.call(time.Second); net.CodeOf(err) != net.DeadlineExceeded || f.served != before {
+		if _, err := f.call(time.Second); net.CodeOf(err) != net.DeadlineExceeded || f.served != before {
 			t.Errorf("call with the request path cut: %v, served %d, want DeadlineExceeded and no service", err, f.served-before)
 		}
 		n.Heal()
@@ -217,7 +217,7 @@ func TestBreakAndCrash(t *testing.T) {
 		if err := s.Send([]byte("x")); err != io.EOF {
 			t.Errorf("Send on a broken stream: %v, want io.EOF", err)
 		}
-		if err, _ := f.call(time.Second); err != nil {
+		if _, err := f.call(time.Second); err != nil {
 			t.Errorf("call after BreakConnections (conn reconnects): %v", err)
 		}
 
@@ -233,7 +233,7 @@ func TestBreakAndCrash(t *testing.T) {
 		if got := n.OpenCalls(); got != 0 {
 			t.Errorf("%d calls open after the crash broke them all", got)
 		}
-		if err, _ := f.call(time.Second); net.CodeOf(err) != net.Unavailable {
+		if _, err := f.call(time.Second); net.CodeOf(err) != net.Unavailable {
 			t.Errorf("call to crashed node: %v, want Unavailable", err)
 		}
 		if got := n.Listeners(); len(got) != 0 {
@@ -249,13 +249,13 @@ func TestBreakAndCrash(t *testing.T) {
 			return
 		}
 		defer l.Close()
-		if err, _ := f.call(time.Second); err != nil {
+		if _, err := f.call(time.Second); err != nil {
 			t.Errorf("call after restart: %v", err)
 		}
 
 		// A crashed client's conns are closed too.
 		n.CrashNode("cli")
-		if err, _ := f.call(time.Second); net.CodeOf(err) != net.Unavailable {
+		if _, err := f.call(time.Second); net.CodeOf(err) != net.Unavailable {
 			t.Errorf("call from crashed client incarnation: %v, want Unavailable", err)
 		}
 	})
@@ -270,7 +270,7 @@ func TestLatencyAndOrder(t *testing.T) {
 		}
 		n.SetLinkLatency("cli", "srv", simnet.Latency{Base: 300 * time.Millisecond})
 		n.SetLinkLatency("srv", "cli", simnet.Latency{Base: 200 * time.Millisecond})
-		if err, el := f.call(time.Second); err != nil || el != 500*time.Millisecond {
+		if el, err := f.call(time.Second); err != nil || el != 500*time.Millisecond {
 			t.Errorf("slow link call: %v after %v, want 500ms", err, el)
 		}
 		n.Heal()
