@@ -53,8 +53,10 @@ type Nemesis struct {
 }
 
 func (n *Nemesis) String() string {
-	return fmt.Sprintf("crash=%v tear=%.2f stop=%.2f partition=%v/%v oneway=%.2f break=%v slow=%v diskfaults=%+v",
-		n.CrashMean, n.TearProb, n.StopProb, n.PartitionMean, n.PartitionFor, n.OneWayProb, n.BreakMean, n.SlowMean, n.DiskFaults)
+	d, st := n.DiskFaults, n.StoreFaults
+	return fmt.Sprintf("crash=%v tear=%.2f stop=%.2f partition=%v/%v oneway=%.2f break=%v slow=%v disk(eio r/w/s=%.4f/%.4f/%.4f enospc=%.4f) store(throttle=%.3f before=%.3f after=%.3f)",
+		n.CrashMean, n.TearProb, n.StopProb, n.PartitionMean, n.PartitionFor, n.OneWayProb, n.BreakMean, n.SlowMean,
+		d.ReadEIO, d.WriteEIO, d.SyncEIO, d.NoSpace, st.Throttle, st.TransientBefore, st.TransientAfter)
 }
 
 // nemesis is a running fault plan.

@@ -166,7 +166,11 @@ func RunSeed(sc Scenario, seed uint64, opts RunOptions) Result {
 	res.Phase = w.phase
 	var pt []string
 	for _, p := range w.params {
-		res.Params[p.Name] = p.Value
+		v := p.Value
+		if s, ok := v.(fmt.Stringer); ok {
+			v = s.String() // durations read better as "1.5s" than as nanoseconds
+		}
+		res.Params[p.Name] = v
 		pt = append(pt, fmt.Sprintf("%s=%v", p.Name, p.Value))
 	}
 	res.ParamsText = strings.Join(pt, " ")
@@ -192,7 +196,6 @@ var ErrNondeterministic = errors.New("sim: nondeterministic run")
 func CheckDeterminism(sc Scenario, seed uint64, opts RunOptions) Result {
 	first := opts
 	first.record = &recording{}
-	first.Trace = nil
 	r1 := RunSeed(sc, seed, first)
 	second := opts
 	second.compare = first.record

@@ -1,0 +1,125 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// toyScenario sleeps a seed-dependent sequence; with nondet it also lets
+// Go's randomized map order pick sleeps, which no seed controls.
+func toyScenario(nondet bool) Scenario {
+	return Scenario{
+		Name: "toy",
+		Bugs: []Bug{{Name: "toy-bug", Doc: "fails every seed"}},
+		Run: func(w *World) error {
+			Swarm(w, "steps", 5)
+			if w.Bug("toy-bug") {
+				return errors.New("toy: planted bug")
+			}
+			return pingPong(w, 3, 5)
+		},
+	}
+}
+
+func nondetScenario() Scenario {
+	return Scenario{
+		Name: "nondet",
+		Run: func(w *World) error {
+			if err := pingPong(w, 2, 3); err != nil {
+				return err
+			}
+			m := map[int]bool{}
+			for i := 0; i < 64; i++ {
+				m[i] = true
+			}
+			for i := 0; i < 20; i++ {
+				for k := range m {
+					w.Sleep(time.Duration(k+1) * time.Millisecond)
+					break
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func TestCheckDeterminismFindsFirstDivergentStep(t *testing.T) {
+	r := CheckDeterminism(nondetScenario(), 1, RunOptions{})
+	if r.Passed() || !errors.Is(r.Err, ErrNondeterministic) {
+		t.Fatalf("nondeterministic scenario passed the check: %+v", r)
+	}
+	if !strings.Contains(r.Failure, "first divergent step") || !strings.Contains(r.Failure, "advance time to") {
+		t.Fatalf("failure does not locate the divergence: %s", r.Failure)
+	}
+	if !strings.HasSuffix(r.Repro, "--check-determinism") {
+		t.Fatalf("repro %q", r.Repro)
+	}
+	if ok := CheckDeterminism(toyScenario(false), 1, RunOptions{}); !ok.Passed() {
+		t.Fatalf("deterministic scenario failed the check: %s", ok.Failure)
+	}
+}
+
+func TestRunSeedResult(t *testing.T) {
+	r := RunSeed(toyScenario(false), 5, RunOptions{})
+	if !r.Passed() || r.Events == 0 || r.TraceHash == "" || r.Params["steps"] != 5 || r.Repro != "" {
+		t.Fatalf("%+v", r)
+	}
+	bad := RunSeed(toyScenario(false), 5, RunOptions{Bugs: []string{"toy-bug"}})
+	if bad.Passed() || bad.Repro != "strata sim --scenario toy --seed 5 --bug toy-bug" {
+		t.Fatalf("%+v", bad)
+	}
+	unknown := RunSeed(toyScenario(false), 5, RunOptions{Bugs: []string{"nope"}})
+	if !errors.Is(unknown.Err, ErrUnknownBug) {
+		t.Fatalf("%+v", unknown)
+	}
+}
+
+func TestSweepReportsInSeedOrder(t *testing.T) {
+	var got []uint64
+	Sweep(context.Background(), toyScenario(false), 3, 12, SweepOptions{Workers: 3}, func(r Result) {
+		got = append(got, r.Seed)
+	})
+	if fmt.Sprint(got) != "[3 4 5 6 7 8 9 10 11 12]" {
+		t.Fatalf("seeds reported as %v", got)
+	}
+}
+
+func TestParseSeeds(t *testing.T) {
+	for _, tc := range []struct {
+		in          string
+		first, last uint64
+		ok          bool
+	}{
+		{"7", 7, 7, true},
+		{"1..200", 1, 200, true},
+		{" 3 .. 4 ", 3, 4, true},
+		{"5..4", 0, 0, false},
+		{"x", 0, 0, false},
+		{"1..y", 0, 0, false},
+		{"0..99999999999", 0, 0, false},
+	} {
+		f, l, err := ParseSeeds(tc.in)
+		if (err == nil) != tc.ok || f != tc.first || l != tc.last {
+			t.Errorf("%q: %d..%d %v", tc.in, f, l, err)
+		}
+		if !tc.ok && !errors.Is(err, ErrBadSeeds) {
+			t.Errorf("%q: %v is not ErrBadSeeds", tc.in, err)
+		}
+	}
+}
+
+func TestTraceLog(t *testing.T) {
+	var b strings.Builder
+	r := RunSeed(toyScenario(false), 2, RunOptions{Trace: &b})
+	lines := strings.Count(b.String(), "\n")
+	if uint64(lines) != r.Events {
+		t.Fatalf("trace has %d lines for %d events", lines, r.Events)
+	}
+	if !strings.Contains(b.String(), "resume p0") || !strings.Contains(b.String(), "spawn main") {
+		t.Fatalf("trace lacks scheduling events:\n%.500s", b.String())
+	}
+}
