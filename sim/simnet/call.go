@@ -367,8 +367,10 @@ func (c *call) recv(clk clock.Clock, p *pipe, client bool, ctx context.Context) 
 			err = c.err
 		case client && c.clientErr != nil:
 			err = c.clientErr
-		case !client && (c.serverGone || ctx.Err() != nil):
+		case !client && c.serverGone:
 			err = net.Errorf(net.Canceled, "simnet: call cancelled by the client")
+		case !client && ctx.Err() != nil:
+			err = net.ToStatus(ctx.Err())
 		case len(p.queue) > 0:
 			it = p.queue[0]
 			p.queue = p.queue[1:]
@@ -400,8 +402,10 @@ func (c *call) send(clk clock.Clock, p *pipe, client bool, ctx context.Context, 
 			err = net.Errorf(net.FailedPrecondition, "simnet: Send after CloseSend")
 		case !client && c.err != nil:
 			err = c.err
-		case !client && (c.serverGone || ctx.Err() != nil):
+		case !client && c.serverGone:
 			err = net.Errorf(net.Canceled, "simnet: call cancelled by the client")
+		case !client && ctx.Err() != nil:
+			err = net.ToStatus(ctx.Err())
 		case !client && p.ended:
 			err = net.Errorf(net.FailedPrecondition, "simnet: Send after the handler returned")
 		case p.full(c.n.opts.StreamWindow):
