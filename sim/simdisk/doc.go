@@ -16,7 +16,10 @@
 //
 // After Crash the same FS keeps serving the surviving state (the node
 // restarts on it); every File opened before the crash fails with
-// disk.ErrCrashed.
+// disk.ErrCrashed. View returns a disk.FS bound to the current incarnation:
+// after a crash every call through it fails with disk.ErrCrashed too, even
+// one that was asleep in its simulated latency when the crash came, so a
+// node should get a fresh View per incarnation.
 //
 // Invariants: deterministic (no goroutines, no real time, every map is read
 // in sorted key order, all randomness comes from a *rand.Rand the caller

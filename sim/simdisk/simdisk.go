@@ -226,13 +226,16 @@ func sortedNames(m map[string]*inode) []string {
 	return names
 }
 
-func (f *FS) openFile(op, name string, create, truncate, writable bool) (disk.File, error) {
+func (f *FS) openFile(inc uint64, op, name string, create, truncate, writable bool) (disk.File, error) {
 	if err := disk.CheckName(op, name); err != nil {
 		return nil, err
 	}
 	f.delay(op)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkIncarnation(inc, op, name); err != nil {
+		return nil, err
+	}
 	if name == "." {
 		return nil, pathErr(op, name, errIsDir)
 	}
@@ -262,23 +265,8 @@ func (f *FS) openFile(op, name string, create, truncate, writable bool) (disk.Fi
 	return &file{fs: f, ino: ino, name: name, writable: writable, incarnation: f.incarnation}, nil
 }
 
-// Create implements disk.FS.
-func (f *FS) Create(name string) (disk.File, error) {
-	return f.openFile("create", name, true, true, true)
-}
-
-// Open implements disk.FS.
-func (f *FS) Open(name string) (disk.File, error) {
-	return f.openFile("open", name, false, false, false)
-}
-
-// OpenRW implements disk.FS.
-func (f *FS) OpenRW(name string) (disk.File, error) {
-	return f.openFile("open", name, false, false, true)
-}
-
-// Rename implements disk.FS with POSIX rename semantics.
-func (f *FS) Rename(oldname, newname string) error {
+// rename implements Rename with POSIX rename semantics.
+func (f *FS) rename(inc uint64, oldname, newname string) error {
 	if err := disk.CheckName("rename", oldname); err != nil {
 		return err
 	}
@@ -288,6 +276,9 @@ func (f *FS) Rename(oldname, newname string) error {
 	f.delay("rename")
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkIncarnation(inc, "rename", oldname); err != nil {
+		return err
+	}
 	odir, obase, err := f.parent("rename", oldname)
 	if err != nil {
 		return err
@@ -323,8 +314,8 @@ func (f *FS) Rename(oldname, newname string) error {
 	return nil
 }
 
-// Link implements disk.FS.
-func (f *FS) Link(oldname, newname string) error {
+// linkName implements Link.
+func (f *FS) linkName(inc uint64, oldname, newname string) error {
 	if err := disk.CheckName("link", oldname); err != nil {
 		return err
 	}
@@ -334,6 +325,9 @@ func (f *FS) Link(oldname, newname string) error {
 	f.delay("link")
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkIncarnation(inc, "link", newname); err != nil {
+		return err
+	}
 	ino, err := f.lookup("link", oldname)
 	if err != nil {
 		return err
@@ -352,14 +346,17 @@ func (f *FS) Link(oldname, newname string) error {
 	return nil
 }
 
-// Remove implements disk.FS.
-func (f *FS) Remove(name string) error {
+// remove implements Remove.
+func (f *FS) remove(inc uint64, name string) error {
 	if err := disk.CheckName("remove", name); err != nil {
 		return err
 	}
 	f.delay("remove")
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkIncarnation(inc, "remove", name); err != nil {
+		return err
+	}
 	dir, base, err := f.parent("remove", name)
 	if err != nil {
 		return err
@@ -375,14 +372,17 @@ func (f *FS) Remove(name string) error {
 	return nil
 }
 
-// RemoveAll implements disk.FS.
-func (f *FS) RemoveAll(name string) error {
+// removeAll implements RemoveAll.
+func (f *FS) removeAll(inc uint64, name string) error {
 	if err := disk.CheckName("removeall", name); err != nil {
 		return err
 	}
 	f.delay("remove")
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkIncarnation(inc, "removeall", name); err != nil {
+		return err
+	}
 	dir, base, err := f.parent("removeall", name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -397,15 +397,18 @@ func (f *FS) RemoveAll(name string) error {
 	return nil
 }
 
-// MkdirAll implements disk.FS. New directories are durable only once their
+// mkdirAll implements MkdirAll. New directories are durable only once their
 // parents are synced (see disk.MkdirAllDurable).
-func (f *FS) MkdirAll(name string) error {
+func (f *FS) mkdirAll(inc uint64, name string) error {
 	if err := disk.CheckName("mkdirall", name); err != nil {
 		return err
 	}
 	f.delay("mkdir")
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkIncarnation(inc, "mkdirall", name); err != nil {
+		return err
+	}
 	if name == "." {
 		return nil
 	}
@@ -424,14 +427,17 @@ func (f *FS) MkdirAll(name string) error {
 	return nil
 }
 
-// ReadDir implements disk.FS.
-func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
+// readDir implements ReadDir.
+func (f *FS) readDir(inc uint64, name string) ([]fs.DirEntry, error) {
 	if err := disk.CheckName("readdir", name); err != nil {
 		return nil, err
 	}
 	f.delay("readdir")
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkIncarnation(inc, "readdir", name); err != nil {
+		return nil, err
+	}
 	dir, err := f.lookupDir("readdir", name)
 	if err != nil {
 		return nil, err
@@ -444,14 +450,17 @@ func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return ents, nil
 }
 
-// Stat implements disk.FS.
-func (f *FS) Stat(name string) (fs.FileInfo, error) {
+// stat implements Stat.
+func (f *FS) stat(inc uint64, name string) (fs.FileInfo, error) {
 	if err := disk.CheckName("stat", name); err != nil {
 		return nil, err
 	}
 	f.delay("stat")
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkIncarnation(inc, "stat", name); err != nil {
+		return nil, err
+	}
 	ino, err := f.lookup("stat", name)
 	if err != nil {
 		return nil, err
@@ -459,14 +468,17 @@ func (f *FS) Stat(name string) (fs.FileInfo, error) {
 	return infoOf(path.Base(name), ino), nil
 }
 
-// SyncDir implements disk.FS.
-func (f *FS) SyncDir(name string) error {
+// syncDir implements SyncDir.
+func (f *FS) syncDir(inc uint64, name string) error {
 	if err := disk.CheckName("syncdir", name); err != nil {
 		return err
 	}
 	f.delay("syncdir")
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkIncarnation(inc, "syncdir", name); err != nil {
+		return err
+	}
 	dir, err := f.lookupDir("syncdir", name)
 	if err != nil {
 		return err
@@ -487,10 +499,13 @@ func cloneEntries(m map[string]*inode) map[string]*inode {
 	return c
 }
 
-// FreeSpace implements disk.FS.
-func (f *FS) FreeSpace() (uint64, error) {
+// freeSpace implements FreeSpace.
+func (f *FS) freeSpace(inc uint64) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkIncarnation(inc, "freespace", "."); err != nil {
+		return 0, err
+	}
 	if f.opts.CapacityBytes <= 0 {
 		return unlimitedFreeBytes, nil
 	}

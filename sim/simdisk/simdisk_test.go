@@ -528,3 +528,60 @@ func TestMaxFileBytes(t *testing.T) {
 		t.Fatalf("failed writes changed the size to %d", size)
 	}
 }
+
+func TestViewConformance(t *testing.T) {
+	disktest.Run(t, func(t *testing.T) disk.FS { return simdisk.New(simdisk.Options{}).View() })
+}
+
+// TestViewStaleAfterCrash checks that no call through a crashed
+// incarnation's View changes the surviving state, including one that was
+// sleeping in its latency when the crash came.
+func TestViewStaleAfterCrash(t *testing.T) {
+	var d *simdisk.FS
+	crashInSleep := false
+	d = simdisk.New(simdisk.Options{
+		Latency: func(op string) time.Duration { return time.Millisecond },
+		Sleep: func(time.Duration) {
+			if crashInSleep {
+				crashInSleep = false
+				d.Crash(rng(1), false)
+			}
+		},
+	})
+	old := d.View()
+	create(t, old, "a", []byte("x"), true).Close()
+	must(t, old.SyncDir("."))
+	crashInSleep = true
+	if err := old.Remove("a"); !errors.Is(err, disk.ErrCrashed) {
+		t.Fatalf("Remove that slept through the crash: %v", err)
+	}
+	calls := []struct {
+		op  string
+		err error
+	}{
+		{"Create", func() error { _, err := old.Create("b"); return err }()},
+		{"Open", func() error { _, err := old.Open("a"); return err }()},
+		{"Rename", old.Rename("a", "c")},
+		{"Link", old.Link("a", "c")},
+		{"RemoveAll", old.RemoveAll("a")},
+		{"MkdirAll", old.MkdirAll("dir")},
+		{"ReadDir", func() error { _, err := old.ReadDir("."); return err }()},
+		{"Stat", func() error { _, err := old.Stat("a"); return err }()},
+		{"SyncDir", old.SyncDir(".")},
+		{"FreeSpace", func() error { _, err := old.FreeSpace(); return err }()},
+	}
+	for _, c := range calls {
+		if !errors.Is(c.err, disk.ErrCrashed) {
+			t.Errorf("%s through a stale view = %v, want disk.ErrCrashed", c.op, c.err)
+		}
+	}
+	cur := d.View()
+	ents, err := cur.ReadDir(".")
+	must(t, err)
+	if len(ents) != 1 || ents[0].Name() != "a" {
+		t.Fatalf("surviving entries changed by stale calls: %v", ents)
+	}
+	if got, _ := content(t, cur, "a"); got != "x" {
+		t.Fatalf("a = %q", got)
+	}
+}
