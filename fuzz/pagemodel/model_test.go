@@ -37,7 +37,10 @@ type mtl struct {
 	recs      []rec // own records, increasing LSN
 	last      lsn.LSN
 	cutoff    lsn.LSN
-	dcl       lsn.LSN // the last disk_consistent_lsn seen from the engine
+	// durableCutoff is the newest cutoff a GC reported durable; after a
+	// failed GC the engine may come back anywhere in [durableCutoff, cutoff].
+	durableCutoff lsn.LSN
+	dcl           lsn.LSN // the last disk_consistent_lsn seen from the engine
 }
 
 // history lists the records visible to a read at at, oldest first.
@@ -105,7 +108,7 @@ type machine struct {
 // coverage counts what the runs exercised, so the test can prove that
 // compaction, image creation, GC removal, branching and crashes happened.
 type coverage struct {
-	steps, l1, images, gcRemoved, branches, crashes, reads int
+	steps, l1, images, gcRemoved, branches, crashes, reads, faultErrs int
 }
 
 func (s *machine) open(t *rapid.T) {
@@ -302,6 +305,7 @@ func (s *machine) gc(t *rapid.T) {
 		t.Fatalf("gc %s at %s: %v", m.id, c, err)
 	}
 	m.cutoff = max(m.cutoff, min(c, m.last))
+	m.durableCutoff = m.cutoff
 	s.cov.gcRemoved += st.LayersRemoved
 	if st.Cutoff != m.cutoff {
 		t.Fatalf("%s: gc cutoff %s, model %s", m.id, st.Cutoff, m.cutoff)
@@ -329,7 +333,7 @@ func (s *machine) branch(t *rapid.T) {
 		t.Fatalf("branch of %s at %s: %v", p.id, at, err)
 	}
 	s.cov.branches++
-	s.tls = append(s.tls, &mtl{id: id, parent: p, branchLSN: at, last: at, cutoff: at, dcl: at})
+	s.tls = append(s.tls, &mtl{id: id, parent: p, branchLSN: at, last: at, cutoff: at, durableCutoff: at, dcl: at})
 }
 
 func (s *machine) crash(t *rapid.T) {
@@ -345,9 +349,11 @@ func (s *machine) crash(t *rapid.T) {
 		if dcl < m.dcl {
 			t.Fatalf("%s: disk_consistent_lsn went back from %s to %s", m.id, m.dcl, dcl)
 		}
-		if got := tl.GCCutoff(); got != m.cutoff {
-			t.Fatalf("%s: gc cutoff after crash %s, model %s", m.id, got, m.cutoff)
+		if got := tl.GCCutoff(); got < m.durableCutoff || got > m.cutoff {
+			t.Fatalf("%s: gc cutoff after crash %s, model [%s, %s]", m.id, got, m.durableCutoff, m.cutoff)
 		}
+		m.cutoff = tl.GCCutoff()
+		m.durableCutoff = m.cutoff
 		// Re-ingest the WAL above the consistent LSN.
 		for _, r := range m.recs {
 			if r.at > dcl {
@@ -361,6 +367,48 @@ func (s *machine) crash(t *rapid.T) {
 			// re-ingest; what remains is the LSN the caller resumes from.
 			t.Fatalf("%s: last record %s after re-ingest, model %s", m.id, tl.LastRecordLSN(), m.last)
 		}
+	}
+}
+
+// faulty runs one operation with disk faults switched on. A read must be
+// right or fail; a write may fail, after which the node restarts (crash and
+// reopen), as a pageserver does after an I/O error: nothing durable may be
+// lost and no read may be wrong afterwards.
+func (s *machine) faulty(t *rapid.T) {
+	m := s.pick(t)
+	tl := s.engine(t, m)
+	s.fs.SetFaults(s.rng, simdisk.Faults{ReadEIO: 0.05, WriteEIO: 0.2, SyncEIO: 0.2, NoSpace: 0.05})
+	var err error
+	switch rapid.IntRange(0, 3).Draw(t, "faulty_op") {
+	case 0:
+		err = tl.Flush()
+	case 1:
+		_, err = tl.Compact()
+	case 2:
+		c := m.cutoff + lsn.LSN(rapid.IntRange(0, 400).Draw(t, "advance"))
+		var st timeline.GCStats
+		st, err = tl.GCAt(c)
+		m.cutoff = max(m.cutoff, min(c, m.last))
+		if err == nil {
+			m.durableCutoff = m.cutoff
+			s.cov.gcRemoved += st.LayersRemoved
+		}
+	case 3:
+		at, ok := readable(t, m)
+		if ok {
+			blk := uint32(rapid.IntRange(0, blocks-1).Draw(t, "blk"))
+			var got []byte
+			got, err = tl.GetPage(keys.RelBlockKey(rels[0], blk), at)
+			if err == nil || errors.Is(err, timeline.ErrNotFound) {
+				s.checkPage(t, m, rels[0], blk, at, got, err)
+				err = nil
+			}
+		}
+	}
+	s.fs.SetFaults(s.rng, simdisk.Faults{})
+	if err != nil {
+		s.cov.faultErrs++
+		s.crash(t)
 	}
 }
 
@@ -397,7 +445,7 @@ func TestPageEngineModel(t *testing.T) {
 		if _, err := s.tenant.Create(root, init); err != nil {
 			t.Fatal(err)
 		}
-		s.tls = []*mtl{{id: root, last: init, cutoff: init, dcl: init}}
+		s.tls = []*mtl{{id: root, last: init, cutoff: init, durableCutoff: init, dcl: init}}
 		t.Repeat(map[string]func(*rapid.T){
 			"put":             s.put,
 			"put2":            s.put,
@@ -414,6 +462,7 @@ func TestPageEngineModel(t *testing.T) {
 			"gc":              s.gc,
 			"branch":          s.branch,
 			"crash":           s.crash,
+			"faulty":          s.faulty,
 			"":                s.check,
 		})
 		s.tenant.Close()
@@ -422,7 +471,7 @@ func TestPageEngineModel(t *testing.T) {
 	if cov.steps < 1000 {
 		t.Fatalf("only %d steps ran, want at least 1000", cov.steps)
 	}
-	if cov.l1 == 0 || cov.images == 0 || cov.gcRemoved == 0 || cov.branches == 0 || cov.crashes == 0 {
+	if cov.l1 == 0 || cov.images == 0 || cov.gcRemoved == 0 || cov.branches == 0 || cov.crashes == 0 || cov.faultErrs == 0 {
 		t.Fatalf("an engine path was never exercised: %+v", cov)
 	}
 }
