@@ -204,3 +204,16 @@ func BenchmarkIngestFullPageImages(b *testing.B) {
 		return walrec.FullPageImage{Rel: rel, Blk: uint32(i % 4096), Page: p}
 	})
 }
+
+// BenchmarkBaselineCopyPage allocates and copies one 8 KiB page: the floor
+// under every page read (each returns a fresh page). Compare the read
+// benchmarks with it to see the engine's own overhead on a loaded machine.
+func BenchmarkBaselineCopyPage(b *testing.B) {
+	p := page(1)
+	var sink []byte
+	defer measureCPU(b, 0)()
+	for b.Loop() {
+		sink = bytes.Clone(p)
+	}
+	_ = sink
+}
