@@ -219,7 +219,7 @@ func (n *Node) boot() {
 	n.env = node.Env{
 		ID:         n.id,
 		Clock:      inc.clock,
-		Disk:       n.disk,
+		Disk:       n.disk.View(),
 		Store:      w.Store(),
 		Rand:       w.NewRand(fmt.Sprintf("node/%s/%d", n.id, inc.num)),
 		Log:        slog.New(&vtHandler{w: w, inner: w.logHandler}).With("node", n.id, "inc", inc.num),
