@@ -66,20 +66,18 @@ func (ch *Chan[T]) Send(ctx context.Context, v T) error {
 	defer stop()
 	ch.mu.Lock()
 	node := ch.sendq.pushBack(w)
+	defer func() { // also when unwound inside Wait (see waitGrant)
+		ch.mu.Lock()
+		ch.sendq.remove(node)
+		ch.mu.Unlock()
+	}()
 	for {
-		if ch.closed {
-			ch.sendq.remove(node)
-		}
 		if ch.sendLocked(v) { // panics (after unlocking) if closed
-			ch.sendq.remove(node)
 			ch.mu.Unlock()
 			return nil
 		}
 		ch.mu.Unlock()
 		if err := ctx.Err(); err != nil {
-			ch.mu.Lock()
-			ch.sendq.remove(node)
-			ch.mu.Unlock()
 			return err
 		}
 		w.Wait()
@@ -105,17 +103,18 @@ func (ch *Chan[T]) Recv(ctx context.Context) (v T, ok bool, err error) {
 	defer stop()
 	ch.mu.Lock()
 	node := ch.recvq.pushBack(w)
+	defer func() { // also when unwound inside Wait (see waitGrant)
+		ch.mu.Lock()
+		ch.recvq.remove(node)
+		ch.mu.Unlock()
+	}()
 	for {
 		if v, ok, ready := ch.recvLocked(); ready {
-			ch.recvq.remove(node)
 			ch.mu.Unlock()
 			return v, ok, nil
 		}
 		ch.mu.Unlock()
 		if err := ctx.Err(); err != nil {
-			ch.mu.Lock()
-			ch.recvq.remove(node)
-			ch.mu.Unlock()
 			return v, false, err
 		}
 		w.Wait()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -435,4 +437,129 @@ func TestSelectStress(t *testing.T) {
 	if err := g.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
+}
+
+// killClock is a Real clock whose next `kill` Waits to return unwind their
+// task with runtime.Goexit, as the simulator does to a crashed node's tasks.
+type killClock struct {
+	*Real
+	kill atomic.Int64
+}
+
+type killWaiter struct {
+	Waiter
+	kc *killClock
+}
+
+func (kc *killClock) NewWaiter() Waiter { return killWaiter{kc.Real.NewWaiter(), kc} }
+
+func (w killWaiter) Wait() {
+	w.Waiter.Wait()
+	if w.kc.kill.Add(-1) >= 0 {
+		runtime.Goexit()
+	}
+	w.kc.kill.Add(1)
+}
+
+// doomed runs fn on a goroutine that is expected to be unwound inside a
+// Wait; the returned channel closes when it has gone.
+func doomed(t *testing.T, what string, fn func()) <-chan struct{} {
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		fn()
+		t.Errorf("%s returned in a task that should have been unwound", what)
+	}()
+	return gone
+}
+
+func TestUnwindInsideWaitLeavesPrimitivesUsable(t *testing.T) {
+	t.Run("Mutex granted to a dying waiter passes on", func(t *testing.T) {
+		kc := &killClock{Real: NewReal()}
+		m := NewMutex(kc)
+		_ = m.Lock(bg)
+		gone := doomed(t, "Lock", func() { _ = m.Lock(bg) })
+		waitUntil(t, "queued", func() bool { return m.queued() == 1 })
+		kc.kill.Store(1)
+		m.Unlock() // hands the lock to the doomed task
+		<-gone
+		if !m.TryLock() {
+			t.Fatal("lock lost with the unwound task")
+		}
+	})
+	t.Run("Mutex waiter unwound while queued leaves the queue", func(t *testing.T) {
+		kc := &killClock{Real: NewReal()}
+		m := NewMutex(kc)
+		_ = m.Lock(bg)
+		ctx, cancel := WithCancel(bg)
+		gone := doomed(t, "Lock", func() { _ = m.Lock(ctx) })
+		waitUntil(t, "queued", func() bool { return m.queued() == 1 })
+		kc.kill.Store(1)
+		cancel() // wakes it; it unwinds instead of returning
+		<-gone
+		if m.queued() != 0 {
+			t.Fatal("unwound waiter left in the queue")
+		}
+		m.Unlock()
+		if !m.TryLock() {
+			t.Fatal("Mutex not free")
+		}
+	})
+	t.Run("Semaphore units granted to a dying waiter are returned", func(t *testing.T) {
+		kc := &killClock{Real: NewReal()}
+		s := NewSemaphore(kc, 2)
+		_ = s.Acquire(bg, 2)
+		gone := doomed(t, "Acquire", func() { _ = s.Acquire(bg, 2) })
+		waitUntil(t, "queued", func() bool { return s.queued() == 1 })
+		kc.kill.Store(1)
+		s.Release(2)
+		<-gone
+		if !s.TryAcquire(2) {
+			t.Fatal("units lost with the unwound task")
+		}
+	})
+	t.Run("Cond signal to a dying waiter goes to the next", func(t *testing.T) {
+		kc := &killClock{Real: NewReal()}
+		m := NewMutex(kc)
+		cond := NewCond(m)
+		condQueued := func() int {
+			cond.mu.Lock()
+			defer cond.mu.Unlock()
+			return cond.queue.len()
+		}
+		gone := doomed(t, "Cond.Wait", func() { _ = m.Lock(bg); _ = cond.Wait(bg) })
+		waitUntil(t, "first waiter", func() bool { return condQueued() == 1 })
+		second := make(chan error, 1)
+		go func() {
+			_ = m.Lock(bg)
+			second <- cond.Wait(bg)
+			m.Unlock()
+		}()
+		waitUntil(t, "second waiter", func() bool { return condQueued() == 2 })
+		kc.kill.Store(1)
+		cond.Signal() // reaches the first (doomed) waiter only
+		<-gone
+		if err := <-second; err != nil {
+			t.Fatalf("second waiter: %v", err)
+		}
+	})
+	t.Run("Chan receiver unwound leaves no registration", func(t *testing.T) {
+		kc := &killClock{Real: NewReal()}
+		ch := NewChan[int](kc, 1)
+		ctx, cancel := WithCancel(bg)
+		gone := doomed(t, "Recv", func() { _, _, _ = ch.Recv(ctx) })
+		waitUntil(t, "receiver registered", func() bool {
+			ch.mu.Lock()
+			defer ch.mu.Unlock()
+			return ch.recvq.len() == 1
+		})
+		kc.kill.Store(1)
+		cancel()
+		<-gone
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		if ch.recvq.len() != 0 {
+			t.Fatal("unwound receiver still registered")
+		}
+	})
 }

@@ -51,29 +51,53 @@ func (m *Mutex) Lock(ctx context.Context) error {
 	g := &grant{w: m.clk.NewWaiter()}
 	n := m.queue.pushBack(g)
 	m.mu.Unlock()
-	return waitGrant(ctx, &m.mu, &m.queue, n, nil)
+	return waitGrant(ctx, &m.mu, &m.queue, n, func(granted bool) {
+		if granted {
+			m.unlockLocked()
+		}
+	})
 }
 
 // waitGrant parks until g is granted (nil) or ctx is done (its error, after
 // leaving the queue). A grant that races with cancellation wins: the caller
-// then owns what was granted. onAbandon, if set, runs under mu after a
-// cancelled waiter left the queue, so others behind it can be served.
-func waitGrant(ctx context.Context, mu *sync.Mutex, q *dlist[*grant], n *dnode[*grant], onAbandon func()) error {
+// then owns what was granted.
+//
+// abandon, if set, runs under mu whenever the waiter leaves without taking
+// what it waited for: granted is true only if something was granted to it
+// that it will never use and must be passed on. That happens when the task
+// is unwound inside Wait (the simulator kills a crashed node's tasks with
+// runtime.Goexit there); the deferred clean-up keeps the primitive usable by
+// everyone else.
+func waitGrant(ctx context.Context, mu *sync.Mutex, q *dlist[*grant], n *dnode[*grant], abandon func(granted bool)) error {
 	g := n.v
 	stop := OnDone(ctx, g.w.Wake)
-	defer stop()
+	returned := false
+	defer func() {
+		stop()
+		if returned {
+			return
+		}
+		mu.Lock()
+		removed := q.remove(n)
+		if abandon != nil {
+			abandon(!removed && g.granted)
+		}
+		mu.Unlock()
+	}()
 	for {
 		mu.Lock()
 		if g.granted {
 			mu.Unlock()
+			returned = true
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			q.remove(n)
-			if onAbandon != nil {
-				onAbandon()
+			if abandon != nil {
+				abandon(false)
 			}
 			mu.Unlock()
+			returned = true
 			return err
 		}
 		mu.Unlock()
@@ -100,6 +124,10 @@ func (m *Mutex) Unlock() {
 	if !m.locked {
 		panic("clock: unlock of unlocked Mutex")
 	}
+	m.unlockLocked()
+}
+
+func (m *Mutex) unlockLocked() {
 	if n := m.queue.front(); n != nil {
 		m.queue.remove(n)
 		n.v.granted = true // m stays locked: ownership passes to the waiter
@@ -138,7 +166,11 @@ func (c *Cond) Wait(ctx context.Context) error {
 	n := c.queue.pushBack(g)
 	c.mu.Unlock()
 	c.L.Unlock()
-	err := waitGrant(ctx, &c.mu, &c.queue, n, nil)
+	err := waitGrant(ctx, &c.mu, &c.queue, n, func(granted bool) {
+		if granted { // a signal meant for a waiter that is gone goes to the next
+			c.signalLocked()
+		}
+	})
 	// Re-lock without ctx: Wait's contract is to return holding L.
 	_ = c.L.Lock(context.Background())
 	return err
@@ -148,6 +180,10 @@ func (c *Cond) Wait(ctx context.Context) error {
 func (c *Cond) Signal() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.signalLocked()
+}
+
+func (c *Cond) signalLocked() {
 	if n := c.queue.front(); n != nil {
 		c.queue.remove(n)
 		n.v.granted = true

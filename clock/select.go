@@ -36,6 +36,15 @@ func Select(c Clock, cases ...Case) int {
 	}
 	w := c.NewWaiter()
 	unregs := make([]func(), len(cases))
+	unregister := func() {
+		for i, u := range unregs {
+			if u != nil {
+				u()
+				unregs[i] = nil
+			}
+		}
+	}
+	defer unregister() // also when unwound inside Wait
 	for {
 		for i, cs := range cases {
 			if cs.op != nil {
@@ -47,12 +56,7 @@ func Select(c Clock, cases ...Case) int {
 			w.Wait()
 			chosen = TrySelect(cases...)
 		}
-		for i, u := range unregs {
-			if u != nil {
-				u()
-				unregs[i] = nil
-			}
-		}
+		unregister()
 		if chosen >= 0 {
 			return chosen
 		}

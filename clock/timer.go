@@ -25,6 +25,7 @@ func Sleep(ctx context.Context, c Clock, d time.Duration) error {
 		fired.Store(true)
 		w.Wake()
 	})
+	defer t.Stop() // no-op once fired; tidies up after cancel or unwinding
 	stop := OnDone(ctx, w.Wake)
 	defer stop()
 	for {
@@ -32,7 +33,6 @@ func Sleep(ctx context.Context, c Clock, d time.Duration) error {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			t.Stop()
 			return err
 		}
 		w.Wait()

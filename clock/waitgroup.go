@@ -108,8 +108,13 @@ func (s *Semaphore) Acquire(ctx context.Context, n int64) error {
 	g := &grant{w: s.clk.NewWaiter(), n: n}
 	node := s.queue.pushBack(g)
 	s.mu.Unlock()
-	// A cancelled request at the head may have been blocking smaller ones.
-	return waitGrant(ctx, &s.mu, &s.queue, node, s.grantLocked)
+	return waitGrant(ctx, &s.mu, &s.queue, node, func(granted bool) {
+		if granted {
+			s.used -= n
+		}
+		// A request leaving the head may have been blocking smaller ones.
+		s.grantLocked()
+	})
 }
 
 // TryAcquire takes n units if they are free and nobody is queued.
