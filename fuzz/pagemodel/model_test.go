@@ -408,7 +408,12 @@ func (s *machine) faulty(t *rapid.T) {
 	s.fs.SetFaults(s.rng, simdisk.Faults{})
 	if err != nil {
 		s.cov.faultErrs++
-		s.crash(t)
+		// Either restart at once, or carry on: a failed flush, compaction
+		// or GC leaves the timeline usable, and the operation can be
+		// retried (every file is rewritten whole, never patched).
+		if rapid.Bool().Draw(t, "restart") {
+			s.crash(t)
+		}
 	}
 }
 
