@@ -34,6 +34,10 @@ var (
 	ErrExists = errors.New("timeline: timeline exists")
 	// ErrUnknown reports a timeline id that is not in the tenant.
 	ErrUnknown = errors.New("timeline: no such timeline")
+	// ErrFlushFailed reports that a record was ingested but the flush it
+	// triggered failed: do not re-send the record; retry Flush (or restart
+	// and re-ingest above DiskConsistentLSN).
+	ErrFlushFailed = errors.New("timeline: record ingested, flush failed")
 )
 
 type layerMap = layermap.Map[walrec.Value]
@@ -109,7 +113,8 @@ func (t *Timeline) snapshot() *layerMap {
 // Ingest adds one WAL record at LSN at, which must be above the last record's.
 // The record's memory is kept (not copied) until it is flushed: the caller
 // must not reuse it. When the open layer reaches the checkpoint distance it is
-// flushed before Ingest returns.
+// flushed before Ingest returns; if that flush fails the record is still
+// ingested and the error wraps ErrFlushFailed.
 func (t *Timeline) Ingest(at lsn.LSN, rec walrec.Record) error {
 	t.mu.Lock()
 	last, open := t.lastRecordLSN, t.layers.Open()
@@ -129,7 +134,9 @@ func (t *Timeline) Ingest(at lsn.LSN, rec walrec.Record) error {
 	t.lastRecordLSN = at
 	t.mu.Unlock()
 	if open.SizeBytes() >= t.tenant.cfg.CheckpointDistanceBytes {
-		return t.Flush()
+		if err := t.Flush(); err != nil {
+			return fmt.Errorf("%w: at %s: %w", ErrFlushFailed, at, err)
+		}
 	}
 	return nil
 }

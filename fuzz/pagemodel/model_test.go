@@ -379,7 +379,17 @@ func (s *machine) faulty(t *rapid.T) {
 	tl := s.engine(t, m)
 	s.fs.SetFaults(s.rng, simdisk.Faults{ReadEIO: 0.05, WriteEIO: 0.2, SyncEIO: 0.2, NoSpace: 0.05})
 	var err error
-	switch rapid.IntRange(0, 3).Draw(t, "faulty_op") {
+	switch rapid.IntRange(0, 4).Draw(t, "faulty_op") {
+	case 4:
+		// A FPI fills a small open layer, so its flush runs under faults.
+		at := m.last + lsn.LSN(rapid.IntRange(1, 40).Draw(t, "gap"))
+		r := walrec.FullPageImage{Rel: rels[1], Blk: 0, Page: bytes.Repeat([]byte{byte(at)}, walrec.PageSize)}
+		err = tl.Ingest(at, r)
+		if err != nil && !errors.Is(err, timeline.ErrFlushFailed) {
+			t.Fatalf("ingest under faults: %v", err)
+		}
+		m.recs = append(m.recs, rec{at, r})
+		m.last = at
 	case 0:
 		err = tl.Flush()
 	case 1:
