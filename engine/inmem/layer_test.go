@@ -145,3 +145,23 @@ func TestFreezeAndIterate(t *testing.T) {
 		t.Fatalf("end %s last %s len %d", l.End(), l.LastLSN(), l.Len())
 	}
 }
+
+func TestKeysOpenAndFrozen(t *testing.T) {
+	l := New[val](1, info)
+	for _, blk := range []uint32{5, 2, 9, 2} {
+		if err := l.Put(k(blk), l.LastLSN()+1, "D"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, phase := range []string{"open", "frozen"} {
+		got := l.Keys()
+		if len(got) != 3 || got[0] != k(2) || got[1] != k(5) || got[2] != k(9) {
+			t.Fatalf("%s keys: %v", phase, got)
+		}
+		if phase == "open" {
+			if err := l.Freeze(l.LastLSN() + 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
