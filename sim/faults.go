@@ -46,6 +46,20 @@ type Nemesis struct {
 	SlowMean    time.Duration
 	SlowLatency simnet.Latency
 
+	// Failpoints names code-site failpoints (pingcap/failpoint, evaluated
+	// through env.Failpoints) the nemesis switches on, one at a time on one
+	// crashable node, for one evaluation ("1*return(true)") during an
+	// episode of mean PartitionFor; FailpointMean is the mean time between
+	// episodes.
+	Failpoints    []string
+	FailpointMean time.Duration
+
+	// CorruptMean is the mean time between corruptions of one durable byte
+	// of one file on a crashable node's disk. Enable it only for services
+	// that detect corruption (checksums) and recover from other replicas:
+	// a single copy cannot survive it (STYLE 17).
+	CorruptMean time.Duration
+
 	// DiskFaults apply to the crashable nodes' disks during the phase.
 	DiskFaults simdisk.Faults
 	// StoreFaults apply to the shared object store during the phase.
@@ -54,8 +68,8 @@ type Nemesis struct {
 
 func (n *Nemesis) String() string {
 	d, st := n.DiskFaults, n.StoreFaults
-	return fmt.Sprintf("crash=%v tear=%.2f stop=%.2f partition=%v/%v oneway=%.2f break=%v slow=%v disk(eio r/w/s=%.4f/%.4f/%.4f enospc=%.4f) store(throttle=%.3f before=%.3f after=%.3f)",
-		n.CrashMean, n.TearProb, n.StopProb, n.PartitionMean, n.PartitionFor, n.OneWayProb, n.BreakMean, n.SlowMean,
+	return fmt.Sprintf("crash=%v tear=%.2f stop=%.2f partition=%v/%v oneway=%.2f break=%v slow=%v failpoints=%v corrupt=%v disk(eio r/w/s=%.4f/%.4f/%.4f enospc=%.4f) store(throttle=%.3f before=%.3f after=%.3f)",
+		n.CrashMean, n.TearProb, n.StopProb, n.PartitionMean, n.PartitionFor, n.OneWayProb, n.BreakMean, n.SlowMean, n.FailpointMean, n.CorruptMean,
 		d.ReadEIO, d.WriteEIO, d.SyncEIO, d.NoSpace, st.Throttle, st.TransientBefore, st.TransientAfter)
 }
 
@@ -115,6 +129,12 @@ func (w *World) StartNemesis(cfg Nemesis) error {
 				w.restartDown(nm.supervised)
 			}
 		})
+	}
+	if len(cfg.Crashable) > 0 && len(cfg.Failpoints) > 0 {
+		loop("failpoint", cfg.FailpointMean, func() { w.nemesisFailpoint(nm) })
+	}
+	if len(cfg.Crashable) > 0 {
+		loop("corrupt", cfg.CorruptMean, func() { w.nemesisCorrupt(nm) })
 	}
 	if len(cfg.Linked) > 1 {
 		loop("partition", cfg.PartitionMean, func() { w.nemesisPartition(nm) })
@@ -195,6 +215,67 @@ func (w *World) nemesisSlow(nm *nemesis) {
 	}
 }
 
+func (w *World) nemesisFailpoint(nm *nemesis) {
+	n := w.byID[nm.cfg.Crashable[w.rng.IntN(len(nm.cfg.Crashable))]]
+	name := nm.cfg.Failpoints[w.rng.IntN(len(nm.cfg.Failpoints))]
+	w.Log().Info("nemesis: failpoint", "target", n.id, "failpoint", name)
+	if err := n.SetFailpoint(name, "1*return(true)"); err != nil {
+		w.Fail(err)
+		return
+	}
+	w.Sleep(w.exp(nm.cfg.PartitionFor))
+	_ = n.SetFailpoint(name, "")
+}
+
+func (w *World) nemesisCorrupt(nm *nemesis) {
+	n := w.byID[nm.cfg.Crashable[w.rng.IntN(len(nm.cfg.Crashable))]]
+	files := durableFiles(n.disk, ".")
+	if len(files) == 0 {
+		return
+	}
+	f := files[w.rng.IntN(len(files))]
+	off := w.rng.Int64N(f.size)
+	w.Log().Info("nemesis: corrupt", "target", n.id, "file", f.name, "offset", off)
+	_ = n.disk.Corrupt(f.name, off)
+}
+
+type sizedFile struct {
+	name string
+	size int64
+}
+
+// durableFiles lists the non-empty files under dir, depth first in name
+// order (bounded: at most 10000).
+func durableFiles(fsys *simdisk.FS, dir string) []sizedFile {
+	const maxFiles = 10000
+	var out []sizedFile
+	var walk func(string)
+	walk = func(d string) {
+		ents, err := fsys.ReadDir(d)
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			if len(out) >= maxFiles {
+				return
+			}
+			name := e.Name()
+			if d != "." {
+				name = d + "/" + name
+			}
+			if e.IsDir() {
+				walk(name)
+				continue
+			}
+			if fi, err := e.Info(); err == nil && fi.Size() > 0 {
+				out = append(out, sizedFile{name, fi.Size()})
+			}
+		}
+	}
+	walk(dir)
+	return out
+}
+
 // HealAll ends the safety phase: it stops every nemesis, heals the network
 // (partitions and slow links), clears disk and object-store faults, and
 // restarts every node that is down. The liveness phase follows.
@@ -206,6 +287,9 @@ func (w *World) HealAll() {
 	w.Net().Heal()
 	for _, n := range w.nodes {
 		n.SetDiskFaults(simdisk.Faults{})
+		for _, name := range sortedKeys(n.failpoints) {
+			_ = n.SetFailpoint(name, "")
+		}
 	}
 	_ = w.SetStoreFaults(objstore.FaultConfig{})
 	for _, n := range w.nodes {
@@ -213,4 +297,13 @@ func (w *World) HealAll() {
 			n.Restart()
 		}
 	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -49,6 +49,10 @@ type Bugs struct {
 	NoDirSync bool
 }
 
+// FailpointCrashBeforeSync, when enabled in env.Failpoints, makes the
+// flusher fail as if its sync had failed: the process ends (OnFatal).
+const FailpointCrashBeforeSync = "counter/crash-before-sync"
+
 // Limits and defaults.
 const (
 	DefaultDir            = "counter"
@@ -336,6 +340,13 @@ func (s *Server) flusher(ctx context.Context) {
 		}
 		target := s.count
 		err := s.seg.Sync()
+		if fps := s.env.Failpoints; fps != nil {
+			if _, fpErr := fps.Eval(FailpointCrashBeforeSync); fpErr == nil {
+				// The process dies with a batch written but its sync not
+				// acknowledged: those increments must stay unacknowledged.
+				err = fmt.Errorf("counter: failpoint %s", FailpointCrashBeforeSync)
+			}
+		}
 		if err != nil {
 			_ = s.fatal(fmt.Errorf("counter: sync: %w", err))
 			s.synced.Broadcast()

@@ -102,6 +102,8 @@ func run(w *sim.World) error {
 		BreakMean:     time.Duration(1+rng.IntN(5)) * time.Second,
 		SlowMean:      time.Duration(1+rng.IntN(5)) * time.Second,
 		SlowLatency:   simnet.Latency{Base: 20 * time.Millisecond, Jitter: 80 * time.Millisecond},
+		Failpoints:    []string{countersvc.FailpointCrashBeforeSync},
+		FailpointMean: time.Duration(1+rng.IntN(5)) * time.Second,
 		DiskFaults: simdisk.Faults{
 			ReadEIO:  0.01 * rng.Float64(),
 			WriteEIO: 0.003 * rng.Float64(),
