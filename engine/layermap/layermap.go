@@ -64,6 +64,11 @@ type Map[V any] struct {
 	// a tie, then start descending, then key start.
 	historic []Layer[V]
 	descs    []Desc            // descs[i] == historic[i].Desc(), for the search's hot loop
+	// runEnd[i] is the index after the run holding i: layers with equal
+	// LSN range and kind, which search order keeps together sorted by key
+	// (one compaction's key partitions), so a key is found in a run by
+	// binary search.
+	runEnd []int
 	frozen   []*inmem.Layer[V] // oldest first
 	open     *inmem.Layer[V]   // may be nil
 }
@@ -164,7 +169,14 @@ func (m *Map[V]) Replace(add, remove []Layer[V], dropFrozen int) (*Map[V], error
 	for i, l := range h {
 		ds[i] = l.Desc()
 	}
-	n := &Map[V]{historic: h, descs: ds, frozen: slices.Clone(m.frozen[dropFrozen:]), open: m.open}
+	re := make([]int, len(h))
+	for i := len(h) - 1; i >= 0; i-- {
+		re[i] = i + 1
+		if i+1 < len(h) && ds[i+1].LSNs == ds[i].LSNs && ds[i+1].Image == ds[i].Image {
+			re[i] = re[i+1]
+		}
+	}
+	n := &Map[V]{historic: h, descs: ds, runEnd: re, frozen: slices.Clone(m.frozen[dropFrozen:]), open: m.open}
 	return n, nil
 }
 
@@ -266,10 +278,12 @@ func (m *Map[V]) searchHistoric(key keys.Key, r *Result[V]) error {
 		p := sort.Search(len(ds), func(i int) bool { return ds[i].LSNs.End <= cont })
 		if first {
 			first = false
-			for i := range ds[:p] {
-				if d := &ds[i]; !d.Image && d.LSNs.Start < cont && containsKey(d.Keys, key) {
-					straddler = i
-					break
+			for i := 0; i < p; i = m.runEnd[i] {
+				if d := &ds[i]; !d.Image && d.LSNs.Start < cont {
+					if j := m.findInRun(i, key); j >= 0 {
+						straddler = j
+						break
+					}
 				}
 			}
 		}
@@ -281,27 +295,29 @@ func (m *Map[V]) searchHistoric(key keys.Key, r *Result[V]) error {
 			best, bd = straddler, ds[straddler]
 			floor = bd.LSNs.Start
 		}
-		for i := p; i < len(ds); i++ {
-			d := &ds[i]
-			if best >= 0 && d.LSNs.End <= bd.LSNs.Start {
+		for i := p; i < len(ds); {
+			if best >= 0 && ds[i].LSNs.End <= bd.LSNs.Start {
 				break
 			}
-			if !containsKey(d.Keys, key) {
+			j := m.findInRun(i, key)
+			i = m.runEnd[i]
+			if j < 0 {
 				continue
 			}
+			d := &ds[j]
 			if best < 0 {
-				best, bd, top, floor = i, *d, d.LSNs.End, d.LSNs.Start
+				best, bd, top, floor = j, *d, d.LSNs.End, d.LSNs.Start
 				continue
 			}
 			if !d.Image {
 				if bd.Image {
 					continue // an older delta below the chosen image: next round
 				}
-				return fmt.Errorf("%w: %s and %s at key %s", ErrOverlap, bd, d, key)
+				return fmt.Errorf("%w: %s and %s at key %s", ErrOverlap, bd, *d, key)
 			}
 			if !bd.Image && d.LSNs.End == top {
 				// An image ending exactly at the bound wins the tie.
-				best, bd, floor = i, *d, d.LSNs.Start
+				best, bd, floor = j, *d, d.LSNs.Start
 				continue
 			}
 			if !bd.Image {
@@ -327,6 +343,27 @@ func (m *Map[V]) searchHistoric(key keys.Key, r *Result[V]) error {
 		}
 	}
 	return nil
+}
+
+// findInRun returns the index of a layer in the run starting at i that
+// covers key, or -1. Deltas in a run never overlap (an invariant), so binary
+// search finds the only candidate; images of one LSN may, so they are scanned.
+func (m *Map[V]) findInRun(i int, key keys.Key) int {
+	ds, e := m.descs, m.runEnd[i]
+	if ds[i].Image {
+		for j := i; j < e; j++ {
+			if containsKey(ds[j].Keys, key) {
+				return j
+			}
+		}
+		return -1
+	}
+	// The last layer in the run whose key range starts at or below key.
+	n := sort.Search(e-i, func(x int) bool { return compareKeys(ds[i+x].Keys.Start, key) > 0 })
+	if n == 0 || !containsKey(ds[i+n-1].Keys, key) {
+		return -1
+	}
+	return i + n - 1
 }
 
 // ImagesCover reports whether the union of image layers with LSN in
