@@ -63,14 +63,14 @@ type Map[V any] struct {
 	// historic is sorted by searchOrder: LSN end descending, images first on
 	// a tie, then start descending, then key start.
 	historic []Layer[V]
-	descs    []Desc            // descs[i] == historic[i].Desc(), for the search's hot loop
+	descs    []Desc // descs[i] == historic[i].Desc(), for the search's hot loop
 	// runEnd[i] is the index after the run holding i: layers with equal
 	// LSN range and kind, which search order keeps together sorted by key
 	// (one compaction's key partitions), so a key is found in a run by
 	// binary search.
 	runEnd []int
-	frozen   []*inmem.Layer[V] // oldest first
-	open     *inmem.Layer[V]   // may be nil
+	frozen []*inmem.Layer[V] // oldest first
+	open   *inmem.Layer[V]   // may be nil
 }
 
 // Empty returns a map with no layers.
