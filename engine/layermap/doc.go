@@ -28,4 +28,9 @@
 // preferring an image on a tie. If it is a delta and an image of a covered
 // key lies inside its LSN range, read the delta only above that image and
 // continue from the image's LSN+1, where the image wins the tie next time.
+//
+// Index: historic layers are sorted by (end desc, images first, start desc,
+// key start). Layers with equal LSN range and kind form a run sorted by key
+// (one compaction's partitions); the search binary-searches the LSN bound,
+// then a key's partition within each delta run.
 package layermap
