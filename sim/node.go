@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -22,9 +21,6 @@ import (
 // return; a non-nil error means start-up failed and the incarnation ends
 // (the node is down until restarted).
 type StartFunc func(env node.Env) error
-
-// ErrNodeDown is returned by operations that need a running node.
-var ErrNodeDown = errors.New("sim: node is down")
 
 // Node is one simulated machine: an id, its own disk, its wall-clock offset
 // and drift, and a sequence of incarnations (process lives).

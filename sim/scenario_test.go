@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratadb/strata/nodes/node"
 )
 
 // toyScenario sleeps a seed-dependent sequence; with nondet it also lets
@@ -121,5 +124,41 @@ func TestTraceLog(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "resume p0") || !strings.Contains(b.String(), "spawn main") {
 		t.Fatalf("trace lacks scheduling events:\n%.500s", b.String())
+	}
+}
+
+// TestNoGoroutineOutlivesARun: every task goroutine ends with the run, also
+// tasks parked forever and tasks of crashed nodes.
+func TestNoGoroutineOutlivesARun(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for seed := uint64(1); seed <= 3; seed++ {
+		r := RunSeed(Scenario{Name: "leak", Run: func(w *World) error {
+			c := w.Clock()
+			for i := 0; i < 10; i++ {
+				c.Go(context.Background(), "parked-forever", func(context.Context) {
+					defer c.Go(context.Background(), "spawned-while-unwinding", func(context.Context) {})
+					c.NewWaiter().Wait()
+				})
+			}
+			n := w.AddNode("n", func(env node.Env) error {
+				env.Clock.Go(context.Background(), "node-task", func(context.Context) { env.Clock.NewWaiter().Wait() })
+				return nil
+			})
+			w.Sleep(time.Second)
+			n.Crash(true)
+			n.Restart()
+			w.Sleep(time.Second)
+			return nil
+		}}, seed, RunOptions{})
+		if !r.Passed() {
+			t.Fatal(r.Failure)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("%d goroutines before, %d after", before, after)
 	}
 }

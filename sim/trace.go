@@ -30,11 +30,26 @@ const (
 	EvNote
 )
 
-var eventNames = [...]string{"?", "sched", "time", "rand", "spawn", "exit", "timer", "msg", "node", "note"}
-
 func (k EventKind) String() string {
-	if int(k) < len(eventNames) {
-		return eventNames[k]
+	switch k {
+	case EvSched:
+		return "sched"
+	case EvTime:
+		return "time"
+	case EvRand:
+		return "rand"
+	case EvSpawn:
+		return "spawn"
+	case EvExit:
+		return "exit"
+	case EvTimer:
+		return "timer"
+	case EvMsg:
+		return "msg"
+	case EvNode:
+		return "node"
+	case EvNote:
+		return "note"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

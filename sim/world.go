@@ -324,7 +324,15 @@ func (w *World) fire(tm *timer) {
 }
 
 // teardown unwinds every remaining task so no goroutine outlives the run.
+// Every incarnation is marked dead first, so deferred calls of unwinding
+// tasks cannot start new tasks or timers.
 func (w *World) teardown() {
+	w.root.dead = true
+	for _, n := range w.nodes {
+		if n.cur != nil {
+			n.cur.dead = true
+		}
+	}
 	for _, t := range w.liveTasks(nil) {
 		w.kill(t)
 	}
