@@ -9,7 +9,10 @@ import (
 // WithCancel returns a child of parent that is done when the returned
 // CancelFunc is called or parent is done, whichever is first. Unlike
 // context.WithCancel it notifies waiters synchronously (see OnDone), which
-// the simulator needs. Call the CancelFunc when done to release resources.
+// the simulator needs: the CancelFunc runs every OnDone callback of the
+// context and its descendants before it returns, so do not call it while
+// holding a lock that such a callback takes. Call the CancelFunc when done
+// to release resources.
 func WithCancel(parent context.Context) (context.Context, context.CancelFunc) {
 	cc := newCancelCtx(parent, "WithCancel")
 	return cc, func() { cc.cancel(context.Canceled) }
@@ -58,7 +61,9 @@ func withDeadline(c Clock, parent context.Context, deadline time.Time, d time.Du
 
 // OnDone arranges for f to be called once ctx is done and returns a stop
 // function that cancels the call and reports whether it did (like
-// context.AfterFunc). f must not block.
+// context.AfterFunc). f must not block, and runs on whichever task or timer
+// callback cancels ctx, possibly while that caller is inside this package;
+// it may take the caller's own locks only if cancellers never hold them.
 //
 // For contexts made by this package, including ones reached through wrappers
 // that share their Done channel (context.WithValue), f is called

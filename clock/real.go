@@ -3,6 +3,7 @@ package clock
 import (
 	"container/heap"
 	"context"
+	"math"
 	"runtime/pprof"
 	"sync"
 	"time"
@@ -51,7 +52,11 @@ func (r *Real) AfterFunc(d time.Duration, f func()) Timer {
 	}
 	t := &realTimer{r: r, f: f}
 	r.mu.Lock()
-	t.when = r.Mono() + max(d, 0)
+	now := r.Mono()
+	t.when = now + max(d, 0)
+	if t.when < now { // saturate: a "never" timeout must not wrap into the past
+		t.when = math.MaxInt64
+	}
 	r.seq++
 	t.seq = r.seq
 	heap.Push(&r.timers, t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -72,7 +73,11 @@ func (c *vclock) AfterFunc(d time.Duration, f func()) clock.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
-	t := &vtimer{c: c, when: c.now + max(d, 0), seq: c.seq, f: f, pending: true}
+	when := c.now + max(d, 0)
+	if when < c.now {
+		when = math.MaxInt64
+	}
+	t := &vtimer{c: c, when: when, seq: c.seq, f: f, pending: true}
 	i, _ := slices.BinarySearchFunc(c.timers, t, func(a, b *vtimer) int {
 		if a.when != b.when {
 			return int(a.when - b.when)

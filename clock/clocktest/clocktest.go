@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -204,9 +205,19 @@ func testAfterFuncStop(t *testing.T, c clock.Clock) {
 	if done.Stop() {
 		t.Errorf("Stop of a fired timer returned true")
 	}
+	// A "never" duration must not overflow into the past.
+	never := c.AfterFunc(math.MaxInt64, func() { fired.Store(true) })
 	_ = clock.Sleep(bg, c, 4*unit)
 	if fired.Load() {
-		t.Errorf("stopped timer fired")
+		t.Errorf("stopped timer or AfterFunc(math.MaxInt64) fired")
+	}
+	if !never.Stop() {
+		t.Errorf("Stop of AfterFunc(math.MaxInt64) returned false")
+	}
+	ctx, cancel := clock.WithTimeout(c, bg, math.MaxInt64)
+	defer cancel()
+	if ctx.Err() != nil {
+		t.Errorf("WithTimeout(math.MaxInt64) is done: %v", ctx.Err())
 	}
 }
 
@@ -214,12 +225,14 @@ func testAfterFuncNested(t *testing.T, c clock.Clock) {
 	var r recorder
 	wg := clock.NewWaitGroup(c)
 	wg.Add(2)
+	// Every start time is read BEFORE the timer or task that ends the wait
+	// is created: in real time, reading it after would shorten the interval.
+	start := c.Mono()
 	c.AfterFunc(unit, func() {
 		r.add("outer")
 		c.AfterFunc(unit, func() { r.add("inner"); wg.Done() })
 		wg.Done()
 	})
-	start := c.Mono()
 	_ = wg.Wait(bg)
 	if got, want := r.get(), []string{"outer", "inner"}; !slices.Equal(got, want) {
 		t.Errorf("events %v, want %v", got, want)
@@ -460,11 +473,11 @@ func testSelectFirstReady(t *testing.T, c clock.Clock) {
 func testSelectBlocksUntilReady(t *testing.T, c clock.Clock) {
 	a := clock.NewChan[int](c, 1)
 	b := clock.NewChan[int](c, 1)
+	start := c.Mono()
 	join := spawn(c, "sender", 1, func(int) {
 		_ = clock.Sleep(bg, c, 2*unit)
 		b.TrySend(7)
 	})
-	start := c.Mono()
 	var got int
 	i := clock.Select(c, a.RecvCase(&got), b.RecvCase(&got))
 	if i != 1 || got != 7 {
@@ -660,11 +673,11 @@ func testSleep(t *testing.T, c clock.Clock) {
 		t.Errorf("Sleep with done ctx: %v, want Canceled", err)
 	}
 	ctx, cancel2 := clock.WithCancel(bg)
+	start := c.Mono()
 	join := spawn(c, "canceller", 1, func(int) {
 		_ = clock.Sleep(bg, c, unit)
 		cancel2()
 	})
-	start := c.Mono()
 	if err := clock.Sleep(ctx, c, time.Hour); !errors.Is(err, context.Canceled) {
 		t.Errorf("interrupted Sleep: %v, want Canceled", err)
 	}
