@@ -8,9 +8,10 @@ import (
 	"github.com/stratadb/strata/engine/lsn"
 )
 
-// ErrDefeated reports that an acceptor holds a higher term: this proposer
-// can never commit again and must be replaced by a new election.
-var ErrDefeated = errors.New("skproto: proposer defeated by a higher term")
+// ErrDefeated reports that an acceptor holds a higher term, or refused us
+// the vote in our own term: this proposer can never commit again and must
+// be replaced by a new election with a higher term.
+var ErrDefeated = errors.New("skproto: proposer defeated")
 
 // ErrNotElected reports an Append before the proposer won its election.
 var ErrNotElected = errors.New("skproto: proposer not elected")
@@ -177,7 +178,7 @@ func (p *Proposer) Disconnect(id string) {
 
 func (p *Proposer) defeat(by Term) error {
 	p.phase = phaseDefeated
-	return fmt.Errorf("%w: term %d seen by proposer of term %d", ErrDefeated, by, p.term)
+	return fmt.Errorf("%w: an acceptor holds term %d, the proposer has term %d", ErrDefeated, by, p.term)
 }
 
 // Step processes one message from acceptor from.
@@ -246,6 +247,13 @@ func (p *Proposer) onVote(from string, pr *peer, m VoteResponse) ([]Out, error) 
 	}
 	switch p.phase {
 	case phaseVoting:
+		if !m.VoteGiven && !pr.voted {
+			// The acceptor promised our term to someone (maybe to us, in
+			// a reply that was lost): its vote can never be ours, and
+			// waiting for it could wait forever. Step aside; a new
+			// proposer takes a higher term.
+			return nil, p.defeat(m.Term)
+		}
 		n := 0
 		for _, id := range p.order {
 			if p.peers[id].voted {

@@ -48,6 +48,9 @@ type Config struct {
 	// CallTimeout bounds calls to the broker and the object store.
 	// Default 5s.
 	CallTimeout time.Duration
+	// OnFatal, if set, is called when a failpoint asks the process to die
+	// (the simulator crashes the node; daemons leave it nil).
+	OnFatal func(error)
 	// Bugs plants deliberate defects; only the simulator sets it.
 	Bugs skproto.Bugs
 }

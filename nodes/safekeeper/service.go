@@ -149,14 +149,13 @@ func (sk *Safekeeper) Stop(_ context.Context) error {
 		if lerr := tl.mu.Lock(ctx); lerr != nil {
 			return lerr
 		}
-		if tl.usable() == nil {
+		if tl.acc != nil {
 			if serr := tl.store.Sync(); serr == nil {
 				_ = tl.store.PersistControl(tl.control(tl.acc.State()))
 			}
-			_ = tl.store.Close()
-			tl.acc = nil
-			tl.broken = errors.New("safekeeper stopped")
 		}
+		tl.unload()
+		tl.broken = errors.New("safekeeper stopped")
 		tl.mu.Unlock()
 	}
 	return err
@@ -184,12 +183,13 @@ func (sk *Safekeeper) loadAll() error {
 			if !ok {
 				continue // a creation that crashed before its control file
 			}
+			// A timeline that fails to load for an I/O error stays
+			// unloaded and is loaded again on first use.
 			tl := sk.newTimeline(key)
-			if err := tl.load(); err != nil {
-				if !errors.Is(err, walstore.ErrCorrupt) {
-					return fmt.Errorf("safekeeper: load %s: %w", key.dir(), err)
-				}
+			if err := tl.load(); errors.Is(err, walstore.ErrCorrupt) {
 				tl.markBroken(err)
+			} else if err != nil {
+				sk.log.Warn("timeline not loaded", "tenant", key.tenant, "timeline", key.timeline, "err", err)
 			}
 			sk.timelines[key] = tl
 		}
@@ -263,7 +263,11 @@ func (sk *Safekeeper) getOrCreate(ctx context.Context, g skproto.Greeting) (*tim
 		return nil, err
 	}
 	defer tl.mu.Unlock()
-	if tl.acc == nil && tl.broken == nil {
+	exists, err := walstore.Exists(sk.env.Disk, tl.key.dir())
+	if err != nil {
+		return nil, net.Errorf(net.Unavailable, "safekeeper: %v", err)
+	}
+	if tl.acc == nil && tl.broken == nil && !exists {
 		if err := tl.create(g); err != nil {
 			return nil, net.Errorf(net.Unavailable, "safekeeper: create timeline: %v", err)
 		}
@@ -316,6 +320,9 @@ func (sk *Safekeeper) propose(ctx context.Context, s *net.ServerStreamOf[*skpb.P
 		}
 		if sk.cfg.Bugs.AckBeforeFsync {
 			tl.syncLate(ctx)
+		}
+		if v, ok := reply.(skproto.VoteResponse); ok && v.VoteGiven {
+			sk.failpoint(FailpointCrashAfterVote)
 		}
 	}
 }
@@ -382,6 +389,22 @@ func (sk *Safekeeper) status(ctx context.Context, req *skpb.TimelineRef) (*skpb.
 	return &skpb.TimelineStatus{NodeId: sk.cfg.NodeID, Term: uint64(s.Term), LastLogTerm: uint64(s.History.LastTerm()),
 		ElectedTerm: uint64(s.ElectedTerm), FlushLsn: uint64(s.FlushLSN), CommitLsn: uint64(s.CommitLSN),
 		BackupLsn: uint64(s.BackupLSN), StartLsn: uint64(s.StartLSN), TermHistory: HistoryToPB(s.History)}, nil
+}
+
+// FailpointCrashAfterVote, when enabled, kills the process right after a
+// vote leaves: the window in which an unpersisted vote would be forgotten.
+const FailpointCrashAfterVote = "safekeeper/crash-after-vote"
+
+// failpoint kills the process (through Config.OnFatal) if the named
+// failpoint is enabled on this node.
+func (sk *Safekeeper) failpoint(name string) {
+	if sk.env.Failpoints == nil || sk.cfg.OnFatal == nil {
+		return
+	}
+	if _, err := sk.env.Failpoints.Eval(name); err == nil {
+		sk.log.Warn("failpoint fired", "name", name)
+		sk.cfg.OnFatal(fmt.Errorf("safekeeper: failpoint %s", name))
+	}
 }
 
 // Timeline returns a timeline's current state (for tests and checkers).

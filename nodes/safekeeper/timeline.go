@@ -55,10 +55,7 @@ func (sk *Safekeeper) newTimeline(key tlKey) *timeline {
 // load opens the store from disk and rebuilds the acceptor; used at
 // start-up and after an I/O error (a restart in place).
 func (tl *timeline) load() error {
-	if tl.store != nil {
-		_ = tl.store.Close()
-		tl.store = nil
-	}
+	tl.unload()
 	st, err := walstore.Open(tl.sk.env.Disk, tl.key.dir())
 	if err != nil {
 		return err
@@ -92,31 +89,46 @@ func (tl *timeline) create(g skproto.Greeting) error {
 	return nil
 }
 
-// usable reports, with mu held, why the timeline cannot serve.
+// usable reports, with mu held, why the timeline cannot serve. A timeline
+// whose last load failed with an I/O error (not corruption) is loaded
+// again here, so a transient disk error heals without a restart.
 func (tl *timeline) usable() error {
 	if tl.broken != nil {
 		return net.Errorf(net.DataLoss, "safekeeper: timeline %s/%s is corrupt: %v", tl.key.tenant, tl.key.timeline, tl.broken)
 	}
 	if tl.acc == nil {
-		return net.Errorf(net.Unavailable, "safekeeper: timeline %s/%s not loaded", tl.key.tenant, tl.key.timeline)
+		if err := tl.load(); err != nil {
+			if errors.Is(err, walstore.ErrCorrupt) {
+				tl.markBroken(err)
+				return net.Errorf(net.DataLoss, "safekeeper: timeline %s/%s is corrupt: %v", tl.key.tenant, tl.key.timeline, err)
+			}
+			return net.Errorf(net.Unavailable, "safekeeper: timeline %s/%s not loaded: %v", tl.key.tenant, tl.key.timeline, err)
+		}
 	}
 	return nil
 }
 
 // failed handles an I/O error with mu held: the in-memory state may be
-// ahead of the disk, so the timeline reloads from disk as a restart would.
+// ahead of the disk, so the timeline drops it and reloads from disk (now
+// or on next use), exactly as a restart would.
 func (tl *timeline) failed(err error) error {
 	tl.sk.log.Warn("timeline I/O error, reloading from disk", "tenant", tl.key.tenant, "timeline", tl.key.timeline, "err", err)
-	if lerr := tl.load(); lerr != nil {
-		tl.markBroken(lerr)
-	}
+	tl.unload()
+	_ = tl.usable()
 	tl.cond.Broadcast()
 	return net.Errorf(net.Unavailable, "safekeeper: %v", err)
 }
 
+func (tl *timeline) unload() {
+	if tl.store != nil {
+		_ = tl.store.Close()
+	}
+	tl.store, tl.acc = nil, nil
+}
+
 func (tl *timeline) markBroken(err error) {
+	tl.unload()
 	tl.broken = err
-	tl.acc = nil
 	tl.sk.log.Error("timeline is corrupt and will not be served", "tenant", tl.key.tenant, "timeline", tl.key.timeline, "err", err)
 	tl.sk.metrics.corrupt.Inc()
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stratadb/strata/sim"
 	"github.com/stratadb/strata/sim/scenarios/counter"
+	"github.com/stratadb/strata/sim/scenarios/wal"
 )
 
 // All returns every registered scenario, sorted by name. To add a scenario,
@@ -13,6 +14,7 @@ import (
 func All() []sim.Scenario {
 	all := []sim.Scenario{
 		counter.Scenario(),
+		wal.Scenario(),
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
 	return all

@@ -21,6 +21,8 @@ import (
 type Observer interface {
 	// Elected: proposer id won term with this history.
 	Elected(id string, term skproto.Term, history skproto.TermHistory)
+	// Voted: acceptor granted proposer id its vote in term.
+	Voted(id, acceptor string, term skproto.Term)
 	// Committed: commit moved to commit; wal holds [start, commit), the
 	// part of the newly committed WAL this proposer holds (start is a
 	// frame boundary; wal may be empty).
@@ -326,6 +328,9 @@ func (w *WALProposer) session(ctx context.Context, addr string) (connected bool,
 			}
 			outstanding--
 			lastRecv = w.env.Clock.Mono()
+			if v, ok := m.(skproto.VoteResponse); ok && v.VoteGiven && w.cfg.Observer != nil {
+				w.cfg.Observer.Voted(w.cfg.ID, addr, v.Term)
+			}
 			outs, err := w.core.Step(addr, m)
 			if err != nil {
 				if errors.Is(err, skproto.ErrDefeated) {
