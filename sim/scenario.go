@@ -106,8 +106,8 @@ type Result struct {
 	SimSeconds  float64        `json:"sim_seconds"`
 	WallSeconds float64        `json:"wall_seconds"`
 	Phase       string         `json:"phase,omitempty"`
-	Failure     string         `json:"failure,omitempty"`
-	Repro       string         `json:"repro,omitempty"`
+	Failure     string         `json:"failure"`
+	Repro       string         `json:"repro"`
 	Params      map[string]any `json:"params"`
 	// ParamsText is the drawn parameters in draw order, for text output.
 	ParamsText string `json:"-"`

@@ -42,7 +42,7 @@ func TestSimSeedJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []string{"seed", "scenario", "result", "trace_hash", "events", "sim_seconds", "wall_seconds", "params"} {
+		for _, k := range []string{"seed", "scenario", "result", "trace_hash", "events", "sim_seconds", "wall_seconds", "failure", "repro", "params"} {
 			if _, ok := m[k]; !ok {
 				t.Errorf("line %d lacks %q: %s", i, k, line)
 			}
