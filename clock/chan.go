@@ -20,6 +20,11 @@ import (
 // job, and a send after close is a programming error, not a runtime
 // condition to handle. Closing twice panics too. Receivers drain what was
 // buffered before they see ok == false.
+//
+// Every state change wakes all tasks blocked on that side of the Chan (they
+// re-check and the losers park again). That is simple and loses no wake-up
+// when a woken Select picks another case; it costs O(waiters) per operation,
+// which is fine for the handful of waiters a Chan has in practice.
 type Chan[T any] struct {
 	clk Clock
 

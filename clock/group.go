@@ -71,7 +71,9 @@ func (g *Group) Cancel() {
 
 // Wait blocks until every started task has returned and returns the first
 // recorded error. It does not cancel anything. Calling it from one of the
-// group's own tasks deadlocks.
+// group's own tasks deadlocks, and so does waiting for tasks the Clock
+// dropped (Go on a crashed incarnation's clock in the simulator starts
+// nothing), so only the owner's live tasks should wait.
 func (g *Group) Wait() error {
 	_ = g.wg.Wait(context.Background()) // cannot fail: Background is never done
 	g.mu.Lock()

@@ -1012,4 +1012,14 @@ func testGroupStop(t *testing.T, c clock.Clock) {
 	if err := g2.Wait(); err != nil {
 		t.Errorf("Wait of clean group: %v", err)
 	}
+	// Cancelling the parent stops the tasks; their context.Canceled is the
+	// normal way out and is not reported.
+	parent, cancel := clock.WithCancel(bg)
+	g3 := clock.NewGroup(c, parent)
+	g3.Go("sleeper", func(ctx context.Context) error { return clock.Sleep(ctx, c, time.Hour) })
+	_ = clock.Sleep(bg, c, unit)
+	cancel()
+	if err := g3.Wait(); err != nil {
+		t.Errorf("Wait after parent cancel: %v, want nil", err)
+	}
 }
