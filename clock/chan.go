@@ -28,8 +28,10 @@ import (
 type Chan[T any] struct {
 	clk Clock
 
+	capacity int
+
 	mu     sync.Mutex
-	buf    []T // ring buffer, len(buf) == capacity
+	buf    []T // ring buffer; grows by doubling up to capacity
 	head   int
 	n      int
 	closed bool
@@ -47,7 +49,8 @@ func NewChan[T any](c Clock, capacity int) *Chan[T] {
 	if capacity < 1 {
 		panic(fmt.Sprintf("clock: NewChan capacity %d, must be >= 1", capacity))
 	}
-	return &Chan[T]{clk: c, buf: make([]T, capacity)}
+	// Start small so a generous limit costs nothing until it is used.
+	return &Chan[T]{clk: c, capacity: capacity, buf: make([]T, min(capacity, 8))}
 }
 
 // Send appends v, blocking while the Chan is full. It returns ctx's error if
@@ -144,8 +147,14 @@ func (ch *Chan[T]) sendLocked(v T) bool {
 		ch.mu.Unlock()
 		panic("clock: send on closed Chan")
 	}
-	if ch.n == len(ch.buf) {
+	if ch.n == ch.capacity {
 		return false
+	}
+	if ch.n == len(ch.buf) {
+		grown := make([]T, min(2*len(ch.buf), ch.capacity))
+		k := copy(grown, ch.buf[ch.head:])
+		copy(grown[k:], ch.buf[:ch.head])
+		ch.buf, ch.head = grown, 0
 	}
 	ch.buf[(ch.head+ch.n)%len(ch.buf)] = v
 	ch.n++
@@ -196,7 +205,7 @@ func (ch *Chan[T]) Len() int {
 }
 
 // Cap returns the capacity given to NewChan.
-func (ch *Chan[T]) Cap() int { return len(ch.buf) }
+func (ch *Chan[T]) Cap() int { return ch.capacity }
 
 // RecvCase is a Select case that receives into *dst (dst may be nil to
 // discard). It is ready when an item is buffered or the Chan is closed; on a

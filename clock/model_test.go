@@ -17,7 +17,7 @@ import (
 func TestChanSelectModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := clock.NewReal()
-		caps := [2]int{rapid.IntRange(1, 4).Draw(t, "capA"), rapid.IntRange(1, 4).Draw(t, "capB")}
+		caps := [2]int{rapid.IntRange(1, 20).Draw(t, "capA"), rapid.IntRange(1, 4).Draw(t, "capB")}
 		chans := [2]*clock.Chan[int]{clock.NewChan[int](c, caps[0]), clock.NewChan[int](c, caps[1])}
 		var model [2][]int
 		var closed [2]bool
