@@ -223,9 +223,10 @@ func (ch *Chan[T]) RecvCaseOK(dst *T, ok *bool) Case {
 func (ch *Chan[T]) SendCase(v T) Case { return Case{op: &sendCase[T]{ch: ch, v: v}} }
 
 type recvCase[T any] struct {
-	ch  *Chan[T]
-	dst *T
-	ok  *bool
+	ch   *Chan[T]
+	dst  *T
+	ok   *bool
+	node *dnode[Waiter] // registration in ch.recvq, if any
 }
 
 func (c *recvCase[T]) try() bool {
@@ -242,28 +243,34 @@ func (c *recvCase[T]) try() bool {
 	return true
 }
 
-func (c *recvCase[T]) register(w Waiter) func() {
-	return c.ch.register(&c.ch.recvq, w)
-}
+func (c *recvCase[T]) register(w Waiter) { c.node = c.ch.register(&c.ch.recvq, w) }
+
+func (c *recvCase[T]) unregister() { c.ch.unregister(&c.ch.recvq, &c.node) }
 
 type sendCase[T any] struct {
-	ch *Chan[T]
-	v  T
+	ch   *Chan[T]
+	v    T
+	node *dnode[Waiter] // registration in ch.sendq, if any
 }
 
 func (c *sendCase[T]) try() bool { return c.ch.TrySend(c.v) }
 
-func (c *sendCase[T]) register(w Waiter) func() {
-	return c.ch.register(&c.ch.sendq, w)
+func (c *sendCase[T]) register(w Waiter) { c.node = c.ch.register(&c.ch.sendq, w) }
+
+func (c *sendCase[T]) unregister() { c.ch.unregister(&c.ch.sendq, &c.node) }
+
+func (ch *Chan[T]) register(q *dlist[Waiter], w Waiter) *dnode[Waiter] {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return q.pushBack(w)
 }
 
-func (ch *Chan[T]) register(q *dlist[Waiter], w Waiter) func() {
-	ch.mu.Lock()
-	n := q.pushBack(w)
-	ch.mu.Unlock()
-	return func() {
-		ch.mu.Lock()
-		q.remove(n)
-		ch.mu.Unlock()
+func (ch *Chan[T]) unregister(q *dlist[Waiter], node **dnode[Waiter]) {
+	if *node == nil {
+		return
 	}
+	ch.mu.Lock()
+	q.remove(*node)
+	ch.mu.Unlock()
+	*node = nil
 }

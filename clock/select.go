@@ -5,18 +5,22 @@ import "context"
 // Case is one alternative of a Select. Build cases with Chan.RecvCase,
 // Chan.RecvCaseOK, Chan.SendCase and DoneCase; a timer is a RecvCase on its
 // C. The zero Case is never ready, like a nil channel in a Go select, which
-// lets callers switch a case off without changing indices.
+// lets callers switch a case off without changing indices. A Case holds
+// its Select's registration, so it may be reused by later Selects of the
+// same task but never by two tasks at once.
 type Case struct {
 	op caseOp
 }
 
 // caseOp is what a Case must provide. try checks readiness and commits in
 // one step under the source's own mutex, so a case is never reported ready
-// and then found not ready. register subscribes w to readiness changes and
-// returns the function that unsubscribes it.
+// and then found not ready. register subscribes w to readiness changes;
+// unregister undoes it and is a no-op if not registered. A caseOp belongs
+// to one Select call, so it can hold its registration itself.
 type caseOp interface {
 	try() bool
-	register(w Waiter) (unregister func())
+	register(w Waiter)
+	unregister()
 }
 
 // Select blocks until one of cases is ready, commits exactly that one and
@@ -35,20 +39,18 @@ func Select(c Clock, cases ...Case) int {
 		return i
 	}
 	w := c.NewWaiter()
-	unregs := make([]func(), len(cases))
 	unregister := func() {
-		for i, u := range unregs {
-			if u != nil {
-				u()
-				unregs[i] = nil
+		for _, cs := range cases {
+			if cs.op != nil {
+				cs.op.unregister()
 			}
 		}
 	}
 	defer unregister() // also when unwound inside Wait
 	for {
-		for i, cs := range cases {
+		for _, cs := range cases {
 			if cs.op != nil {
-				unregs[i] = cs.op.register(w)
+				cs.op.register(w)
 			}
 		}
 		chosen := TrySelect(cases...)
@@ -82,14 +84,21 @@ func DoneCase(ctx context.Context) Case {
 	if ctx == nil {
 		panic("clock: DoneCase with nil Context")
 	}
-	return Case{op: doneCase{ctx: ctx}}
+	return Case{op: &doneCase{ctx: ctx}}
 }
 
-type doneCase struct{ ctx context.Context }
+type doneCase struct {
+	ctx  context.Context
+	stop func() bool
+}
 
-func (c doneCase) try() bool { return c.ctx.Err() != nil }
+func (c *doneCase) try() bool { return c.ctx.Err() != nil }
 
-func (c doneCase) register(w Waiter) func() {
-	stop := OnDone(c.ctx, w.Wake)
-	return func() { stop() }
+func (c *doneCase) register(w Waiter) { c.stop = OnDone(c.ctx, w.Wake) }
+
+func (c *doneCase) unregister() {
+	if c.stop != nil {
+		c.stop()
+		c.stop = nil
+	}
 }
