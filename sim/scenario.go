@@ -68,6 +68,19 @@ func Swarm[T any](w *World, name string, v T) T {
 	return v
 }
 
+// Stat records an outcome of the run (a checker's counts, say): printed
+// with the result and in --json "stats". A later value replaces an
+// earlier one of the same name.
+func Stat[T any](w *World, name string, v T) {
+	for i := range w.stats {
+		if w.stats[i].Name == name {
+			w.stats[i].Value = v
+			return
+		}
+	}
+	w.stats = append(w.stats, Param{Name: name, Value: v})
+}
+
 // Bug reports whether planted bug name is switched on for this run.
 func (w *World) Bug(name string) bool { return slices.Contains(w.bugs, name) }
 
@@ -109,8 +122,11 @@ type Result struct {
 	Failure     string         `json:"failure"`
 	Repro       string         `json:"repro"`
 	Params      map[string]any `json:"params"`
-	// ParamsText is the drawn parameters in draw order, for text output.
+	Stats       map[string]any `json:"stats,omitempty"`
+	// ParamsText is the drawn parameters in draw order, for text output;
+	// StatsText likewise for the stats.
 	ParamsText string `json:"-"`
+	StatsText  string `json:"-"`
 	// Err is the failure as an error (for errors.Is in tests).
 	Err error `json:"-"`
 }
@@ -174,6 +190,15 @@ func RunSeed(sc Scenario, seed uint64, opts RunOptions) Result {
 		pt = append(pt, fmt.Sprintf("%s=%v", p.Name, p.Value))
 	}
 	res.ParamsText = strings.Join(pt, " ")
+	var st []string
+	for _, p := range w.stats {
+		if res.Stats == nil {
+			res.Stats = map[string]any{}
+		}
+		res.Stats[p.Name] = p.Value
+		st = append(st, fmt.Sprintf("%s=%v", p.Name, p.Value))
+	}
+	res.StatsText = strings.Join(st, " ")
 	res.Result = "pass"
 	if err != nil {
 		res.Result = "fail"

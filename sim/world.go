@@ -110,6 +110,7 @@ type World struct {
 	ran         bool
 	bugs        []string
 	params      []Param
+	stats       []Param
 	phase       string
 
 	logHandler slog.Handler

@@ -192,8 +192,8 @@ func printResult(w io.Writer, r sim.Result, check bool) {
 		mode = " (checked twice)"
 	}
 	if r.Passed() {
-		fmt.Fprintf(w, "seed %d: pass%s hash=%s events=%d sim=%.2fs wall=%.3fs | %s\n",
-			r.Seed, mode, r.TraceHash, r.Events, r.SimSeconds, r.WallSeconds, r.ParamsText)
+		fmt.Fprintf(w, "seed %d: pass%s hash=%s events=%d sim=%.2fs wall=%.3fs | %s | %s\n",
+			r.Seed, mode, r.TraceHash, r.Events, r.SimSeconds, r.WallSeconds, r.ParamsText, r.StatsText)
 		return
 	}
 	fmt.Fprintf(w, "seed %d: FAIL%s hash=%s events=%d sim=%.2fs wall=%.3fs\n", r.Seed, mode, r.TraceHash, r.Events, r.SimSeconds, r.WallSeconds)

@@ -176,6 +176,7 @@ func run(w *sim.World) error {
 	h.stopped = true
 
 	w.Phase("check")
+	sim.Stat(w, "server_incarnations", server.Incarnation())
 	// Power loss: whatever the server did not make durable is gone now.
 	server.Crash(false)
 	recs, err := countersvc.ReadLog(server.Disk(), countersvc.DefaultDir)
@@ -320,6 +321,19 @@ func (h *history) check(w *sim.World, recs []countersvc.Record) error {
 	}
 	w.Log().Info("counter checked", "records", len(recs), "acked", acked,
 		"ambiguous_applied", applied, "ambiguous_not_applied", notApplied)
+	retried := 0
+	for _, c := range h.clients {
+		for _, inc := range c.incs {
+			if inc.attempts > 1 {
+				retried++
+			}
+		}
+	}
+	sim.Stat(w, "records", len(recs))
+	sim.Stat(w, "acked", acked)
+	sim.Stat(w, "retried", retried)
+	sim.Stat(w, "ambiguous_applied", applied)
+	sim.Stat(w, "ambiguous_not_applied", notApplied)
 	w.Note(uint64(len(recs)), uint64(acked)<<32|uint64(applied))
 	return nil
 }
