@@ -243,7 +243,7 @@ func (c *recvCase[T]) try() bool {
 	return true
 }
 
-func (c *recvCase[T]) register(w Waiter) { c.node = c.ch.register(&c.ch.recvq, w) }
+func (c *recvCase[T]) register(w Waiter) { c.ch.register(&c.ch.recvq, &c.node, w) }
 
 func (c *recvCase[T]) unregister() { c.ch.unregister(&c.ch.recvq, &c.node) }
 
@@ -255,14 +255,19 @@ type sendCase[T any] struct {
 
 func (c *sendCase[T]) try() bool { return c.ch.TrySend(c.v) }
 
-func (c *sendCase[T]) register(w Waiter) { c.node = c.ch.register(&c.ch.sendq, w) }
+func (c *sendCase[T]) register(w Waiter) { c.ch.register(&c.ch.sendq, &c.node, w) }
 
 func (c *sendCase[T]) unregister() { c.ch.unregister(&c.ch.sendq, &c.node) }
 
-func (ch *Chan[T]) register(q *dlist[Waiter], w Waiter) *dnode[Waiter] {
+// register adds w to q unless *node already holds a registration (the same
+// Case listed twice in one Select).
+func (ch *Chan[T]) register(q *dlist[Waiter], node **dnode[Waiter], w Waiter) {
+	if *node != nil {
+		return
+	}
 	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	return q.pushBack(w)
+	*node = q.pushBack(w)
+	ch.mu.Unlock()
 }
 
 func (ch *Chan[T]) unregister(q *dlist[Waiter], node **dnode[Waiter]) {

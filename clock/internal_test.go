@@ -563,3 +563,27 @@ func TestUnwindInsideWaitLeavesPrimitivesUsable(t *testing.T) {
 		}
 	})
 }
+
+func TestSelectSameCaseTwiceLeavesNoRegistration(t *testing.T) {
+	c := NewReal()
+	ch := NewChan[int](c, 1)
+	ctx, cancel := WithCancel(bg)
+	rc, dc := ch.RecvCase(nil), DoneCase(ctx)
+	go func() {
+		time.Sleep(time.Millisecond)
+		cancel()
+	}()
+	if i := Select(c, rc, rc, dc, dc); i != 2 {
+		t.Fatalf("Select = %d, want 2", i)
+	}
+	ch.mu.Lock()
+	n := ch.recvq.len()
+	ch.mu.Unlock()
+	cc := ctx.(*cancelCtx)
+	cc.mu.Lock()
+	m := cc.callbacks.len()
+	cc.mu.Unlock()
+	if n != 0 || m != 0 {
+		t.Fatalf("registrations left: %d in Chan, %d on ctx", n, m)
+	}
+}

@@ -94,7 +94,11 @@ type doneCase struct {
 
 func (c *doneCase) try() bool { return c.ctx.Err() != nil }
 
-func (c *doneCase) register(w Waiter) { c.stop = OnDone(c.ctx, w.Wake) }
+func (c *doneCase) register(w Waiter) {
+	if c.stop == nil {
+		c.stop = OnDone(c.ctx, w.Wake)
+	}
+}
 
 func (c *doneCase) unregister() {
 	if c.stop != nil {
