@@ -3,6 +3,7 @@ package sim
 import (
 	"container/heap"
 	"context"
+	"math"
 	"time"
 
 	"github.com/stratadb/strata/clock"
@@ -39,8 +40,12 @@ func (c *simClock) AfterFunc(d time.Duration, f func()) clock.Timer {
 	if d < 0 {
 		d = 0
 	}
+	at := w.now + d
+	if at < w.now {
+		at = math.MaxInt64 // saturate: "never" must not wrap into the past
+	}
 	w.timerSeq++
-	tm := &timer{w: w, at: w.now + d, seq: w.timerSeq, f: f, inc: c.inc}
+	tm := &timer{w: w, at: at, seq: w.timerSeq, f: f, inc: c.inc}
 	if c.inc.dead {
 		tm.fired = true
 		return tm
