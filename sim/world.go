@@ -421,8 +421,16 @@ func (w *World) watchdog(stuck chan<- error, stop <-chan struct{}) {
 
 // goroutineStack extracts one goroutine's stack from a dump of all of them.
 func goroutineStack(id uint64) string {
+	// Grow the buffer until the dump fits (bounded at 256 MiB).
 	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) || len(buf) >= 256<<20 {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 	head := fmt.Sprintf("goroutine %d [", id)
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		if strings.HasPrefix(g, head) {

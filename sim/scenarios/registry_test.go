@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/stratadb/strata/sim"
@@ -20,6 +21,9 @@ func isSimulatorError(err error) bool {
 	}
 	return false
 }
+
+// workers runs CI sweeps on up to two cores: the seeds are independent.
+func workers() int { return min(runtime.GOMAXPROCS(0), 2) }
 
 func ciSeeds(sc sim.Scenario) uint64 {
 	if sc.CISeeds > 0 {
@@ -53,7 +57,7 @@ func TestRegistry(t *testing.T) {
 func TestSweep(t *testing.T) {
 	for _, sc := range All() {
 		t.Run(sc.Name, func(t *testing.T) {
-			sim.Sweep(context.Background(), sc, 1, ciSeeds(sc), sim.SweepOptions{}, func(r sim.Result) {
+			sim.Sweep(context.Background(), sc, 1, ciSeeds(sc), sim.SweepOptions{Workers: workers()}, func(r sim.Result) {
 				if !r.Passed() {
 					t.Errorf("seed %d failed (%s): %s\n  params: %s", r.Seed, r.Repro, r.Failure, r.ParamsText)
 				}
@@ -89,7 +93,7 @@ func TestPlantedBugsCaught(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				var caught *sim.Result
-				sim.Sweep(ctx, sc, 1, limit, sim.SweepOptions{RunOptions: sim.RunOptions{Bugs: []string{bug.Name}}}, func(r sim.Result) {
+				sim.Sweep(ctx, sc, 1, limit, sim.SweepOptions{RunOptions: sim.RunOptions{Bugs: []string{bug.Name}}, Workers: workers()}, func(r sim.Result) {
 					if caught == nil && !r.Passed() {
 						caught = &r
 						cancel()
