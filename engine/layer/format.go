@@ -207,10 +207,27 @@ func appendIndexEntry(dst []byte, e indexEntry) []byte {
 	return binary.LittleEndian.AppendUint32(dst, e.len)
 }
 
+// meta is a file's decoded block table and index.
+type meta struct {
+	blocks []blockInfo
+	index  []indexEntry
+	// blockFirst[b] is the index of the first entry stored in block b: the
+	// non-empty values of block b are entries blockFirst[b] up to the next
+	// block's first (contiguous, see decodeMeta's layout check).
+	blockFirst []int
+}
+
 // decodeMeta parses and checks the block table and index against h.
-func decodeMeta(h header, b []byte) ([]blockInfo, []indexEntry, error) {
+//
+// Besides bounds, it checks the layout the writer produces: non-empty
+// values lie back to back in index order, filling every block exactly, a
+// new block starting only where the previous one is full; an empty value
+// (an image-layer tombstone) is recorded as block 0, offset 0 and is
+// stored in no block. So each raw byte belongs to exactly one value and the
+// entries of a block form one run of the index.
+func decodeMeta(h header, b []byte) (meta, error) {
 	if got := crc(b); got != h.metaCRC {
-		return nil, nil, corruptf("metadata crc32c %08x, header says %08x", got, h.metaCRC)
+		return meta{}, corruptf("metadata crc32c %08x, header says %08x", got, h.metaCRC)
 	}
 	blocks := make([]blockInfo, h.Blocks)
 	next := uint64(headerSize)
@@ -223,24 +240,26 @@ func decodeMeta(h header, b []byte) ([]blockInfo, []indexEntry, error) {
 			crc:     binary.LittleEndian.Uint32(r[16:]),
 		}
 		if bi.off != next {
-			return nil, nil, corruptf("block %d at %d, want %d", i, bi.off, next)
+			return meta{}, corruptf("block %d at %d, want %d", i, bi.off, next)
 		}
 		if bi.compLen == 0 || bi.compLen > maxBlockCompressedSize || bi.rawLen == 0 || bi.rawLen > maxBlockRawSize {
-			return nil, nil, corruptf("block %d sizes %d/%d out of bounds", i, bi.compLen, bi.rawLen)
+			return meta{}, corruptf("block %d sizes %d/%d out of bounds", i, bi.compLen, bi.rawLen)
 		}
 		next += uint64(bi.compLen)
 		blocks[i] = bi
 	}
 	if next != h.metaOff {
-		return nil, nil, corruptf("blocks end at %d, metadata starts at %d", next, h.metaOff)
+		return meta{}, corruptf("blocks end at %d, metadata starts at %d", next, h.metaOff)
 	}
 	idx := make([]indexEntry, h.Entries)
 	base := b[int(h.Blocks)*blockEntrySize:]
+	var pos layoutPos
+	first := make([]int, 0, len(blocks))
 	for i := range idx {
 		r := base[i*indexEntrySize:]
 		k, err := keys.FromBytes(r[:keys.Size])
 		if err != nil {
-			return nil, nil, corruptf("index %d: %v", i, err)
+			return meta{}, corruptf("index %d: %v", i, err)
 		}
 		e := indexEntry{
 			key:   k,
@@ -250,17 +269,65 @@ func decodeMeta(h header, b []byte) ([]blockInfo, []indexEntry, error) {
 			len:   binary.LittleEndian.Uint32(r[keys.Size+16:]),
 		}
 		if !h.KeyRange.Contains(e.key) || !h.LSNRange.Contains(e.lsn) {
-			return nil, nil, corruptf("index %d: %v@%v outside the layer's ranges", i, e.key, e.lsn)
+			return meta{}, corruptf("index %d: %v@%v outside the layer's ranges", i, e.key, e.lsn)
 		}
 		if i > 0 && !entryLess(idx[i-1].key, idx[i-1].lsn, e.key, e.lsn) {
-			return nil, nil, corruptf("index %d: %v@%v out of order", i, e.key, e.lsn)
+			return meta{}, corruptf("index %d: %v@%v out of order", i, e.key, e.lsn)
 		}
-		if e.block >= h.Blocks || uint64(e.off)+uint64(e.len) > uint64(blocks[e.block].rawLen) {
-			return nil, nil, corruptf("index %d: value at block %d [%d,+%d) out of bounds", i, e.block, e.off, e.len)
+		if err := pos.next(i, e, h.Kind, blocks); err != nil {
+			return meta{}, err
+		}
+		if e.len > 0 && len(first) == int(e.block) {
+			first = append(first, i)
 		}
 		idx[i] = e
 	}
-	return blocks, idx, nil
+	if err := pos.end(blocks); err != nil {
+		return meta{}, err
+	}
+	return meta{blocks: blocks, index: idx, blockFirst: first}, nil
+}
+
+// layoutPos tracks where the next non-empty value must start while
+// decodeMeta checks the value layout.
+type layoutPos struct {
+	block uint32
+	off   uint32
+}
+
+func (p *layoutPos) next(i int, e indexEntry, kind Kind, blocks []blockInfo) error {
+	if e.len == 0 {
+		if kind == KindDelta {
+			// An encoded delta value always holds at least its kind byte.
+			return corruptf("index %d: empty value in a delta layer", i)
+		}
+		if e.block != 0 || e.off != 0 {
+			return corruptf("index %d: empty value recorded at block %d offset %d, want 0/0", i, e.block, e.off)
+		}
+		return nil
+	}
+	if int(e.block) >= len(blocks) || uint64(e.off)+uint64(e.len) > uint64(blocks[e.block].rawLen) {
+		return corruptf("index %d: value at block %d [%d,+%d) out of bounds", i, e.block, e.off, e.len)
+	}
+	switch {
+	case e.block == p.block && e.off == p.off:
+	case e.block == p.block+1 && e.off == 0 && p.off == blocks[p.block].rawLen:
+	default:
+		return corruptf("index %d: value at block %d offset %d, want it right after the previous value (block %d offset %d)", i, e.block, e.off, p.block, p.off)
+	}
+	p.block, p.off = e.block, e.off+e.len
+	return nil
+}
+
+// end checks that the values filled every block.
+func (p *layoutPos) end(blocks []blockInfo) error {
+	if len(blocks) == 0 {
+		return nil
+	}
+	if last := uint32(len(blocks) - 1); p.block != last || p.off != blocks[last].rawLen {
+		return corruptf("values end at block %d offset %d, but the blocks hold %d raw bytes up to block %d", p.block, p.off, blocks[last].rawLen, last)
+	}
+	return nil
 }
 
 // entryLess orders by key, then LSN.

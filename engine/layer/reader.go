@@ -20,18 +20,30 @@ import (
 // its checked header and metadata, and a small cache of decompressed
 // blocks.
 type reader struct {
-	f      disk.File
-	path   string
-	h      header
-	blocks []blockInfo
-	index  []indexEntry
-	dec    *zstd.Decoder
+	f    disk.File
+	path string
+	h    header
+	meta
+	dec *zstd.Decoder
 
-	// mu guards the cache and closed; it is never held across file I/O.
+	// mu guards the cache and closed; it is never held across file I/O
+	// or decompression.
 	mu     sync.Mutex
 	closed bool
-	cache  map[uint32][]byte
+	cache  map[uint32]*cachedBlock
 	order  []uint32 // cache insertion order, oldest first (FIFO eviction)
+}
+
+// cachedBlock is one decompressed, checked block. raw is never written
+// after the block is cached and never reused once evicted (eviction only
+// drops the reference), which is what lets the read APIs hand out views of
+// it.
+type cachedBlock struct {
+	raw []byte
+	// vals are the decoded delta values of the block's entries
+	// (blockFirst[b] onwards), filled lazily under reader.mu; Kind 0 marks
+	// one not decoded yet. Nil for image layers.
+	vals []walrec.Value
 }
 
 func open(fsys disk.FS, path string, want Kind) (*reader, error) {
@@ -70,7 +82,7 @@ func load(f disk.File, path string, want Kind) (*reader, error) {
 	if err := readAt(f, mb, int64(h.metaOff)); err != nil {
 		return nil, fmt.Errorf("layer: %s: %w", path, err)
 	}
-	blocks, idx, err := decodeMeta(h, mb)
+	m, err := decodeMeta(h, mb)
 	if err != nil {
 		return nil, fmt.Errorf("layer: %s: %w", path, err)
 	}
@@ -80,7 +92,7 @@ func load(f disk.File, path string, want Kind) (*reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layer: zstd decoder: %w", err)
 	}
-	return &reader{f: f, path: path, h: h, blocks: blocks, index: idx, dec: dec, cache: make(map[uint32][]byte, maxCachedBlocks)}, nil
+	return &reader{f: f, path: path, h: h, meta: m, dec: dec, cache: make(map[uint32]*cachedBlock, maxCachedBlocks)}, nil
 }
 
 func readAt(f disk.File, p []byte, off int64) error {
@@ -112,9 +124,9 @@ func (r *reader) Close() error {
 	return r.f.Close()
 }
 
-// block returns block i decompressed and checked. The returned bytes are
-// shared with the cache: callers copy what they keep.
-func (r *reader) block(i uint32) ([]byte, error) {
+// block returns block i decompressed and checked, from the cache if it is
+// there. The block is shared: callers must not modify raw.
+func (r *reader) block(i uint32) (*cachedBlock, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -141,30 +153,51 @@ func (r *reader) block(i uint32) ([]byte, error) {
 	if len(raw) != int(bi.rawLen) {
 		return nil, fmt.Errorf("layer: %s: block %d: %w", r.path, i, corruptf("decompressed to %d bytes, want %d", len(raw), bi.rawLen))
 	}
+	cb := &cachedBlock{raw: raw}
+	if r.h.Kind == KindDelta {
+		end := len(r.index)
+		if int(i)+1 < len(r.blockFirst) {
+			end = r.blockFirst[i+1]
+		}
+		cb.vals = make([]walrec.Value, end-r.blockFirst[i])
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, ErrClosed
 	}
-	if _, ok := r.cache[i]; !ok {
-		if len(r.order) >= maxCachedBlocks {
-			delete(r.cache, r.order[0])
-			r.order = r.order[1:]
-		}
-		r.cache[i] = raw
-		r.order = append(r.order, i)
+	if b, ok := r.cache[i]; ok {
+		return b, nil // another reader cached it meanwhile: share theirs
 	}
-	return raw, nil
+	if len(r.order) >= maxCachedBlocks {
+		delete(r.cache, r.order[0])
+		r.order = r.order[1:]
+	}
+	r.cache[i] = cb
+	r.order = append(r.order, i)
+	return cb, nil
 }
 
-// value returns the stored bytes of index entry e (shared with the cache).
+// value returns the stored bytes of index entry e: a read-only view of a
+// cached block (see cachedBlock), or an empty slice for an empty value.
 func (r *reader) value(e indexEntry) ([]byte, error) {
+	if e.len == 0 {
+		// Stored in no block (see decodeMeta); the index that says so is
+		// under the metadata checksum.
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		return []byte{}, nil
+	}
 	b, err := r.block(e.block)
 	if err != nil {
 		return nil, err
 	}
-	return b[e.off : e.off+e.len], nil
+	return b.raw[e.off : e.off+e.len : e.off+e.len], nil
 }
 
 // keyStart is the position of the first index entry with key >= k.
@@ -194,37 +227,78 @@ func (d *DeltaReader) Summary() Summary { return d.r.Summary() }
 func (d *DeltaReader) Close() error { return d.r.Close() }
 
 // Get returns key's entries with LSN in lsns, oldest first (the order Redo
-// wants them). No entries is not an error.
+// wants them). No entries is not an error. The values are shared with the
+// reader's cache (see Entry): do not modify them.
 func (d *DeltaReader) Get(key keys.Key, lsns lsn.Range) ([]DeltaEntry, error) {
-	var out []DeltaEntry
-	for i := d.r.keyStart(key); i < len(d.r.index) && d.r.index[i].key == key; i++ {
-		e := d.r.index[i]
-		if e.lsn < lsns.Start {
-			continue
-		}
-		if e.lsn >= lsns.End {
-			break
-		}
-		de, err := d.entry(e)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, de)
-	}
-	return out, nil
+	return d.AppendGet(nil, key, lsns)
 }
 
-func (d *DeltaReader) entry(e indexEntry) (DeltaEntry, error) {
-	b, err := d.r.value(e)
+// AppendGet is Get appending to dst, so a caller reusing dst reads without
+// allocating once the block is cached.
+func (d *DeltaReader) AppendGet(dst []DeltaEntry, key keys.Key, lsns lsn.Range) ([]DeltaEntry, error) {
+	lo, hi := d.Find(key, lsns)
+	for i := lo; i < hi; i++ {
+		de, err := d.Entry(i)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, de)
+	}
+	return dst, nil
+}
+
+// Find returns the positions [lo, hi) of key's entries with LSN in lsns,
+// oldest first, for Entry. It reads only the index (no block), so a caller
+// wanting the newest entries first can walk hi-1 down to lo and stop early.
+func (d *DeltaReader) Find(key keys.Key, lsns lsn.Range) (lo, hi int) {
+	idx := d.r.index
+	lo = d.r.keyStart(key)
+	for lo < len(idx) && idx[lo].key == key && idx[lo].lsn < lsns.Start {
+		lo++
+	}
+	hi = lo
+	for hi < len(idx) && idx[hi].key == key && idx[hi].lsn < lsns.End {
+		hi++
+	}
+	return lo, hi
+}
+
+// Entry returns the entry at position i of the index (0 <= i < Len; see
+// Find). Once its block is cached it does not allocate.
+//
+// Ownership: the value is decoded once and then shared by every caller
+// (and kept while its block stays in the reader's cache). It never aliases
+// the file's bytes and is never modified by the reader, so it may be kept
+// past Close, but it must be treated as read-only: a caller that needs to
+// change an image or a record's data copies it first.
+func (d *DeltaReader) Entry(i int) (DeltaEntry, error) {
+	r := d.r
+	e := r.index[i]
+	cb, err := r.block(e.block)
 	if err != nil {
 		return DeltaEntry{}, err
 	}
-	v, err := walrec.DecodeValue(b)
-	if err != nil {
-		return DeltaEntry{}, fmt.Errorf("layer: %s: value %v@%v: %w: %w", d.r.path, e.key, e.lsn, ErrCorrupt, err)
+	j := i - r.blockFirst[e.block]
+	r.mu.Lock()
+	v := cb.vals[j]
+	r.mu.Unlock()
+	if v.Kind == 0 {
+		if v, err = walrec.DecodeValue(cb.raw[e.off : e.off+e.len]); err != nil {
+			return DeltaEntry{}, fmt.Errorf("layer: %s: value %v@%v: %w: %w", r.path, e.key, e.lsn, ErrCorrupt, err)
+		}
+		r.mu.Lock()
+		if cb.vals[j].Kind == 0 {
+			cb.vals[j] = v
+		} else {
+			v = cb.vals[j] // decoded concurrently: share the first
+		}
+		r.mu.Unlock()
 	}
 	return DeltaEntry{Key: e.key, LSN: e.lsn, Value: v}, nil
 }
+
+// Len is the number of entries in the layer.
+func (d *DeltaReader) Len() int { return len(d.r.index) }
 
 // Keys lists the distinct keys the layer holds, in order (from the index;
 // no data block is read).
@@ -234,8 +308,8 @@ func (d *DeltaReader) Keys() []keys.Key { return distinctKeys(d.r.index) }
 // error once and stops.
 func (d *DeltaReader) All() iter.Seq2[DeltaEntry, error] {
 	return func(yield func(DeltaEntry, error) bool) {
-		for _, e := range d.r.index {
-			de, err := d.entry(e)
+		for i := range d.r.index {
+			de, err := d.Entry(i)
 			if err != nil {
 				yield(DeltaEntry{}, err)
 				return
@@ -269,8 +343,24 @@ func (m *ImageReader) Close() error { return m.r.Close() }
 func (m *ImageReader) LSN() lsn.LSN { return m.r.h.LSNRange.Start }
 
 // Get returns a copy of key's image; found is false if the layer holds
-// none.
+// none. A tombstone is an empty, non-nil page.
 func (m *ImageReader) Get(key keys.Key) (page []byte, found bool, err error) {
+	v, found, err := m.View(key)
+	if err != nil || !found {
+		return nil, found, err
+	}
+	return append(make([]byte, 0, len(v)), v...), true, nil
+}
+
+// View is Get without the copy: page is a view into the reader's cached
+// block (capacity clipped to the page).
+//
+// Ownership: page is read-only, shared with the reader's cache and with
+// every other caller. The reader never writes to a cached block nor reuses
+// its memory after eviction or Close, so page stays valid and unchanged
+// for as long as the caller holds it; but a caller must never modify it
+// (copy first, as walrec.Redo does with an image it was given).
+func (m *ImageReader) View(key keys.Key) (page []byte, found bool, err error) {
 	i := m.r.keyStart(key)
 	if i >= len(m.r.index) || m.r.index[i].key != key {
 		return nil, false, nil
@@ -279,7 +369,7 @@ func (m *ImageReader) Get(key keys.Key) (page []byte, found bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return append(make([]byte, 0, len(b)), b...), true, nil
+	return b, true, nil
 }
 
 // Keys lists the keys the layer holds, in order.

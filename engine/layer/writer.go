@@ -121,6 +121,13 @@ func (b *builder) check(i int, k keys.Key, l lsn.LSN) error {
 }
 
 func (b *builder) add(k keys.Key, l lsn.LSN, val []byte) {
+	if len(val) == 0 {
+		// An empty value (an image-layer tombstone) lives in no block: it
+		// is recorded canonically as block 0, offset 0, length 0, which
+		// needs no block to exist (a layer of only tombstones has none).
+		b.index = append(b.index, indexEntry{key: k, lsn: l})
+		return
+	}
 	b.index = append(b.index, indexEntry{key: k, lsn: l, block: uint32(len(b.blocks)), off: uint32(len(b.raw)), len: uint32(len(val))})
 	b.raw = append(b.raw, val...)
 	if len(b.raw) >= BlockTargetSize {

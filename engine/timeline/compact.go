@@ -183,8 +183,8 @@ func partitions(ks []keys.Key, targetBytes int64) []keys.Range {
 // createImages writes an image layer at disk_consistent_lsn for every key
 // partition whose delta chain above its newest covering image has reached
 // ImageCreationThreshold layers. An image holds every key that has a value
-// at its LSN (the layer map relies on that: a key an image covers but does
-// not hold did not exist).
+// at its LSN, tombstones included (the layer map relies on that: a key an
+// image covers but does not hold did not exist).
 func (t *Timeline) createImages(st *CompactStats) error {
 	cfg := t.tenant.cfg
 	t.mu.Lock()
@@ -242,8 +242,10 @@ func (t *Timeline) createImages(st *CompactStats) error {
 				page, vals, err = reconstruct(k, dcl, &r, vals)
 			}
 			if errors.Is(err, ErrNotFound) {
-				continue
+				continue // no value at dcl (e.g. only written above it)
 			}
+			// A tombstone is kept as an empty image: the key has a value
+			// (it is gone), which the image must hold like any other.
 			if err != nil {
 				return fail(fmt.Errorf("timeline %s: image of %s: %w", t.id, k, err))
 			}

@@ -48,22 +48,27 @@ func openFileLayer(fsys disk.FS, dir string, name layer.Name) (*fileLayer, error
 
 func (f *fileLayer) Desc() layermap.Desc { return f.desc }
 
+// Collect appends key's values in [lo, hi) newest first. Values are shared
+// with the layer readers' caches (layer.ImageReader.View,
+// layer.DeltaReader.Entry) and never modified on the read path: Redo
+// copies what it returns.
 func (f *fileLayer) Collect(key keys.Key, lo, hi lsn.LSN, dst []inmem.Entry[walrec.Value]) ([]inmem.Entry[walrec.Value], bool, error) {
 	if f.image != nil {
-		page, found, err := f.image.Get(key)
+		page, found, err := f.image.View(key)
 		if err != nil || !found {
 			// Not found in an image that covers the key: it did not exist.
 			return dst, true, err
 		}
 		return append(dst, inmem.Entry[walrec.Value]{LSN: f.desc.LSNs.Start, WillInit: true, Value: walrec.Image(page)}), true, nil
 	}
-	es, err := f.delta.Get(key, lsn.Range{Start: lo, End: hi})
-	if err != nil {
-		return dst, false, err
-	}
-	for i := len(es) - 1; i >= 0; i-- {
-		wi := es[i].Value.WillInit()
-		dst = append(dst, inmem.Entry[walrec.Value]{LSN: es[i].LSN, WillInit: wi, Value: es[i].Value})
+	first, end := f.delta.Find(key, lsn.Range{Start: lo, End: hi})
+	for i := end - 1; i >= first; i-- {
+		e, err := f.delta.Entry(i)
+		if err != nil {
+			return dst, false, err
+		}
+		wi := e.Value.WillInit()
+		dst = append(dst, inmem.Entry[walrec.Value]{LSN: e.LSN, WillInit: wi, Value: e.Value})
 		if wi {
 			return dst, true, nil
 		}

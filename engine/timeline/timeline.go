@@ -180,7 +180,9 @@ func (t *Timeline) search(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.Va
 	return nil
 }
 
-// reconstruct rebuilds key's value at at from a finished search.
+// reconstruct rebuilds key's value at at from a finished search. A
+// tombstone (a dropped relation's size key) is returned as an empty,
+// non-nil value; no value at all is ErrNotFound.
 func reconstruct(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.Value], vals []walrec.Value) ([]byte, []walrec.Value, error) {
 	if len(r.Entries) == 0 {
 		return nil, vals, fmt.Errorf("%w: %s at %s", ErrNotFound, key, at)
@@ -196,18 +198,13 @@ func reconstruct(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.Value], val
 	if err != nil {
 		return nil, vals, fmt.Errorf("timeline: reconstruct %s at %s: %w", key, at, err)
 	}
-	if len(page) == 0 {
-		// A tombstone (a dropped relation's size key): the key is gone.
-		// Image layers leave such keys out, which reads the same way.
-		return nil, vals, fmt.Errorf("%w: %s dropped at or before %s", ErrNotFound, key, at)
-	}
 	return page, vals, nil
 }
 
-// getPage searches and reconstructs, retrying once if a layer file was
-// closed under the search by a concurrent compaction or GC (the retry sees
-// the new layer map).
-func (t *Timeline) getPage(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.Value], vals []walrec.Value) ([]byte, []walrec.Value, error) {
+// getValue searches and reconstructs key's value (a tombstone is empty),
+// retrying once if a layer file was closed under the search by a
+// concurrent compaction or GC (the retry sees the new layer map).
+func (t *Timeline) getValue(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.Value], vals []walrec.Value) ([]byte, []walrec.Value, error) {
 	var err error
 	for try := 0; try < 2; try++ {
 		if err = t.search(key, at, r); err == nil {
@@ -218,6 +215,16 @@ func (t *Timeline) getPage(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.V
 		}
 	}
 	return nil, vals, err
+}
+
+// getPage is getValue for readers: a tombstone reads as ErrNotFound (the
+// key is gone).
+func (t *Timeline) getPage(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.Value], vals []walrec.Value) ([]byte, []walrec.Value, error) {
+	page, vals, err := t.getValue(key, at, r, vals)
+	if err == nil && len(page) == 0 {
+		return nil, vals, fmt.Errorf("%w: %s dropped at or before %s", ErrNotFound, key, at)
+	}
+	return page, vals, err
 }
 
 // GetPage returns key's value as of LSN at: the redo of every record at or
@@ -259,7 +266,12 @@ func (t *Timeline) GetPages(ks []keys.Key, at lsn.LSN) ([][]byte, error) {
 // RelSize returns rel's size in blocks as of LSN at; a relation never
 // created or dropped is ErrNotFound.
 func (t *Timeline) RelSize(rel keys.RelTag, at lsn.LSN) (uint32, error) {
-	img, err := t.GetPage(keys.RelSizeKey(rel), at)
+	if err := t.checkRead(at); err != nil {
+		return 0, err
+	}
+	var r layermap.Result[walrec.Value]
+	var vals [4]walrec.Value
+	img, _, err := t.getValue(keys.RelSizeKey(rel), at, &r, vals[:0])
 	if err != nil {
 		return 0, err
 	}
