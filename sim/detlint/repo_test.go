@@ -16,6 +16,7 @@ import (
 // one "path/file.go:LINE: message" error per finding. Check's doc says why
 // test files are not loaded.
 func TestDeterminismLint(t *testing.T) {
+	recordSources(t)
 	rep, err := detlint.Check(".", detlint.RepoPatterns()...)
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +37,49 @@ func TestDeterminismLint(t *testing.T) {
 		len(rep.Packages), len(rep.Findings), len(rep.Escapes), detlint.Directive, used)
 	for _, e := range rep.Escapes {
 		t.Logf("  escape %s:%d: %s", e.Pos.Filename, e.Pos.Line, e.Reason)
+	}
+}
+
+// recordSources lists every directory and stats every .go file of the
+// module from inside the test process. The go command caches a passing test
+// result keyed on the files and directories the test process itself opened
+// or stat'ed; the packages are read by a `go list` subprocess, which that
+// bookkeeping does not see. Without this walk, a violation planted in a new
+// package could be answered by a cached "ok".
+func recordSources(t *testing.T) {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != dir && (strings.HasPrefix(name, ".") || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") || d.Name() == "go.mod" {
+			_, err := os.Stat(path)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
