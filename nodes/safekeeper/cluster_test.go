@@ -36,16 +36,23 @@ func env(id string, fsys disk.FS, store objstore.Store) node.Env {
 }
 
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	broker *broker.Broker
 	store  objstore.Store
-	dirs   []string
-	addrs  []string
-	sks    []*safekeeper.Safekeeper
+	// segBytes is the WAL segment size (small, so tests seal and offload
+	// segments quickly).
+	segBytes int64
+	dirs     []string
+	addrs    []string
+	sks      []*safekeeper.Safekeeper
 }
 
-func newCluster(t *testing.T, n int) *cluster {
-	c := &cluster{t: t}
+func newCluster(t testing.TB, n int) *cluster {
+	return newClusterSeg(t, n, 4096)
+}
+
+func newClusterSeg(t testing.TB, n int, segBytes int64) *cluster {
+	c := &cluster{t: t, segBytes: segBytes}
 	b, err := broker.New(env("broker", nil, nil), broker.Config{ListenAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +84,7 @@ func newCluster(t *testing.T, n int) *cluster {
 func (c *cluster) start(i int) {
 	sk, err := safekeeper.New(env(fmt.Sprintf("sk-%d", i+1), disk.Dir(c.dirs[i]), c.store), safekeeper.Config{
 		NodeID: fmt.Sprintf("sk-%d", i+1), ListenAddr: c.addrs[i], BrokerAddr: c.broker.Addr(),
-		SegmentBytes: 4096, PublishInterval: 50 * time.Millisecond, OffloadInterval: 50 * time.Millisecond, Offload: true})
+		SegmentBytes: c.segBytes, PublishInterval: 50 * time.Millisecond, OffloadInterval: 50 * time.Millisecond, Offload: true})
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -240,11 +240,12 @@ func (sk *Safekeeper) lookup(tenant, timeline string) (*timeline, error) {
 	return tl, nil
 }
 
-// getOrCreate returns the timeline, creating it on first greeting.
+// getOrCreate returns the timeline, creating it on first greeting (or
+// finishing a creation that an error or crash interrupted before its
+// control file was durable).
 func (sk *Safekeeper) getOrCreate(ctx context.Context, g skproto.Greeting) (*timeline, error) {
-	tl, err := sk.lookup(g.TenantID, g.TimelineID)
-	if net.CodeOf(err) != net.NotFound {
-		return tl, err
+	if _, err := sk.lookup(g.TenantID, g.TimelineID); err != nil && net.CodeOf(err) != net.NotFound {
+		return nil, err
 	}
 	key := tlKey{g.TenantID, g.TimelineID}
 	sk.tlMu.Lock()
@@ -263,15 +264,17 @@ func (sk *Safekeeper) getOrCreate(ctx context.Context, g skproto.Greeting) (*tim
 		return nil, err
 	}
 	defer tl.mu.Unlock()
-	exists, err := walstore.Exists(sk.env.Disk, tl.key.dir())
-	if err != nil {
-		return nil, net.Errorf(net.Unavailable, "safekeeper: %v", err)
-	}
-	if tl.acc == nil && tl.broken == nil && !exists {
-		if err := tl.create(g); err != nil {
-			return nil, net.Errorf(net.Unavailable, "safekeeper: create timeline: %v", err)
+	if tl.acc == nil && tl.broken == nil {
+		exists, err := walstore.Exists(sk.env.Disk, tl.key.dir())
+		if err != nil {
+			return nil, net.Errorf(net.Unavailable, "safekeeper: %v", err)
 		}
-		sk.log.Info("timeline created", "tenant", g.TenantID, "timeline", g.TimelineID, "start", g.StartLSN)
+		if !exists {
+			if err := tl.create(g); err != nil {
+				return nil, net.Errorf(net.Unavailable, "safekeeper: create timeline: %v", err)
+			}
+			sk.log.Info("timeline created", "tenant", g.TenantID, "timeline", g.TimelineID, "start", g.StartLSN)
+		}
 	}
 	return tl, tl.usable()
 }
@@ -286,43 +289,101 @@ func (sk *Safekeeper) Mux() *net.Mux {
 	return m
 }
 
+// propose serves one proposer's stream. A reader task queues incoming
+// messages so that the appends that arrived while the last batch was being
+// synced are applied together under one fsync.
 func (sk *Safekeeper) propose(ctx context.Context, s *net.ServerStreamOf[*skpb.ProposerMessage, *skpb.AcceptorMessage]) error {
+	ctx, cancel := clock.WithCancel(ctx)
+	defer cancel()
+	in := clock.NewChan[skproto.Msg](sk.env.Clock, 2*maxStepBatch)
+	var recvErr error
+	readerDone := clock.NewWaitGroup(sk.env.Clock)
+	readerDone.Add(1)
+	sk.env.Clock.Go(ctx, "sk-propose-recv", func(ctx context.Context) {
+		defer readerDone.Done()
+		defer in.Close()
+		for {
+			pb, err := s.Recv()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					recvErr = err
+				}
+				return
+			}
+			m, err := ProposerFromPB(pb)
+			if err != nil {
+				recvErr = err
+				return
+			}
+			if err := in.Send(ctx, m); err != nil {
+				return
+			}
+		}
+	})
+	defer func() {
+		cancel()
+		_ = readerDone.Wait(context.Background())
+	}()
+
 	var tl *timeline
+	var pending skproto.Msg // a Greeting held back from the previous batch
 	for {
-		in, err := s.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
+		var batch []skproto.Msg
+		if pending != nil {
+			batch, pending = append(batch, pending), nil
+		} else {
+			m, ok, err := in.Recv(ctx)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				_ = readerDone.Wait(context.Background())
+				return recvErr
+			}
+			batch = append(batch, m)
 		}
-		if err != nil {
-			return err
-		}
-		m, err := ProposerFromPB(in)
-		if err != nil {
-			return err
-		}
-		if g, ok := m.(skproto.Greeting); ok {
+		if g, ok := batch[0].(skproto.Greeting); ok {
+			var err error
 			if tl, err = sk.getOrCreate(ctx, g); err != nil {
 				return err
 			}
 		} else if tl == nil {
-			return net.Errorf(net.FailedPrecondition, "safekeeper: %T before Greeting", m)
+			return net.Errorf(net.FailedPrecondition, "safekeeper: %T before Greeting", batch[0])
+		} else {
+			// Gather what is already queued, up to a Greeting (which may
+			// name another timeline).
+			for len(batch) < maxStepBatch {
+				m, ok, ready := in.TryRecv()
+				if !ready || !ok {
+					break
+				}
+				if _, isGreeting := m.(skproto.Greeting); isGreeting {
+					pending = m
+					break
+				}
+				batch = append(batch, m)
+			}
 		}
-		reply, err := tl.step(ctx, m)
+		replies, err := tl.step(ctx, batch)
 		if err != nil {
 			return err
 		}
-		out, err := AcceptorToPB(reply)
-		if err != nil {
-			return net.Errorf(net.Internal, "%v", err)
-		}
-		if err := s.Send(out); err != nil {
-			return err
+		for _, reply := range replies {
+			out, err := AcceptorToPB(reply)
+			if err != nil {
+				return net.Errorf(net.Internal, "%v", err)
+			}
+			if err := s.Send(out); err != nil {
+				return err
+			}
 		}
 		if sk.cfg.Bugs.AckBeforeFsync {
 			tl.syncLate(ctx)
 		}
-		if v, ok := reply.(skproto.VoteResponse); ok && v.VoteGiven {
-			sk.failpoint(FailpointCrashAfterVote)
+		for _, reply := range replies {
+			if v, ok := reply.(skproto.VoteResponse); ok && v.VoteGiven {
+				sk.failpoint(FailpointCrashAfterVote)
+			}
 		}
 	}
 }

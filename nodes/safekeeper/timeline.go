@@ -141,10 +141,13 @@ func (tl *timeline) control(acc skproto.AcceptorState) walstore.Control {
 	return c
 }
 
-// step runs one proposer message through the acceptor and applies its
-// Ready in the required order. It returns the reply and, if the reply may
-// only be sent after a sync the caller must still do, needSync.
-func (tl *timeline) step(ctx context.Context, m skproto.Msg) (skproto.Msg, error) {
+// maxStepBatch bounds the proposer messages applied under one fsync.
+const maxStepBatch = 32
+
+// step runs proposer messages through the acceptor in order, applying each
+// Ready (truncate, write, persist), then syncs the WAL once before any
+// reply may be sent: pipelined appends share one fsync (group commit).
+func (tl *timeline) step(ctx context.Context, msgs []skproto.Msg) ([]skproto.Msg, error) {
 	if err := tl.mu.Lock(ctx); err != nil {
 		return nil, err
 	}
@@ -152,29 +155,33 @@ func (tl *timeline) step(ctx context.Context, m skproto.Msg) (skproto.Msg, error
 	if err := tl.usable(); err != nil {
 		return nil, err
 	}
-	r, err := tl.acc.Step(m)
-	if err != nil {
-		return nil, net.Errorf(net.FailedPrecondition, "%v", err)
-	}
-	if r.Truncate {
-		if err := tl.store.Truncate(r.TruncateLSN); err != nil {
-			return nil, tl.failed(err)
+	replies := make([]skproto.Msg, 0, len(msgs))
+	for _, m := range msgs {
+		r, err := tl.acc.Step(m)
+		if err != nil {
+			return nil, net.Errorf(net.FailedPrecondition, "%v", err)
 		}
-	}
-	if len(r.WAL) > 0 {
-		if err := tl.store.Write(r.WriteLSN, r.WAL); err != nil {
-			return nil, tl.failed(err)
+		if r.Truncate {
+			if err := tl.store.Truncate(r.TruncateLSN); err != nil {
+				return nil, tl.failed(err)
+			}
 		}
-		tl.sk.metrics.appendBytes.Add(float64(len(r.WAL)))
-	}
-	if r.Persist {
-		if err := tl.store.Sync(); err != nil {
-			return nil, tl.failed(err)
+		if len(r.WAL) > 0 {
+			if err := tl.store.Write(r.WriteLSN, r.WAL); err != nil {
+				return nil, tl.failed(err)
+			}
+			tl.sk.metrics.appendBytes.Add(float64(len(r.WAL)))
 		}
-		if err := tl.store.PersistControl(tl.control(r.State)); err != nil {
-			return nil, tl.failed(err)
+		if r.Persist {
+			if err := tl.store.Sync(); err != nil {
+				return nil, tl.failed(err)
+			}
+			if err := tl.store.PersistControl(tl.control(r.State)); err != nil {
+				return nil, tl.failed(err)
+			}
+			tl.persistedCommit = r.State.CommitLSN
 		}
-		tl.persistedCommit = r.State.CommitLSN
+		replies = append(replies, r.Reply)
 	}
 	if !tl.sk.cfg.Bugs.AckBeforeFsync {
 		if err := tl.store.Sync(); err != nil {
@@ -193,7 +200,7 @@ func (tl *timeline) step(ctx context.Context, m skproto.Msg) (skproto.Msg, error
 		tl.persistedCommit = c
 	}
 	tl.cond.Broadcast()
-	return r.Reply, nil
+	return replies, nil
 }
 
 // syncLate is the planted sk-ack-before-fsync bug's second half: the sync

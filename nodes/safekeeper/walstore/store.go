@@ -110,7 +110,29 @@ func Open(fsys disk.FS, dir string) (*Store, error) {
 	if err := s.normalize(segs); err != nil {
 		return nil, err
 	}
+	// The scan may have accepted frames that reached the page cache but
+	// were never synced (a write that failed after it was applied, say):
+	// they are part of the flushed WAL now, so make them durable.
+	for _, sf := range segs {
+		if sf.segno >= s.segno(scanFrom) && sf.segno < s.segno(s.flush) {
+			if err := s.syncSegment(sf.segno); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return s, nil
+}
+
+func (s *Store) syncSegment(segno uint64) error {
+	f, err := s.fs.OpenRW(s.segPath(segno, false))
+	if err != nil {
+		return fmt.Errorf("walstore: open segment %s: %w", SegmentName(segno), err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("walstore: sync segment %s: %w", SegmentName(segno), err)
+	}
+	return nil
 }
 
 // checkCommittedPresent verifies that every segment holding committed WAL

@@ -354,3 +354,51 @@ func TestReadFrames(t *testing.T) {
 		t.Fatal("chunks differ from WAL")
 	}
 }
+
+// TestOpenMakesScannedWALDurable: frames that reached the page cache but
+// were never synced (a write that failed after it was applied) are accepted
+// by the start-up scan, so Open must make them durable before anyone can
+// acknowledge WAL after them — including a segment it seals because the
+// accepted frame ends exactly at the segment's end.
+func TestOpenMakesScannedWALDurable(t *testing.T) {
+	fsys := simdisk.New(simdisk.Options{})
+	s, err := Create(fsys, testDir, newControl(256, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := skproto.AppendFrame(nil, bytes.Repeat([]byte{1}, 100))
+	if err := s.Write(0, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	// The applied-but-failed write: a frame that fills segment 0 exactly,
+	// in the page cache only.
+	fill := skproto.AppendFrame(nil, bytes.Repeat([]byte{2}, 256-len(first)-skproto.FrameHeaderBytes))
+	f, err := fsys.OpenRW(path.Join(testDir, walDir, SegmentName(0)+partialSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(fill, int64(len(first))); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	s, err = Open(fsys, testDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.FlushLSN() != 256 {
+		t.Fatalf("open accepted %s, want 0/100", s.FlushLSN())
+	}
+	_ = s.Close()
+	fsys.Crash(rand.New(rand.NewPCG(1, 1)), false)
+	s, err = Open(fsys, testDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.FlushLSN() != 256 {
+		t.Fatalf("WAL accepted at open lost in a crash: flush now %s", s.FlushLSN())
+	}
+}
