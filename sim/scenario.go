@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -242,4 +243,36 @@ func CheckDeterminism(sc Scenario, seed uint64, opts RunOptions) Result {
 	r1.Failure = r1.Err.Error()
 	r1.Repro = Repro(sc.Name, seed, r1.Bugs) + " --check-determinism"
 	return r1
+}
+
+// ErrNoConvergence reports a liveness phase that did not converge in its
+// virtual-time budget.
+var ErrNoConvergence = errors.New("sim: no convergence")
+
+// Converge is the liveness check: it evaluates cond every poll of virtual
+// time until cond returns nil, and fails with ErrNoConvergence (and cond's
+// last answer, which should say what is still missing) once budget has
+// passed. Call it from a task, usually the scenario's main one, after
+// HealAll.
+func (w *World) Converge(budget, poll time.Duration, cond func() error) error {
+	if poll <= 0 {
+		poll = 10 * time.Millisecond
+	}
+	deadline := w.now + budget
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if w.now >= deadline {
+			return fmt.Errorf("%w within %v of healing: %v", ErrNoConvergence, budget, err)
+		}
+		w.Sleep(poll)
+	}
+}
+
+// Go starts a task that belongs to no node (a workload driver or a
+// checker); it survives every crash and is unwound when the run ends.
+func (w *World) Go(name string, fn func(ctx context.Context)) {
+	w.root.clock.Go(context.Background(), name, fn)
 }

@@ -162,3 +162,27 @@ func TestNoGoroutineOutlivesARun(t *testing.T) {
 		t.Fatalf("%d goroutines before, %d after", before, after)
 	}
 }
+
+func TestConverge(t *testing.T) {
+	w := New(Options{Seed: 1})
+	err := w.Run(func(w *World) error {
+		ready := false
+		w.Go("sets-ready", func(context.Context) { w.Sleep(time.Second); ready = true })
+		if err := w.Converge(2*time.Second, 100*time.Millisecond, func() error {
+			if !ready {
+				return errors.New("not ready")
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		err := w.Converge(time.Second, 0, func() error { return errors.New("never") })
+		if !errors.Is(err, ErrNoConvergence) || !strings.Contains(err.Error(), "never") {
+			return fmt.Errorf("want ErrNoConvergence naming the cause, got %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -166,12 +166,8 @@ func run(w *sim.World) error {
 	w.Phase("liveness")
 	w.HealAll()
 	h.healAt = w.Now()
-	deadline := w.Now() + livenessBudget
-	for !h.allProgressed() {
-		if w.Now() >= deadline {
-			return fmt.Errorf("counter: no convergence %v after healing: %s", livenessBudget, h.progress())
-		}
-		w.Sleep(50 * time.Millisecond)
+	if err := w.Converge(livenessBudget, 50*time.Millisecond, h.progressed); err != nil {
+		return err
 	}
 	h.stopped = true
 
@@ -239,9 +235,10 @@ func (c *client) work(ctx context.Context, w *sim.World, env node.Env, h *histor
 	return nil
 }
 
-// allProgressed: every client has an increment both started and
-// acknowledged after the heal.
-func (h *history) allProgressed() bool {
+// progressed: every client has an increment both started and acknowledged
+// after the heal (nil), or which clients have not (an error).
+func (h *history) progressed() error {
+	var missing []string
 	for _, c := range h.clients {
 		ok := false
 		for _, inc := range c.incs {
@@ -250,29 +247,18 @@ func (h *history) allProgressed() bool {
 			}
 		}
 		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func (h *history) progress() string {
-	var parts []string
-	for _, c := range h.clients {
-		acked := 0
-		for _, inc := range c.incs {
-			if inc.acked {
-				acked++
+			last := "none"
+			if n := len(c.incs); n > 0 {
+				l := c.incs[n-1]
+				last = fmt.Sprintf("#%d acked=%v attempts=%d", l.seq, l.acked, l.attempts)
 			}
+			missing = append(missing, fmt.Sprintf("%s has no fresh acknowledged increment (last %s)", c.name, last))
 		}
-		last := "none"
-		if n := len(c.incs); n > 0 {
-			l := c.incs[n-1]
-			last = fmt.Sprintf("#%d acked=%v attempts=%d", l.seq, l.acked, l.attempts)
-		}
-		parts = append(parts, fmt.Sprintf("%s: %d/%d acked, last %s", c.name, acked, len(c.incs), last))
 	}
-	return strings.Join(parts, "; ")
+	if len(missing) > 0 {
+		return errors.New(strings.Join(missing, "; "))
+	}
+	return nil
 }
 
 // ErrLostIncrement, ErrInventedIncrement classify checker failures.
