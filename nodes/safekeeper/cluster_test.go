@@ -17,11 +17,13 @@ import (
 	"github.com/stratadb/strata/disk/objstore"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/skproto"
+	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/grpcx"
 	"github.com/stratadb/strata/nodes/broker"
 	"github.com/stratadb/strata/nodes/compute/walproposer"
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/safekeeper"
+	"github.com/stratadb/strata/nodes/safekeeper/skpb"
 )
 
 const (
@@ -206,6 +208,74 @@ func TestClusterCommitCrashRecover(t *testing.T) {
 				t.Fatalf("segment %d never offloaded: %v", seg, err)
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// TestStreamWalAndStatus: a subscriber gets exactly the committed WAL from
+// any frame boundary, as it commits; Status and bad requests answer with
+// the right codes.
+func TestStreamWalAndStatus(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := newCluster(t, 3)
+	w := c.proposer("compute-1")
+	_, recs := commit(t, ctx, w, "s", 10)
+	e := env("sub", nil, nil)
+	conn, err := e.Net.Dial(ctx, c.addrs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ref := &skpb.TimelineRef{TenantId: tenant, TimelineId: timeline}
+	for _, tc := range []struct {
+		name string
+		ref  *skpb.TimelineRef
+		code net.Code
+	}{
+		{"ok", ref, net.OK},
+		{"unknown timeline", &skpb.TimelineRef{TenantId: tenant, TimelineId: "ffff"}, net.NotFound},
+		{"bad id", &skpb.TimelineRef{TenantId: "../x", TimelineId: timeline}, net.InvalidArgument},
+	} {
+		_, err := net.CallProto[*skpb.TimelineStatus](ctx, conn, safekeeper.MethodStatus, tc.ref)
+		if net.CodeOf(err) != tc.code {
+			t.Fatalf("%s: %v, want %v", tc.name, err, tc.code)
+		}
+	}
+	// Start after the first record: a frame boundary.
+	from := lsn.LSN(0x1000 + skproto.FrameHeaderBytes + len(recs[0]))
+	s, err := net.StreamProto[*skpb.StreamWalRequest, *skpb.WalChunk](ctx, conn, safekeeper.MethodStreamWal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&skpb.StreamWalRequest{Timeline: ref, StartLsn: uint64(from)}); err != nil {
+		t.Fatal(err)
+	}
+	end2, recs2 := commit(t, ctx, w, "t", 5)
+	want := append(recs[1:], recs2...)
+	var got []byte
+	pos := from
+	for pos < end2 {
+		ch, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lsn.LSN(ch.GetStartLsn()) != pos || lsn.LSN(ch.GetCommitLsn()) < pos+lsn.LSN(len(ch.GetWal())) {
+			t.Fatalf("chunk at %d (commit %d), expected %s", ch.GetStartLsn(), ch.GetCommitLsn(), pos)
+		}
+		got = append(got, ch.GetWal()...)
+		pos += lsn.LSN(len(ch.GetWal()))
+	}
+	frames, err := skproto.SplitFrames(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) != len(want) {
+		t.Fatalf("%d frames streamed, want %d", len(frames), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(frames[i], want[i]) {
+			t.Fatalf("frame %d differs", i)
 		}
 	}
 }
