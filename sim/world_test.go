@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,5 +208,22 @@ func TestWaitOutsideTaskPanicsAsFailure(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("a Wait inside a timer callback must fail the run")
+	}
+}
+
+func TestWatchdogReportsSpin(t *testing.T) {
+	var stop atomic.Bool
+	defer stop.Store(true)
+	w := New(Options{Seed: 1, StepTimeout: 200 * time.Millisecond})
+	err := w.Run(func(w *World) error {
+		w.Clock().Go(context.Background(), "spins", func(context.Context) {
+			for !stop.Load() { // never yields to the scheduler
+			}
+		})
+		sleep(w.Clock(), time.Second)
+		return nil
+	})
+	if !errors.Is(err, ErrWatchdog) || !strings.Contains(err.Error(), `"spins"`) {
+		t.Fatalf("want a watchdog report naming the spinning task, got %v", err)
 	}
 }
