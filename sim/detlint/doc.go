@@ -7,6 +7,7 @@
 //
 // The lint runs inside `go test ./...` (TestDeterminismLint in this package),
 // so a violation fails the ordinary test run rather than a separate tool.
+// TestLayering, beside it, checks the import table of docs/architecture.md.
 //
 // Rules (each finding names the seam to use instead):
 //
