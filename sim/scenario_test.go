@@ -137,6 +137,7 @@ func TestNoGoroutineOutlivesARun(t *testing.T) {
 			for i := 0; i < 10; i++ {
 				c.Go(context.Background(), "parked-forever", func(context.Context) {
 					defer c.Go(context.Background(), "spawned-while-unwinding", func(context.Context) {})
+					defer c.NewWaiter().Wait() // blocks again while unwinding
 					c.NewWaiter().Wait()
 				})
 			}
