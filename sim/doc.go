@@ -3,6 +3,16 @@
 // crash and restart on their surviving disks, fault plans, a rolling trace
 // hash, and the scenario harness that runs one seed.
 //
+// Layers, bottom up: World (scheduler, virtual time, trace; world.go,
+// task.go, clock.go, trace.go); Node and incarnation (node.go,
+// incarnation.go) with a simnet endpoint, a simdisk view, the shared object
+// store (store.go), a seeded source, a virtual-time logger, a metrics
+// registry and failpoints per incarnation; fault plans (Nemesis, HealAll in
+// faults.go); scenarios (Scenario, RunSeed, CheckDeterminism, Swarm, Stat,
+// Converge in scenario.go) and parallel sweeps (sweep.go). Scenarios
+// themselves live in sim/scenarios; docs/simulator.md explains how to write
+// one.
+//
 // # Execution model
 //
 // Every task is a goroutine, but only the task holding the baton runs. A task
