@@ -95,3 +95,55 @@ func BenchmarkWriteImage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkImageViewWarm is BenchmarkImageGetWarm without the copy: a view
+// into the cached block.
+func BenchmarkImageViewWarm(b *testing.B) {
+	fsys := newMemFS()
+	if _, err := WriteImage(fsys, "i", fullRange, 0x10, sampleImages(64)); err != nil {
+		b.Fatal(err)
+	}
+	m, err := OpenImage(fsys, "i")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	for blk := uint32(0); blk < 64; blk++ {
+		if _, _, err := m.View(keys.RelBlockKey(rel, blk)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(8192)
+	b.ReportAllocs()
+	blk := uint32(0)
+	for b.Loop() {
+		if _, found, err := m.View(keys.RelBlockKey(rel, blk%64)); err != nil || !found {
+			b.Fatal(found, err)
+		}
+		blk++
+	}
+}
+
+// BenchmarkDeltaAppendGet is BenchmarkDeltaGet appending into a reused
+// slice: warm reads share the cached decoded values.
+func BenchmarkDeltaAppendGet(b *testing.B) {
+	fsys := newMemFS()
+	if _, err := WriteDelta(fsys, "d", fullRange, deltaLSNs, sampleDeltas(20, 5)); err != nil {
+		b.Fatal(err)
+	}
+	d, err := OpenDelta(fsys, "d")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	all := lsn.Range{Start: 0, End: lsn.Max}
+	var es []DeltaEntry
+	b.ReportAllocs()
+	blk := uint32(0)
+	for b.Loop() {
+		if es, err = d.AppendGet(es[:0], keys.RelBlockKey(rel, blk%20), all); err != nil || len(es) != 5 {
+			b.Fatal(len(es), err)
+		}
+		blk++
+	}
+}

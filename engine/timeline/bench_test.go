@@ -83,6 +83,25 @@ func BenchmarkGetPageInMemImage(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendPageInMemImage is BenchmarkGetPageInMemImage reading into
+// a reused buffer: the one copy of the page and no allocation.
+func BenchmarkAppendPageInMemImage(b *testing.B) {
+	tl := benchTimeline(b, simdisk.New(simdisk.Options{}), Config{})
+	for blk := uint32(0); blk < 1000; blk++ {
+		benchIngest(b, tl, lsn.LSN(blk+1)*8, walrec.FullPageImage{Rel: rel, Blk: blk, Page: page(byte(blk))})
+	}
+	key, at := keys.RelBlockKey(rel, 500), tl.LastRecordLSN()
+	buf := make([]byte, 0, walrec.PageSize)
+	b.ReportAllocs()
+	defer measureCPU(b, 0)()
+	for b.Loop() {
+		var err error
+		if buf, err = tl.AppendPage(buf[:0], key, at); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // layeredTimeline builds, on a real directory, nkeys pages each with an image
 // in an image layer and then ndeltas delta layers holding one small page
 // write per key each, and warms the layer block caches.

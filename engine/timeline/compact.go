@@ -208,8 +208,8 @@ func (t *Timeline) createImages(st *CompactStats) error {
 		closeLayers(added)
 		return err
 	}
-	var r layermap.Result[walrec.Value]
-	var vals []walrec.Value
+	s := t.tenant.scratch.get()
+	defer t.tenant.scratch.put(s)
 	for _, p := range partitions(ks, cfg.CompactionTargetSizeBytes) {
 		// The newest LSN from which images cover the whole partition.
 		var base lsn.LSN
@@ -236,11 +236,8 @@ func (t *Timeline) createImages(st *CompactStats) error {
 			if !p.Contains(k) {
 				continue
 			}
-			var page []byte
-			var err error
-			if err = t.search(k, dcl, &r); err == nil {
-				page, vals, err = reconstruct(k, dcl, &r, vals)
-			}
+			// A shared page is only read, by WriteImage, below.
+			page, _, err := t.readValue(k, dcl, s)
 			if errors.Is(err, ErrNotFound) {
 				continue // no value at dcl (e.g. only written above it)
 			}

@@ -51,6 +51,8 @@ type Tenant struct {
 
 	mu        sync.Mutex // guards timelines
 	timelines map[ID]*Timeline
+
+	scratch scratchPool // read-path scratch shared by the tenant's timelines
 }
 
 // Open opens (or initialises) the tenant directory and loads every timeline.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/stratadb/strata/engine/inmem"
 	"github.com/stratadb/strata/engine/keys"
-	"github.com/stratadb/strata/engine/layer"
 	"github.com/stratadb/strata/engine/layermap"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/walrec"
@@ -178,111 +177,6 @@ func (t *Timeline) search(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.Va
 		r.Cont = min(r.Cont, tl.ancestorLSN+1)
 	}
 	return nil
-}
-
-// reconstruct rebuilds key's value at at from a finished search. A
-// tombstone (a dropped relation's size key) is returned as an empty,
-// non-nil value; no value at all is ErrNotFound.
-func reconstruct(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.Value], vals []walrec.Value) ([]byte, []walrec.Value, error) {
-	if len(r.Entries) == 0 {
-		return nil, vals, fmt.Errorf("%w: %s at %s", ErrNotFound, key, at)
-	}
-	vals = vals[:0]
-	for i := len(r.Entries) - 1; i >= 0; i-- {
-		vals = append(vals, r.Entries[i].Value)
-	}
-	page, err := walrec.Redo(key, nil, vals)
-	if errors.Is(err, walrec.ErrNoBase) {
-		return nil, vals, fmt.Errorf("%w: %s at %s: %w", ErrNotFound, key, at, err)
-	}
-	if err != nil {
-		return nil, vals, fmt.Errorf("timeline: reconstruct %s at %s: %w", key, at, err)
-	}
-	return page, vals, nil
-}
-
-// getValue searches and reconstructs key's value (a tombstone is empty),
-// retrying once if a layer file was closed under the search by a
-// concurrent compaction or GC (the retry sees the new layer map).
-func (t *Timeline) getValue(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.Value], vals []walrec.Value) ([]byte, []walrec.Value, error) {
-	var err error
-	for try := 0; try < 2; try++ {
-		if err = t.search(key, at, r); err == nil {
-			return reconstruct(key, at, r, vals)
-		}
-		if !errors.Is(err, layer.ErrClosed) {
-			break
-		}
-	}
-	return nil, vals, err
-}
-
-// getPage is getValue for readers: a tombstone reads as ErrNotFound (the
-// key is gone).
-func (t *Timeline) getPage(key keys.Key, at lsn.LSN, r *layermap.Result[walrec.Value], vals []walrec.Value) ([]byte, []walrec.Value, error) {
-	page, vals, err := t.getValue(key, at, r, vals)
-	if err == nil && len(page) == 0 {
-		return nil, vals, fmt.Errorf("%w: %s dropped at or before %s", ErrNotFound, key, at)
-	}
-	return page, vals, err
-}
-
-// GetPage returns key's value as of LSN at: the redo of every record at or
-// below at.
-func (t *Timeline) GetPage(key keys.Key, at lsn.LSN) ([]byte, error) {
-	if err := t.checkRead(at); err != nil {
-		return nil, err
-	}
-	var r layermap.Result[walrec.Value]
-	var vals [8]walrec.Value
-	page, _, err := t.getPage(key, at, &r, vals[:0])
-	return page, err
-}
-
-// MaxBatchKeys bounds a vectored read.
-const MaxBatchKeys = 1024
-
-// GetPages returns the values of ks as of LSN at, in order. A key without a
-// value fails the whole batch with ErrNotFound.
-func (t *Timeline) GetPages(ks []keys.Key, at lsn.LSN) ([][]byte, error) {
-	if len(ks) > MaxBatchKeys {
-		return nil, fmt.Errorf("timeline: batch of %d keys, max %d", len(ks), MaxBatchKeys)
-	}
-	if err := t.checkRead(at); err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(ks))
-	var r layermap.Result[walrec.Value]
-	var vals []walrec.Value
-	for i, k := range ks {
-		var err error
-		if out[i], vals, err = t.getPage(k, at, &r, vals); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// RelSize returns rel's size in blocks as of LSN at; a relation never
-// created or dropped is ErrNotFound.
-func (t *Timeline) RelSize(rel keys.RelTag, at lsn.LSN) (uint32, error) {
-	if err := t.checkRead(at); err != nil {
-		return 0, err
-	}
-	var r layermap.Result[walrec.Value]
-	var vals [4]walrec.Value
-	img, _, err := t.getValue(keys.RelSizeKey(rel), at, &r, vals[:0])
-	if err != nil {
-		return 0, err
-	}
-	n, dropped, err := walrec.DecodeSize(img)
-	if err != nil {
-		return 0, fmt.Errorf("timeline: size of %v: %w", rel, err)
-	}
-	if dropped {
-		return 0, fmt.Errorf("%w: relation %v dropped at or before %s", ErrNotFound, rel, at)
-	}
-	return n, nil
 }
 
 // keysAt lists every key that may have a value at or below at on this

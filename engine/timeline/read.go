@@ -1,0 +1,206 @@
+package timeline
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/stratadb/strata/engine/keys"
+	"github.com/stratadb/strata/engine/layer"
+	"github.com/stratadb/strata/engine/layermap"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/walrec"
+)
+
+// readScratch is the memory one read reuses: the search result and the
+// values handed to Redo.
+type readScratch struct {
+	r    layermap.Result[walrec.Value]
+	vals []walrec.Value
+}
+
+// Bounds of the scratch pool: how many idle scratches it keeps, and the
+// largest one it keeps (a read of a very long chain gets a scratch of its
+// own that is then dropped, so the pool's memory stays small).
+const (
+	maxIdleScratch    = 8
+	maxScratchEntries = 256
+)
+
+// scratchPool is a small free list of read scratches, so that a read does
+// not allocate its search state. It is a plain mutex-guarded list (not a
+// sync.Pool) to keep behaviour deterministic under the simulator.
+type scratchPool struct {
+	mu   sync.Mutex
+	free []*readScratch
+}
+
+func (p *scratchPool) get() *readScratch {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		s := p.free[n-1]
+		p.free = p.free[:n-1]
+		return s
+	}
+	return &readScratch{}
+}
+
+// put returns s to the pool after dropping its references to page memory
+// (values shared with layer caches and in-memory layers).
+func (p *scratchPool) put(s *readScratch) {
+	if cap(s.r.Entries) > maxScratchEntries || cap(s.vals) > maxScratchEntries {
+		return
+	}
+	clear(s.r.Entries[:cap(s.r.Entries)])
+	clear(s.vals[:cap(s.vals)])
+	s.r.Entries, s.vals = s.r.Entries[:0], s.vals[:0]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < maxIdleScratch {
+		p.free = append(p.free, s)
+	}
+}
+
+// readValue searches key's values at at and reconstructs its value. A
+// tombstone is a value of length 0; no value at all is ErrNotFound.
+//
+// If the newest value alone is the answer and is an image (a full-page
+// image, a size, a tombstone: Redo of a lone image is that image), val is
+// that image itself and shared is true: it belongs to an in-memory layer or
+// a layer file's cache and must be copied, never modified or handed out.
+// Otherwise val is walrec.Redo's fresh result, owned by the caller. This
+// lets callers copy a page exactly once, into wherever it must go.
+//
+// A layer file closed under the search by a concurrent compaction or GC is
+// retried once (the retry sees the new layer map).
+func (t *Timeline) readValue(key keys.Key, at lsn.LSN, s *readScratch) (val []byte, shared bool, err error) {
+	for try := 0; try < 2; try++ {
+		if err = t.search(key, at, &s.r); err == nil || !errors.Is(err, layer.ErrClosed) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	es := s.r.Entries
+	if len(es) == 0 {
+		return nil, false, fmt.Errorf("%w: %s at %s", ErrNotFound, key, at)
+	}
+	if len(es) == 1 && es[0].Value.Kind == walrec.ValueImage {
+		return es[0].Value.Image, true, nil
+	}
+	s.vals = s.vals[:0]
+	for i := len(es) - 1; i >= 0; i-- {
+		s.vals = append(s.vals, es[i].Value)
+	}
+	page, err := walrec.Redo(key, nil, s.vals)
+	if errors.Is(err, walrec.ErrNoBase) {
+		return nil, false, fmt.Errorf("%w: %s at %s: %w", ErrNotFound, key, at, err)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("timeline: reconstruct %s at %s: %w", key, at, err)
+	}
+	return page, false, nil
+}
+
+// appendPage is readValue for page readers: a tombstone (a dropped
+// relation's size key) reads as ErrNotFound, and the page is appended to
+// dst, except that a fresh page from Redo is returned as it is when dst
+// is empty and too small (no second copy).
+func (t *Timeline) appendPage(dst []byte, key keys.Key, at lsn.LSN, s *readScratch) ([]byte, error) {
+	val, shared, err := t.readValue(key, at, s)
+	switch {
+	case err != nil:
+		return dst, err
+	case len(val) == 0:
+		return dst, fmt.Errorf("%w: %s dropped at or before %s", ErrNotFound, key, at)
+	case !shared && len(dst) == 0 && cap(dst) < len(val):
+		return val, nil
+	}
+	return append(dst, val...), nil
+}
+
+// GetPage returns key's value as of LSN at: the redo of every record at or
+// below at. The page is the caller's.
+func (t *Timeline) GetPage(key keys.Key, at lsn.LSN) ([]byte, error) {
+	return t.AppendPage(nil, key, at)
+}
+
+// AppendPage is GetPage appending the page to dst and returning the
+// extended slice (dst unchanged on error). A caller that reuses dst (e.g.
+// dst[:0] of the previous page) reads a page whose newest value is an
+// image, in memory or in an image layer, without allocating; a page
+// rebuilt from deltas is built by walrec.Redo and then appended.
+func (t *Timeline) AppendPage(dst []byte, key keys.Key, at lsn.LSN) ([]byte, error) {
+	if err := t.checkRead(at); err != nil {
+		return dst, err
+	}
+	s := t.tenant.scratch.get()
+	defer t.tenant.scratch.put(s)
+	return t.appendPage(dst, key, at, s)
+}
+
+// MaxBatchKeys bounds a vectored read.
+const MaxBatchKeys = 1024
+
+// GetPages returns the values of ks as of LSN at, in order. A key without a
+// value fails the whole batch with ErrNotFound. The pages are the caller's;
+// several may share one backing array (each is clipped to its length, so
+// appending to one never changes another).
+func (t *Timeline) GetPages(ks []keys.Key, at lsn.LSN) ([][]byte, error) {
+	if len(ks) > MaxBatchKeys {
+		return nil, fmt.Errorf("timeline: batch of %d keys, max %d", len(ks), MaxBatchKeys)
+	}
+	if err := t.checkRead(at); err != nil {
+		return nil, err
+	}
+	s := t.tenant.scratch.get()
+	defer t.tenant.scratch.put(s)
+	out := make([][]byte, len(ks))
+	// Shared images are copied into one buffer with room for a page per
+	// remaining key, allocated when first needed; pages rebuilt by Redo
+	// are fresh and used as they are.
+	var buf []byte
+	for i, k := range ks {
+		val, shared, err := t.readValue(k, at, s)
+		if err == nil && len(val) == 0 {
+			err = fmt.Errorf("%w: %s dropped at or before %s", ErrNotFound, k, at)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if shared {
+			if cap(buf)-len(buf) < len(val) {
+				buf = make([]byte, 0, max(len(val), (len(ks)-i)*walrec.PageSize))
+			}
+			start := len(buf)
+			buf = append(buf, val...)
+			val = buf[start:len(buf):len(buf)]
+		}
+		out[i] = val
+	}
+	return out, nil
+}
+
+// RelSize returns rel's size in blocks as of LSN at; a relation never
+// created or dropped is ErrNotFound.
+func (t *Timeline) RelSize(rel keys.RelTag, at lsn.LSN) (uint32, error) {
+	if err := t.checkRead(at); err != nil {
+		return 0, err
+	}
+	s := t.tenant.scratch.get()
+	defer t.tenant.scratch.put(s)
+	img, _, err := t.readValue(keys.RelSizeKey(rel), at, s) // only read
+	if err != nil {
+		return 0, err
+	}
+	n, dropped, err := walrec.DecodeSize(img)
+	if err != nil {
+		return 0, fmt.Errorf("timeline: size of %v: %w", rel, err)
+	}
+	if dropped {
+		return 0, fmt.Errorf("%w: relation %v dropped at or before %s", ErrNotFound, rel, at)
+	}
+	return n, nil
+}
