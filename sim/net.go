@@ -23,7 +23,14 @@ func (w *World) UseNet(opts simnet.Options) *simnet.Network {
 	}
 	user := opts.OnDeliver
 	opts.OnDeliver = func(from, to, method string, n int) {
-		w.event(EvMsg, hashString(from)^mix(hashString(to), hashString(method)), uint64(n))
+		route := hashString(from) ^ mix(hashString(to), hashString(method))
+		if w.tr.log != nil || w.tr.record != nil || w.tr.compare != nil {
+			if w.tr.routes == nil {
+				w.tr.routes = map[uint64]string{}
+			}
+			w.tr.routes[route] = from + " -> " + to + " " + method
+		}
+		w.event(EvMsg, route, uint64(n))
 		if user != nil {
 			user(from, to, method, n)
 		}

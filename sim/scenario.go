@@ -176,6 +176,8 @@ func RunSeed(sc Scenario, seed uint64, opts RunOptions) Result {
 	res.WallSeconds = time.Since(start).Seconds()
 	if opts.record != nil {
 		opts.record.names = append([]string(nil), w.names...)
+		opts.record.sources = append([]string(nil), w.tr.sources...)
+		opts.record.routes = w.tr.routes
 	}
 	res.TraceHash = fmt.Sprintf("%016x", w.Hash())
 	res.Events = w.Events()

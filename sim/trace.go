@@ -83,12 +83,19 @@ type trace struct {
 	log io.Writer
 	// names resolves task ids for the log and for divergence reports.
 	names func(id int32) string
+	// sources names the seeded sources by id (index id-1).
+	sources []string
+	// routes names message routes by hash, kept only when events are
+	// logged or recorded (for readable trace lines and divergences).
+	routes map[uint64]string
 }
 
 type recording struct {
-	events []Event
-	hashes []uint64
-	names  []string // task names by id, snapshot at the end of the run
+	events  []Event
+	hashes  []uint64
+	names   []string // task names by id, snapshot at the end of the run
+	sources []string // source names by id-1, likewise
+	routes  map[uint64]string
 	// divergence is set by the run that compares against this recording.
 	divergence *Divergence
 }
@@ -130,11 +137,11 @@ func (t *trace) add(e Event) {
 		r.hashes = append(r.hashes, h)
 	}
 	if c := t.compare; c != nil && t.diverged == nil && i < uint64(len(c.hashes)) && c.hashes[i] != h {
-		t.diverged = &Divergence{Step: i, Want: describe(c.events[i], c.name), Got: describe(e, t.names)}
+		t.diverged = &Divergence{Step: i, Want: describe(c.events[i], c.name, c.sources, c.routes), Got: describe(e, t.names, t.sources, t.routes)}
 		c.divergence = t.diverged
 	}
 	if t.log != nil {
-		fmt.Fprintln(t.log, describe(e, t.names))
+		fmt.Fprintln(t.log, describe(e, t.names, t.sources, t.routes))
 	}
 }
 
@@ -145,7 +152,7 @@ func (r *recording) name(id int32) string {
 	return fmt.Sprintf("task#%d", id)
 }
 
-func describe(e Event, names func(int32) string) string {
+func describe(e Event, names func(int32) string, sources []string, routes map[uint64]string) string {
 	who := "scheduler"
 	if e.Task != 0 {
 		who = names(e.Task)
@@ -157,7 +164,11 @@ func describe(e Event, names func(int32) string) string {
 	case EvTime:
 		what = fmt.Sprintf("advance time to %v", time.Duration(e.A))
 	case EvRand:
-		what = fmt.Sprintf("rand source %d drew %#x", e.A, e.B)
+		src := fmt.Sprintf("#%d", e.A)
+		if e.A >= 1 && e.A <= uint64(len(sources)) {
+			src = sources[e.A-1]
+		}
+		what = fmt.Sprintf("rand %s drew %#x", src, e.B)
 	case EvSpawn:
 		what = fmt.Sprintf("spawn %s", names(int32(e.A)))
 	case EvExit:
@@ -165,7 +176,11 @@ func describe(e Event, names func(int32) string) string {
 	case EvTimer:
 		what = fmt.Sprintf("timer #%d fired", e.A)
 	case EvMsg:
-		what = fmt.Sprintf("deliver message route=%#x body=%#x", e.A, e.B)
+		route, ok := routes[e.A]
+		if !ok {
+			route = fmt.Sprintf("route %#x", e.A)
+		}
+		what = fmt.Sprintf("deliver %s (%d bytes)", route, e.B)
 	case EvNode:
 		what = fmt.Sprintf("node #%d %s", e.A, nodeEventName(e.B))
 	default:

@@ -182,6 +182,7 @@ func (w *World) taskName(id int32) string {
 // name; every draw from it is hashed into the trace.
 func (w *World) NewRand(name string) *rand.Rand {
 	w.sources++
+	w.tr.sources = append(w.tr.sources, name)
 	s := &tracedSource{w: w, id: w.sources}
 	h := mix(w.opts.Seed, hashString(name))
 	s.pcg = *rand.NewPCG(h, mix(h, 0x9e3779b97f4a7c15))
