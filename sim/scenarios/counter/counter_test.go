@@ -1,6 +1,7 @@
 package counter
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -76,5 +77,21 @@ func TestDeterministicAcrossProcesses(t *testing.T) {
 	want := fmt.Sprintf("hash=%s events=%d", r.TraceHash, r.Events)
 	if !strings.Contains(string(out), want) {
 		t.Fatalf("child process printed %q, want %q", out, want)
+	}
+}
+
+// TestParallelWorldsAgree: worlds running in parallel share nothing, so a
+// -j sweep gives the same hashes as a sequential one.
+func TestParallelWorldsAgree(t *testing.T) {
+	hashes := func(workers int) []string {
+		var out []string
+		sim.Sweep(context.Background(), Scenario(), 1, 6, sim.SweepOptions{Workers: workers}, func(r sim.Result) {
+			out = append(out, r.TraceHash)
+		})
+		return out
+	}
+	seq, par := hashes(1), hashes(3)
+	if fmt.Sprint(seq) != fmt.Sprint(par) {
+		t.Fatalf("sequential %v, parallel %v", seq, par)
 	}
 }
