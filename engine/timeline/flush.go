@@ -47,7 +47,10 @@ func (t *Timeline) persist(files []string, dcl, cutoff lsn.LSN) error {
 
 // Flush freezes the open layer and writes every frozen layer to an L0 delta
 // file. disk_consistent_lsn advances past a layer only once its file and
-// then the metadata listing it are durable.
+// then the metadata listing it are durable. Records that changed no page
+// (logical messages) after the last layer are covered too: once every
+// frozen layer is written, disk_consistent_lsn moves up to the last record
+// with a metadata write.
 func (t *Timeline) Flush() error {
 	t.mu.Lock()
 	m, last := t.layers, t.lastRecordLSN
@@ -57,19 +60,6 @@ func (t *Timeline) Flush() error {
 			return fmt.Errorf("timeline %s: freeze: %w", t.id, err)
 		}
 		t.layers = m.FreezeOpen(inmem.New[walrec.Value](last+1, valueInfo))
-	} else if len(m.Frozen()) == 0 && last > t.diskConsistentLSN {
-		// Only records that change no page (logical messages) since the last
-		// flush: nothing to write, but the consistent LSN moves up.
-		t.layers = m.WithOpen(inmem.New[walrec.Value](last+1, valueInfo))
-		files, cutoff := t.files, t.gcCutoff
-		t.mu.Unlock()
-		if err := t.persist(files, last, cutoff); err != nil {
-			return err
-		}
-		t.mu.Lock()
-		t.diskConsistentLSN = last
-		t.mu.Unlock()
-		return nil
 	}
 	t.mu.Unlock()
 	for len(t.snapshot().Frozen()) > 0 {
@@ -77,6 +67,26 @@ func (t *Timeline) Flush() error {
 			return err
 		}
 	}
+	t.mu.Lock()
+	if t.diskConsistentLSN >= last {
+		t.mu.Unlock()
+		return nil
+	}
+	// Only records that change no page since the last layer (the open
+	// layer is empty: writes come from one task, and it was frozen above
+	// if not): nothing to write, but the consistent LSN moves up, and the
+	// open layer restarts above it.
+	if open := t.layers.Open(); open.Len() == 0 && open.Start() <= last {
+		t.layers = t.layers.WithOpen(inmem.New[walrec.Value](last+1, valueInfo))
+	}
+	files, cutoff := t.files, t.gcCutoff
+	t.mu.Unlock()
+	if err := t.persist(files, last, cutoff); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.diskConsistentLSN = last
+	t.mu.Unlock()
 	return nil
 }
 
