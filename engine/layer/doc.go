@@ -12,7 +12,15 @@
 // corruption is reported as ErrCorrupt: a reader never panics and never
 // returns a wrong value.
 //
+// Readers cache decompressed blocks (and decoded delta values) and hand out
+// read-only views of them (ImageReader.View, DeltaReader.Entry): a cached
+// block is never written to and its memory is never reused, so a view stays
+// valid, but callers must copy before modifying. Get on an image reader
+// returns a copy.
+//
 // Invariants: ParseName(n.String()) == n for every valid n, and n.String()
 // == s for every s ParseName accepts; entries in a file are sorted by (key,
-// LSN), unique, and inside the header's key and LSN ranges.
+// LSN), unique, and inside the header's key and LSN ranges; non-empty values
+// fill the blocks back to back in index order, and an empty value (an image
+// tombstone) is stored in no block.
 package layer

@@ -337,6 +337,15 @@ func FuzzImageReader(f *testing.F) {
 	}
 	f.Add(fsys.bytes("i"))
 	f.Add([]byte("STRATALY"))
+	// Empty values: a layer of only tombstones (no blocks at all) and one
+	// with a tombstone after a sealed block.
+	for i, es := range [][]ImageEntry{{{Key: keys.RelSizeKey(rel), Page: []byte{}}}, imagesWithEmpties(8, 8)} {
+		name := fmt.Sprintf("e%d", i)
+		if _, err := WriteImage(fsys, name, fullRange, 0x10, es); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(fsys.bytes(name))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fsys := newMemFS()
 		fsys.put("x", b)
