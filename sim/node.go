@@ -222,7 +222,7 @@ func (n *Node) boot() {
 		Metrics:    prometheus.NewRegistry(),
 		Failpoints: fps,
 	}
-	n.env.Net = w.Net().Endpoint(n.id, inc.clock)
+	n.env.Net = tracedNet{w: w, inner: w.Net().Endpoint(n.id, inc.clock)}
 	env := n.env
 	w.spawn(inc, "start", context.Background(), func(context.Context) {
 		if err := n.start(env); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stratadb/strata/disk"
+	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/node"
 )
 
@@ -200,5 +201,45 @@ func TestFailpointsPerNode(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+type echo struct{}
+
+func (echo) Unary(_ context.Context, _ string, req []byte) ([]byte, error) { return req, nil }
+func (echo) Stream(context.Context, string, net.ServerStream) error        { return nil }
+
+// TestMessageContentIsHashed: two runs that differ only in the bytes of a
+// message (not in its size or route) have different trace hashes.
+func TestMessageContentIsHashed(t *testing.T) {
+	hash := func(body string) uint64 {
+		w := New(Options{Seed: 1})
+		err := w.Run(func(w *World) error {
+			w.AddNode("srv", func(env node.Env) error {
+				_, err := env.Net.Listen("srv:1", echo{})
+				return err
+			})
+			cli := w.AddNode("cli", func(node.Env) error { return nil })
+			w.Sleep(time.Millisecond)
+			conn, err := cli.Env().Net.Dial(context.Background(), "srv:1")
+			if err != nil {
+				return err
+			}
+			resp, err := conn.Call(context.Background(), "/echo/Echo", []byte(body))
+			if err != nil || string(resp) != body {
+				return errors.New("echo failed")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Hash()
+	}
+	if hash("aaaa") == hash("bbbb") {
+		t.Fatal("message content does not reach the trace hash")
+	}
+	if hash("aaaa") != hash("aaaa") {
+		t.Fatal("same content, different hashes")
 	}
 }

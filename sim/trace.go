@@ -28,6 +28,9 @@ const (
 	EvNode
 	// EvNote: a scenario-defined note (A, B = caller's values).
 	EvNote
+	// EvRecv: the running task received a message (A = hash of its bytes,
+	// B = its length).
+	EvRecv
 )
 
 func (k EventKind) String() string {
@@ -50,6 +53,8 @@ func (k EventKind) String() string {
 		return "node"
 	case EvNote:
 		return "note"
+	case EvRecv:
+		return "recv"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -183,6 +188,8 @@ func describe(e Event, names func(int32) string, sources []string, routes map[ui
 		what = fmt.Sprintf("deliver %s (%d bytes)", route, e.B)
 	case EvNode:
 		what = fmt.Sprintf("node #%d %s", e.A, nodeEventName(e.B))
+	case EvRecv:
+		what = fmt.Sprintf("receive %d bytes (content %#x)", e.B, e.A)
 	default:
 		what = fmt.Sprintf("%s a=%#x b=%#x", e.Kind, e.A, e.B)
 	}
