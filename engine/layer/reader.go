@@ -304,8 +304,8 @@ func (d *DeltaReader) Len() int { return len(d.r.index) }
 // no data block is read).
 func (d *DeltaReader) Keys() []keys.Key { return distinctKeys(d.r.index) }
 
-// All yields every entry in (key, LSN) order. On an error it yields the
-// error once and stops.
+// All yields every entry in (key, LSN) order; the values are shared, as
+// from Entry (read-only). On an error it yields the error once and stops.
 func (d *DeltaReader) All() iter.Seq2[DeltaEntry, error] {
 	return func(yield func(DeltaEntry, error) bool) {
 		for i := range d.r.index {
