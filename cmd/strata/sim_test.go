@@ -20,7 +20,7 @@ func TestSimList(t *testing.T) {
 	found := false
 	for _, sc := range lo.Scenarios {
 		if sc.Name == "counter" {
-			found = strings.Join(sc.Bugs, ",") == "counter-ack-before-sync,counter-no-dir-sync"
+			found = strings.Join(sc.Bugs, ",") == "counter-ack-before-sync,counter-no-dir-sync,counter-no-dedup"
 		}
 	}
 	if !found {

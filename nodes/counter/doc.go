@@ -25,6 +25,6 @@
 // was sent by a client; no (client, seq) appears twice.
 //
 // Planted bugs (Config.Bugs, switched on only by the simulator): acking
-// before the covering sync, and creating a segment without syncing its
-// directory.
+// before the covering sync, creating a segment without syncing its
+// directory, and applying a retried increment again.
 package counter

@@ -47,6 +47,9 @@ type Bugs struct {
 	AckBeforeSync bool
 	// NoDirSync creates segments without syncing the log directory.
 	NoDirSync bool
+	// NoDedup applies a retried increment again instead of answering with
+	// its original position.
+	NoDedup bool
 }
 
 // FailpointCrashBeforeSync, when enabled in env.Failpoints, makes the
@@ -261,9 +264,9 @@ func (s *Server) incr(ctx context.Context, req IncrRequest) (IncrResponse, error
 	cs, known := s.clients[req.Client]
 	var pos uint64
 	switch {
-	case known && req.Seq == cs.seq:
+	case known && req.Seq == cs.seq && !s.cfg.Bugs.NoDedup:
 		pos = cs.pos // a retry of the last increment
-	case known && req.Seq < cs.seq:
+	case known && req.Seq < cs.seq && !s.cfg.Bugs.NoDedup:
 		return IncrResponse{}, net.Errorf(net.FailedPrecondition, "counter: client %d seq %d is older than %d", req.Client, req.Seq, cs.seq)
 	case !known && len(s.clients) >= s.cfg.MaxClients:
 		return IncrResponse{}, net.Errorf(net.ResourceExhausted, "counter: more than %d clients", s.cfg.MaxClients)

@@ -20,6 +20,7 @@ import (
 const (
 	BugAckBeforeSync = "counter-ack-before-sync"
 	BugNoDirSync     = "counter-no-dir-sync"
+	BugNoDedup       = "counter-no-dedup"
 )
 
 // Scenario limits and budgets.
@@ -46,6 +47,7 @@ func Scenario() sim.Scenario {
 		Bugs: []sim.Bug{
 			{Name: BugAckBeforeSync, Doc: "the server acknowledges an increment before the sync that makes it durable"},
 			{Name: BugNoDirSync, Doc: "the server creates log segments without syncing their directory"},
+			{Name: BugNoDedup, Doc: "the server applies a retried increment again (caught as an invented increment)"},
 		},
 		Run:            run,
 		MaxVirtualTime: 2 * time.Minute,
@@ -120,7 +122,7 @@ func run(w *sim.World) error {
 	sim.Swarm(w, "server_clock", fmt.Sprintf("%v/%+.0fppm", offset, ppm))
 
 	w.UseNet(simnet.Options{Latency: lat, DeadLinkTimeout: 2 * time.Second})
-	bugs := countersvc.Bugs{AckBeforeSync: w.Bug(BugAckBeforeSync), NoDirSync: w.Bug(BugNoDirSync)}
+	bugs := countersvc.Bugs{AckBeforeSync: w.Bug(BugAckBeforeSync), NoDirSync: w.Bug(BugNoDirSync), NoDedup: w.Bug(BugNoDedup)}
 	server := w.AddNode(serverID, func(env node.Env) error {
 		_, err := countersvc.Start(env, countersvc.Config{
 			Addr: serverAddr,

@@ -55,6 +55,22 @@ func TestPlantedBugsNameTheLostIncrement(t *testing.T) {
 	}
 }
 
+// TestNoDedupIsCaughtAsInvented: applying a retry twice shows up as an
+// increment counted twice.
+func TestNoDedupIsCaughtAsInvented(t *testing.T) {
+	for seed := uint64(1); seed <= 50; seed++ {
+		r := sim.RunSeed(Scenario(), seed, sim.RunOptions{Bugs: []string{BugNoDedup}})
+		if r.Passed() {
+			continue
+		}
+		if !errors.Is(r.Err, ErrInventedIncrement) || !strings.Contains(r.Failure, "counted twice") {
+			t.Fatalf("seed %d failed without naming an invented increment: %s", seed, r.Failure)
+		}
+		return
+	}
+	t.Fatal("counter-no-dedup not caught in seeds 1..50")
+}
+
 // TestDeterministicAcrossProcesses runs seed 7 in a child process (this
 // test binary re-executed) and compares its trace hash with this process's.
 func TestDeterministicAcrossProcesses(t *testing.T) {

@@ -14,5 +14,6 @@
 // never ignored.
 //
 // Planted bugs: counter-ack-before-sync and counter-no-dir-sync, both caught
-// by the lost-acknowledged-increment check.
+// by the lost-acknowledged-increment check, and counter-no-dedup, caught by
+// the invented-increment check.
 package counter
