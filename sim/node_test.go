@@ -71,6 +71,12 @@ func TestCrashUnwindsAndRestartSeesDurableDisk(t *testing.T) {
 		n.Crash(false)
 		env.Clock.Go(context.Background(), "too-late", func(context.Context) { afterCrash = true })
 		_, oldHandleErr = oldFile.Write([]byte("x"))
+		if _, err := env.Disk.Create("after-crash"); !errors.Is(err, disk.ErrCrashed) {
+			return errors.New("old incarnation's disk view still works: " + errString(err))
+		}
+		if _, err := env.Net.Listen("n1:1", echo{}); net.CodeOf(err) != net.Unavailable {
+			return errors.New("old incarnation's network endpoint still works: " + errString(err))
+		}
 		n.Restart()
 		w.Sleep(2 * time.Hour)
 		return nil
