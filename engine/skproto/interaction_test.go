@@ -89,6 +89,7 @@ func (e *env) deliverOne(t testing.TB, ev envelope, out *strings.Builder) {
 		fmt.Fprintf(out, "  %s: error: %v\n", ev.to, err)
 		return
 	}
+	p.Trim() // as the walproposer does once it has seen new commits
 	if !wasElected && p.Elected() {
 		fmt.Fprintf(out, "  %s: elected term=%d donor=%s epoch-start=%s history=%s\n", ev.to, p.Term(), p.Donor(), p.EpochStartLSN(), p.History())
 	}
@@ -111,6 +112,7 @@ func (e *env) handle(t testing.TB, d *datadriven.TestData) string {
 		d.MaybeScanArgs(t, "start", &start)
 		*e = env{start: lsn.LSN(start), accs: map[string]*memAcceptor{}, props: map[string]*Proposer{}}
 		e.bugs.TruncateCommitted = d.HasArg("bug-truncate-committed")
+		e.bugs.CommitWithoutQuorum = d.HasArg("bug-commit-without-quorum")
 		for i := 1; i <= n; i++ {
 			name := fmt.Sprintf("a%d", i)
 			e.accs[name] = &memAcceptor{state: AcceptorState{StartLSN: e.start}}
@@ -120,8 +122,10 @@ func (e *env) handle(t testing.TB, d *datadriven.TestData) string {
 		return "ok"
 	case "propose":
 		name := arg("name")
+		maxBuf := 0
+		d.MaybeScanArgs(t, "max-buffer", &maxBuf)
 		p, err := NewProposer(ProposerConfig{ID: name, StartLSN: e.start, Acceptors: e.accOrder,
-			MaxAppendBytes: 64, MaxInflightBytes: 256})
+			MaxAppendBytes: 64, MaxInflightBytes: 256, MaxBufferBytes: maxBuf, Bugs: e.bugs})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,6 +189,7 @@ func (e *env) handle(t testing.TB, d *datadriven.TestData) string {
 		if err != nil {
 			return "error: " + err.Error()
 		}
+		e.props[name].Trim()
 		e.send(name, outs)
 		return fmt.Sprintf("end=%s\n%s", end, e.queued())
 	case "recover":

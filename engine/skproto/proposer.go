@@ -373,8 +373,11 @@ func (p *Proposer) Trim() {
 		return
 	}
 	if horizon > p.base {
-		cut := int(horizon - p.base)
-		p.buf = append([]byte(nil), p.buf[cut:]...)
+		// Reslice rather than copy: bytes already handed out in
+		// AppendRequests are never overwritten (appends only write past
+		// len), and the dropped prefix is freed when append next
+		// reallocates.
+		p.buf = p.buf[horizon-p.base:]
 		p.base = horizon
 	}
 }
