@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -258,8 +257,8 @@ func (p *progress) draw(done, total, failed uint64) {
 	}
 	const width = 30
 	filled := int(done * width / total)
-	fmt.Fprintf(p.w, "\r[%s%s] %d/%d seeds, %d failed (%d CPUs)", strings.Repeat("=", filled),
-		strings.Repeat(" ", width-filled), done, total, failed, runtime.NumCPU())
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d seeds, %d failed", strings.Repeat("=", filled),
+		strings.Repeat(" ", width-filled), done, total, failed)
 	p.drawn = true
 }
 
