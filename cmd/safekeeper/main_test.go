@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	stdnet "net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -69,6 +70,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 
 type proc struct {
 	id, addr, dir string
+	httpAddr      string
 	cmd           *exec.Cmd
 	log           *bytes.Buffer
 }
@@ -84,7 +86,11 @@ func freeAddr(t *testing.T) string {
 
 func (p *proc) start(t *testing.T, bin string) {
 	p.log = &bytes.Buffer{}
-	p.cmd = exec.Command(bin, "-id", p.id, "-listen", p.addr, "-data-dir", p.dir, "-segment-bytes", "65536", "-log-level", "warn")
+	args := []string{"-id", p.id, "-listen", p.addr, "-data-dir", p.dir, "-segment-bytes", "65536", "-log-level", "warn"}
+	if p.httpAddr != "" {
+		args = append(args, "-http", p.httpAddr)
+	}
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -143,6 +149,9 @@ func TestThreeProcesses(t *testing.T) {
 	var addrs []string
 	for i := 1; i <= 3; i++ {
 		p := &proc{id: fmt.Sprintf("sk-%d", i), addr: freeAddr(t), dir: t.TempDir()}
+		if i == 1 {
+			p.httpAddr = freeAddr(t)
+		}
 		p.start(t, bin)
 		procs = append(procs, p)
 		addrs = append(addrs, p.addr)
@@ -219,6 +228,17 @@ func TestThreeProcesses(t *testing.T) {
 		if got := readAll(ctx, t, e, p.addr, start, end); !bytes.Equal(got, ref) {
 			t.Fatalf("%s WAL differs from sk-1", p.id)
 		}
+	}
+
+	// The daemon's metrics show the WAL it wrote.
+	resp, err := http.Get("http://" + procs[0].httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(body, []byte("safekeeper_wal_written_bytes_total")) {
+		t.Fatalf("/metrics lacks the WAL counter:\n%.500s", body)
 	}
 
 	w.Stop()

@@ -20,6 +20,7 @@ import (
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/grpcx"
 	"github.com/stratadb/strata/nodes/broker"
+	"github.com/stratadb/strata/nodes/broker/brokerpb"
 	"github.com/stratadb/strata/nodes/compute/walproposer"
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/safekeeper"
@@ -277,5 +278,50 @@ func TestStreamWalAndStatus(t *testing.T) {
 		if !bytes.Equal(frames[i], want[i]) {
 			t.Fatalf("frame %d differs", i)
 		}
+	}
+}
+
+// TestBrokerHealsAfterRestart: the broker keeps nothing durable; a new
+// broker on the same address holds every safekeeper's state again after a
+// few publish intervals.
+func TestBrokerHealsAfterRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := newCluster(t, 3)
+	w := c.proposer("compute-1")
+	end, _ := commit(t, ctx, w, "b", 3)
+	addr := c.broker.Addr()
+	_ = c.broker.Stop()
+	b, err := broker.New(env("broker", nil, nil), broker.Config{ListenAddr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	e := env("reader", nil, nil)
+	conn, err := e.Net.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for {
+		got, err := net.CallProto[*brokerpb.TimelineInfos](ctx, conn, broker.MethodGet, &brokerpb.TimelineFilter{TenantId: tenant, TimelineId: timeline})
+		if err == nil && len(got.Infos) == 3 {
+			healed := true
+			for _, in := range got.Infos {
+				if lsn.LSN(in.FlushLsn) < end || in.ConnectionString == "" || in.Term == 0 {
+					healed = false
+				}
+			}
+			if healed {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("broker never healed: %v %v", got, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
