@@ -24,10 +24,12 @@ func (w *World) UseNet(opts simnet.Options) *simnet.Network {
 	user := opts.OnDeliver
 	opts.OnDeliver = func(from, to, method string, n int) {
 		route := hashString(from) ^ mix(hashString(to), hashString(method))
-		if w.tr.log != nil || w.tr.record != nil || w.tr.compare != nil {
-			if w.tr.routes == nil {
-				w.tr.routes = map[uint64]string{}
-			}
+		// Remember each distinct route's name once, for readable trace
+		// lines and failure reports.
+		if w.tr.routes == nil {
+			w.tr.routes = map[uint64]string{}
+		}
+		if _, ok := w.tr.routes[route]; !ok {
 			w.tr.routes[route] = from + " -> " + to + " " + method
 		}
 		w.event(EvMsg, route, uint64(n))

@@ -124,6 +124,8 @@ type Result struct {
 	Repro       string         `json:"repro"`
 	Params      map[string]any `json:"params"`
 	Stats       map[string]any `json:"stats,omitempty"`
+	// LastEvents are the run's last trace events, kept for a failure.
+	LastEvents []string `json:"last_events,omitempty"`
 	// ParamsText is the drawn parameters in draw order, for text output;
 	// StatsText likewise for the stats.
 	ParamsText string `json:"-"`
@@ -174,6 +176,15 @@ func RunSeed(sc Scenario, seed uint64, opts RunOptions) Result {
 	start := time.Now()
 	err := w.Run(sc.Run)
 	res.WallSeconds = time.Since(start).Seconds()
+	if errors.Is(err, ErrWatchdog) {
+		// The world was abandoned with a task still running natively: its
+		// state may change under us, so report only what is safe.
+		res.Result = "fail"
+		res.Err = err
+		res.Failure = err.Error()
+		res.Repro = Repro(sc.Name, seed, bugs)
+		return res
+	}
 	if opts.record != nil {
 		opts.record.names = append([]string(nil), w.names...)
 		opts.record.sources = append([]string(nil), w.tr.sources...)
@@ -211,6 +222,7 @@ func RunSeed(sc Scenario, seed uint64, opts RunOptions) Result {
 			res.Failure = "in phase " + w.phase + ": " + res.Failure
 		}
 		res.Repro = Repro(sc.Name, seed, bugs)
+		res.LastEvents = w.failEvents
 	}
 	return res
 }

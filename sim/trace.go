@@ -90,9 +90,24 @@ type trace struct {
 	names func(id int32) string
 	// sources names the seeded sources by id (index id-1).
 	sources []string
-	// routes names message routes by hash, kept only when events are
-	// logged or recorded (for readable trace lines and divergences).
+	// routes names message routes by hash (for readable trace lines,
+	// failure reports and divergences).
 	routes map[uint64]string
+	// recent is a ring of the last events, reported with a failure.
+	recent [recentEvents]Event
+}
+
+// recentEvents is how many of the last events a failure report shows.
+const recentEvents = 16
+
+// lastEvents describes the ring's events, oldest first.
+func (t *trace) lastEvents() []string {
+	n := min(t.events, recentEvents)
+	out := make([]string, 0, n)
+	for i := t.events - n; i < t.events; i++ {
+		out = append(out, describe(t.recent[i%recentEvents], t.names, t.sources, t.routes))
+	}
+	return out
 }
 
 type recording struct {
@@ -136,6 +151,7 @@ func (t *trace) add(e Event) {
 	h = mix(h, e.B)
 	t.hash = h
 	i := t.events
+	t.recent[i%recentEvents] = e
 	t.events++
 	if r := t.record; r != nil && i < maxRecordedEvents {
 		r.events = append(r.events, e)

@@ -112,6 +112,7 @@ type World struct {
 	params      []Param
 	stats       []Param
 	phase       string
+	failEvents  []string
 
 	logHandler slog.Handler
 }
@@ -206,6 +207,7 @@ func (s *tracedSource) Uint64() uint64 {
 func (w *World) Fail(err error) {
 	if w.failure == nil {
 		w.failure = err
+		w.failEvents = w.tr.lastEvents()
 	}
 	w.done = true
 }

@@ -198,6 +198,9 @@ func printResult(w io.Writer, r sim.Result, check bool) {
 	fmt.Fprintf(w, "seed %d: FAIL%s hash=%s events=%d sim=%.2fs wall=%.3fs\n", r.Seed, mode, r.TraceHash, r.Events, r.SimSeconds, r.WallSeconds)
 	fmt.Fprintf(w, "  params: %s\n", r.ParamsText)
 	fmt.Fprintf(w, "  failure: %s\n", strings.ReplaceAll(r.Failure, "\n", "\n  "))
+	if len(r.LastEvents) > 0 {
+		fmt.Fprintf(w, "  last events:\n    %s\n", strings.Join(r.LastEvents, "\n    "))
+	}
 	fmt.Fprintf(w, "  reproduce: %s\n", r.Repro)
 }
 
