@@ -239,7 +239,7 @@ func CheckDeterminism(sc Scenario, seed uint64, opts RunOptions) Result {
 	r1 := RunSeed(sc, seed, first)
 	second := opts
 	second.compare = first.record
-	second.Trace = nil
+	second.Trace, second.Log = nil, nil // the first run already wrote them
 	r2 := RunSeed(sc, seed, second)
 	r1.WallSeconds += r2.WallSeconds
 	if r1.TraceHash == r2.TraceHash && r1.Events == r2.Events {
