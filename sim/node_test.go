@@ -249,3 +249,43 @@ func TestMessageContentIsHashed(t *testing.T) {
 		t.Fatal("same content, different hashes")
 	}
 }
+
+// TestStopKeepsUnsyncedData: a graceful stop is a process exit, not a power
+// loss: written but unsynced data is still there for the next incarnation.
+func TestStopKeepsUnsyncedData(t *testing.T) {
+	w := New(Options{Seed: 3})
+	var seen string
+	err := w.Run(func(w *World) error {
+		n := w.AddNode("n", func(env node.Env) error {
+			if w.Node("n").Incarnation() == 1 {
+				f, err := env.Disk.Create("f")
+				if err != nil {
+					return err
+				}
+				_, err = f.Write([]byte("unsynced"))
+				return err
+			}
+			f, err := env.Disk.Open("f")
+			if err != nil {
+				return err
+			}
+			b, err := io.ReadAll(io.NewSectionReader(f, 0, 100))
+			seen = string(b)
+			return err
+		})
+		w.Sleep(time.Millisecond)
+		n.Stop()
+		if n.Up() {
+			return errors.New("stopped node is up")
+		}
+		n.Restart()
+		w.Sleep(time.Millisecond)
+		return n.StartErr()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen != "unsynced" {
+		t.Fatalf("after a graceful stop the file holds %q", seen)
+	}
+}
