@@ -116,10 +116,13 @@ func run(w *sim.World) error {
 	if rng.IntN(4) == 0 {
 		nem.DiskFaults = simdisk.Faults{}
 	}
+	// Code-site faults: now and then a safekeeper dies right after it votes
+	// (the window an unpersisted vote would be lost in).
+	if rng.IntN(3) != 0 {
+		nem.Failpoints = []string{safekeeper.FailpointCrashAfterVote}
+		nem.FailpointMean = time.Duration(200+rng.IntN(1500)) * time.Millisecond
+	}
 	sim.Swarm(w, "nemesis", nem.String())
-	// Code-site faults: now and then one safekeeper dies right after it
-	// votes (the window an unpersisted vote would be lost in).
-	fpMean := sim.Swarm(w, "crash_after_vote", time.Duration(rng.IntN(3))*time.Second)
 
 	w.UseNet(simnet.Options{Latency: lat, DeadLinkTimeout: 3 * time.Second})
 	bugs := skproto.Bugs{
@@ -174,17 +177,7 @@ func run(w *sim.World) error {
 	if err := w.StartNemesis(nem); err != nil {
 		return err
 	}
-	fpStop := false
-	if fpMean > 0 {
-		w.Clock().Go(context.Background(), "failpoints", func(context.Context) { armFailpoints(w, sks, fpMean, &fpStop) })
-	}
 	w.Sleep(safety)
-	fpStop = true
-	for _, id := range sks {
-		if err := w.Node(id).SetFailpoint(safekeeper.FailpointCrashAfterVote, ""); err != nil {
-			return err
-		}
-	}
 	if err := h.failure(); err != nil {
 		return err
 	}
@@ -216,25 +209,6 @@ func run(w *sim.World) error {
 		return err
 	}
 	return h.failure()
-}
-
-// armFailpoints enables the crash-after-vote failpoint on one random
-// safekeeper at a time, for one vote, until stop is set.
-func armFailpoints(w *sim.World, sks []string, mean time.Duration, stop *bool) {
-	rng := w.NewRand("failpoints")
-	for !*stop {
-		w.Sleep(time.Duration(rng.ExpFloat64() * float64(mean)))
-		if *stop {
-			return
-		}
-		id := sks[rng.IntN(len(sks))]
-		if err := w.Node(id).SetFailpoint(safekeeper.FailpointCrashAfterVote, "1*return(true)"); err != nil {
-			w.Fail(err)
-			return
-		}
-		w.Sleep(time.Duration(rng.ExpFloat64() * float64(mean)))
-		_ = w.Node(id).SetFailpoint(safekeeper.FailpointCrashAfterVote, "")
-	}
 }
 
 // ErrNoProgress is a liveness failure.
