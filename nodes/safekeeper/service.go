@@ -155,7 +155,7 @@ func (sk *Safekeeper) Stop(_ context.Context) error {
 			}
 		}
 		tl.unload()
-		tl.broken = errors.New("safekeeper stopped")
+		tl.stopped = true
 		tl.mu.Unlock()
 	}
 	return err
@@ -264,7 +264,7 @@ func (sk *Safekeeper) getOrCreate(ctx context.Context, g skproto.Greeting) (*tim
 		return nil, err
 	}
 	defer tl.mu.Unlock()
-	if tl.acc == nil && tl.broken == nil {
+	if tl.acc == nil && tl.broken == nil && !tl.stopped {
 		exists, err := walstore.Exists(sk.env.Disk, tl.key.dir())
 		if err != nil {
 			return nil, net.Errorf(net.Unavailable, "safekeeper: %v", err)

@@ -41,6 +41,8 @@ type timeline struct {
 	// broken is set when the on-disk state failed its checks; the
 	// timeline then answers DataLoss and is never served.
 	broken error
+	// stopped is set by Safekeeper.Stop: the timeline is closed for good.
+	stopped bool
 	// persistedCommit is the commit LSN in the control file.
 	persistedCommit lsn.LSN
 	backupLSN       lsn.LSN
@@ -93,6 +95,9 @@ func (tl *timeline) create(g skproto.Greeting) error {
 // whose last load failed with an I/O error (not corruption) is loaded
 // again here, so a transient disk error heals without a restart.
 func (tl *timeline) usable() error {
+	if tl.stopped {
+		return net.Errorf(net.Unavailable, "safekeeper: stopped")
+	}
 	if tl.broken != nil {
 		return net.Errorf(net.DataLoss, "safekeeper: timeline %s/%s is corrupt: %v", tl.key.tenant, tl.key.timeline, tl.broken)
 	}
