@@ -265,8 +265,10 @@ func (p *Proposer) onVote(from string, pr *peer, m VoteResponse) ([]Out, error) 
 		}
 		return p.becomeElected(), nil
 	case phaseElected:
-		// A late or reconnected acceptor in our term joins the stream.
-		if m.Term == p.term {
+		// A late or reconnected acceptor in our term joins the stream —
+		// once: a peer already told (awaiting its ack or streaming) must
+		// not get a second start point computed from an older flush.
+		if m.Term == p.term && !pr.awaitAck && !pr.streaming {
 			return []Out{p.electedMsg(from, pr, m)}, nil
 		}
 	}
@@ -302,8 +304,10 @@ func (p *Proposer) becomeElected() []Out {
 	}
 	var outs []Out
 	for _, id := range p.order {
+		// A peer that reconnected since it voted is told after its
+		// greeting and vote on the new connection, not from the old vote.
 		q := p.peers[id]
-		if q.connected && q.voted {
+		if q.connected && q.greeted && q.voted {
 			outs = append(outs, p.electedMsg(id, q, q.vote))
 		}
 	}
