@@ -1,6 +1,7 @@
 package safekeeper
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -202,26 +203,13 @@ func (sk *Safekeeper) sortedTimelines() []*timeline {
 	sk.tlMu.Lock()
 	defer sk.tlMu.Unlock()
 	keys := slices.SortedFunc(maps.Keys(sk.timelines), func(a, b tlKey) int {
-		if a.tenant != b.tenant {
-			return cmpStr(a.tenant, b.tenant)
-		}
-		return cmpStr(a.timeline, b.timeline)
+		return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.timeline, b.timeline))
 	})
 	out := make([]*timeline, len(keys))
 	for i, k := range keys {
 		out[i] = sk.timelines[k]
 	}
 	return out
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (sk *Safekeeper) lookup(tenant, timeline string) (*timeline, error) {
