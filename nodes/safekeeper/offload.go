@@ -120,6 +120,11 @@ func (sk *Safekeeper) offloadSegment(ctx context.Context, tl *timeline, segno ui
 		tl.mu.Unlock()
 		return err
 	}
+	segEnd := lsn.LSN((segno + 1) * uint64(tl.store.SegmentBytes()))
+	if err := tl.verifyUpTo(segEnd); err != nil {
+		tl.mu.Unlock()
+		return err
+	}
 	data, err := tl.store.ReadSegment(segno)
 	tl.mu.Unlock()
 	if err != nil {

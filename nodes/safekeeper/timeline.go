@@ -46,6 +46,10 @@ type timeline struct {
 	// persistedCommit is the commit LSN in the control file.
 	persistedCommit lsn.LSN
 	backupLSN       lsn.LSN
+	// verifiedLSN is a frame boundary below which every frame has been
+	// checked by the offloader (segments do not start on frame
+	// boundaries, so a segment is verified by reading the frames around it).
+	verifiedLSN lsn.LSN
 }
 
 func (sk *Safekeeper) newTimeline(key tlKey) *timeline {
@@ -70,6 +74,7 @@ func (tl *timeline) load() error {
 	}
 	tl.store, tl.acc = st, acc
 	tl.persistedCommit, tl.backupLSN = ctl.Acceptor.CommitLSN, ctl.BackupLSN
+	tl.verifiedLSN = max(ctl.VerifiedLSN, ctl.Acceptor.StartLSN)
 	return nil
 }
 
@@ -88,6 +93,7 @@ func (tl *timeline) create(g skproto.Greeting) error {
 		return err
 	}
 	tl.store, tl.acc, tl.persistedCommit = st, acc, ctl.Acceptor.CommitLSN
+	tl.verifiedLSN = ctl.Acceptor.StartLSN
 	return nil
 }
 
@@ -143,7 +149,27 @@ func (tl *timeline) control(acc skproto.AcceptorState) walstore.Control {
 	c := tl.store.Control()
 	c.Acceptor = acc
 	c.BackupLSN = tl.backupLSN
+	c.VerifiedLSN = tl.verifiedLSN
 	return c
+}
+
+// verifyUpTo checks, with mu held, every committed frame from verifiedLSN
+// until it reaches end: a segment is uploaded only after the frames that
+// cover it passed their checksums. Damage marks the timeline corrupt.
+func (tl *timeline) verifyUpTo(end lsn.LSN) error {
+	pos := tl.verifiedLSN
+	for pos < end {
+		b, err := tl.readLocked(pos, tl.acc.CommitLSN())
+		if err != nil {
+			return err
+		}
+		if len(b) == 0 {
+			return net.Errorf(net.OutOfRange, "safekeeper: no committed WAL at %s to verify", pos)
+		}
+		pos += lsn.LSN(len(b))
+	}
+	tl.verifiedLSN = pos
+	return nil
 }
 
 // maxStepBatch bounds the proposer messages applied under one fsync.

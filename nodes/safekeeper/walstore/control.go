@@ -45,6 +45,9 @@ type Control struct {
 	Acceptor skproto.AcceptorState
 	// BackupLSN: WAL below it is in the object store.
 	BackupLSN lsn.LSN
+	// VerifiedLSN is a frame boundary at or above BackupLSN below which
+	// the offloader has checked every frame (0: from StartLSN).
+	VerifiedLSN lsn.LSN `json:",omitempty"`
 }
 
 // EncodeControl serialises c: magic, version, length, JSON, crc32c of all
