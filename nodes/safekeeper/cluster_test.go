@@ -3,6 +3,7 @@ package safekeeper_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -106,8 +107,14 @@ func (c *cluster) stop(i int) {
 }
 
 func (c *cluster) proposer(id string) *walproposer.WALProposer {
-	w, err := walproposer.New(env(id, nil, nil), walproposer.Config{ID: id, TenantID: tenant, TimelineID: timeline,
-		Safekeepers: c.addrs, PeerTimeout: time.Second, MaxReconnectBackoff: 200 * time.Millisecond})
+	return c.proposerWith(walproposer.Config{ID: id})
+}
+
+func (c *cluster) proposerWith(cfg walproposer.Config) *walproposer.WALProposer {
+	id := cfg.ID
+	cfg.TenantID, cfg.TimelineID, cfg.Safekeepers = tenant, timeline, c.addrs
+	cfg.PeerTimeout, cfg.MaxReconnectBackoff = time.Second, 200*time.Millisecond
+	w, err := walproposer.New(env(id, nil, nil), cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -323,5 +330,42 @@ func TestBrokerHealsAfterRestart(t *testing.T) {
 			t.Fatalf("broker never healed: %v %v", got, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAppendBackpressure: without a quorum nothing commits, so Append stops
+// accepting WAL once MaxUncommittedBytes are pending, and resumes when the
+// quorum is back.
+func TestAppendBackpressure(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := newCluster(t, 3)
+	w := c.proposerWith(walproposer.Config{ID: "compute-1", MaxUncommittedBytes: 4096})
+	commit(t, ctx, w, "a", 2)
+	c.stop(1)
+	c.stop(2)
+	rec := [][]byte{bytes.Repeat([]byte{'x'}, 1000)}
+	n := 0
+	for ; n < 10; n++ {
+		actx, acancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, err := w.Append(actx, rec)
+		acancel()
+		if err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if n != 4 {
+		t.Fatalf("%d appends of 1 KiB accepted without a quorum, want 4 under a 4 KiB limit", n)
+	}
+	c.start(1)
+	end, err := w.Append(ctx, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WaitCommitted(ctx, end); err != nil {
+		t.Fatal(err)
 	}
 }

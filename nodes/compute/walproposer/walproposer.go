@@ -52,6 +52,9 @@ type Config struct {
 	// MaxAppendBytes, MaxInflightBytes, MaxBufferBytes: see
 	// skproto.ProposerConfig.
 	MaxAppendBytes, MaxInflightBytes, MaxBufferBytes int
+	// MaxUncommittedBytes bounds WAL appended but not yet committed:
+	// Append waits (backpressure) beyond it. Default 16 MiB.
+	MaxUncommittedBytes int
 	// Bugs plants deliberate defects; only the simulator sets it.
 	Bugs skproto.Bugs
 	// Observer, if set, sees elections and commits.
@@ -83,6 +86,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = 5 * time.Second
+	}
+	if c.MaxUncommittedBytes <= 0 {
+		c.MaxUncommittedBytes = 16 << 20
 	}
 	return nil
 }
@@ -154,7 +160,14 @@ func (w *WALProposer) Append(ctx context.Context, records [][]byte) (lsn.LSN, er
 		return 0, err
 	}
 	defer w.mu.Unlock()
-	for !w.core.Elected() && w.err == nil {
+	size := 0
+	for _, r := range records {
+		size += skproto.FrameHeaderBytes + len(r)
+	}
+	// Wait to be elected, then for room under MaxUncommittedBytes (a batch
+	// larger than the limit goes alone, once nothing else is pending).
+	for w.err == nil && (!w.core.Elected() || (w.core.EndLSN() > w.core.CommitLSN() &&
+		int(w.core.EndLSN()-w.core.CommitLSN())+size > w.cfg.MaxUncommittedBytes)) {
 		if err := w.cond.Wait(ctx); err != nil {
 			return 0, err
 		}
