@@ -75,14 +75,7 @@ func (sk *Safekeeper) offloadTimeline(ctx context.Context, tl *timeline) error {
 	if err != nil {
 		return nil // not servable; nothing to offload
 	}
-	seg := lsn.LSN(sk.cfg.SegmentBytes)
-	if err := tl.mu.Lock(ctx); err != nil {
-		return err
-	}
-	if tl.store != nil {
-		seg = lsn.LSN(tl.store.SegmentBytes())
-	}
-	tl.mu.Unlock()
+	seg := lsn.LSN(s.SegmentBytes)
 	next := max(s.BackupLSN, s.StartLSN) / seg
 	if (next+1)*seg > s.CommitLSN {
 		return nil
@@ -153,14 +146,8 @@ func (sk *Safekeeper) offloadSegment(ctx context.Context, tl *timeline, segno ui
 		return err
 	}
 	defer tl.mu.Unlock()
-	end := lsn.LSN((segno + 1) * uint64(sk.cfg.SegmentBytes))
-	if tl.store != nil {
-		end = lsn.LSN((segno + 1) * uint64(tl.store.SegmentBytes()))
-	}
-	if end > tl.backupLSN {
-		tl.backupLSN = end
-	}
 	if tl.usable() == nil {
+		tl.backupLSN = max(tl.backupLSN, segEnd)
 		if err := tl.store.PersistControl(tl.control(tl.store.Control().Acceptor)); err != nil {
 			return tl.failed(err)
 		}

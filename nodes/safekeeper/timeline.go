@@ -257,12 +257,15 @@ type Snapshot struct {
 	CommitLSN   lsn.LSN
 	BackupLSN   lsn.LSN
 	StartLSN    lsn.LSN
+	// SegmentBytes is the timeline's WAL segment size.
+	SegmentBytes int64
 }
 
 func (tl *timeline) snapshotLocked() Snapshot {
 	st := tl.acc.State()
 	return Snapshot{Term: tl.acc.Term(), ElectedTerm: tl.acc.ElectedTerm(), History: tl.acc.History(),
-		FlushLSN: tl.acc.FlushLSN(), CommitLSN: tl.acc.CommitLSN(), BackupLSN: tl.backupLSN, StartLSN: st.StartLSN}
+		FlushLSN: tl.acc.FlushLSN(), CommitLSN: tl.acc.CommitLSN(), BackupLSN: tl.backupLSN, StartLSN: st.StartLSN,
+		SegmentBytes: tl.store.SegmentBytes()}
 }
 
 func (tl *timeline) snapshot(ctx context.Context) (Snapshot, error) {
