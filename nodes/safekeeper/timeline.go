@@ -66,6 +66,24 @@ func (tl *timeline) load() error {
 	if err != nil {
 		return err
 	}
+	return tl.attach(st)
+}
+
+// create makes the timeline's directory on first greeting.
+func (tl *timeline) create(g skproto.Greeting) error {
+	st, err := walstore.Create(tl.sk.env.Disk, tl.key.dir(), walstore.Control{
+		TenantID: tl.key.tenant, TimelineID: tl.key.timeline, SegmentBytes: tl.sk.cfg.SegmentBytes,
+		Acceptor: skproto.AcceptorState{StartLSN: g.StartLSN},
+	})
+	if err != nil {
+		return err
+	}
+	return tl.attach(st)
+}
+
+// attach builds the acceptor over an opened store. State the acceptor
+// rejects (WAL ending below the persisted commit) is corruption.
+func (tl *timeline) attach(st *walstore.Store) error {
 	ctl := st.Control()
 	acc, err := skproto.NewAcceptor(tl.sk.cfg.NodeID, ctl.Acceptor, st.FlushLSN(), tl.sk.cfg.Bugs)
 	if err != nil {
@@ -75,25 +93,6 @@ func (tl *timeline) load() error {
 	tl.store, tl.acc = st, acc
 	tl.persistedCommit, tl.backupLSN = ctl.Acceptor.CommitLSN, ctl.BackupLSN
 	tl.verifiedLSN = max(ctl.VerifiedLSN, ctl.Acceptor.StartLSN)
-	return nil
-}
-
-func (tl *timeline) create(g skproto.Greeting) error {
-	st, err := walstore.Create(tl.sk.env.Disk, tl.key.dir(), walstore.Control{
-		TenantID: tl.key.tenant, TimelineID: tl.key.timeline, SegmentBytes: tl.sk.cfg.SegmentBytes,
-		Acceptor: skproto.AcceptorState{StartLSN: g.StartLSN},
-	})
-	if err != nil {
-		return err
-	}
-	ctl := st.Control()
-	acc, err := skproto.NewAcceptor(tl.sk.cfg.NodeID, ctl.Acceptor, st.FlushLSN(), tl.sk.cfg.Bugs)
-	if err != nil {
-		_ = st.Close()
-		return err
-	}
-	tl.store, tl.acc, tl.persistedCommit = st, acc, ctl.Acceptor.CommitLSN
-	tl.verifiedLSN = ctl.Acceptor.StartLSN
 	return nil
 }
 
