@@ -75,13 +75,19 @@ type proc struct {
 	log           *bytes.Buffer
 }
 
-func freeAddr(t *testing.T) string {
-	l, err := stdnet.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// freeAddrs returns n distinct free loopback addresses: the listeners stay
+// open until all are chosen, so the kernel cannot hand out one port twice.
+func freeAddrs(t *testing.T, n int) []string {
+	var out []string
+	for i := 0; i < n; i++ {
+		l, err := stdnet.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out = append(out, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return out
 }
 
 func (p *proc) start(t *testing.T, bin string) {
@@ -147,10 +153,11 @@ func TestThreeProcesses(t *testing.T) {
 	}
 	var procs []*proc
 	var addrs []string
+	free := freeAddrs(t, 4)
 	for i := 1; i <= 3; i++ {
-		p := &proc{id: fmt.Sprintf("sk-%d", i), addr: freeAddr(t), dir: t.TempDir()}
+		p := &proc{id: fmt.Sprintf("sk-%d", i), addr: free[i-1], dir: t.TempDir()}
 		if i == 1 {
-			p.httpAddr = freeAddr(t)
+			p.httpAddr = free[3]
 		}
 		p.start(t, bin)
 		procs = append(procs, p)
