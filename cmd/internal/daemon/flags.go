@@ -1,0 +1,113 @@
+package daemon
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrEnv reports an environment fallback value that does not parse.
+var ErrEnv = errors.New("daemon: bad environment value")
+
+// FlagSet is a flag.FlagSet whose defaults come from the environment:
+// flag "segment-bytes" of daemon "safekeeper" falls back to
+// STRATA_SAFEKEEPER_SEGMENT_BYTES. Parse errors of environment values are
+// collected and returned by Parse.
+type FlagSet struct {
+	*flag.FlagSet
+	prefix string
+	envErr error
+	// lookup reads the environment (os.LookupEnv; replaced in tests).
+	lookup func(string) (string, bool)
+}
+
+// NewFlagSet returns a FlagSet for the named daemon that reports errors
+// (flag.ContinueOnError) instead of exiting.
+func NewFlagSet(daemon string) *FlagSet {
+	return &FlagSet{FlagSet: flag.NewFlagSet(daemon, flag.ContinueOnError),
+		prefix: "STRATA_" + strings.ToUpper(daemon) + "_", lookup: os.LookupEnv}
+}
+
+// EnvName is the environment variable backing flag name.
+func (f *FlagSet) EnvName(name string) string {
+	return f.prefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+func (f *FlagSet) env(name, def string) string {
+	if v, ok := f.lookup(f.EnvName(name)); ok {
+		return v
+	}
+	return def
+}
+
+func (f *FlagSet) bad(name string, err error) {
+	f.envErr = errors.Join(f.envErr, fmt.Errorf("%w: %s for -%s: %w", ErrEnv, f.EnvName(name), name, err))
+}
+
+// String defines a string flag.
+func (f *FlagSet) String(p *string, name, def, usage string) {
+	f.StringVar(p, name, f.env(name, def), usage)
+}
+
+// Duration defines a duration flag.
+func (f *FlagSet) Duration(p *time.Duration, name string, def time.Duration, usage string) {
+	d, err := time.ParseDuration(f.env(name, def.String()))
+	if err != nil {
+		f.bad(name, err)
+	}
+	f.DurationVar(p, name, d, usage)
+}
+
+// Int64 defines an int64 flag.
+func (f *FlagSet) Int64(p *int64, name string, def int64, usage string) {
+	v, err := strconv.ParseInt(f.env(name, strconv.FormatInt(def, 10)), 10, 64)
+	if err != nil {
+		f.bad(name, err)
+	}
+	f.Int64Var(p, name, v, usage)
+}
+
+// Bool defines a bool flag.
+func (f *FlagSet) Bool(p *bool, name string, def bool, usage string) {
+	v, err := strconv.ParseBool(f.env(name, strconv.FormatBool(def)))
+	if err != nil {
+		f.bad(name, err)
+	}
+	f.BoolVar(p, name, v, usage)
+}
+
+// Parse reports bad environment values first, then parses args.
+func (f *FlagSet) Parse(args []string) error {
+	if f.envErr != nil {
+		return f.envErr
+	}
+	return f.FlagSet.Parse(args)
+}
+
+// Options are the flags every daemon has.
+type Options struct {
+	// HTTPAddr serves /metrics, /live, /ready (and pprof); empty: none.
+	HTTPAddr string
+	// LogFormat is "json" (default) or "text".
+	LogFormat string
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string
+	// Pprof mounts /debug/pprof/ on the HTTP server.
+	Pprof bool
+	// DrainTimeout bounds how long shutdown waits for in-flight calls.
+	// Default 5s.
+	DrainTimeout time.Duration
+}
+
+// Register defines the common flags on f.
+func (o *Options) Register(f *FlagSet) {
+	f.String(&o.HTTPAddr, "http", "", "HTTP address for /metrics, /live, /ready (empty: none)")
+	f.String(&o.LogFormat, "log-format", "json", "log format: json or text")
+	f.String(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	f.Bool(&o.Pprof, "pprof", false, "serve /debug/pprof/ on the HTTP address")
+	f.Duration(&o.DrainTimeout, "drain-timeout", 5*time.Second, "how long SIGTERM waits for in-flight calls")
+}
