@@ -181,8 +181,8 @@ func TestOwnCancelCtxLookup(t *testing.T) {
 		want *cancelCtx // nil: must not be treated as ours
 	}{
 		{"direct", ours, ours.(*cancelCtx)},
-		{"WithValue wrapper", context.WithValue(ours, struct{}{}, 1), ours.(*cancelCtx)},
-		{"stdlib cancel in between", context.WithValue(stdChild, struct{}{}, 1), nil},
+		{"WithValue wrapper", context.WithValue(ours, testCtxKey{}, 1), ours.(*cancelCtx)},
+		{"stdlib cancel in between", context.WithValue(stdChild, testCtxKey{}, 1), nil},
 		{"WithoutCancel", context.WithoutCancel(ours), nil},
 		{"Background", bg, nil},
 	}
@@ -244,6 +244,7 @@ func TestContextDoneAndString(t *testing.T) {
 	}
 	if (func() (r any) {
 		defer func() { r = recover() }()
+		//lint:ignore SA1012 deliberately checks that a nil parent panics
 		WithCancel(nil)
 		return nil
 	})() == nil {
@@ -587,3 +588,6 @@ func TestSelectSameCaseTwiceLeavesNoRegistration(t *testing.T) {
 		t.Fatalf("registrations left: %d in Chan, %d on ctx", n, m)
 	}
 }
+
+// testCtxKey is a private context key for the OnDone lookup tests.
+type testCtxKey struct{}

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/stratadb/strata/engine/inmem"
 	"github.com/stratadb/strata/engine/keys"
 	"github.com/stratadb/strata/engine/layermap"
 	"github.com/stratadb/strata/engine/lsn"
@@ -40,7 +39,6 @@ var (
 )
 
 type layerMap = layermap.Map[walrec.Value]
-type entry = inmem.Entry[walrec.Value]
 
 // Timeline is one branch of a tenant's history: its own layers above its
 // init LSN (the branch point, for a child) and, below that, its ancestor's.

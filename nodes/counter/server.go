@@ -272,7 +272,7 @@ func (s *Server) incr(ctx context.Context, req IncrRequest) (IncrResponse, error
 		return IncrResponse{}, net.Errorf(net.ResourceExhausted, "counter: more than %d clients", s.cfg.MaxClients)
 	default:
 		var err error
-		if pos, err = s.append(Record{Client: req.Client, Seq: req.Seq}); err != nil {
+		if pos, err = s.append(Record(req)); err != nil {
 			return IncrResponse{}, s.fatal(err)
 		}
 		s.clients[req.Client] = clientState{seq: req.Seq, pos: pos}
