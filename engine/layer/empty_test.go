@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"math/rand/v2"
 	"reflect"
 	"testing"
 
@@ -186,29 +185,5 @@ func TestValueLayoutChecked(t *testing.T) {
 				t.Fatalf("open = %v, want ErrCorrupt", err)
 			}
 		})
-	}
-}
-
-// TestCompareKeyMatchesKeys checks the index's field-wise comparison
-// against keys.Key.Compare on keys differing in each field and on random
-// keys.
-func TestCompareKeyMatchesKeys(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	rnd := func() keys.Key {
-		// Small ranges so equal fields are common and every field decides.
-		return keys.Key{Field1: uint8(r.IntN(3)), Field2: uint32(r.IntN(3)) << uint(r.IntN(32)), Field3: uint32(r.IntN(3)), Field4: uint32(r.IntN(3)) << 31, Field5: uint8(r.IntN(3)) << 7, Field6: uint32(r.IntN(3))}
-	}
-	ks := []keys.Key{keys.Min, keys.Max, keys.RelBlockKey(rel, 0), keys.RelSizeKey(rel)}
-	for range 2000 {
-		ks = append(ks, rnd())
-	}
-	for i, a := range ks {
-		b := ks[(i*7+3)%len(ks)]
-		if got, want := compareKey(a, b), a.Compare(b); got != want {
-			t.Fatalf("compareKey(%v, %v) = %d, keys says %d", a, b, got, want)
-		}
-		if compareKey(a, a) != 0 {
-			t.Fatalf("compareKey(%v, itself) != 0", a)
-		}
 	}
 }

@@ -332,38 +332,8 @@ func (p *layoutPos) end(blocks []blockInfo) error {
 
 // entryLess orders by key, then LSN.
 func entryLess(ka keys.Key, la lsn.LSN, kb keys.Key, lb lsn.LSN) bool {
-	if c := compareKey(ka, kb); c != 0 {
+	if c := ka.Compare(kb); c != 0 {
 		return c < 0
 	}
 	return la < lb
-}
-
-// compareKey is keys.Key.Compare field by field: the fields are encoded
-// big-endian in order, so this is the same order without building two
-// 18-byte encodings per comparison (the index binary search is on every
-// read's hot path).
-func compareKey(a, b keys.Key) int {
-	switch {
-	case a.Field1 != b.Field1:
-		return cmpU32(uint32(a.Field1), uint32(b.Field1))
-	case a.Field2 != b.Field2:
-		return cmpU32(a.Field2, b.Field2)
-	case a.Field3 != b.Field3:
-		return cmpU32(a.Field3, b.Field3)
-	case a.Field4 != b.Field4:
-		return cmpU32(a.Field4, b.Field4)
-	case a.Field5 != b.Field5:
-		return cmpU32(uint32(a.Field5), uint32(b.Field5))
-	}
-	return cmpU32(a.Field6, b.Field6)
-}
-
-func cmpU32(a, b uint32) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

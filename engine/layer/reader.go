@@ -202,7 +202,7 @@ func (r *reader) value(e indexEntry) ([]byte, error) {
 
 // keyStart is the position of the first index entry with key >= k.
 func (r *reader) keyStart(k keys.Key) int {
-	i, _ := slices.BinarySearchFunc(r.index, k, func(e indexEntry, k keys.Key) int { return compareKey(e.key, k) })
+	i, _ := slices.BinarySearchFunc(r.index, k, func(e indexEntry, k keys.Key) int { return e.key.Compare(k) })
 	return i
 }
 

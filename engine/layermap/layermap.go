@@ -95,10 +95,10 @@ func searchOrder[V any](a, b Layer[V]) int {
 		}
 		return 1
 	}
-	if c := compareKeys(da.Keys.Start, db.Keys.Start); c != 0 {
+	if c := da.Keys.Start.Compare(db.Keys.Start); c != 0 {
 		return c
 	}
-	return compareKeys(da.Keys.End, db.Keys.End)
+	return da.Keys.End.Compare(db.Keys.End)
 }
 
 // Historic returns the historic layers in search order. Do not modify.
@@ -359,7 +359,7 @@ func (m *Map[V]) findInRun(i int, key keys.Key) int {
 		return -1
 	}
 	// The last layer in the run whose key range starts at or below key.
-	n := sort.Search(e-i, func(x int) bool { return compareKeys(ds[i+x].Keys.Start, key) > 0 })
+	n := sort.Search(e-i, func(x int) bool { return ds[i+x].Keys.Start.Compare(key) > 0 })
 	if n == 0 || !containsKey(ds[i+n-1].Keys, key) {
 		return -1
 	}
@@ -376,49 +376,22 @@ func (m *Map[V]) ImagesCover(r keys.Range, lo, hi lsn.LSN) bool {
 			rs = append(rs, d.Keys)
 		}
 	}
-	slices.SortFunc(rs, func(a, b keys.Range) int { return compareKeys(a.Start, b.Start) })
+	slices.SortFunc(rs, func(a, b keys.Range) int { return a.Start.Compare(b.Start) })
 	at := r.Start
 	for _, x := range rs {
-		if compareKeys(x.Start, at) > 0 {
+		if x.Start.Compare(at) > 0 {
 			return false
 		}
-		if compareKeys(x.End, at) > 0 {
+		if x.End.Compare(at) > 0 {
 			at = x.End
 		}
-		if compareKeys(at, r.End) >= 0 {
+		if at.Compare(r.End) >= 0 {
 			return true
 		}
 	}
-	return compareKeys(at, r.End) >= 0
-}
-
-// compareKeys orders keys field by field without encoding them.
-func compareKeys(a, b keys.Key) int {
-	switch {
-	case a.Field1 != b.Field1:
-		return cmpU(uint32(a.Field1), uint32(b.Field1))
-	case a.Field2 != b.Field2:
-		return cmpU(a.Field2, b.Field2)
-	case a.Field3 != b.Field3:
-		return cmpU(a.Field3, b.Field3)
-	case a.Field4 != b.Field4:
-		return cmpU(a.Field4, b.Field4)
-	case a.Field5 != b.Field5:
-		return cmpU(uint32(a.Field5), uint32(b.Field5))
-	}
-	return cmpU(a.Field6, b.Field6)
-}
-
-func cmpU(a, b uint32) int {
-	if a < b {
-		return -1
-	}
-	if a > b {
-		return 1
-	}
-	return 0
+	return at.Compare(r.End) >= 0
 }
 
 func containsKey(r keys.Range, k keys.Key) bool {
-	return compareKeys(k, r.Start) >= 0 && compareKeys(k, r.End) < 0
+	return k.Compare(r.Start) >= 0 && k.Compare(r.End) < 0
 }
