@@ -218,4 +218,9 @@ type Bugs struct {
 	// CommitWithoutQuorum: the proposer treats the highest flush of any
 	// acceptor as committed (prop-commit-without-quorum).
 	CommitWithoutQuorum bool
+	// ServeUnchecked: the safekeeper's read path (ReadWal, StreamWal,
+	// offload) cuts WAL on frame lengths without checking the frames'
+	// checksums, so damaged bytes are served (sk-serve-unchecked).
+	// Honoured by the safekeeper shell.
+	ServeUnchecked bool
 }

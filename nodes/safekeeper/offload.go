@@ -114,11 +114,7 @@ func (sk *Safekeeper) offloadSegment(ctx context.Context, tl *timeline, segno ui
 		return err
 	}
 	segEnd := lsn.LSN((segno + 1) * uint64(tl.store.SegmentBytes()))
-	if err := tl.verifyUpTo(segEnd); err != nil {
-		tl.mu.Unlock()
-		return err
-	}
-	data, err := tl.store.ReadSegment(segno)
+	data, nextCheck, err := tl.checkedSegment(segno)
 	tl.mu.Unlock()
 	if err != nil {
 		return err
@@ -147,7 +143,9 @@ func (sk *Safekeeper) offloadSegment(ctx context.Context, tl *timeline, segno ui
 	}
 	defer tl.mu.Unlock()
 	if tl.usable() == nil {
-		tl.backupLSN = max(tl.backupLSN, segEnd)
+		if segEnd > tl.backupLSN {
+			tl.backupLSN, tl.verifiedLSN = segEnd, nextCheck
+		}
 		if err := tl.store.PersistControl(tl.control(tl.store.Control().Acceptor)); err != nil {
 			return tl.failed(err)
 		}

@@ -46,9 +46,9 @@ type timeline struct {
 	// persistedCommit is the commit LSN in the control file.
 	persistedCommit lsn.LSN
 	backupLSN       lsn.LSN
-	// verifiedLSN is a frame boundary below which every frame has been
-	// checked by the offloader (segments do not start on frame
-	// boundaries, so a segment is verified by reading the frames around it).
+	// verifiedLSN is a frame boundary at or below the start of the next
+	// segment to offload, where the offloader's frame check of that
+	// segment starts (segments do not start on frame boundaries).
 	verifiedLSN lsn.LSN
 }
 
@@ -90,9 +90,15 @@ func (tl *timeline) attach(st *walstore.Store) error {
 		_ = st.Close()
 		return fmt.Errorf("%w: %w", walstore.ErrCorrupt, err)
 	}
+	st.SetUncheckedReads(tl.sk.cfg.Bugs.ServeUnchecked)
 	tl.store, tl.acc = st, acc
 	tl.persistedCommit, tl.backupLSN = ctl.Acceptor.CommitLSN, ctl.BackupLSN
 	tl.verifiedLSN = max(ctl.VerifiedLSN, ctl.Acceptor.StartLSN)
+	if tl.verifiedLSN > max(ctl.BackupLSN, ctl.Acceptor.StartLSN) {
+		// Written when VerifiedLSN meant a boundary above the backup LSN:
+		// check again from the start (slower, never wrong).
+		tl.verifiedLSN = ctl.Acceptor.StartLSN
+	}
 	return nil
 }
 
@@ -152,23 +158,47 @@ func (tl *timeline) control(acc skproto.AcceptorState) walstore.Control {
 	return c
 }
 
-// verifyUpTo checks, with mu held, every committed frame from verifiedLSN
-// until it reaches end: a segment is uploaded only after the frames that
-// cover it passed their checksums. Damage marks the timeline corrupt.
-func (tl *timeline) verifyUpTo(end lsn.LSN) error {
-	pos := tl.verifiedLSN
-	for pos < end {
+// checkedSegment returns, with mu held, sealed segment segno rebuilt from
+// frames that passed their checksums, and the frame boundary at or below
+// the segment's end where the next segment's check must start. Segments
+// do not start on frame boundaries, so the check starts at verifiedLSN (a
+// boundary at or below the segment's start) and walks whole frames past
+// the segment's end. Only these checked bytes are uploaded: a byte damaged
+// after an earlier check can never reach the object store. Damage marks
+// the timeline corrupt. Bytes of the first segment below the timeline's
+// start LSN are zero.
+func (tl *timeline) checkedSegment(segno uint64) ([]byte, lsn.LSN, error) {
+	segBytes := lsn.LSN(tl.store.SegmentBytes())
+	segStart, segEnd := lsn.LSN(segno)*segBytes, lsn.LSN(segno+1)*segBytes
+	from := tl.verifiedLSN
+	if from > segStart {
+		from = max(segStart, tl.acc.State().StartLSN)
+	}
+	var checked []byte
+	for pos := from; pos < segEnd; {
 		b, err := tl.readLocked(pos, tl.acc.CommitLSN())
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		if len(b) == 0 {
-			return net.Errorf(net.OutOfRange, "safekeeper: no committed WAL at %s to verify", pos)
+			return nil, 0, net.Errorf(net.OutOfRange, "safekeeper: no committed WAL at %s to offload", pos)
 		}
+		checked = append(checked, b...)
 		pos += lsn.LSN(len(b))
 	}
-	tl.verifiedLSN = pos
-	return nil
+	// The next check starts at the last frame boundary at or below segEnd.
+	next := from
+	for next < segEnd {
+		n, ok := skproto.PeekFrameLen(checked[next-from:])
+		if !ok || next+lsn.LSN(n) > segEnd {
+			break
+		}
+		next += lsn.LSN(n)
+	}
+	seg := make([]byte, segBytes)
+	lo := max(from, segStart)
+	copy(seg[lo-segStart:], checked[lo-from:segEnd-from])
+	return seg, next, nil
 }
 
 // maxStepBatch bounds the proposer messages applied under one fsync.

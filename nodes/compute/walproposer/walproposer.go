@@ -29,6 +29,13 @@ type Observer interface {
 	Committed(id string, term skproto.Term, commit, start lsn.LSN, wal []byte)
 }
 
+// ReadObserver, if the Observer also implements it, sees every WAL chunk a
+// safekeeper served to the recovery reader, before the proposer checks it
+// (the simulator verifies that safekeepers never serve damaged WAL).
+type ReadObserver interface {
+	ServedWAL(id, from string, start lsn.LSN, wal []byte)
+}
+
 // Config configures a WALProposer.
 type Config struct {
 	// ID names this proposer (compute id plus incarnation is a good choice).
@@ -431,6 +438,17 @@ func (w *WALProposer) recoverLoop(ctx context.Context) error {
 			return nil
 		}
 		data, err := w.readRange(ctx, need, term)
+		if net.CodeOf(err) == net.DataLoss {
+			// The source found its copy damaged and will never serve
+			// it: step aside so that a new election picks a healthy
+			// donor (as Postgres' walproposer exits and restarts).
+			if lerr := w.mu.Lock(ctx); lerr != nil {
+				return nil
+			}
+			w.fail(fmt.Errorf("%w: recovery source %s reports data loss: %v", skproto.ErrDefeated, need.From, err))
+			w.mu.Unlock()
+			return nil
+		}
 		if err == nil {
 			if err = w.mu.Lock(ctx); err != nil {
 				return nil
@@ -467,6 +485,9 @@ func (w *WALProposer) readRange(ctx context.Context, need skproto.NeedWAL, term 
 		}
 		if len(resp.GetWal()) == 0 {
 			return nil, fmt.Errorf("walproposer: %s returned no WAL at %s", need.From, pos)
+		}
+		if ro, ok := w.cfg.Observer.(ReadObserver); ok {
+			ro.ServedWAL(w.cfg.ID, need.From, pos, resp.GetWal())
 		}
 		out = append(out, resp.GetWal()...)
 		pos += lsn.LSN(len(resp.GetWal()))

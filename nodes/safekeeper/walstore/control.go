@@ -45,8 +45,9 @@ type Control struct {
 	Acceptor skproto.AcceptorState
 	// BackupLSN: WAL below it is in the object store.
 	BackupLSN lsn.LSN
-	// VerifiedLSN is a frame boundary at or above BackupLSN below which
-	// the offloader has checked every frame (0: from StartLSN).
+	// VerifiedLSN is a frame boundary at or below BackupLSN (the start of
+	// the next segment to offload) where the offloader's frame check of
+	// that segment starts (0: from StartLSN).
 	VerifiedLSN lsn.LSN `json:",omitempty"`
 }
 

@@ -33,6 +33,30 @@ type Store struct {
 	partial disk.File // open handle on the segment holding flush
 	partSeg uint64
 	dirty   bool // written since the last Sync
+	// unchecked is the planted sk-serve-unchecked bug: ReadFrames cuts on
+	// declared frame lengths without verifying checksums.
+	unchecked bool
+}
+
+// SetUncheckedReads switches on the planted sk-serve-unchecked bug (only
+// the simulator does): ReadFrames no longer verifies frame checksums.
+func (s *Store) SetUncheckedReads(on bool) { s.unchecked = on }
+
+// framePrefix is ValidPrefix, or with the planted bug the prefix of whole
+// frames by declared length alone.
+func (s *Store) framePrefix(b []byte) int {
+	if !s.unchecked {
+		return skproto.ValidPrefix(b)
+	}
+	off := 0
+	for off < len(b) {
+		n, ok := skproto.PeekFrameLen(b[off:])
+		if !ok || off+n > len(b) {
+			break
+		}
+		off += n
+	}
+	return off
 }
 
 // SegmentName is the file name of segment segno (without .partial).
@@ -456,7 +480,7 @@ func (s *Store) ReadFrames(from, to lsn.LSN, maxBytes int) ([]byte, error) {
 			want = from + lsn.LSN(fl)
 		}
 	}
-	n := skproto.ValidPrefix(data)
+	n := s.framePrefix(data)
 	cut := want < to // the tail may be a frame cut by maxBytes
 	if len(data) != int(want-from) || (n < len(data) && !cut) || (n == 0 && len(data) > 0) {
 		return nil, fmt.Errorf("%w: %s: WAL at %s fails its frame checks", ErrCorrupt, s.dir, from+lsn.LSN(n))

@@ -46,6 +46,11 @@ type history struct {
 	// ackedAt maps the LSN of each record a workload saw committed to it.
 	ackedAt        map[lsn.LSN]string
 	ackedAfterHeal int
+	// committedLSNs are frame boundaries of committed WAL (bounded), where
+	// the stream reader may start.
+	committedLSNs []lsn.LSN
+	// servedChunks is committed WAL the safekeepers served (bounded).
+	servedChunks []servedChunk
 }
 
 func newHistory(w *sim.World) *history {
@@ -122,6 +127,9 @@ func (h *history) commitFrame(pos lsn.LSN, payload, who string) error {
 	}
 	if at, ok := h.payloadAt[payload]; ok && at != pos {
 		return fmt.Errorf("%w: %q committed at %s and at %s", ErrInvented, short(payload), at, pos)
+	}
+	if _, ok := h.committed[pos]; !ok && len(h.committedLSNs) < maxServedChunks {
+		h.committedLSNs = append(h.committedLSNs, pos)
 	}
 	h.committed[pos] = payload
 	h.payloadAt[payload] = pos

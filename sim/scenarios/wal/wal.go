@@ -1,9 +1,11 @@
 package wal
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/stratadb/strata/clock"
@@ -27,6 +29,7 @@ const (
 	BugAckBeforeFsync      = "sk-ack-before-fsync"
 	BugTruncateCommitted   = "sk-truncate-committed"
 	BugCommitWithoutQuorum = "prop-commit-without-quorum"
+	BugServeUnchecked      = "sk-serve-unchecked"
 )
 
 // Scenario constants.
@@ -54,6 +57,7 @@ func Scenario() sim.Scenario {
 			{Name: BugAckBeforeFsync, Doc: "a safekeeper acknowledges WAL before syncing it; a crash loses acknowledged WAL (committed WAL lost or rewritten)"},
 			{Name: BugTruncateCommitted, Doc: "on election a safekeeper truncates to the start of the last common term, ignoring its commit LSN (committed WAL lost, liveness)"},
 			{Name: BugCommitWithoutQuorum, Doc: "the walproposer counts one safekeeper's flush as committed (committed WAL rewritten by the next term)"},
+			{Name: BugServeUnchecked, Doc: "a safekeeper's read path skips the frame checksums, so media corruption is served (to recovery, StreamWal readers, offload)"},
 		},
 		Run:            run,
 		MaxVirtualTime: 3 * time.Minute,
@@ -123,6 +127,9 @@ func run(w *sim.World) error {
 		nem.FailpointMean = time.Duration(200+rng.IntN(1500)) * time.Millisecond
 	}
 	sim.Swarm(w, "nemesis", nem.String())
+	// Media corruption on a minority of the safekeepers (STYLE 17: the
+	// others are a majority, enough for safety and liveness).
+	corrupt := planCorruption(w, sks, segBytes, safety)
 
 	w.UseNet(simnet.Options{Latency: lat, DeadLinkTimeout: 3 * time.Second})
 	bugs := skproto.Bugs{
@@ -130,6 +137,7 @@ func run(w *sim.World) error {
 		AckBeforeFsync:      w.Bug(BugAckBeforeFsync),
 		TruncateCommitted:   w.Bug(BugTruncateCommitted),
 		CommitWithoutQuorum: w.Bug(BugCommitWithoutQuorum),
+		ServeUnchecked:      w.Bug(BugServeUnchecked),
 	}
 	h := newHistory(w)
 
@@ -177,7 +185,10 @@ func run(w *sim.World) error {
 	if err := w.StartNemesis(nem); err != nil {
 		return err
 	}
+	corrupt.start()
+	streamReader(w, h, skAddrs)
 	w.Sleep(safety)
+	corrupt.stopped = true
 	if err := h.failure(); err != nil {
 		return err
 	}
@@ -204,7 +215,7 @@ func run(w *sim.World) error {
 
 	w.Phase("check")
 	a := &auditor{w: w, h: h, net: w.Net().Endpoint("auditor", w.Clock()), sks: sks, skAddrs: skAddrs,
-		segBytes: lsn.LSN(segBytes), store: w.Store()}
+		segBytes: lsn.LSN(segBytes), store: w.Store(), corrupt: corrupt}
 	if err := a.check(context.Background()); err != nil {
 		return err
 	}
@@ -229,7 +240,7 @@ type compute struct {
 
 func (c *compute) work(ctx context.Context, env node.Env) {
 	inc := c.incarnation
-	for !c.h.stopped {
+	for {
 		c.gen++
 		pid := fmt.Sprintf("%s/%d.%d", c.id, inc, c.gen)
 		wp, err := walproposer.New(env, walproposer.Config{ID: pid, TenantID: tenantID, TimelineID: timelineID,
@@ -241,12 +252,22 @@ func (c *compute) work(ctx context.Context, env node.Env) {
 			return
 		}
 		wp.Start(ctx)
-		c.drive(ctx, env, wp, pid)
+		if !c.h.stopped {
+			c.drive(ctx, env, wp, pid)
+		}
 		if c.h.stopped {
-			// The audit needs the proposer to bring lagging safekeepers
-			// up to the commit LSN: keep it running.
-			clock.Select(env.Clock, clock.DoneCase(ctx))
-			return
+			// The audit needs a proposer to bring lagging safekeepers
+			// up to the commit LSN: keep this one running, and replace
+			// it if it steps aside (a recovery source found its copy
+			// corrupt, say).
+			for {
+				if err := clock.Sleep(ctx, env.Clock, 100*time.Millisecond); err != nil {
+					return
+				}
+				if st, err := wp.Status(ctx); err != nil || st.Err != nil {
+					break
+				}
+			}
 		}
 		wp.Stop()
 		if err := clock.Sleep(ctx, env.Clock, 50*time.Millisecond); err != nil {
@@ -304,6 +325,9 @@ type auditor struct {
 	skAddrs  []string
 	segBytes lsn.LSN
 	store    objstore.Store
+	corrupt  *corruptor
+	// reported counts corrupted safekeepers that report their damage.
+	reported int
 }
 
 func (a *auditor) status(ctx context.Context, addr string) (*skpb.TimelineStatus, error) {
@@ -317,7 +341,7 @@ func (a *auditor) status(ctx context.Context, addr string) (*skpb.TimelineStatus
 	return net.CallProto[*skpb.TimelineStatus](cctx, c, safekeeper.MethodStatus, &skpb.TimelineRef{TenantId: tenantID, TimelineId: timelineID})
 }
 
-func (a *auditor) read(ctx context.Context, addr string, start, end lsn.LSN) ([]byte, error) {
+func (a *auditor) read(ctx context.Context, sk, addr string, start, end lsn.LSN) ([]byte, error) {
 	cctx, cancel := clock.WithTimeout(a.w.Clock(), ctx, 5*time.Second)
 	defer cancel()
 	c, err := a.net.Dial(cctx, addr)
@@ -335,6 +359,7 @@ func (a *auditor) read(ctx context.Context, addr string, start, end lsn.LSN) ([]
 		if len(r.GetWal()) == 0 {
 			return nil, fmt.Errorf("no WAL at %s", pos)
 		}
+		a.h.served(servedChunk{via: "ReadWal to the auditor", sk: sk, start: pos, wal: r.GetWal(), committed: true})
 		out = append(out, r.GetWal()...)
 		pos += lsn.LSN(len(r.GetWal()))
 	}
@@ -347,30 +372,33 @@ func (a *auditor) read(ctx context.Context, addr string, start, end lsn.LSN) ([]
 func (a *auditor) check(ctx context.Context) error {
 	commit := a.h.maxCommit
 	deadline := a.w.Now() + livenessBudget
+	// Safekeepers that were never corrupted come first: the first of
+	// them is the reference copy.
+	order := slices.SortedStableFunc(slices.Values(a.sks), func(x, y string) int {
+		return cmp.Compare(boolInt(a.corrupt.isTarget(x)), boolInt(a.corrupt.isTarget(y)))
+	})
 	var wals [][]byte
-	for i, addr := range a.skAddrs {
-		for {
-			s, err := a.status(ctx, addr)
-			if err == nil && lsn.LSN(s.GetFlushLsn()) >= commit {
-				break
-			}
-			if a.w.Now() >= deadline {
-				return fmt.Errorf("%w: %s did not catch up to commit %s (%v, %v)", ErrNoProgress, a.sks[i], commit, s, err)
-			}
-			a.w.Sleep(50 * time.Millisecond)
-		}
-		b, err := a.read(ctx, addr, startLSN, commit)
+	var names []string
+	for _, sk := range order {
+		addr := a.skAddrs[slices.Index(a.sks, sk)]
+		b, reported, err := a.catchUp(ctx, sk, addr, commit, deadline)
 		if err != nil {
-			return fmt.Errorf("wal: reading %s: %w", a.sks[i], err)
+			return err
 		}
-		wals = append(wals, b)
+		if reported {
+			continue // checked by checkReported
+		}
+		wals, names = append(wals, b), append(names, sk)
 	}
 	for i := 1; i < len(wals); i++ {
 		if at, differ := firstDiff(wals[0], wals[i]); differ {
-			return fmt.Errorf("%w: %s and %s differ at %s (commit %s)", ErrDivergence, a.sks[0], a.sks[i], startLSN+lsn.LSN(at), commit)
+			return fmt.Errorf("%w: %s and %s differ at %s (commit %s)", ErrDivergence, names[0], names[i], startLSN+lsn.LSN(at), commit)
 		}
 	}
 	if err := a.h.checkFinal(wals[0], commit); err != nil {
+		return err
+	}
+	if err := a.h.checkServed(wals[0], commit); err != nil {
 		return err
 	}
 	// Offload: every sealed segment wholly below the commit LSN is in the
@@ -397,9 +425,58 @@ func (a *auditor) check(ctx context.Context) error {
 			a.w.Sleep(100 * time.Millisecond)
 		}
 	}
+	if err := a.checkReported(ctx, wals[0], commit); err != nil {
+		return err
+	}
+	if err := a.h.checkServed(wals[0], commit); err != nil {
+		return err
+	}
 	a.w.Log().Info("wal checked", "commit", commit, "frames", len(a.h.committed), "acked", len(a.h.ackedAt), "elections", len(a.h.winners))
 	a.w.Note(uint64(commit), uint64(len(a.h.committed)))
 	return nil
+}
+
+// catchUp waits until sk's flush reaches commit and reads its WAL below
+// commit. A safekeeper that answers DataLoss must be one the scenario
+// corrupted (reported = true); any other must catch up.
+func (a *auditor) catchUp(ctx context.Context, sk, addr string, commit lsn.LSN, deadline time.Duration) ([]byte, bool, error) {
+	dataLoss := func(err error) (bool, error) {
+		if net.CodeOf(err) != net.DataLoss {
+			return false, nil
+		}
+		if !a.corrupt.isTarget(sk) {
+			return false, fmt.Errorf("%w: %s: %v", ErrFalseCorruption, sk, err)
+		}
+		return true, nil
+	}
+	for {
+		s, err := a.status(ctx, addr)
+		if lost, lerr := dataLoss(err); lost || lerr != nil {
+			return nil, lost, lerr
+		}
+		if err == nil && lsn.LSN(s.GetFlushLsn()) >= commit {
+			break
+		}
+		if a.w.Now() >= deadline {
+			return nil, false, fmt.Errorf("%w: %s did not catch up to commit %s (%v, %v)", ErrNoProgress, sk, commit, s, err)
+		}
+		a.w.Sleep(50 * time.Millisecond)
+	}
+	b, err := a.read(ctx, sk, addr, startLSN, commit)
+	if lost, lerr := dataLoss(err); lost || lerr != nil {
+		return nil, lost, lerr
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("wal: reading %s: %w", sk, err)
+	}
+	return b, false, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Checker errors.
