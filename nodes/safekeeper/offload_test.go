@@ -93,3 +93,84 @@ func TestOffloadVerifiesFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestOffloadRechecksSegmentHead: the frame straddling a segment boundary
+// is checked with the earlier segment, but the bytes of it that lie in the
+// next segment must be checked again when that segment is uploaded (a flip
+// there after the first check must never reach the object store).
+func TestOffloadRechecksSegmentHead(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		corrupt bool
+	}{{"clean", false}, {"flip in the head of the next segment", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			fsys := simdisk.New(simdisk.Options{})
+			store, err := objstore.NewLocal(simdisk.New(simdisk.Options{}), "objects", objstore.LocalOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := node.Env{ID: "sk-1", Clock: clock.NewReal(), Disk: fsys, Store: store, Rand: rand.New(rand.NewPCG(1, 1)),
+				Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry()}
+			sk, err := New(env, Config{NodeID: "sk-1", ListenAddr: "sk-1:1", SegmentBytes: 256, Offload: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sk.loadAll(); err != nil {
+				t.Fatal(err)
+			}
+			// 48-byte frames from 0x100: the frame at 736 straddles the
+			// boundary of segments 2 and 3 (768).
+			const start = lsn.LSN(0x100)
+			tl, err := sk.getOrCreate(ctx, skproto.Greeting{TenantID: "t1", TimelineID: "00ff", StartLSN: start})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wal []byte
+			for i := 0; i < 30; i++ {
+				wal = skproto.AppendFrame(wal, bytes.Repeat([]byte{byte(i)}, 40))
+			}
+			mid, end := start+12*48, start+lsn.LSN(len(wal))
+			if _, err := tl.step(ctx, []skproto.Msg{
+				skproto.VoteRequest{Term: 1},
+				skproto.ProposerElected{Term: 1, StartStreamingAt: start, History: skproto.TermHistory{{Term: 1, LSN: start}}},
+				skproto.AppendRequest{Term: 1, BeginLSN: start, EndLSN: mid, CommitLSN: mid, WAL: wal[:mid-start]},
+				skproto.AppendRequest{Term: 1, BeginLSN: mid, EndLSN: mid, CommitLSN: mid},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := sk.offloadTimeline(ctx, tl); err != nil {
+				t.Fatalf("first offload: %v", err)
+			}
+			if _, err := store.Get(ctx, RemoteSegmentKey("t1", "00ff", 2)); err != nil {
+				t.Fatalf("segment 2 not offloaded: %v", err)
+			}
+			if tc.corrupt {
+				name := path.Join(tl.key.dir(), "wal", walstore.SegmentName(3)+".partial")
+				if err := fsys.Corrupt(name, 5); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := tl.step(ctx, []skproto.Msg{
+				skproto.AppendRequest{Term: 1, BeginLSN: mid, EndLSN: end, CommitLSN: end, WAL: wal[mid-start:]},
+				skproto.AppendRequest{Term: 1, BeginLSN: end, EndLSN: end, CommitLSN: end},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			err = sk.offloadTimeline(ctx, tl)
+			seg3, gerr := store.Get(ctx, RemoteSegmentKey("t1", "00ff", 3))
+			if !tc.corrupt {
+				if err != nil || gerr != nil {
+					t.Fatalf("offload: %v, get: %v", err, gerr)
+				}
+				if !bytes.Equal(seg3, wal[0x300-start:0x400-start]) {
+					t.Fatal("remote segment 3 differs from the WAL")
+				}
+				return
+			}
+			if net.CodeOf(err) != net.DataLoss || !errors.Is(gerr, objstore.ErrNotFound) {
+				t.Fatalf("damaged head of segment 3: offload %v, get %v (%d bytes)", err, gerr, len(seg3))
+			}
+		})
+	}
+}

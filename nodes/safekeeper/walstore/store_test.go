@@ -402,3 +402,40 @@ func TestOpenMakesScannedWALDurable(t *testing.T) {
 		t.Fatalf("WAL accepted at open lost in a crash: flush now %s", s.FlushLSN())
 	}
 }
+
+// TestReadFramesChecksums: ReadFrames refuses a flipped payload byte; with
+// the planted sk-serve-unchecked bug it serves it (which is what the wal
+// scenario's served-WAL checker must catch).
+func TestReadFramesChecksums(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		unchecked bool
+		wantErr   error
+	}{{"checked", false, ErrCorrupt}, {"planted bug", true, nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := simdisk.New(simdisk.Options{})
+			s, err := Create(fsys, testDir, newControl(1024, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.SetUncheckedReads(tc.unchecked)
+			wal := frames(5, 1)
+			if err := s.Write(0, wal); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if err := fsys.Corrupt(path.Join(testDir, walDir, SegmentName(0)+partialSuffix), 12); err != nil {
+				t.Fatal(err)
+			}
+			b, err := s.ReadFrames(0, lsn.LSN(len(wal)), 1<<20)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("ReadFrames = %v, want %v", err, tc.wantErr)
+			}
+			if tc.wantErr == nil && (len(b) != len(wal) || bytes.Equal(b, wal)) {
+				t.Fatalf("unchecked read returned %d bytes, equal to the WAL: %v", len(b), bytes.Equal(b, wal))
+			}
+		})
+	}
+}

@@ -4,7 +4,9 @@
 // restarted, under every fault class the simulator offers (crashes with
 // torn writes, graceful stops, partitions, one-way cuts, slow links, broken
 // connections, disk EIO/ENOSPC, object-store throttling and transient
-// errors, clock offsets).
+// errors, clock offsets) plus media corruption: one byte of a control
+// file or of committed WAL flipped now and then on a fixed minority of the
+// safekeepers (never enough to lose a healthy majority).
 //
 // Checkers (DESIGN §7, WAL):
 //   - one winner per term: every election is reported and a second winner
@@ -19,8 +21,14 @@
 //   - no two acceptors differ at a committed LSN: after healing, every
 //     safekeeper's WAL below the final commit LSN is byte-identical;
 //   - liveness: after healing, a fresh record commits, every safekeeper
-//     catches up, and every sealed committed segment is offloaded with
-//     exactly the committed bytes.
+//     catches up (or, if it was corrupted, reports it), and every sealed
+//     committed segment is offloaded with exactly the committed bytes;
+//   - served WAL is never corrupt: every chunk served to proposer
+//     recovery, StreamWal readers and the auditor is whole valid frames of
+//     appended records, and committed chunks equal the committed WAL;
+//   - corruption is reported: a corrupted safekeeper, restarted at the end,
+//     answers DataLoss and counts it exactly when an injected flip is still
+//     in its durable state; no other safekeeper ever answers DataLoss.
 //
 // Planted bugs (see Scenario().Bugs) prove the checkers can fail.
 package wal
