@@ -145,6 +145,9 @@ func (sk *Safekeeper) offloadSegment(ctx context.Context, tl *timeline, segno ui
 	if tl.usable() == nil {
 		if segEnd > tl.backupLSN {
 			tl.backupLSN, tl.verifiedLSN = segEnd, nextCheck
+			if tl.checked != nil && nextCheck >= tl.checkedAt && nextCheck <= tl.checkedAt+lsn.LSN(len(tl.checked)) {
+				tl.checked, tl.checkedAt = tl.checked[nextCheck-tl.checkedAt:], nextCheck
+			}
 		}
 		if err := tl.store.PersistControl(tl.control(tl.store.Control().Acceptor)); err != nil {
 			return tl.failed(err)

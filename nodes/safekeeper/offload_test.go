@@ -95,14 +95,16 @@ func TestOffloadVerifiesFrames(t *testing.T) {
 }
 
 // TestOffloadRechecksSegmentHead: the frame straddling a segment boundary
-// is checked with the earlier segment, but the bytes of it that lie in the
-// next segment must be checked again when that segment is uploaded (a flip
-// there after the first check must never reach the object store).
+// is checked with the earlier segment; a flip on disk in the part of it
+// that lies in the next segment, made after that check, must never reach
+// the object store: the offloader uploads the bytes it checked (kept in
+// memory), or, once they are gone (a reload), checks the disk again and
+// finds the damage.
 func TestOffloadRechecksSegmentHead(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		corrupt bool
-	}{{"clean", false}, {"flip in the head of the next segment", true}} {
+		name            string
+		corrupt, reload bool
+	}{{"clean", false, false}, {"flip after the check, checked bytes kept", true, false}, {"flip after the check, then reload", true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			fsys := simdisk.New(simdisk.Options{})
@@ -151,15 +153,24 @@ func TestOffloadRechecksSegmentHead(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := tl.step(ctx, []skproto.Msg{
+			if tc.reload {
+				if err := tl.load(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var again []skproto.Msg
+			if tc.reload { // the election is in memory only
+				again = append(again, skproto.ProposerElected{Term: 1, StartStreamingAt: mid, History: skproto.TermHistory{{Term: 1, LSN: start}}})
+			}
+			if _, err := tl.step(ctx, append(again,
 				skproto.AppendRequest{Term: 1, BeginLSN: mid, EndLSN: end, CommitLSN: end, WAL: wal[mid-start:]},
 				skproto.AppendRequest{Term: 1, BeginLSN: end, EndLSN: end, CommitLSN: end},
-			}); err != nil {
+			)); err != nil {
 				t.Fatal(err)
 			}
 			err = sk.offloadTimeline(ctx, tl)
 			seg3, gerr := store.Get(ctx, RemoteSegmentKey("t1", "00ff", 3))
-			if !tc.corrupt {
+			if !tc.reload {
 				if err != nil || gerr != nil {
 					t.Fatalf("offload: %v, get: %v", err, gerr)
 				}

@@ -50,6 +50,11 @@ type timeline struct {
 	// segment to offload, where the offloader's frame check of that
 	// segment starts (segments do not start on frame boundaries).
 	verifiedLSN lsn.LSN
+	// checked caches frame-checked committed WAL from checkedAt (=
+	// verifiedLSN) for the offloader, bounded by one bulk read past the
+	// segment being uploaded.
+	checked   []byte
+	checkedAt lsn.LSN
 }
 
 func (sk *Safekeeper) newTimeline(key tlKey) *timeline {
@@ -140,6 +145,7 @@ func (tl *timeline) unload() {
 		_ = tl.store.Close()
 	}
 	tl.store, tl.acc = nil, nil
+	tl.checked = nil
 }
 
 func (tl *timeline) markBroken(err error) {
@@ -174,18 +180,26 @@ func (tl *timeline) checkedSegment(segno uint64) ([]byte, lsn.LSN, error) {
 	if from > segStart {
 		from = max(segStart, tl.acc.State().StartLSN)
 	}
-	var checked []byte
-	for pos := from; pos < segEnd; {
-		b, err := tl.readLocked(pos, tl.acc.CommitLSN())
+	if tl.checked == nil || tl.checkedAt != from {
+		tl.checked, tl.checkedAt = nil, from
+	}
+	// Read in bulk (up to maxOffloadPerRound segments' worth per call):
+	// checked bytes are kept in memory, where media corruption cannot
+	// reach them, for the next segments of the round.
+	bulk := min(lsn.LSN(tl.sk.cfg.MaxReadBytes), maxOffloadPerRound*segBytes)
+	for end := from + lsn.LSN(len(tl.checked)); end < segEnd; end = from + lsn.LSN(len(tl.checked)) {
+		want := max(segEnd-end, bulk, skproto.FrameHeaderBytes)
+		b, err := tl.readBounded(end, tl.acc.CommitLSN(), int(want))
 		if err != nil {
+			tl.checked = nil
 			return nil, 0, err
 		}
 		if len(b) == 0 {
-			return nil, 0, net.Errorf(net.OutOfRange, "safekeeper: no committed WAL at %s to offload", pos)
+			return nil, 0, net.Errorf(net.OutOfRange, "safekeeper: no committed WAL at %s to offload", end)
 		}
-		checked = append(checked, b...)
-		pos += lsn.LSN(len(b))
+		tl.checked = append(tl.checked, b...)
 	}
+	checked := tl.checked
 	// The next check starts at the last frame boundary at or below segEnd.
 	next := from
 	for next < segEnd {
@@ -328,7 +342,13 @@ func (tl *timeline) read(ctx context.Context, start, end lsn.LSN, term skproto.T
 }
 
 func (tl *timeline) readLocked(start, end lsn.LSN) ([]byte, error) {
-	b, err := tl.store.ReadFrames(start, end, tl.sk.cfg.MaxReadBytes)
+	return tl.readBounded(start, end, tl.sk.cfg.MaxReadBytes)
+}
+
+// readBounded is readLocked with at most maxBytes (unless the first frame
+// alone is larger).
+func (tl *timeline) readBounded(start, end lsn.LSN, maxBytes int) ([]byte, error) {
+	b, err := tl.store.ReadFrames(start, end, maxBytes)
 	switch {
 	case errors.Is(err, walstore.ErrCorrupt):
 		tl.markBroken(err)

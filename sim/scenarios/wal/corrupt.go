@@ -227,14 +227,16 @@ func streamReader(w *sim.World, h *history, skAddrs []string) {
 	ep := w.Net().Endpoint("reader", w.Clock())
 	w.Go("stream-reader", func(ctx context.Context) {
 		for !h.stopped {
-			w.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
+			w.Sleep(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
 			if h.stopped {
 				return
 			}
 			addr := skAddrs[rng.IntN(len(skAddrs))]
+			// Mostly from recent WAL (as a pageserver keeping up would),
+			// now and then from the start: reading everything is costly.
 			from := startLSN
-			if len(h.committedLSNs) > 0 && rng.IntN(2) == 0 {
-				from = h.committedLSNs[rng.IntN(len(h.committedLSNs))]
+			if n := len(h.committedLSNs); n > 0 && rng.IntN(8) != 0 {
+				from = h.committedLSNs[n-1-rng.IntN(min(n, 64))]
 			}
 			readStream(ctx, w, h, ep, addr, from, time.Duration(200+rng.IntN(800))*time.Millisecond)
 		}
