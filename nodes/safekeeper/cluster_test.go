@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/safekeeper"
 	"github.com/stratadb/strata/nodes/safekeeper/skpb"
+	"github.com/stratadb/strata/nodes/safekeeper/walstore"
 )
 
 const (
@@ -367,5 +370,89 @@ func TestAppendBackpressure(t *testing.T) {
 	}
 	if err := w.WaitCommitted(ctx, end); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCorruptDonorStepsAside: the donor of a new term finds the WAL a
+// lagging safekeeper needs corrupt on disk. It reports DataLoss (never
+// serves the bytes), the proposer steps aside (ErrDefeated) instead of
+// waiting forever, and the healthy majority elects the next proposer and
+// brings everyone up to date with the committed WAL.
+func TestCorruptDonorStepsAside(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := newCluster(t, 3)
+	w1 := c.proposer("compute-1")
+	end1, recs1 := commit(t, ctx, w1, "a", 4)
+	c.stop(2) // sk-3 lags from end1
+	end2, recs2 := commit(t, ctx, w1, "b", 4)
+	w1.Stop()
+	want := c.waitWAL(ctx, 0, 0x1000, end2)
+
+	// Flip a byte of sk-1's WAL that sk-3 lacks, in the segment holding
+	// the end of the WAL (not sealed, so the offloader does not read it).
+	at := end2 - 5
+	if at < end1 || at/lsn.LSN(c.segBytes) != end2/lsn.LSN(c.segBytes) {
+		t.Fatalf("layout: %s not in the partial segment above %s", at, end1)
+	}
+	seg := filepath.Join(c.dirs[0], "timelines", tenant, timeline, "wal", walstore.SegmentName(uint64(at)/uint64(c.segBytes))+".partial")
+	f, err := os.OpenFile(seg, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	off := int64(at) % c.segBytes
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+
+	// sk-2 down: the next term is sk-1 (donor, higher flush) and sk-3.
+	c.stop(1)
+	c.start(2)
+	w2 := c.proposer("compute-2")
+	var aerr error
+	for aerr == nil && ctx.Err() == nil {
+		actx, acancel := context.WithTimeout(ctx, time.Second)
+		var e lsn.LSN
+		if e, aerr = w2.Append(actx, [][]byte{[]byte("c")}); aerr == nil {
+			aerr = w2.WaitCommitted(actx, e)
+			if aerr == nil {
+				t.Fatal("committed through a donor whose WAL is corrupt")
+			}
+			if !errors.Is(aerr, skproto.ErrDefeated) {
+				aerr = nil // not yet: keep trying
+			}
+		} else if !errors.Is(aerr, skproto.ErrDefeated) {
+			aerr = nil
+		}
+		acancel()
+	}
+	if !errors.Is(aerr, skproto.ErrDefeated) {
+		t.Fatalf("proposer did not step aside: %v", aerr)
+	}
+	t.Logf("proposer stepped aside: %v", aerr)
+	if _, err := c.sks[0].Timeline(ctx, tenant, timeline); net.CodeOf(err) != net.DataLoss {
+		t.Fatalf("sk-1 status after finding corruption: %v, want DataLoss", err)
+	}
+
+	// The healthy majority (sk-2, sk-3) carries on with the committed WAL.
+	w2.Stop()
+	c.start(1)
+	w3 := c.proposer("compute-3")
+	end3, _ := commit(t, ctx, w3, "d", 2)
+	for i := 1; i < 3; i++ {
+		got := c.waitWAL(ctx, i, 0x1000, end3)
+		if !bytes.Equal(got[:end2-0x1000], want) {
+			t.Fatalf("sk-%d WAL differs from the committed WAL below %s", i+1, end2)
+		}
+		frames, err := skproto.SplitFrames(got[:end2-0x1000])
+		if err != nil || len(frames) != len(recs1)+len(recs2) {
+			t.Fatalf("sk-%d: %d frames, %v", i+1, len(frames), err)
+		}
 	}
 }

@@ -51,7 +51,7 @@ const (
 func Scenario() sim.Scenario {
 	return sim.Scenario{
 		Name: "wal",
-		Doc:  "safekeeper quorum WAL: competing and restarted walproposers, crashes, partitions, disk and object-store faults, offload",
+		Doc:  "safekeeper quorum WAL: competing and restarted walproposers, crashes, partitions, disk and object-store faults, media corruption on a minority, offload",
 		Bugs: []sim.Bug{
 			{Name: BugVoteWithoutPersist, Doc: "a safekeeper grants a vote without persisting the term; after a crash it votes again in that term (one winner per term)"},
 			{Name: BugAckBeforeFsync, Doc: "a safekeeper acknowledges WAL before syncing it; a crash loses acknowledged WAL (committed WAL lost or rewritten)"},
