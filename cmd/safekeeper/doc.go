@@ -1,4 +1,5 @@
-// Command safekeeper runs the WAL service daemon: gRPC on -listen, Prometheus
+// Command safekeeper runs the WAL service daemon (plumbing in
+// cmd/internal/daemon): gRPC on -listen, Prometheus
 // metrics and health on -http, WAL on the OS disk under -data-dir, optional
 // offload to a local-directory object store (-remote-dir), publication to a
 // broker (-broker). Every flag falls back to an environment variable
