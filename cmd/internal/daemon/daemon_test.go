@@ -31,6 +31,7 @@ func TestFlagSetEnvFallback(t *testing.T) {
 		{"bad env duration", map[string]string{"STRATA_TEST_DRAIN_TIMEOUT": "soon"}, nil, ErrEnv, Options{}, 0},
 		{"bad env bool", map[string]string{"STRATA_TEST_PPROF": "maybe"}, nil, ErrEnv, Options{}, 0},
 		{"bad env int", map[string]string{"STRATA_TEST_SEGMENT_BYTES": "x"}, nil, ErrEnv, Options{}, 0},
+		{"bad env small int", map[string]string{"STRATA_TEST_ATTEMPTS": "three"}, nil, ErrEnv, Options{}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := NewFlagSet("test")
@@ -38,7 +39,9 @@ func TestFlagSetEnvFallback(t *testing.T) {
 			fs.lookup = func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
 			var o Options
 			var seg int64
+			var attempts int
 			fs.Int64(&seg, "segment-bytes", 16, "")
+			fs.Int(&attempts, "attempts", 3, "")
 			o.Register(fs)
 			err := fs.Parse(tc.args)
 			if tc.wantErr != nil {
@@ -54,6 +57,45 @@ func TestFlagSetEnvFallback(t *testing.T) {
 	}
 	if got := NewFlagSet("safekeeper").EnvName("data-dir"); got != "STRATA_SAFEKEEPER_DATA_DIR" {
 		t.Errorf("EnvName = %q", got)
+	}
+}
+
+// TestSecretFlag: a secret comes from the environment unless given on the
+// command line, and -help never prints the environment's value.
+func TestSecretFlag(t *testing.T) {
+	const envSecret = "env-secret-value"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"unset", nil, nil, ""},
+		{"env", map[string]string{"STRATA_TEST_SECRET_KEY": envSecret}, nil, envSecret},
+		{"flag beats env", map[string]string{"STRATA_TEST_SECRET_KEY": envSecret}, []string{"-secret-key", "cli"}, "cli"},
+		{"empty flag beats env", map[string]string{"STRATA_TEST_SECRET_KEY": envSecret}, []string{"-secret-key="}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := NewFlagSet("test")
+			var help bytes.Buffer
+			fs.SetOutput(&help)
+			fs.lookup = func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			var got string
+			fs.Secret(&got, "secret-key", "the secret")
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("secret = %q, want %q", got, tc.want)
+			}
+			fs.PrintDefaults()
+			if strings.Contains(help.String(), envSecret) {
+				t.Fatalf("-help shows the secret:\n%s", help.String())
+			}
+			if !strings.Contains(help.String(), "STRATA_TEST_SECRET_KEY") {
+				t.Fatalf("-help does not point at the environment variable:\n%s", help.String())
+			}
+		})
 	}
 }
 

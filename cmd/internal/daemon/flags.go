@@ -21,6 +21,9 @@ type FlagSet struct {
 	*flag.FlagSet
 	prefix string
 	envErr error
+	// secrets are the Secret flags, filled from the environment after
+	// parsing when not given on the command line.
+	secrets []secret
 	// lookup reads the environment (os.LookupEnv; replaced in tests).
 	lookup func(string) (string, bool)
 }
@@ -71,6 +74,30 @@ func (f *FlagSet) Int64(p *int64, name string, def int64, usage string) {
 	f.Int64Var(p, name, v, usage)
 }
 
+// Int defines an int flag.
+func (f *FlagSet) Int(p *int, name string, def int, usage string) {
+	v, err := strconv.Atoi(f.env(name, strconv.Itoa(def)))
+	if err != nil {
+		f.bad(name, err)
+	}
+	f.IntVar(p, name, v, usage)
+}
+
+type secret struct {
+	p    *string
+	name string
+}
+
+// Secret defines a string flag holding a credential. Unlike String, its
+// environment value is not used as the flag's default: it is applied after
+// parsing, so -help never prints it. The usage text says the environment
+// form is preferred (a command line is visible to every user through ps
+// and /proc).
+func (f *FlagSet) Secret(p *string, name, usage string) {
+	f.StringVar(p, name, "", fmt.Sprintf("%s (prefer the environment variable %s: command lines are visible to other users)", usage, f.EnvName(name)))
+	f.secrets = append(f.secrets, secret{p: p, name: name})
+}
+
 // Bool defines a bool flag.
 func (f *FlagSet) Bool(p *bool, name string, def bool, usage string) {
 	v, err := strconv.ParseBool(f.env(name, strconv.FormatBool(def)))
@@ -80,12 +107,23 @@ func (f *FlagSet) Bool(p *bool, name string, def bool, usage string) {
 	f.BoolVar(p, name, v, usage)
 }
 
-// Parse reports bad environment values first, then parses args.
+// Parse reports bad environment values first, then parses args, then
+// fills Secret flags not given on the command line from the environment.
 func (f *FlagSet) Parse(args []string) error {
 	if f.envErr != nil {
 		return f.envErr
 	}
-	return f.FlagSet.Parse(args)
+	if err := f.FlagSet.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	for _, s := range f.secrets {
+		if v, ok := f.lookup(f.EnvName(s.name)); ok && !given[s.name] {
+			*s.p = v
+		}
+	}
+	return nil
 }
 
 // Options are the flags every daemon has.
