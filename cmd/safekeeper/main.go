@@ -10,8 +10,8 @@ import (
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/cmd/internal/daemon"
+	"github.com/stratadb/strata/cmd/internal/remote"
 	"github.com/stratadb/strata/disk"
-	"github.com/stratadb/strata/disk/objstore"
 	"github.com/stratadb/strata/net/grpcx"
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/safekeeper"
@@ -19,10 +19,10 @@ import (
 
 // options are the daemon's flags.
 type options struct {
-	dataDir   string
-	remoteDir string
-	daemon    daemon.Options
-	sk        safekeeper.Config
+	dataDir string
+	remote  remote.Config
+	daemon  daemon.Options
+	sk      safekeeper.Config
 }
 
 func parse(args []string) (options, error) {
@@ -33,17 +33,20 @@ func parse(args []string) (options, error) {
 	fs.String(&o.sk.AdvertiseAddr, "advertise", "", "address published to the broker (default: the listen address)")
 	fs.String(&o.sk.BrokerAddr, "broker", "", "broker address (empty: no broker)")
 	fs.String(&o.dataDir, "data-dir", "", "directory for timelines (required)")
-	fs.String(&o.remoteDir, "remote-dir", "", "local directory used as object store for WAL offload (empty: no offload)")
 	fs.Int64(&o.sk.SegmentBytes, "segment-bytes", 16<<20, "WAL segment size for new timelines")
 	fs.Duration(&o.sk.PublishInterval, "publish-interval", time.Second, "broker publication period")
+	o.remote.Register(fs) // WAL offload target; none: no offload
 	o.daemon.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	o.sk.Offload = o.remoteDir != ""
 	if o.dataDir == "" {
 		return o, errors.New("safekeeper: -data-dir is required")
 	}
+	if err := o.remote.Validate(); err != nil {
+		return o, err
+	}
+	o.sk.Offload = o.remote.Enabled()
 	return o, o.sk.Validate()
 }
 
@@ -71,11 +74,8 @@ func run(o options) error {
 	clk := clock.NewReal()
 	env := node.Env{ID: o.sk.NodeID, Clock: clk, Net: grpcx.New(grpcx.Options{}), Disk: disk.Dir(o.dataDir),
 		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))), Log: log, Metrics: reg}
-	if o.remoteDir != "" {
-		if err := os.MkdirAll(o.remoteDir, 0o755); err != nil {
-			return err
-		}
-		st, err := objstore.NewLocal(disk.Dir(o.remoteDir), ".", objstore.LocalOptions{Now: clk.Now, InstanceID: o.sk.NodeID})
+	if o.remote.Enabled() {
+		st, err := remote.Open(context.Background(), o.remote, remote.OpenOptions{Now: clk.Now, InstanceID: o.sk.NodeID, Log: log})
 		if err != nil {
 			return err
 		}

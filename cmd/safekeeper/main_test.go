@@ -9,8 +9,10 @@ import (
 	"math/rand/v2"
 	stdnet "net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,6 +54,13 @@ func TestParseFlagsAndEnv(t *testing.T) {
 			func(o options) bool { return o.sk.NodeID == "sk-2" }},
 		{"bad env duration", map[string]string{"STRATA_SAFEKEEPER_PUBLISH_INTERVAL": "soon"}, []string{"-id", "a", "-data-dir", "d"}, true, nil},
 		{"bad segment size", nil, []string{"-id", "a", "-data-dir", "d", "-segment-bytes", "3"}, true, nil},
+		{"s3", map[string]string{"STRATA_SAFEKEEPER_S3_SECRET_KEY": "sk"},
+			[]string{"-id", "a", "-data-dir", "d", "-s3-bucket", "b", "-s3-prefix", "p", "-s3-access-key", "ak"}, false,
+			func(o options) bool {
+				return o.sk.Offload && o.remote.Kind() == "s3" && o.remote.S3.Prefix == "p/" && o.remote.S3.SecretKey == "sk"
+			}},
+		{"remote dir and s3 bucket", nil, []string{"-id", "a", "-data-dir", "d", "-remote-dir", "r", "-s3-bucket", "b"}, true, nil},
+		{"s3 setting without bucket", nil, []string{"-id", "a", "-data-dir", "d", "-s3-endpoint", "http://127.0.0.1:1"}, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -71,8 +80,45 @@ func TestParseFlagsAndEnv(t *testing.T) {
 type proc struct {
 	id, addr, dir string
 	httpAddr      string
-	cmd           *exec.Cmd
-	log           *bytes.Buffer
+	// segBytes is -segment-bytes; 0: 65536.
+	segBytes int64
+	// args are extra flags; env extra environment variables (KEY=value).
+	args, env []string
+	cmd       *exec.Cmd
+	log       *bytes.Buffer
+}
+
+// binDir holds the test binary, built once for all tests (TestMain).
+var (
+	binDir    string
+	buildOnce sync.Once
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	if binDir, err = os.MkdirTemp("", "safekeeper-test"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(binDir)
+	os.Exit(code)
+}
+
+// buildBinary builds the safekeeper binary once and returns its path.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(binDir, "safekeeper")
+	buildOnce.Do(func() {
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return bin
 }
 
 // freeAddrs returns n distinct free loopback addresses: the listeners stay
@@ -92,11 +138,16 @@ func freeAddrs(t *testing.T, n int) []string {
 
 func (p *proc) start(t *testing.T, bin string) {
 	p.log = &bytes.Buffer{}
-	args := []string{"-id", p.id, "-listen", p.addr, "-data-dir", p.dir, "-segment-bytes", "65536", "-log-level", "warn"}
+	seg := p.segBytes
+	if seg == 0 {
+		seg = 65536
+	}
+	args := []string{"-id", p.id, "-listen", p.addr, "-data-dir", p.dir, "-segment-bytes", fmt.Sprint(seg), "-log-level", "warn"}
 	if p.httpAddr != "" {
 		args = append(args, "-http", p.httpAddr)
 	}
-	p.cmd = exec.Command(bin, args...)
+	p.cmd = exec.Command(bin, append(args, p.args...)...)
+	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -146,11 +197,7 @@ func readAll(ctx context.Context, t *testing.T, e node.Env, addr string, start, 
 func TestThreeProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "safekeeper")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	var procs []*proc
 	var addrs []string
 	free := freeAddrs(t, 4)
