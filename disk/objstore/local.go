@@ -41,8 +41,9 @@ type LocalOptions struct {
 // cannot both succeed. Delete removes directories it empties; a Put racing
 // with that retries its directory creation a bounded number of times.
 //
-// Temp files left by a crash mid-Put are ignored by List and never removed
-// (they cannot be told apart from another instance's in-flight Put).
+// Temp files left by a crash mid-Put are ignored by List; SweepTemp removes
+// an instance's own leftovers (call it at start, before the first Put).
+// Another instance's temp files are never removed: they may be in flight.
 type Local struct {
 	fs      disk.FS
 	root    string

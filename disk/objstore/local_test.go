@@ -134,3 +134,55 @@ func TestLocalDeletePrunesDirectories(t *testing.T) {
 		t.Fatalf("Delete left %d empty directories under the root", len(ents))
 	}
 }
+
+// TestLocalSweepTempAfterCrash crashes the disk between a Put's temp-file
+// sync and its rename (the temp file survives, the object does not), then
+// checks that SweepTemp on the restarted instance removes exactly its own
+// leftovers: objects and another instance's temp files stay.
+func TestLocalSweepTempAfterCrash(t *testing.T) {
+	ctx := context.Background()
+	fsys := simdisk.New(simdisk.Options{})
+	s := newLocal(t, fsys, "o", objstore.LocalOptions{InstanceID: "a"})
+	if err := s.Put(ctx, "t/x", []byte("kept"), objstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// What a crash after the temp file's Sync and before the Rename leaves:
+	// durable temp files of instance "a" (the next Put reuses sequence
+	// numbers from 1, so use higher ones), and one of instance "a-1", whose
+	// name also starts with "ta-" and must survive.
+	leftovers := []string{"o/dt/ta-7", "o/ta-8", "o/dt/ta-1-3"}
+	for _, name := range leftovers {
+		f, err := fsys.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("SOB1partial"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if err := fsys.SyncDir(disk.Parent(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsys.Crash(rand.New(rand.NewPCG(1, 2)), false)
+	s = newLocal(t, fsys, "o", objstore.LocalOptions{InstanceID: "a"})
+	n, err := s.SweepTemp(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("SweepTemp = %d, %v; want 2 removed", n, err)
+	}
+	for name, want := range map[string]bool{"o/dt/ta-7": false, "o/ta-8": false, "o/dt/ta-1-3": true, "o/dt/ox": true} {
+		_, err := fsys.Stat(name)
+		if got := err == nil; got != want {
+			t.Errorf("%s exists = %v (%v), want %v", name, got, err, want)
+		}
+	}
+	if got, err := s.Get(ctx, "t/x"); err != nil || string(got) != "kept" {
+		t.Fatalf("Get after sweep = %q, %v", got, err)
+	}
+	if n, err := s.SweepTemp(ctx); err != nil || n != 0 {
+		t.Fatalf("second SweepTemp = %d, %v; want 0", n, err)
+	}
+}
