@@ -124,8 +124,13 @@ func (w *World) StartNemesis(cfg Nemesis) error {
 	if len(cfg.Crashable) > 0 {
 		loop("crash", cfg.CrashMean, func() { w.nemesisCrash(nm) })
 		c.Go(bg, "supervisor", func(context.Context) {
-			for !nm.stopped {
+			for {
 				w.Sleep(cfg.RestartAfter)
+				if nm.stopped {
+					// HealAll restarted what was down; from here on the
+					// scenario alone decides which nodes run.
+					return
+				}
 				w.restartDown(nm.supervised)
 			}
 		})

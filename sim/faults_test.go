@@ -94,3 +94,27 @@ func TestNemesisCorruptsDurableBytes(t *testing.T) {
 		t.Fatalf("file not corrupted (len %d)", len(got))
 	}
 }
+
+// TestSupervisorStopsWithHealAll: once HealAll ends the safety phase, a node
+// the scenario takes down itself (to read its durable state, say) stays
+// down; the supervisor must not wake from its last sleep and restart it.
+func TestSupervisorStopsWithHealAll(t *testing.T) {
+	w := New(Options{Seed: 3})
+	err := w.Run(func(w *World) error {
+		n := w.AddNode("svc", func(node.Env) error { return nil })
+		if err := w.StartNemesis(Nemesis{Crashable: []string{"svc"}, RestartAfter: 100 * time.Millisecond}); err != nil {
+			return err
+		}
+		w.Sleep(250 * time.Millisecond) // the supervisor is mid-sleep now
+		w.HealAll()
+		n.Stop()
+		w.Sleep(time.Second)
+		if n.Up() {
+			return fmt.Errorf("node restarted after HealAll (incarnation %d)", n.Incarnation())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
