@@ -237,7 +237,7 @@ func (t *Timeline) createImages(st *CompactStats) error {
 				continue
 			}
 			// A shared page is only read, by WriteImage, below.
-			page, _, err := t.readValue(k, dcl, s)
+			page, _, err := t.readValue(nil, k, dcl, s)
 			if errors.Is(err, ErrNotFound) {
 				continue // no value at dcl (e.g. only written above it)
 			}

@@ -69,12 +69,13 @@ func (p *scratchPool) put(s *readScratch) {
 // image, a size, a tombstone: Redo of a lone image is that image), val is
 // that image itself and shared is true: it belongs to an in-memory layer or
 // a layer file's cache and must be copied, never modified or handed out.
-// Otherwise val is walrec.Redo's fresh result, owned by the caller. This
-// lets callers copy a page exactly once, into wherever it must go.
+// Otherwise val is dst extended by walrec.AppendRedo's result (the value is
+// val[len(dst):], owned by the caller). This lets callers copy a page
+// exactly once, into wherever it must go.
 //
 // A layer file closed under the search by a concurrent compaction or GC is
 // retried once (the retry sees the new layer map).
-func (t *Timeline) readValue(key keys.Key, at lsn.LSN, s *readScratch) (val []byte, shared bool, err error) {
+func (t *Timeline) readValue(dst []byte, key keys.Key, at lsn.LSN, s *readScratch) (val []byte, shared bool, err error) {
 	for try := 0; try < 2; try++ {
 		if err = t.search(key, at, &s.r); err == nil || !errors.Is(err, layer.ErrClosed) {
 			break
@@ -94,31 +95,33 @@ func (t *Timeline) readValue(key keys.Key, at lsn.LSN, s *readScratch) (val []by
 	for i := len(es) - 1; i >= 0; i-- {
 		s.vals = append(s.vals, es[i].Value)
 	}
-	page, err := walrec.Redo(key, nil, s.vals)
+	page, err := walrec.AppendRedo(dst, key, nil, s.vals)
 	if errors.Is(err, walrec.ErrNoBase) {
 		return nil, false, fmt.Errorf("%w: %s at %s: %w", ErrNotFound, key, at, err)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("timeline: reconstruct %s at %s: %w", key, at, err)
 	}
+	if page == nil {
+		page = []byte{} // a tombstone into a nil dst: empty, but a value
+	}
 	return page, false, nil
 }
 
 // appendPage is readValue for page readers: a tombstone (a dropped
 // relation's size key) reads as ErrNotFound, and the page is appended to
-// dst, except that a fresh page from Redo is returned as it is when dst
-// is empty and too small (no second copy).
+// dst (a page rebuilt from deltas is built there by walrec.AppendRedo).
 func (t *Timeline) appendPage(dst []byte, key keys.Key, at lsn.LSN, s *readScratch) ([]byte, error) {
-	val, shared, err := t.readValue(key, at, s)
+	val, shared, err := t.readValue(dst, key, at, s)
 	switch {
 	case err != nil:
 		return dst, err
-	case len(val) == 0:
+	case shared && len(val) == 0 || !shared && len(val) == len(dst):
 		return dst, fmt.Errorf("%w: %s dropped at or before %s", ErrNotFound, key, at)
-	case !shared && len(dst) == 0 && cap(dst) < len(val):
-		return val, nil
+	case shared:
+		return append(dst, val...), nil
 	}
-	return append(dst, val...), nil
+	return val, nil
 }
 
 // GetPage returns key's value as of LSN at: the redo of every record at or
@@ -131,7 +134,8 @@ func (t *Timeline) GetPage(key keys.Key, at lsn.LSN) ([]byte, error) {
 // extended slice (dst unchanged on error). A caller that reuses dst (e.g.
 // dst[:0] of the previous page) reads a page whose newest value is an
 // image, in memory or in an image layer, without allocating; a page
-// rebuilt from deltas is built by walrec.Redo and then appended.
+// rebuilt from deltas is built in dst by walrec.AppendRedo, also without
+// allocating when dst has room.
 func (t *Timeline) AppendPage(dst []byte, key keys.Key, at lsn.LSN) ([]byte, error) {
 	if err := t.checkRead(at); err != nil {
 		return dst, err
@@ -163,7 +167,7 @@ func (t *Timeline) GetPages(ks []keys.Key, at lsn.LSN) ([][]byte, error) {
 	// are fresh and used as they are.
 	var buf []byte
 	for i, k := range ks {
-		val, shared, err := t.readValue(k, at, s)
+		val, shared, err := t.readValue(nil, k, at, s)
 		if err == nil && len(val) == 0 {
 			err = fmt.Errorf("%w: %s dropped at or before %s", ErrNotFound, k, at)
 		}
@@ -191,7 +195,7 @@ func (t *Timeline) RelSize(rel keys.RelTag, at lsn.LSN) (uint32, error) {
 	}
 	s := t.tenant.scratch.get()
 	defer t.tenant.scratch.put(s)
-	img, _, err := t.readValue(keys.RelSizeKey(rel), at, s) // only read
+	img, _, err := t.readValue(nil, keys.RelSizeKey(rel), at, s) // only read
 	if err != nil {
 		return 0, err
 	}

@@ -80,12 +80,13 @@ func TestAppendPage(t *testing.T) {
 }
 
 // TestAppendPageDoesNotAllocate checks the allocation-light read path: a
-// page whose newest value is an image, in memory or in an image layer,
-// read into a reused buffer, does not allocate.
+// page whose newest value is an image, in memory or in an image layer, or
+// a page rebuilt from an image and a delta on disk (built in dst by
+// walrec.AppendRedo), read into a reused buffer, does not allocate.
 func TestAppendPageDoesNotAllocate(t *testing.T) {
 	tl, at, want := readFixture(t)
 	buf := make([]byte, 0, walrec.PageSize)
-	for _, blk := range []uint32{0, 2} {
+	for _, blk := range []uint32{0, 1, 2} {
 		key := keys.RelBlockKey(rel, blk)
 		var err error
 		allocs := testing.AllocsPerRun(50, func() {

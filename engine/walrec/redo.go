@@ -2,6 +2,7 @@ package walrec
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/stratadb/strata/engine/keys"
 )
@@ -70,48 +71,68 @@ func targetKey(rec Record) (keys.Key, bool) {
 // With no base and no values at all there is nothing to return: ErrNoBase.
 // Redo neither modifies nor returns its arguments' memory.
 func Redo(key keys.Key, base []byte, deltas []Value) ([]byte, error) {
-	if base == nil && len(deltas) == 0 {
-		return nil, fmt.Errorf("%w: key %v has no value", ErrNoBase, key)
+	out, err := AppendRedo(nil, key, base, deltas)
+	if err == nil && out == nil {
+		out = []byte{} // a tombstone: empty, but a value
 	}
+	return out, err
+}
+
+// AppendRedo is Redo appending the value to dst and returning the extended
+// slice (dst unchanged on error). A page patched by PageWrite is built in
+// dst's tail, so a caller reusing dst rebuilds a page from deltas without
+// allocating, and a copied page is copied once, without first clearing it.
+func AppendRedo(dst []byte, key keys.Key, base []byte, deltas []Value) ([]byte, error) {
+	if base == nil && len(deltas) == 0 {
+		return dst, fmt.Errorf("%w: key %v has no value", ErrNoBase, key)
+	}
+	n := len(dst)
 	cur := base
-	owned := false // whether cur is our own copy and may be patched in place
+	inDst := false // whether cur is dst[n:], ours to patch in place
 	for i, v := range deltas {
 		switch v.Kind {
 		case ValueImage:
-			cur, owned = v.Image, false
+			cur, inDst = v.Image, false
 		case ValueDelta:
 			target, ok := targetKey(v.Rec)
 			if !ok || target != key {
-				return nil, fmt.Errorf("%w: delta %d (%v) for key %v", ErrMismatch, i, typeOf(v.Rec), key)
+				return dst[:n], fmt.Errorf("%w: delta %d (%v) for key %v", ErrMismatch, i, typeOf(v.Rec), key)
 			}
 			switch r := v.Rec.(type) {
 			case FullPageImage:
-				cur, owned = r.Page, false
+				cur, inDst = r.Page, false
 			case RelSizeChange:
-				cur, owned = SizeImage(r.NBlocks).Image, true
+				cur, inDst = SizeImage(r.NBlocks).Image, false
 			case RelDrop:
-				cur, owned = []byte{}, true
+				cur, inDst = []byte{}, false
 			case PageWrite:
-				if cur == nil {
-					cur, owned = make([]byte, PageSize), true
-				} else if len(cur) != PageSize {
-					return nil, fmt.Errorf("%w: page write %d on a %d-byte value of key %v", ErrMismatch, i, len(cur), key)
-				} else if !owned {
-					cur, owned = append(make([]byte, 0, PageSize), cur...), true
+				switch {
+				case cur == nil:
+					// A new block reads as zeroes: grow dst by a
+					// cleared page.
+					dst = slices.Grow(dst[:n], PageSize)[:n+PageSize]
+					clear(dst[n:])
+				case len(cur) != PageSize:
+					return dst[:n], fmt.Errorf("%w: page write %d on a %d-byte value of key %v", ErrMismatch, i, len(cur), key)
+				case !inDst:
+					// cur is never dst's own tail here (values do not
+					// alias dst), so this copies without clearing first.
+					dst = append(dst[:n], cur...)
 				}
+				cur, inDst = dst[n:], true
 				if int(r.Offset)+len(r.Data) > PageSize {
-					return nil, fmt.Errorf("%w: page write %d past the page end", ErrInvalid, i)
+					return dst[:n], fmt.Errorf("%w: page write %d past the page end", ErrInvalid, i)
 				}
 				copy(cur[r.Offset:], r.Data)
 			}
 		default:
-			return nil, fmt.Errorf("%w: value %d has kind %d", ErrInvalid, i, uint8(v.Kind))
+			return dst[:n], fmt.Errorf("%w: value %d has kind %d", ErrInvalid, i, uint8(v.Kind))
 		}
 	}
-	if !owned {
-		cur = append([]byte{}, cur...)
+	if inDst {
+		return dst, nil
 	}
-	return cur, nil
+	return append(dst[:n], cur...), nil
 }
 
 func typeOf(rec Record) string {
