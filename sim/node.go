@@ -165,12 +165,17 @@ func (n *Node) Crash(tear bool) {
 
 // Stop ends the current incarnation as a clean process exit would: tasks
 // unwind and connections break, but the disk keeps everything written (the
-// OS still holds the page cache). Stopping a down node does nothing.
+// OS still holds the page cache). As after a crash, the old incarnation's
+// disk calls (from deferred calls of unwinding tasks, say) fail with
+// disk.ErrCrashed. Stopping a down node does nothing.
 func (n *Node) Stop() {
 	if !n.Up() {
 		return
 	}
 	n.w.event(EvNode, n.num, nodeStop)
+	// The process is gone: the deferred calls its tasks run while they
+	// unwind must not reach the disk, though everything written stays.
+	n.disk.Exit()
 	n.down()
 }
 

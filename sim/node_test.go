@@ -290,3 +290,52 @@ func TestStopKeepsUnsyncedData(t *testing.T) {
 		t.Fatalf("after a graceful stop the file holds %q", seen)
 	}
 }
+
+// TestStoppedIncarnationCannotWrite: after a stop the process is gone, so
+// the deferred calls its tasks run while they unwind must not change the
+// disk, through the file handles they hold or through the old Env.Disk.
+func TestStoppedIncarnationCannotWrite(t *testing.T) {
+	w := New(Options{Seed: 3})
+	var lateErrs []error
+	err := w.Run(func(w *World) error {
+		n := w.AddNode("n", func(env node.Env) error {
+			f, err := env.Disk.Create("f")
+			if err != nil {
+				return err
+			}
+			if _, err := f.Write([]byte("before")); err != nil {
+				return err
+			}
+			env.Clock.Go(context.Background(), "holder", func(context.Context) {
+				defer func() {
+					_, err := f.Write([]byte("-late"))
+					lateErrs = append(lateErrs, err)
+					_, err = env.Disk.Create("late")
+					lateErrs = append(lateErrs, err)
+				}()
+				env.Clock.NewWaiter().Wait() // blocks until the stop
+			})
+			return nil
+		})
+		w.Sleep(time.Millisecond)
+		n.Stop()
+		w.Sleep(time.Millisecond)
+		b, err := disk.ReadFile(n.Disk(), "f")
+		if err != nil {
+			return err
+		}
+		if string(b) != "before" {
+			return errors.New("a stopped incarnation wrote to f: " + string(b))
+		}
+		if _, err := n.Disk().Stat("late"); err == nil {
+			return errors.New("a stopped incarnation created a file")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lateErrs) != 2 || !errors.Is(lateErrs[0], disk.ErrCrashed) || !errors.Is(lateErrs[1], disk.ErrCrashed) {
+		t.Fatalf("late calls returned %v, want disk.ErrCrashed twice", lateErrs)
+	}
+}

@@ -105,3 +105,35 @@ func (c *crash) torn(ino *inode) []byte {
 	}
 	return out
 }
+
+// Exit ends the current incarnation as a process exit does: every View and
+// File of it fails with disk.ErrCrashed from then on (a process that is gone
+// cannot write), but all content stays, synced or not (the OS still holds
+// it). Handles die with their process, so files that were unlinked while
+// open stop taking space.
+func (f *FS) Exit() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.incarnation++
+	visited := map[uint64]bool{}
+	var used int64
+	var walk func(d *inode)
+	walk = func(d *inode) {
+		visited[d.id] = true
+		for _, name := range sortedNames(d.entries) {
+			child := d.entries[name]
+			if visited[child.id] {
+				continue
+			}
+			visited[child.id] = true
+			child.open = 0
+			if child.dir {
+				walk(child)
+				continue
+			}
+			used += int64(len(child.data))
+		}
+	}
+	walk(f.root)
+	f.usedBytes = used
+}

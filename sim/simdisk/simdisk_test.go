@@ -586,3 +586,45 @@ func TestViewStaleAfterCrash(t *testing.T) {
 		t.Fatalf("a = %q", got)
 	}
 }
+
+// TestExitEndsHandlesKeepsData: a process exit kills the incarnation's
+// Views and Files but, unlike a crash, keeps unsynced content; an unlinked
+// file held open stops taking space.
+func TestExitEndsHandlesKeepsData(t *testing.T) {
+	fsys := simdisk.New(simdisk.Options{CapacityBytes: 100})
+	v := fsys.View()
+	f, err := v.Create("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("unsynced")); err != nil {
+		t.Fatal(err)
+	}
+	g, err := v.Create("gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Write(make([]byte, 50)); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Remove("gone"); err != nil {
+		t.Fatal(err)
+	}
+	if fsys.UsedBytes() != 58 {
+		t.Fatalf("used %d bytes before exit, want 58 (the open unlinked file counts)", fsys.UsedBytes())
+	}
+	fsys.Exit()
+	if _, err := f.Write([]byte("x")); !errors.Is(err, disk.ErrCrashed) {
+		t.Fatalf("write through an exited handle: %v", err)
+	}
+	if _, err := v.Create("late"); !errors.Is(err, disk.ErrCrashed) {
+		t.Fatalf("create through an exited view: %v", err)
+	}
+	b, err := disk.ReadFile(fsys.View(), "f")
+	if err != nil || string(b) != "unsynced" {
+		t.Fatalf("after exit f holds %q, %v", b, err)
+	}
+	if fsys.UsedBytes() != 8 {
+		t.Fatalf("used %d bytes after exit, want 8", fsys.UsedBytes())
+	}
+}
