@@ -84,6 +84,16 @@ func (t *Timeline) readValue(dst []byte, key keys.Key, at lsn.LSN, s *readScratc
 	if err != nil {
 		return nil, false, err
 	}
+	// GC raises the cutoff before it swaps in a map without the layers it
+	// frees, so a read that passed checkRead and then searched that map
+	// (or retried on ErrClosed into it) sees the new cutoff here and is
+	// refused, rather than answered from what is left.
+	t.mu.Lock()
+	cutoff := t.gcCutoff
+	t.mu.Unlock()
+	if at < cutoff {
+		return nil, false, fmt.Errorf("%w: read at %s, cutoff %s raised during the read (timeline %s)", ErrBelowGCCutoff, at, cutoff, t.id)
+	}
 	es := s.r.Entries
 	if len(es) == 0 {
 		return nil, false, fmt.Errorf("%w: %s at %s", ErrNotFound, key, at)

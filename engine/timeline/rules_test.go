@@ -231,3 +231,39 @@ func TestCompactionAndGC(t *testing.T) {
 		t.Fatalf("files on disk %v, listed %v", names, solo.files)
 	}
 }
+
+// TestReadRacingGCRefused is a read that passed checkRead just before a GC
+// raised the cutoff and freed the layers it needs: its search then sees
+// only what GC left, and must be refused with ErrBelowGCCutoff, never
+// answered (with an older page, or as not found).
+func TestReadRacingGCRefused(t *testing.T) {
+	tn := openTenant(t, simdisk.New(simdisk.Options{}), Config{CompactionThreshold: 3, ImageCreationThreshold: 2})
+	tl, err := tn.Create(ID{1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := lsn.LSN(0)
+	for round := 0; round < 4; round++ {
+		at += 8
+		mustIngest(t, tl, at, walrec.FullPageImage{Rel: rel, Blk: 0, Page: page(byte(round))})
+		if err := tl.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tl.Compact(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := keys.RelBlockKey(rel, 0)
+	if err := tl.checkRead(8); err != nil { // the read starts before GC
+		t.Fatal(err)
+	}
+	if gst, err := tl.GCAt(at); err != nil || gst.LayersRemoved == 0 {
+		t.Fatalf("gc: %+v, %v", gst, err)
+	}
+	s := tn.scratch.get()
+	defer tn.scratch.put(s)
+	if val, _, err := tl.readValue(nil, key, 8, s); !errors.Is(err, ErrBelowGCCutoff) {
+		t.Fatalf("read at 8 racing GC to %s: %d bytes, %v; want ErrBelowGCCutoff", at, len(val), err)
+	}
+	wantPage(t, tl, 0, at, page(3))
+}
