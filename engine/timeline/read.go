@@ -84,16 +84,6 @@ func (t *Timeline) readValue(dst []byte, key keys.Key, at lsn.LSN, s *readScratc
 	if err != nil {
 		return nil, false, err
 	}
-	// GC raises the cutoff before it swaps in a map without the layers it
-	// frees, so a read that passed checkRead and then searched that map
-	// (or retried on ErrClosed into it) sees the new cutoff here and is
-	// refused, rather than answered from what is left.
-	t.mu.Lock()
-	cutoff := t.gcCutoff
-	t.mu.Unlock()
-	if at < cutoff {
-		return nil, false, fmt.Errorf("%w: read at %s, cutoff %s raised during the read (timeline %s)", ErrBelowGCCutoff, at, cutoff, t.id)
-	}
 	es := s.r.Entries
 	if len(es) == 0 {
 		return nil, false, fmt.Errorf("%w: %s at %s", ErrNotFound, key, at)
@@ -118,11 +108,31 @@ func (t *Timeline) readValue(dst []byte, key keys.Key, at lsn.LSN, s *readScratc
 	return page, false, nil
 }
 
+// recheckCutoff refuses a read whose search raced a GC. GC raises the
+// cutoff before it swaps in a map without the layers it frees, so a read
+// that passed checkRead and then searched that map (or retried on
+// ErrClosed into it) sees the new cutoff here and is refused, rather than
+// answered from what is left. Compaction reads below the cutoff on
+// purpose (at disk_consistent_lsn, which GC keeps readable) and does not
+// call it.
+func (t *Timeline) recheckCutoff(at lsn.LSN) error {
+	t.mu.Lock()
+	cutoff := t.gcCutoff
+	t.mu.Unlock()
+	if at < cutoff {
+		return fmt.Errorf("%w: read at %s, cutoff %s raised during the read (timeline %s)", ErrBelowGCCutoff, at, cutoff, t.id)
+	}
+	return nil
+}
+
 // appendPage is readValue for page readers: a tombstone (a dropped
 // relation's size key) reads as ErrNotFound, and the page is appended to
 // dst (a page rebuilt from deltas is built there by walrec.AppendRedo).
 func (t *Timeline) appendPage(dst []byte, key keys.Key, at lsn.LSN, s *readScratch) ([]byte, error) {
 	val, shared, err := t.readValue(dst, key, at, s)
+	if cerr := t.recheckCutoff(at); cerr != nil {
+		err = cerr // whatever the search found or missed
+	}
 	switch {
 	case err != nil:
 		return dst, err
@@ -181,6 +191,9 @@ func (t *Timeline) GetPages(ks []keys.Key, at lsn.LSN) ([][]byte, error) {
 		if err == nil && len(val) == 0 {
 			err = fmt.Errorf("%w: %s dropped at or before %s", ErrNotFound, k, at)
 		}
+		if cerr := t.recheckCutoff(at); cerr != nil {
+			err = cerr // whatever the search found or missed
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -206,6 +219,9 @@ func (t *Timeline) RelSize(rel keys.RelTag, at lsn.LSN) (uint32, error) {
 	s := t.tenant.scratch.get()
 	defer t.tenant.scratch.put(s)
 	img, _, err := t.readValue(nil, keys.RelSizeKey(rel), at, s) // only read
+	if cerr := t.recheckCutoff(at); cerr != nil {
+		err = cerr // whatever the search found or missed
+	}
 	if err != nil {
 		return 0, err
 	}

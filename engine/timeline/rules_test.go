@@ -262,7 +262,7 @@ func TestReadRacingGCRefused(t *testing.T) {
 	}
 	s := tn.scratch.get()
 	defer tn.scratch.put(s)
-	if val, _, err := tl.readValue(nil, key, 8, s); !errors.Is(err, ErrBelowGCCutoff) {
+	if val, err := tl.appendPage(nil, key, 8, s); !errors.Is(err, ErrBelowGCCutoff) {
 		t.Fatalf("read at 8 racing GC to %s: %d bytes, %v; want ErrBelowGCCutoff", at, len(val), err)
 	}
 	wantPage(t, tl, 0, at, page(3))
