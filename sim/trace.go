@@ -22,7 +22,8 @@ const (
 	EvExit
 	// EvTimer: a timer registered as number A fired.
 	EvTimer
-	// EvMsg: a message was delivered (A = hash of endpoints, B = hash of bytes).
+	// EvMsg: a message was delivered (A = hash of from, to and method, B =
+	// payload size; EvRecv hashes the bytes when a task reads them).
 	EvMsg
 	// EvNode: node A changed state (B = nodeCrash, nodeStop, nodeStart).
 	EvNode
