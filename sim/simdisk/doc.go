@@ -19,7 +19,9 @@
 // disk.ErrCrashed. View returns a disk.FS bound to the current incarnation:
 // after a crash every call through it fails with disk.ErrCrashed too, even
 // one that was asleep in its simulated latency when the crash came, so a
-// node should get a fresh View per incarnation.
+// node should get a fresh View per incarnation. Exit ends an incarnation as
+// a process exit does: its Views and Files fail the same way, but every
+// byte written stays, synced or not.
 //
 // Invariants: deterministic (no goroutines, no real time, every map is read
 // in sorted key order, all randomness comes from a *rand.Rand the caller
