@@ -196,6 +196,15 @@ func (a *Acceptor) appendWAL(m AppendRequest) (Ready, error) {
 	if m.EndLSN < m.BeginLSN || uint64(len(m.WAL)) != uint64(m.EndLSN-m.BeginLSN) {
 		return Ready{}, fmt.Errorf("%w: append %s..%s carries %d bytes", ErrProtocol, m.BeginLSN, m.EndLSN, len(m.WAL))
 	}
+	if len(m.WAL) > MaxAppendWALBytes {
+		return Ready{}, fmt.Errorf("%w: append %s..%s carries %d bytes, limit %d", ErrTooLarge, m.BeginLSN, m.EndLSN, len(m.WAL), MaxAppendWALBytes)
+	}
+	// Only whole valid frames may be acknowledged: start-up finds the end
+	// of the WAL by scanning frames, so a damaged or cut frame written
+	// here would be acknowledged now and silently gone after a restart.
+	if n := ValidPrefix(m.WAL); n != len(m.WAL) {
+		return Ready{}, fmt.Errorf("%w: append %s..%s: %w at %s", ErrProtocol, m.BeginLSN, m.EndLSN, ErrFrame, m.BeginLSN+lsn.LSN(n))
+	}
 	if m.BeginLSN > a.flush {
 		return Ready{}, fmt.Errorf("%w: append at %s leaves a gap after flush %s", ErrProtocol, m.BeginLSN, a.flush)
 	}

@@ -16,8 +16,15 @@ var ErrDefeated = errors.New("skproto: proposer defeated")
 // ErrNotElected reports an Append before the proposer won its election.
 var ErrNotElected = errors.New("skproto: proposer not elected")
 
-// ErrTooLarge reports a record over MaxFramePayloadBytes.
-var ErrTooLarge = errors.New("skproto: record too large")
+// ErrTooLarge reports a record over MaxFramePayloadBytes, or an
+// AppendRequest carrying more than MaxAppendWALBytes.
+var ErrTooLarge = errors.New("skproto: too large")
+
+// MaxAppendWALBytes bounds the WAL in one AppendRequest an acceptor
+// accepts. It holds the largest single frame, and stays well below the
+// transport's message limit so an oversized request is refused here, with
+// ErrTooLarge, rather than by the transport.
+const MaxAppendWALBytes = 8 << 20
 
 // ProposerConfig configures a Proposer.
 type ProposerConfig struct {
@@ -54,6 +61,9 @@ func (c *ProposerConfig) fill() error {
 	}
 	if c.MaxBufferBytes <= 0 {
 		c.MaxBufferBytes = 64 << 20
+	}
+	if c.MaxAppendBytes > MaxAppendWALBytes {
+		return fmt.Errorf("skproto: MaxAppendBytes %d over the acceptors' limit %d", c.MaxAppendBytes, MaxAppendWALBytes)
 	}
 	if c.MaxInflightBytes < c.MaxAppendBytes {
 		return fmt.Errorf("skproto: MaxInflightBytes %d below MaxAppendBytes %d", c.MaxInflightBytes, c.MaxAppendBytes)

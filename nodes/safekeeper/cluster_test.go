@@ -456,3 +456,75 @@ func TestCorruptDonorStepsAside(t *testing.T) {
 		}
 	}
 }
+
+// TestProposeRefusesBadRequests: a proposer stream that sends an oversized
+// AppendRequest, WAL that is not whole valid frames, or names a bad id is
+// refused with a clear code; reads of an unknown timeline are NotFound.
+func TestProposeRefusesBadRequests(t *testing.T) {
+	c := newCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const start = lsn.LSN(0x100)
+	huge := skproto.AppendFrame(nil, make([]byte, skproto.MaxFramePayloadBytes))
+	huge = append(huge, huge...)
+	huge = append(huge, skproto.AppendFrame(nil, []byte("x"))...)
+	for _, tc := range []struct {
+		name     string
+		timeline string
+		wal      []byte
+		want     net.Code
+	}{
+		{"oversized append", timeline, huge, net.ResourceExhausted},
+		{"damaged frame", timeline, []byte("not a frame at all"), net.FailedPrecondition},
+		{"bad timeline id", "../etc", nil, net.InvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := grpcx.New(grpcx.Options{})
+			conn, err := cl.Dial(ctx, c.addrs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			s, err := net.StreamProto[*skpb.ProposerMessage, *skpb.AcceptorMessage](ctx, conn, safekeeper.MethodPropose)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := c.sks[0].Timeline(ctx, tenant, tc.timeline)
+			term := skproto.Term(1)
+			if err == nil {
+				term = st.Term + 1
+			}
+			msgs := []skproto.Msg{
+				skproto.Greeting{ProposerID: "p", TenantID: tenant, TimelineID: tc.timeline, StartLSN: start},
+				skproto.VoteRequest{Term: term},
+				skproto.ProposerElected{Term: term, StartStreamingAt: start, History: skproto.TermHistory{{Term: term, LSN: start}}},
+				skproto.AppendRequest{Term: term, BeginLSN: start, EndLSN: start + lsn.LSN(len(tc.wal)), CommitLSN: start, WAL: tc.wal},
+			}
+			var got error
+			for _, m := range msgs {
+				pb, err := safekeeper.ProposerToPB(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Send(pb); err != nil {
+					got = err
+					break
+				}
+				if _, err := s.Recv(); err != nil {
+					got = err
+					break
+				}
+			}
+			if net.CodeOf(got) != tc.want {
+				t.Fatalf("stream ended with %v (code %v), want code %v", got, net.CodeOf(got), tc.want)
+			}
+			if st, err := c.sks[0].Timeline(ctx, tenant, timeline); err == nil && st.FlushLSN != start {
+				t.Fatalf("refused append moved flush to %s", st.FlushLSN)
+			}
+		})
+	}
+	_, err := c.sks[0].ReadWAL(ctx, tenant, "0000000000000000000000000000abcd", start, start)
+	if net.CodeOf(err) != net.NotFound {
+		t.Fatalf("read of an unknown timeline: %v, want NotFound", err)
+	}
+}

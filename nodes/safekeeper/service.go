@@ -308,10 +308,10 @@ func (sk *Safekeeper) propose(ctx context.Context, s *net.ServerStreamOf[*skpb.P
 			}
 		}
 	})
-	defer func() {
-		cancel()
-		_ = readerDone.Wait(context.Background())
-	}()
+	// The reader is not waited for on the way out: it sits in s.Recv,
+	// which only the end of the call unblocks, and the call ends when this
+	// handler returns. Waiting here would hold an error (a refused append,
+	// say) back from the proposer until it sent again or timed out.
 
 	var tl *timeline
 	var pending skproto.Msg // a Greeting held back from the previous batch

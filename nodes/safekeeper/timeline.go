@@ -232,8 +232,11 @@ func (tl *timeline) step(ctx context.Context, msgs []skproto.Msg) ([]skproto.Msg
 	replies := make([]skproto.Msg, 0, len(msgs))
 	for _, m := range msgs {
 		r, err := tl.acc.Step(m)
-		if err != nil {
-			return nil, net.Errorf(net.FailedPrecondition, "%v", err)
+		switch {
+		case errors.Is(err, skproto.ErrTooLarge):
+			return nil, net.Errorf(net.ResourceExhausted, "safekeeper: %v", err)
+		case err != nil:
+			return nil, net.Errorf(net.FailedPrecondition, "safekeeper: %v", err)
 		}
 		if r.Truncate {
 			if err := tl.store.Truncate(r.TruncateLSN); err != nil {

@@ -1,0 +1,78 @@
+package skproto
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stratadb/strata/engine/lsn"
+)
+
+// electedAcceptor returns an acceptor at start that voted for and follows
+// term 1.
+func electedAcceptor(t *testing.T, start lsn.LSN) *Acceptor {
+	t.Helper()
+	a, err := NewAcceptor("a", AcceptorState{StartLSN: start, CommitLSN: start}, start, Bugs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Step(VoteRequest{Term: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Step(ProposerElected{Term: 1, StartStreamingAt: start, History: TermHistory{{1, start}}}); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestAppendRefusesBadWAL: an acceptor acknowledges only whole valid frames
+// (start-up finds the WAL's end by scanning frames, so anything else would
+// be acknowledged and then lost on restart) and refuses an oversized
+// request with ErrTooLarge.
+func TestAppendRefusesBadWAL(t *testing.T) {
+	const start = lsn.LSN(0x100)
+	good := AppendFrame(AppendFrame(nil, []byte("one")), []byte("two"))
+	damaged := append([]byte(nil), good...)
+	damaged[len(damaged)-1] ^= 1
+	big := AppendFrame(nil, make([]byte, MaxFramePayloadBytes))
+	var huge []byte
+	for len(huge) <= MaxAppendWALBytes {
+		huge = append(huge, big...)
+	}
+	for _, tc := range []struct {
+		name string
+		wal  []byte
+		want error
+	}{
+		{"whole frames", good, nil},
+		{"largest single frame", big, nil},
+		{"cut frame", good[:len(good)-2], ErrFrame},
+		{"damaged frame", damaged, ErrFrame},
+		{"not frames", []byte("hello, world"), ErrFrame},
+		{"oversized", huge, ErrTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := electedAcceptor(t, start)
+			end := start + lsn.LSN(len(tc.wal))
+			r, err := a.Step(AppendRequest{Term: 1, BeginLSN: start, EndLSN: end, CommitLSN: start, WAL: tc.wal})
+			if tc.want == nil {
+				if err != nil || a.FlushLSN() != end || len(r.WAL) != len(tc.wal) {
+					t.Fatalf("append: err %v, flush %s, write %d bytes; want flush %s", err, a.FlushLSN(), len(r.WAL), end)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("append: err %v, want %v", err, tc.want)
+			}
+			if a.FlushLSN() != start {
+				t.Fatalf("refused append moved flush to %s", a.FlushLSN())
+			}
+		})
+	}
+}
+
+func TestProposerRefusesAppendOverAcceptorLimit(t *testing.T) {
+	_, err := NewProposer(ProposerConfig{Acceptors: []string{"a"}, MaxAppendBytes: MaxAppendWALBytes + 1, MaxInflightBytes: 2 * MaxAppendWALBytes})
+	if err == nil {
+		t.Fatal("proposer accepted MaxAppendBytes over MaxAppendWALBytes")
+	}
+}
