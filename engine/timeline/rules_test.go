@@ -267,3 +267,50 @@ func TestReadRacingGCRefused(t *testing.T) {
 	}
 	wantPage(t, tl, 0, at, page(3))
 }
+
+// TestBranchRacingGC is a Branch that passed its cutoff check just before a
+// GC of the parent moved the cutoff past the branch point: the GC must keep
+// what the child reads at its branch point (Branch reserves the point before
+// the check), so the child's first read is the parent's page at that point.
+func TestBranchRacingGC(t *testing.T) {
+	tn := openTenant(t, simdisk.New(simdisk.Options{}), Config{CompactionThreshold: 3, ImageCreationThreshold: 2})
+	parent := ID{1}
+	tl, err := tn.Create(parent, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := lsn.LSN(0)
+	for round := 0; round < 4; round++ {
+		at += 8
+		mustIngest(t, tl, at, walrec.FullPageImage{Rel: rel, Blk: 0, Page: page(byte(round))})
+		if err := tl.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tl.Compact(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Branch(parent, child, 8), interleaved with GC: reserve, check, GC,
+	// then create.
+	release := tn.reserveBranchPoint(parent, 8)
+	if tl.GCCutoff() > 8 {
+		t.Fatal("cutoff check would refuse the branch")
+	}
+	if _, err := tl.GCAt(at); err != nil {
+		t.Fatal(err)
+	}
+	child, err := tn.create(ID{2}, branchMetadata(parent, 8), tl)
+	release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPage(t, child, 0, 8, page(0))
+	// Once the child is registered, its branch point alone keeps the layers.
+	if _, err := tl.GCAt(at); err != nil {
+		t.Fatal(err)
+	}
+	wantPage(t, child, 0, 8, page(0))
+	if len(tn.branching) != 0 {
+		t.Fatalf("branch reservations left: %v", tn.branching)
+	}
+}

@@ -49,8 +49,11 @@ type Tenant struct {
 	gen layer.Generation
 	log *slog.Logger
 
-	mu        sync.Mutex // guards timelines
+	mu        sync.Mutex // guards timelines and branching
 	timelines map[ID]*Timeline
+	// branching holds the branch points of Branch calls in flight, by
+	// parent: GC keeps them like those of existing children (see Branch).
+	branching []pendingBranch
 
 	scratch scratchPool // read-path scratch shared by the tenant's timelines
 }
@@ -278,8 +281,36 @@ func (tn *Tenant) branchPoints(id ID) []lsn.LSN {
 			ps = append(ps, t.ancestorLSN)
 		}
 	}
+	for _, b := range tn.branching {
+		if b.parent == id {
+			ps = append(ps, b.at)
+		}
+	}
 	slices.Sort(ps)
 	return ps
+}
+
+// pendingBranch is a branch point being created.
+type pendingBranch struct {
+	parent ID
+	at     lsn.LSN
+}
+
+// reserveBranchPoint makes GC of parent keep what a read at at needs until
+// the returned release is called (after the child is registered, when
+// branchPoints lists it anyway).
+func (tn *Tenant) reserveBranchPoint(parent ID, at lsn.LSN) (release func()) {
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	b := pendingBranch{parent, at}
+	tn.branching = append(tn.branching, b)
+	return func() {
+		tn.mu.Lock()
+		defer tn.mu.Unlock()
+		if i := slices.Index(tn.branching, b); i >= 0 {
+			tn.branching = slices.Delete(tn.branching, i, i+1)
+		}
+	}
 }
 
 // Create creates an empty root timeline whose WAL starts above initLSN.
@@ -303,6 +334,12 @@ func (tn *Tenant) Branch(parent, child ID, at lsn.LSN) (*Timeline, error) {
 	if at == lsn.Invalid {
 		return nil, fmt.Errorf("%w: branch at 0", ErrInvalidLSN)
 	}
+	// Reserve the branch point before checking the cutoff: GC raises the
+	// cutoff and then reads the branch points, so either the check below
+	// sees GC's new cutoff, or GC sees this branch point and keeps the
+	// layers the child will read. (Checking first let a GC in between free
+	// them, and the child then read wrong pages at its branch point.)
+	defer tn.reserveBranchPoint(parent, at)()
 	p.mu.Lock()
 	last, cutoff := p.lastRecordLSN, p.gcCutoff
 	p.mu.Unlock()
@@ -312,8 +349,12 @@ func (tn *Tenant) Branch(parent, child ID, at lsn.LSN) (*Timeline, error) {
 	if at < cutoff {
 		return nil, fmt.Errorf("%w: branch at %s, parent %s cutoff %s", ErrBelowGCCutoff, at, parent, cutoff)
 	}
-	m := metadata{DiskConsistentLSN: at, AncestorTimeline: parent.String(), AncestorLSN: at, LatestGCCutoff: at, InitLSN: at}
-	return tn.create(child, m, p)
+	return tn.create(child, branchMetadata(parent, at), p)
+}
+
+// branchMetadata is the metadata of a new branch of parent at at.
+func branchMetadata(parent ID, at lsn.LSN) metadata {
+	return metadata{DiskConsistentLSN: at, AncestorTimeline: parent.String(), AncestorLSN: at, LatestGCCutoff: at, InitLSN: at}
 }
 
 // create makes a timeline directory durably: a temp directory holding the
