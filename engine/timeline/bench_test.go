@@ -153,6 +153,22 @@ func BenchmarkGetPageImagePlus16Deltas(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendPageImagePlus16Deltas is BenchmarkGetPageImagePlus16Deltas
+// into a reused buffer: the page is rebuilt in it (walrec.AppendRedo).
+func BenchmarkAppendPageImagePlus16Deltas(b *testing.B) {
+	tl, ks := layeredTimeline(b, 64, 16)
+	at := tl.LastRecordLSN()
+	buf := make([]byte, 0, walrec.PageSize)
+	b.ReportAllocs()
+	defer measureCPU(b, 0)()
+	for b.Loop() {
+		var err error
+		if buf, err = tl.AppendPage(buf[:0], ks[7], at); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkGetPages32 is a vectored read of 32 keys, each an image plus 4
 // deltas on disk, warm.
 func BenchmarkGetPages32(b *testing.B) {
