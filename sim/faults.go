@@ -50,7 +50,9 @@ type Nemesis struct {
 	// through env.Failpoints) the nemesis switches on, one at a time on one
 	// crashable node, for one evaluation ("1*return(true)") during an
 	// episode of mean PartitionFor; FailpointMean is the mean time between
-	// episodes.
+	// episodes. An incarnation that starts during the episode gets the
+	// failpoint afresh, so a failpoint that crashes its node can fire once
+	// per incarnation until the episode ends.
 	Failpoints    []string
 	FailpointMean time.Duration
 
