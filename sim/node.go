@@ -190,12 +190,22 @@ func (n *Node) down() {
 
 // Restart starts a new incarnation on the surviving disk, running the
 // node's real start-up code. A running node is crashed first (without
-// tearing).
+// tearing). Called from one of the node's own tasks, Restart does not
+// return (the caller belongs to the incarnation it ends), but the new
+// incarnation boots all the same.
 func (n *Node) Restart() {
-	if n.Up() {
-		n.Crash(false)
+	if !n.Up() {
+		n.boot()
+		return
 	}
+	// Crash, but boot before the old incarnation ends: ending it unwinds
+	// the caller if it is one of its tasks.
+	old := n.cur
+	n.w.event(EvNode, n.num, nodeCrash)
+	n.disk.Crash(n.faults, false)
+	n.w.Net().CrashNode(n.id)
 	n.boot()
+	old.end()
 }
 
 func (n *Node) boot() {

@@ -339,3 +339,33 @@ func TestStoppedIncarnationCannotWrite(t *testing.T) {
 		t.Fatalf("late calls returned %v, want disk.ErrCrashed twice", lateErrs)
 	}
 }
+
+// TestNodeRestartsItself: Restart called from one of the node's own tasks
+// (a service that re-execs itself) does not return to the caller, like
+// Crash, but the new incarnation still boots.
+func TestNodeRestartsItself(t *testing.T) {
+	w := New(Options{Seed: 2})
+	returned := false
+	err := w.Run(func(w *World) error {
+		n := w.AddNode("n", func(env node.Env) error {
+			if w.Node("n").Incarnation() == 1 {
+				env.Clock.Go(context.Background(), "restarter", func(context.Context) {
+					w.Node("n").Restart()
+					returned = true
+				})
+			}
+			return nil
+		})
+		w.Sleep(time.Second)
+		if !n.Up() || n.Incarnation() != 2 {
+			return errors.New("a node that restarted itself is not up in its second incarnation")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if returned {
+		t.Fatal("Restart returned to a task of the incarnation it ended")
+	}
+}
