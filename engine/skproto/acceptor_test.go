@@ -76,3 +76,64 @@ func TestProposerRefusesAppendOverAcceptorLimit(t *testing.T) {
 		t.Fatal("proposer accepted MaxAppendBytes over MaxAppendWALBytes")
 	}
 }
+
+// TestProposerBufferBoundedBySlowStreamingAcceptor: an acceptor that
+// follows the proposer but never acknowledges must not pin the WAL buffer
+// beyond MaxBufferBytes; what it lacks is re-read from a peer.
+func TestProposerBufferBoundedBySlowStreamingAcceptor(t *testing.T) {
+	const start = lsn.LSN(0x100)
+	accs := []string{"a", "b", "c"}
+	p, err := NewProposer(ProposerConfig{ID: "p", StartLSN: start, Acceptors: accs,
+		MaxAppendBytes: 256, MaxInflightBytes: 512, MaxBufferBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range accs {
+		if _, err := p.Connect(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range accs {
+		if _, err := p.Step(id, GreetingResponse{NodeID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range accs {
+		if _, err := p.Step(id, VoteResponse{Term: 1, VoteGiven: true, FlushLSN: start, CommitLSN: start}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range accs {
+		if _, err := p.Step(id, AppendResponse{Term: 1, FlushLSN: start, CommitLSN: start}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !p.Elected() {
+		t.Fatal("proposer not elected")
+	}
+	for i := 0; i < 100; i++ {
+		end, outs, err := p.Append([][]byte{make([]byte, 100)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range outs {
+			if o.To == "c" {
+				continue // c follows but never answers
+			}
+			if _, err := p.Step(o.To, AppendResponse{Term: 1, FlushLSN: o.Msg.(AppendRequest).EndLSN}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if p.CommitLSN() != end {
+			t.Fatalf("append %d: commit %s, want %s", i, p.CommitLSN(), end)
+		}
+		p.Trim()
+		if held := int(p.EndLSN() - p.BufferStart()); held > 1024 {
+			t.Fatalf("append %d: buffer holds %d bytes over MaxBufferBytes 1024 (start %s, commit %s)", i, held, p.BufferStart(), p.CommitLSN())
+		}
+	}
+	need, ok := p.MissingWAL()
+	if !ok || need.From == "c" || need.End != p.BufferStart() {
+		t.Fatalf("MissingWAL = %+v, %t; want a re-read for c from a or b", need, ok)
+	}
+}

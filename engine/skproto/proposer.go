@@ -383,7 +383,13 @@ func (p *Proposer) Trim() {
 		}
 		horizon = min(horizon, q.flush)
 	}
-	if !allStreaming && len(p.buf) <= p.cfg.MaxBufferBytes {
+	switch {
+	case len(p.buf) > p.cfg.MaxBufferBytes:
+		// Over the bound, a lagging acceptor (streaming or not) no longer
+		// holds WAL here: what it lacks below the commit LSN is on a
+		// majority and is re-read for it (MissingWAL).
+		horizon = p.commit
+	case !allStreaming:
 		return
 	}
 	if horizon > p.base {
