@@ -124,7 +124,7 @@ func run(w *sim.World) error {
 	// (the window an unpersisted vote would be lost in).
 	if rng.IntN(3) != 0 {
 		nem.Failpoints = []string{safekeeper.FailpointCrashAfterVote}
-		nem.FailpointMean = time.Duration(200+rng.IntN(1500)) * time.Millisecond
+		nem.FailpointMean = time.Duration(50+rng.IntN(400)) * time.Millisecond
 	}
 	sim.Swarm(w, "nemesis", nem.String())
 	// Media corruption on a minority of the safekeepers (STYLE 17: the
