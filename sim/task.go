@@ -74,8 +74,14 @@ func (t *task) exit() {
 		// real crash never reaches (a deferred Unlock of a mutex released
 		// inside Cond.Wait, say). The process is gone, so whatever they
 		// panic with is dropped; only live tasks' panics are failures.
-		if p := recover(); p != nil && !t.killed {
+		p := recover()
+		switch {
+		case p != nil && !t.killed:
 			w.Fail(fmt.Errorf("%w: task %q: %v\n%s", ErrTaskPanic, t.name, p, indent(string(debug.Stack()))))
+		case p == nil && !t.killed && !w.abandoned.Load():
+			// runtime.Goexit from the task's own code (t.FailNow in a
+			// task, say): the run must not go on without it unnoticed.
+			w.Fail(fmt.Errorf("%w: task %q ended through runtime.Goexit", ErrTaskPanic, t.name))
 		}
 	}
 	t.state = taskDone

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -225,5 +226,20 @@ func TestWatchdogReportsSpin(t *testing.T) {
 	})
 	if !errors.Is(err, ErrWatchdog) || !strings.Contains(err.Error(), `"spins"`) {
 		t.Fatalf("want a watchdog report naming the spinning task, got %v", err)
+	}
+}
+
+// TestTaskGoexitIsAFailure: a live task that ends through runtime.Goexit
+// (t.FailNow inside a task, say) fails the run instead of vanishing while
+// the run goes on without it.
+func TestTaskGoexitIsAFailure(t *testing.T) {
+	w := New(Options{Seed: 1})
+	err := w.Run(func(w *World) error {
+		w.Clock().Go(context.Background(), "quits", func(context.Context) { runtime.Goexit() })
+		sleep(w.Clock(), time.Second)
+		return nil
+	})
+	if !errors.Is(err, ErrTaskPanic) || !strings.Contains(err.Error(), `"quits"`) {
+		t.Fatalf("got %v", err)
 	}
 }
