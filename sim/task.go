@@ -92,9 +92,8 @@ func (t *task) exit() {
 		killed = 1
 	}
 	w.event(EvExit, uint64(t.id), killed)
-	if w.abandoned.Load() {
-		return
-	}
+	// Hand the baton back even in an abandoned world: its scheduler then
+	// unwinds the remaining tasks (see loop) instead of leaking them.
 	w.yield <- struct{}{}
 }
 

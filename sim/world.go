@@ -244,7 +244,8 @@ func (w *World) Run(main func(w *World) error) error {
 		return w.failure
 	case err := <-stuck:
 		// The stuck goroutine cannot be stopped from outside; the world is
-		// abandoned and its scheduler exits if the task ever yields.
+		// abandoned, and if the task ever yields its scheduler unwinds
+		// every remaining task (nothing reads the world after this).
 		w.abandoned.Store(true)
 		return err
 	}
@@ -253,7 +254,9 @@ func (w *World) Run(main func(w *World) error) error {
 func (w *World) loop() {
 	for !w.done {
 		if w.abandoned.Load() {
-			return
+			// The watchdog gave up on this world and Run has returned; the
+			// stuck task has let go at last, so unwind everything left.
+			break
 		}
 		if len(w.dying) > 0 {
 			t := w.dying[0]

@@ -243,3 +243,33 @@ func TestTaskGoexitIsAFailure(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestAbandonedWorldUnwindsOnceReleased: after the watchdog abandons a world,
+// the task that blocked natively may let go later; the scheduler and every
+// other task's goroutine must then end instead of leaking (a long sweep
+// would pile them up).
+func TestAbandonedWorldUnwindsOnceReleased(t *testing.T) {
+	before := runtime.NumGoroutine()
+	w := New(Options{Seed: 1, StepTimeout: 200 * time.Millisecond})
+	release := make(chan struct{})
+	err := w.Run(func(w *World) error {
+		c := w.Clock()
+		for i := 0; i < 5; i++ {
+			c.Go(context.Background(), "parked", func(context.Context) { c.NewWaiter().Wait() })
+		}
+		c.Go(context.Background(), "blocks-natively", func(context.Context) { <-release })
+		sleep(c, time.Second)
+		return nil
+	})
+	if !errors.Is(err, ErrWatchdog) {
+		t.Fatalf("want a watchdog error, got %v", err)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("%d goroutines before the run, %d after the stuck task let go", before, after)
+	}
+}
