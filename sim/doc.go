@@ -38,5 +38,8 @@
 //     Go on its clock starts nothing.
 //   - A run never hangs: a deadlock (nothing runnable, no timer) is reported
 //     with every task and where it blocks; a task that blocks natively or
-//     spins past the watchdog's wall-clock bound is reported and abandoned.
+//     spins past the watchdog's wall-clock bound is reported and abandoned
+//     (should it let go later, the world's remaining tasks unwind then).
+//   - A live task ends only by returning: a panic or a runtime.Goexit of
+//     its own fails the run.
 package sim
