@@ -137,3 +137,68 @@ func TestProposerBufferBoundedBySlowStreamingAcceptor(t *testing.T) {
 		t.Fatalf("MissingWAL = %+v, %t; want a re-read for c from a or b", need, ok)
 	}
 }
+
+// TestElectTruncatesAtLastCommonPoint pins the ProposerElected edge cases:
+// a proposer whose history is shorter than the acceptor's, a start point
+// that is not the last common point, a start below the commit LSN, and a
+// vote in an equal term.
+func TestElectTruncatesAtLastCommonPoint(t *testing.T) {
+	const s = lsn.LSN(0x100)
+	// The acceptor holds term 1 WAL [s, s+18) then term 2 WAL [s+18, s+45),
+	// committed up to commit (the step machine never looks at the bytes).
+	setup := func(t *testing.T, commit lsn.LSN) *Acceptor {
+		t.Helper()
+		a, err := NewAcceptor("a", AcceptorState{Term: 2, History: TermHistory{{1, s}, {2, s + 18}}, StartLSN: s, CommitLSN: commit}, s+45, Bugs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	for _, tc := range []struct {
+		name    string
+		commit  lsn.LSN
+		history TermHistory
+		start   lsn.LSN
+		want    error
+		flush   lsn.LSN
+	}{
+		{"shorter history diverging in term 1", s, TermHistory{{1, s}, {3, s + 27}}, s + 18, nil, s + 18},
+		{"same term 2 prefix", s, TermHistory{{1, s}, {2, s + 18}, {3, s + 36}}, s + 36, nil, s + 36},
+		{"proposer ahead in term 2", s, TermHistory{{1, s}, {2, s + 18}, {3, s + 54}}, s + 45, nil, s + 45},
+		{"empty common prefix", s, TermHistory{{3, s}}, s, nil, s},
+		{"start not the last common point", s, TermHistory{{1, s}, {3, s + 27}}, s + 9, ErrProtocol, s + 45},
+		{"start below commit", s + 36, TermHistory{{1, s}, {3, s + 27}}, s + 18, ErrCommitTruncate, s + 45},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := setup(t, tc.commit)
+			if r, _ := a.Step(VoteRequest{Term: 2}); r.Reply.(VoteResponse).VoteGiven || r.Persist {
+				t.Fatal("vote granted in an equal term")
+			}
+			if r, _ := a.Step(VoteRequest{Term: 3}); !r.Reply.(VoteResponse).VoteGiven || !r.Persist {
+				t.Fatal("vote refused for a greater term, or not persisted")
+			}
+			r, err := a.Step(ProposerElected{Term: 3, StartStreamingAt: tc.start, History: tc.history})
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Fatalf("elect: err %v, want %v", err, tc.want)
+			}
+			if a.FlushLSN() != tc.flush {
+				t.Fatalf("flush %s, want %s", a.FlushLSN(), tc.flush)
+			}
+			if tc.want == nil && (r.Truncate != (tc.flush < s+45) || !r.Persist || !slicesEqual(r.State.History, tc.history)) {
+				t.Fatalf("ready %+v: want truncate=%t, persisted history %s", r, tc.flush < s+45, tc.history)
+			}
+		})
+	}
+}
+
+func slicesEqual(a, b TermHistory) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
