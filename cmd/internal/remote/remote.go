@@ -131,6 +131,14 @@ func Open(ctx context.Context, c Config, o OpenOptions) (objstore.Store, error) 
 		if err != nil {
 			return nil, fmt.Errorf("remote: local store in %s: %w", c.Dir, err)
 		}
+		// A Put cut short by a crash of this instance leaves a temp file
+		// that nothing else will remove; sweeping is bounded per call and
+		// failing to sweep only costs disk space, so it is not fatal.
+		if n, err := st.SweepTemp(ctx); err != nil {
+			log.Warn("remote storage: temp sweep failed", "dir", c.Dir, "removed", n, "err", err)
+		} else if n > 0 {
+			log.Info("remote storage: removed temp files left by a crash", "dir", c.Dir, "removed", n)
+		}
 		log.Info("remote storage", "kind", "dir", "dir", c.Dir)
 		return st, nil
 	case "s3":

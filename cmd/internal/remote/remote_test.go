@@ -3,7 +3,10 @@ package remote
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -123,6 +126,33 @@ func TestOpen(t *testing.T) {
 		}
 		if got, err := st.Get(ctx, "k"); err != nil || string(got) != "v" {
 			t.Fatalf("Get = %q, %v", got, err)
+		}
+	})
+	t.Run("dir sweeps its own crash leftovers", func(t *testing.T) {
+		dir := t.TempDir() + "/objects"
+		c, err := parse([]string{"-remote-dir", dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(ctx, c, OpenOptions{InstanceID: "sk-1"}); err != nil {
+			t.Fatal(err)
+		}
+		// Temp files as a Put of instance sk-1 (and of another instance)
+		// leaves them when the process dies between create and rename.
+		mine, theirs := filepath.Join(dir, "tsk-1-7"), filepath.Join(dir, "tsk-2-7")
+		for _, p := range []string{mine, theirs} {
+			if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := Open(ctx, c, OpenOptions{InstanceID: "sk-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(mine); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("own temp file survived Open: %v", err)
+		}
+		if _, err := os.Stat(theirs); err != nil {
+			t.Errorf("another instance's temp file was touched: %v", err)
 		}
 	})
 	t.Run("s3 under the prefix", func(t *testing.T) {
