@@ -220,6 +220,28 @@ func callCtx(w World) (context.Context, context.CancelFunc) {
 	return clock.WithTimeout(w.Clock, context.Background(), bound)
 }
 
+// openStream connects a fresh client to a fresh server and opens a stream
+// on method, bounded by the suite's call timeout. It reports failures with
+// t.Errorf and returns nil; otherwise done closes everything it opened.
+func openStream(t *testing.T, w World, method string) (net.ClientStream, func()) {
+	_, l, c, ok := setup(t, w)
+	if !ok {
+		return nil, nil
+	}
+	ctx, cancel := callCtx(w)
+	s, err := c.Stream(ctx, method)
+	if err != nil {
+		t.Errorf("Stream: %v", err)
+		cancel()
+		closeAll(t, l, c)
+		return nil, nil
+	}
+	return s, func() {
+		cancel()
+		closeAll(t, l, c)
+	}
+}
+
 func testUnaryRoundTrip(t *testing.T, w World) {
 	_, l, c, ok := setup(t, w)
 	if !ok {
@@ -373,18 +395,11 @@ func testStreamInOrder(t *testing.T, w World) {
 }
 
 func testServerEndsStream(t *testing.T, w World) {
-	_, l, c, ok := setup(t, w)
-	if !ok {
+	s, done := openStream(t, w, mSend3)
+	if s == nil {
 		return
 	}
-	defer closeAll(t, l, c)
-	ctx, cancel := callCtx(w)
-	defer cancel()
-	s, err := c.Stream(ctx, mSend3)
-	if err != nil {
-		t.Errorf("Stream: %v", err)
-		return
-	}
+	defer done()
 	for i := range 3 {
 		b, err := s.Recv()
 		if err != nil || !bytes.Equal(b, []byte{byte(i)}) {
@@ -401,23 +416,16 @@ func testServerEndsStream(t *testing.T, w World) {
 }
 
 func testServerStreamError(t *testing.T, w World) {
-	_, l, c, ok := setup(t, w)
-	if !ok {
+	s, done := openStream(t, w, mFail)
+	if s == nil {
 		return
 	}
-	defer closeAll(t, l, c)
-	ctx, cancel := callCtx(w)
-	defer cancel()
-	s, err := c.Stream(ctx, mFail)
-	if err != nil {
-		t.Errorf("Stream: %v", err)
-		return
-	}
+	defer done()
 	if b, err := s.Recv(); err != nil || string(b) != "first" {
 		t.Errorf("first recv: %q %v", b, err)
 		return
 	}
-	_, err = s.Recv()
+	_, err := s.Recv()
 	var st *net.Status
 	if !errors.As(err, &st) || st.Code != net.FailedPrecondition || !strings.Contains(st.Msg, "on purpose") {
 		t.Errorf("after handler error: got %v, want FailedPrecondition *Status", err)
@@ -425,18 +433,11 @@ func testServerStreamError(t *testing.T, w World) {
 }
 
 func testCloseSend(t *testing.T, w World) {
-	_, l, c, ok := setup(t, w)
-	if !ok {
+	s, done := openStream(t, w, mCount)
+	if s == nil {
 		return
 	}
-	defer closeAll(t, l, c)
-	ctx, cancel := callCtx(w)
-	defer cancel()
-	s, err := c.Stream(ctx, mCount)
-	if err != nil {
-		t.Errorf("Stream: %v", err)
-		return
-	}
+	defer done()
 	for i := range 7 {
 		if err := s.Send([]byte{byte(i)}); err != nil {
 			t.Errorf("send %d: %v", i, err)
