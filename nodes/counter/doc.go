@@ -14,7 +14,9 @@
 // only after a Sync that covers it (group commit: one flusher task syncs for
 // every waiting handler). A new segment's directory entry is made durable
 // with SyncDir before any record in it is acknowledged. At start-up the log
-// is read back; a torn tail (a record that fails its checksum, or a partial
+// directory is synced before anything in it is trusted (an earlier
+// incarnation may have created a segment and then failed its SyncDir, leaving
+// an entry a crash can still undo), then the log is read back; a torn tail (a record that fails its checksum, or a partial
 // one) in the last segment is cut off, which loses only unacknowledged
 // increments. A write or sync error is fatal (Config.OnFatal): after a
 // failed fsync the page cache cannot be trusted, so the process must exit

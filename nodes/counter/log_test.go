@@ -3,6 +3,7 @@ package counter
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stratadb/strata/sim/simdisk"
@@ -123,11 +124,21 @@ func TestConfigValidate(t *testing.T) {
 		{"no addr", Config{OnFatal: fatal}, false},
 		{"no fatal", Config{Addr: "s:1"}, false},
 		{"segment too big", Config{Addr: "s:1", OnFatal: fatal, SegmentEntries: MaxSegmentEntries + 1}, false},
+		{"negative segment entries", Config{Addr: "s:1", OnFatal: fatal, SegmentEntries: -1}, false},
 		{"negative clients", Config{Addr: "s:1", OnFatal: fatal, MaxClients: -1}, false},
+		{"negative waiting", Config{Addr: "s:1", OnFatal: fatal, MaxWaiting: -1}, false},
 	} {
+		before := fmt.Sprintf("%+v", tc.cfg)
 		err := tc.cfg.Validate()
 		if (err == nil) != tc.ok || (!tc.ok && !errors.Is(err, ErrConfig)) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
+		if after := fmt.Sprintf("%+v", tc.cfg); after != before {
+			t.Errorf("%s: Validate changed the config: %s, was %s", tc.name, after, before)
+		}
+	}
+	d := Config{}.withDefaults()
+	if d.Dir != DefaultDir || d.SegmentEntries != DefaultSegmentEntries || d.MaxClients != DefaultMaxClients || d.MaxWaiting != DefaultMaxWaiting {
+		t.Errorf("withDefaults: %+v", d)
 	}
 }

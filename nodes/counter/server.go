@@ -90,22 +90,13 @@ type Config struct {
 // ErrConfig reports an invalid Config.
 var ErrConfig = errors.New("counter: invalid config")
 
-// Validate fills defaults and checks limits.
-func (c *Config) Validate() error {
-	if c.Addr == "" {
-		return fmt.Errorf("%w: Addr is required", ErrConfig)
-	}
-	if c.OnFatal == nil {
-		return fmt.Errorf("%w: OnFatal is required", ErrConfig)
-	}
+// withDefaults fills zero fields with their defaults.
+func (c Config) withDefaults() Config {
 	if c.Dir == "" {
 		c.Dir = DefaultDir
 	}
 	if c.SegmentEntries == 0 {
 		c.SegmentEntries = DefaultSegmentEntries
-	}
-	if c.SegmentEntries < 1 || c.SegmentEntries > MaxSegmentEntries {
-		return fmt.Errorf("%w: SegmentEntries %d not in [1, %d]", ErrConfig, c.SegmentEntries, MaxSegmentEntries)
 	}
 	if c.MaxClients == 0 {
 		c.MaxClients = DefaultMaxClients
@@ -113,8 +104,24 @@ func (c *Config) Validate() error {
 	if c.MaxWaiting == 0 {
 		c.MaxWaiting = DefaultMaxWaiting
 	}
-	if c.MaxClients < 1 || c.MaxWaiting < 1 {
-		return fmt.Errorf("%w: MaxClients and MaxWaiting must be positive", ErrConfig)
+	return c
+}
+
+// Validate reports a Config Start cannot use. It does not modify c: zero
+// fields are checked as their defaults; a negative one is an error.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Addr == "":
+		return fmt.Errorf("%w: Addr is required", ErrConfig)
+	case c.OnFatal == nil:
+		return fmt.Errorf("%w: OnFatal is required", ErrConfig)
+	case c.SegmentEntries < 1 || c.SegmentEntries > MaxSegmentEntries:
+		return fmt.Errorf("%w: SegmentEntries %d not in [1, %d]", ErrConfig, c.SegmentEntries, MaxSegmentEntries)
+	case c.MaxClients < 1:
+		return fmt.Errorf("%w: MaxClients %d must be positive", ErrConfig, c.MaxClients)
+	case c.MaxWaiting < 1:
+		return fmt.Errorf("%w: MaxWaiting %d must be positive", ErrConfig, c.MaxWaiting)
 	}
 	return nil
 }
@@ -150,6 +157,7 @@ type Server struct {
 // Start recovers the log from env.Disk, starts the flusher and listens on
 // cfg.Addr.
 func Start(env node.Env, cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -182,11 +190,17 @@ func Start(env node.Env, cfg Config) (*Server, error) {
 // append to.
 func (s *Server) recover() error {
 	fsys, dir := s.env.Disk, s.cfg.Dir
-	if err := fsys.MkdirAll(dir); err != nil {
+	if err := disk.MkdirAllDurable(fsys, dir); err != nil {
 		return fmt.Errorf("counter: mkdir %s: %w", dir, err)
 	}
-	if err := fsys.SyncDir(path.Dir(dir)); err != nil {
-		return fmt.Errorf("counter: sync dir: %w", err)
+	// An earlier incarnation may have created a segment and then failed to
+	// sync the directory (a failed start-up or a clean exit keeps the entry
+	// in the page cache only). Recovery is about to trust and reuse what it
+	// finds, so make every entry durable first: otherwise increments
+	// acknowledged into a reused segment vanish with its entry at the next
+	// crash.
+	if err := fsys.SyncDir(dir); err != nil {
+		return fmt.Errorf("counter: sync dir %s: %w", dir, err)
 	}
 	segs, err := readSegments(fsys, dir)
 	if err != nil {

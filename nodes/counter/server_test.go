@@ -2,11 +2,13 @@ package counter_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/counter"
 	"github.com/stratadb/strata/nodes/node"
@@ -134,5 +136,66 @@ func TestAckBeforeSyncLosesAcknowledged(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// dirSyncFails is the node's disk with SyncDir of the counter's directory
+// failing (EIO) while *fail is set.
+type dirSyncFails struct {
+	disk.FS
+	fail *bool
+}
+
+func (d dirSyncFails) SyncDir(name string) error {
+	if *d.fail && name == counter.DefaultDir {
+		return fmt.Errorf("test: syncdir %s: %w", name, disk.ErrIO)
+	}
+	return d.FS.SyncDir(name)
+}
+
+// TestSegmentOfFailedDirSyncIsMadeDurableBeforeReuse: an incarnation
+// creates the first segment, its directory sync fails and start-up fails
+// (the node goes down without a power loss, so the entry stays in the page
+// cache only). The next incarnation reuses that segment; the increments it
+// acknowledges there must survive a crash, so recovery has to sync the
+// directory before trusting its files.
+func TestSegmentOfFailedDirSyncIsMadeDurableBeforeReuse(t *testing.T) {
+	w := sim.New(sim.Options{Seed: 1})
+	err := w.Run(func(w *sim.World) error {
+		fail := true
+		srv := w.AddNode("srv", func(env node.Env) error {
+			env.Disk = dirSyncFails{FS: env.Disk, fail: &fail}
+			_, err := counter.Start(env, counter.Config{Addr: addr, OnFatal: func(error) { w.Node("srv").Crash(false) }})
+			return err
+		})
+		cli := w.AddNode("cli", func(node.Env) error { return nil })
+		w.Sleep(time.Millisecond)
+		if srv.Up() || !errors.Is(srv.StartErr(), disk.ErrIO) {
+			t.Fatalf("first start-up: up %v, err %v; want down with EIO", srv.Up(), srv.StartErr())
+		}
+		fail = false
+		srv.Restart()
+		w.Sleep(time.Millisecond)
+		env := cli.Env()
+		ctx, cancel := clock.WithTimeout(env.Clock, context.Background(), time.Second)
+		defer cancel()
+		conn, err := env.Net.Dial(ctx, addr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		resp, err := net.CallJSON[counter.IncrResponse](ctx, conn, counter.MethodIncr, counter.IncrRequest{Client: 1, Seq: 1})
+		if err != nil || resp.Value != 1 {
+			return fmt.Errorf("incr: value %d, %v", resp.Value, err)
+		}
+		srv.Crash(false)
+		recs, err := counter.ReadLog(srv.Disk(), counter.DefaultDir)
+		if err != nil || fmt.Sprint(recs) != "[client-1#1]" {
+			t.Errorf("acknowledged client-1#1; durable log after crash %v, %v", recs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
