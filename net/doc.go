@@ -15,6 +15,11 @@
 // InvalidArgument, oversized ones ResourceExhausted. See docs/protobuf.md
 // for where .proto files live and how they are generated.
 //
+// A call's request headers travel as Metadata: the client attaches them to
+// the context with WithMetadata, the handler reads them with
+// IncomingMetadata; every transport carries them unchanged and refuses ones
+// that break the rules in Metadata's doc (InvalidArgument, nothing sent).
+//
 // Invariants: every error crossing the seam is a *Status; no message larger
 // than MaxMessageBytes is sent; a stream's messages arrive in order.
 package net

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	stdnet "net"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,7 +137,7 @@ func serve(h net.Handler, ss grpc.ServerStream) error {
 	if !ok {
 		return toGRPC(net.Errorf(net.Internal, "grpcx: no method name on stream"))
 	}
-	ctx := ss.Context()
+	ctx := net.NewIncomingContext(ss.Context(), incomingMetadata(ss.Context()))
 	if callKind(ctx, h, method) == net.KindStream {
 		return toGRPC(h.Stream(ctx, method, &serverStream{ss: ss}))
 	}
@@ -158,6 +159,39 @@ func serve(h net.Handler, ss grpc.ServerStream) error {
 		resp = []byte{}
 	}
 	return ss.SendMsg(resp)
+}
+
+// incomingMetadata keeps the caller's own headers: gRPC's transport headers
+// (pseudo-headers, content-type, user-agent, te, grpc-*) and the adapter's
+// strata-* headers are not the caller's metadata. A key sent several times
+// keeps its first value, as the seam has one value per key.
+func incomingMetadata(ctx context.Context) net.Metadata {
+	md := net.Metadata{}
+	in, _ := metadata.FromIncomingContext(ctx)
+	for k, vs := range in { //strata:nondeterministic building a map; order cannot matter
+		switch {
+		case len(vs) == 0, strings.HasPrefix(k, ":"), strings.HasPrefix(k, "grpc-"), strings.HasPrefix(k, "strata-"),
+			k == "content-type", k == "user-agent", k == "te":
+			continue
+		}
+		md[k] = vs[0]
+	}
+	return md
+}
+
+// withOutgoing validates the seam metadata ctx carries and copies it into
+// gRPC's outgoing metadata, in sorted key order.
+func withOutgoing(ctx context.Context, kind string) (context.Context, error) {
+	md := net.OutgoingMetadata(ctx)
+	if err := md.Validate(); err != nil {
+		return nil, err
+	}
+	kv := make([]string, 0, 2+2*len(md))
+	kv = append(kv, kindHeader, kind)
+	for _, k := range md.Keys() {
+		kv = append(kv, k, md[k])
+	}
+	return metadata.AppendToOutgoingContext(ctx, kv...), nil
 }
 
 func callKind(ctx context.Context, h net.Handler, method string) net.Kind {
@@ -255,7 +289,10 @@ func (c *Conn) Call(ctx context.Context, method string, req []byte) ([]byte, err
 	if req == nil {
 		req = []byte{}
 	}
-	ctx = metadata.AppendToOutgoingContext(ctx, kindHeader, "unary")
+	ctx, err := withOutgoing(ctx, "unary")
+	if err != nil {
+		return nil, err
+	}
 	var resp []byte
 	if err := c.cc.Invoke(ctx, method, req, &resp); err != nil {
 		return nil, fromGRPC(err)
@@ -266,7 +303,10 @@ func (c *Conn) Call(ctx context.Context, method string, req []byte) ([]byte, err
 // Stream opens a bidirectional stream. The stream's resources are released
 // when Recv returns an error (including io.EOF) or ctx is cancelled.
 func (c *Conn) Stream(ctx context.Context, method string) (net.ClientStream, error) {
-	ctx = metadata.AppendToOutgoingContext(ctx, kindHeader, "stream")
+	ctx, err := withOutgoing(ctx, "stream")
+	if err != nil {
+		return nil, err
+	}
 	cs, err := c.cc.NewStream(ctx, streamDesc, method)
 	if err != nil {
 		return nil, fromGRPC(err)

@@ -71,6 +71,7 @@ func Run(t *testing.T, h Harness) {
 		{"ConcurrentCalls", testConcurrentCalls},
 		{"DeadlinePropagates", testDeadlinePropagates},
 		{"ConnClose", testConnClose},
+		{"Metadata", testMetadata},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -91,6 +92,8 @@ const (
 	mCount = "/strata.test.Raw/Count"
 	mHold  = "/strata.test.Raw/Hold"
 	mLeft  = "/strata.test.Raw/TimeLeft"
+	mMD    = "/strata.test.Raw/Metadata"
+	mMDS   = "/strata.test.Raw/MetadataStream"
 )
 
 // server is the handler every case serves. cancelled is set when a
@@ -143,6 +146,12 @@ func newServer(clk clock.Clock) *server {
 			return []byte("none"), nil
 		}
 		return []byte(dl.Sub(clk.Now()).String()), nil
+	})
+	net.HandleUnaryBytes(m, mMD, func(ctx context.Context, b []byte) ([]byte, error) {
+		return []byte(formatMetadata(net.IncomingMetadata(ctx))), nil
+	})
+	net.HandleStream(m, mMDS, func(ctx context.Context, st net.ServerStream) error {
+		return st.Send([]byte(formatMetadata(net.IncomingMetadata(ctx))))
 	})
 	net.HandleStream(m, mSend3, func(ctx context.Context, st net.ServerStream) error {
 		for i := range 3 {
@@ -696,5 +705,61 @@ func testConnClose(t *testing.T, w World) {
 	defer c2.Close()
 	if _, err := c2.Call(ctx, mRaw, []byte("y")); err != nil {
 		t.Errorf("call on a second Conn: %v", err)
+	}
+}
+
+// formatMetadata renders md as sorted "k=v;" pairs.
+func formatMetadata(md net.Metadata) string {
+	var b strings.Builder
+	for _, k := range md.Keys() {
+		fmt.Fprintf(&b, "%s=%s;", k, md[k])
+	}
+	return b.String()
+}
+
+// testMetadata: the caller's metadata reaches unary and stream handlers
+// exactly (no transport headers added, keys lower-cased), a call without
+// any shows none, and metadata that breaks the rules fails InvalidArgument
+// before anything is sent.
+func testMetadata(t *testing.T, w World) {
+	_, l, c, ok := setup(t, w)
+	if !ok {
+		return
+	}
+	defer closeAll(t, l, c)
+	ctx, cancel := callCtx(w)
+	defer cancel()
+	got, err := c.Call(ctx, mMD, nil)
+	if err != nil || string(got) != "" {
+		t.Errorf("call without metadata: handler saw %q, %v; want none", got, err)
+	}
+	mctx := net.WithMetadata(ctx, "neon-tenant-id", "0123456789abcdef0123456789abcdef", "Neon-Shard-Id", "0102")
+	mctx = net.WithMetadata(mctx, "authorization", "Bearer a.b.c")
+	want := "authorization=Bearer a.b.c;neon-shard-id=0102;neon-tenant-id=0123456789abcdef0123456789abcdef;"
+	if got, err := c.Call(mctx, mMD, nil); err != nil || string(got) != want {
+		t.Errorf("unary: handler saw %q, %v; want %q", got, err, want)
+	}
+	st, err := c.Stream(mctx, mMDS)
+	if err != nil {
+		t.Errorf("Stream: %v", err)
+		return
+	}
+	if got, err := st.Recv(); err != nil || string(got) != want {
+		t.Errorf("stream: handler saw %q, %v; want %q", got, err, want)
+	}
+	if _, err := st.Recv(); err != io.EOF {
+		t.Errorf("stream end: %v, want io.EOF", err)
+	}
+	for _, kv := range [][2]string{
+		{"bad key", "v"}, {"grpc-timeout", "1S"}, {"strata-call-kind", "unary"}, {"k", "line\nbreak"},
+		{"k", strings.Repeat("x", net.MaxMetadataBytes)},
+	} {
+		bctx := net.WithMetadata(ctx, kv[0], kv[1])
+		if _, err := c.Call(bctx, mMD, nil); net.CodeOf(err) != net.InvalidArgument {
+			t.Errorf("unary with metadata %.20q=%.20q: %v, want InvalidArgument", kv[0], kv[1], err)
+		}
+		if _, err := c.Stream(bctx, mMDS); net.CodeOf(err) != net.InvalidArgument {
+			t.Errorf("stream with metadata %.20q=%.20q: %v, want InvalidArgument", kv[0], kv[1], err)
+		}
 	}
 }

@@ -220,6 +220,12 @@ func (cn *conn) start(ctx context.Context, method string, unary bool, first []by
 	if err := ctx.Err(); err != nil {
 		return nil, net.ToStatus(err)
 	}
+	// Metadata travels with the call's opening, copied like the message
+	// bytes so neither side can change the other's.
+	md := net.OutgoingMetadata(ctx)
+	if err := md.Validate(); err != nil {
+		return nil, err
+	}
 	n.mu.Lock()
 	if err := e.aliveLocked(); err != nil {
 		n.unlock()
@@ -249,6 +255,7 @@ func (cn *conn) start(ctx context.Context, method string, unary bool, first []by
 	} else {
 		srvCtx, c.srvCancel = clock.WithCancel(context.Background())
 	}
+	srvCtx = net.NewIncomingContext(srvCtx, md)
 	n.calls[c.id] = c
 	n.sendLocked(c, &c.up, item{kind: itemOpen, data: bytes.Clone(first)})
 	n.unlock()
