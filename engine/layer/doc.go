@@ -18,8 +18,9 @@
 // valid, but callers must copy before modifying. Get on an image reader
 // returns a copy.
 //
-// Invariants: ParseName(n.String()) == n for every valid n, and n.String()
-// == s for every s ParseName accepts; entries in a file are sorted by (key,
+// Invariants: ParseName(n.String()) == ParseName(n.LocalFileName()) == n
+// for every valid n, and s is n.String() or n.LocalFileName() (Neon's local
+// "<layer name>-v1-<gen>" form) for every s ParseName accepts; entries in a file are sorted by (key,
 // LSN), unique, and inside the header's key and LSN ranges; non-empty values
 // fill the blocks back to back in index order, and an empty value (an image
 // tombstone) is stored in no block.

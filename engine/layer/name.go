@@ -110,7 +110,8 @@ func (n Name) LayerName() string {
 }
 
 // String is the physical file name: LayerName plus "-<gen 08x>" unless the
-// generation is none.
+// generation is none. It is Strata's file name, locally and remotely (Neon's
+// remote object name has the same form).
 func (n Name) String() string {
 	if n.Generation.IsNone() {
 		return n.LayerName()
@@ -118,70 +119,100 @@ func (n Name) String() string {
 	return n.LayerName() + "-" + n.Generation.String()
 }
 
-// ParseName parses a layer name with or without a generation suffix. It
-// accepts only the canonical form (upper-case hex keys and LSNs, lower-case
-// generation) so that every accepted name formats back to itself.
+// localSep separates the layer name from the generation in Neon's local
+// file name.
+const localSep = "-v1-"
+
+// LocalFileName is Neon's local file name: LayerName plus "-v1-<gen 08x>"
+// (the "v1" names the local path scheme, so a local file of one generation
+// cannot be mistaken for another's), or the bare LayerName when the
+// generation is none. Strata writes String; ParseName reads both.
+func (n Name) LocalFileName() string {
+	if n.Generation.IsNone() {
+		return n.LayerName()
+	}
+	return n.LayerName() + localSep + n.Generation.String()
+}
+
+// The digit counts that tell the parts of a name apart: what follows the
+// "__" is one or two LSNs of lsnDigits digits, then optionally "v1", then
+// optionally a generation of genDigits digits, all separated by "-". A
+// part's length alone says what it is, so an image name with a generation
+// (<lsn>-<gen>) never reads as a delta (<lsn>-<lsn>) or the reverse.
+const (
+	keyDigits = 2 * keys.Size
+	lsnDigits = 16
+	genDigits = 8
+)
+
+// ParseName parses a layer file name in any of its forms: the bare layer
+// name (a legacy file without generation), "<layer name>-<gen 08x>"
+// (String), or Neon's local "<layer name>-v1-<gen 08x>" (LocalFileName).
+// It accepts only the canonical spelling (upper-case hex keys and LSNs,
+// lower-case generation) so that every accepted name formats back to
+// itself through String or LocalFileName.
 func ParseName(s string) (Name, error) {
 	bad := func(why string) (Name, error) {
 		return Name{}, fmt.Errorf("%w %q: %s", ErrBadName, s, why)
 	}
-	const keyLen = 2 * keys.Size
 	// <key36>-<key36>__
-	if len(s) < 2*keyLen+3 {
+	if len(s) < 2*keyDigits+3 {
 		return bad("too short for <key>-<key>__<lsn>")
 	}
-	if s[keyLen] != '-' || s[2*keyLen+1:2*keyLen+3] != "__" {
+	if s[keyDigits] != '-' || s[2*keyDigits+1:2*keyDigits+3] != "__" {
 		return bad("want <keystart36>-<keyend36>__...")
 	}
-	start, err := parseUpperKey(s[:keyLen])
+	start, err := parseUpperKey(s[:keyDigits])
 	if err != nil {
 		return bad("key start: " + err.Error())
 	}
-	end, err := parseUpperKey(s[keyLen+1 : 2*keyLen+1])
+	end, err := parseUpperKey(s[keyDigits+1 : 2*keyDigits+1])
 	if err != nil {
 		return bad("key end: " + err.Error())
 	}
-	rest := s[2*keyLen+3:]
-	parts := strings.Split(rest, "-")
 	n := Name{KeyRange: keys.Range{Start: start, End: end}}
-	var genPart string
-	hasGen := false
-	switch len(parts) {
-	case 1: // image, no generation
-		n.Kind = KindImage
-	case 2: // a delta without generation (16-digit LSN end), or an image with one
-		if len(parts[1]) == 16 {
-			n.Kind = KindDelta
-		} else {
-			n.Kind, genPart, hasGen = KindImage, parts[1], true
-		}
-	case 3:
-		n.Kind, genPart, hasGen = KindDelta, parts[2], true
-	default:
-		return bad("too many '-' after the key range")
-	}
+	// <lsn>[-<lsn>][-v1][-<gen>]: each part is told apart by its length
+	// (or by being "v1"), never by its position alone.
+	parts := strings.Split(s[2*keyDigits+3:], "-")
 	l0, err := parseUpperHex64(parts[0])
 	if err != nil {
 		return bad("LSN: " + err.Error())
 	}
-	if n.Kind == KindImage {
+	rest := parts[1:]
+	n.Kind = KindImage
+	if len(rest) > 0 && len(rest[0]) == lsnDigits {
+		l1, err := parseUpperHex64(rest[0])
+		if err != nil {
+			return bad("LSN end: " + err.Error())
+		}
+		n.Kind, n.LSNRange = KindDelta, lsn.Range{Start: lsn.LSN(l0), End: lsn.LSN(l1)}
+		rest = rest[1:]
+	} else {
 		if lsn.LSN(l0) == lsn.Max {
 			return bad("image LSN FFFFFFFFFFFFFFFF is reserved")
 		}
 		n.LSNRange = lsn.Range{Start: lsn.LSN(l0), End: lsn.LSN(l0) + 1}
-	} else {
-		l1, err := parseUpperHex64(parts[1])
-		if err != nil {
-			return bad("LSN end: " + err.Error())
-		}
-		n.LSNRange = lsn.Range{Start: lsn.LSN(l0), End: lsn.LSN(l1)}
 	}
-	if hasGen {
-		g, err := parseGeneration(genPart)
+	local := len(rest) > 0 && rest[0] == "v1"
+	if local {
+		rest = rest[1:]
+		if len(rest) == 0 {
+			return bad(`"-v1" without "-<gen 08x>" after it`)
+		}
+	}
+	switch len(rest) {
+	case 0:
+	case 1:
+		g, err := parseGeneration(rest[0])
 		if err != nil {
+			if len(rest[0]) != genDigits && !local {
+				return bad(fmt.Sprintf("part %q after the LSNs is neither a %d-digit LSN nor a %d-digit generation", rest[0], lsnDigits, genDigits))
+			}
 			return bad(err.Error())
 		}
 		n.Generation = g
+	default:
+		return bad("too many '-' after the key range")
 	}
 	if err := n.Validate(); err != nil {
 		return bad(strings.TrimPrefix(err.Error(), ErrBadName.Error()+": "))
@@ -199,7 +230,7 @@ func parseUpperKey(s string) (keys.Key, error) {
 }
 
 func parseUpperHex64(s string) (uint64, error) {
-	if len(s) != 16 {
+	if len(s) != lsnDigits {
 		return 0, fmt.Errorf("want 16 upper-case hex digits, got %q", s)
 	}
 	for i := 0; i < len(s); i++ {
@@ -211,7 +242,7 @@ func parseUpperHex64(s string) (uint64, error) {
 }
 
 func parseGeneration(s string) (Generation, error) {
-	if len(s) != 8 {
+	if len(s) != genDigits {
 		return 0, fmt.Errorf("generation: want 8 lower-case hex digits, got %q", s)
 	}
 	for i := 0; i < len(s); i++ {
