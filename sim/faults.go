@@ -14,8 +14,9 @@ import (
 // Nemesis is a fault plan for the safety phase. Every interval is the mean
 // of an exponential draw from the world's seeded source; a zero mean turns
 // that fault off. The plan only injects faults a correct system survives
-// (STYLE 17): nodes come back (Supervise), partitions and slow links end,
-// and disk faults hit one node's disk at a time, never synced data.
+// (docs/simulator.md, Recoverable faults): nodes come back (Supervise),
+// partitions and slow links end, and disk faults hit one node's disk at a
+// time, never synced data.
 type Nemesis struct {
 	// Crashable nodes may be crashed (and are restarted by the supervisor).
 	Crashable []string
@@ -59,7 +60,7 @@ type Nemesis struct {
 	// CorruptMean is the mean time between corruptions of one durable byte
 	// of one file on a crashable node's disk. Enable it only for services
 	// that detect corruption (checksums) and recover from other replicas:
-	// a single copy cannot survive it (STYLE 17).
+	// a single copy cannot survive it (docs/simulator.md, Recoverable faults).
 	CorruptMean time.Duration
 
 	// DiskFaults apply to the crashable nodes' disks during the phase.

@@ -22,12 +22,10 @@ import (
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/skproto"
-	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/grpcx"
 	"github.com/stratadb/strata/nodes/compute/walproposer"
 	"github.com/stratadb/strata/nodes/node"
-	"github.com/stratadb/strata/nodes/safekeeper"
-	"github.com/stratadb/strata/nodes/safekeeper/skpb"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 )
 
 const (
@@ -160,7 +158,7 @@ func testEnv() node.Env {
 }
 
 // status asks a safekeeper for the timeline; NotFound means up but empty.
-func status(ctx context.Context, e node.Env, addr string) (*skpb.TimelineStatus, error) {
+func status(ctx context.Context, e node.Env, addr string) (*skapi.TimelineStatus, error) {
 	c, err := e.Net.Dial(ctx, addr)
 	if err != nil {
 		return nil, err
@@ -168,7 +166,7 @@ func status(ctx context.Context, e node.Env, addr string) (*skpb.TimelineStatus,
 	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	return net.CallProto[*skpb.TimelineStatus](cctx, c, safekeeper.MethodStatus, &skpb.TimelineRef{TenantId: tenant, TimelineId: timeline})
+	return skapi.Status(cctx, c, tenant, timeline)
 }
 
 func readAll(ctx context.Context, t *testing.T, e node.Env, addr string, start, end lsn.LSN) []byte {
@@ -179,8 +177,8 @@ func readAll(ctx context.Context, t *testing.T, e node.Env, addr string, start, 
 	defer c.Close()
 	var out []byte
 	for pos := start; pos < end; {
-		r, err := net.CallProto[*skpb.ReadWalResponse](ctx, c, safekeeper.MethodReadWal, &skpb.ReadWalRequest{
-			Timeline: &skpb.TimelineRef{TenantId: tenant, TimelineId: timeline}, StartLsn: uint64(pos), EndLsn: uint64(end)})
+		r, err := skapi.ReadWal(ctx, c, &skapi.ReadWalRequest{
+			Timeline: skapi.Ref(tenant, timeline), StartLsn: uint64(pos), EndLsn: uint64(end)})
 		if err != nil {
 			t.Fatalf("read %s at %s: %v", addr, pos, err)
 		}

@@ -29,8 +29,8 @@ type FaultConfig struct {
 	// this is only recoverable by callers designed to re-check (for example
 	// ones that list, or retry a read of a key their index names); it is off
 	// unless set, and a simulator should enable it only where the callers
-	// under test claim to cope (see STYLE: faults must be recoverable by
-	// design).
+	// under test claim to cope (faults must be recoverable by design:
+	// docs/simulator.md, Recoverable faults).
 	Missing float64
 }
 

@@ -3,7 +3,7 @@ package keys
 // Class says what a key holds, decided from its layout alone.
 type Class uint8
 
-// The key classes (REFERENCE.md "Keys and pages").
+// The key classes (docs/neon-compat.md, Keys).
 const (
 	ClassUnknown Class = iota
 	ClassRelBlock
@@ -62,7 +62,7 @@ func SparseRange() Range {
 	return Range{Start: Key{Field1: SparseField1Min}, End: Key{Field1: SparseField1Max + 1}}
 }
 
-// ClassOf classifies k. Keys that fit no layout in REFERENCE.md are
+// ClassOf classifies k. Keys that fit no layout in docs/neon-compat.md are
 // ClassUnknown. The relation patterns are checked in the order that makes
 // the zero-relation special keys (db dir, rel map, rel dir) win over the
 // generic relation-block reading, as Neon does.

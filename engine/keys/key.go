@@ -12,7 +12,7 @@ import (
 // Size is the encoded length of a Key.
 const Size = 18
 
-// Key is Neon's 18-byte page key (see REFERENCE.md "Keys and pages").
+// Key is Neon's 18-byte page key (see docs/neon-compat.md, Keys).
 type Key struct {
 	Field1 uint8
 	Field2 uint32

@@ -1,6 +1,6 @@
 // Package layer holds layer names and layer files.
 //
-// A layer name (REFERENCE.md "Layer files and remote layout") says what a
+// A layer name (docs/neon-compat.md, Layer file names) says what a
 // layer covers: a delta layer holds values for a key range over a
 // half-open LSN range, an image layer holds values for a key range at one
 // LSN; the physical file name may carry the generation that wrote it.

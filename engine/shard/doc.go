@@ -1,5 +1,5 @@
 // Package shard holds tenant and timeline ids, shard identities and the
-// key → shard mapping (REFERENCE.md "Shards"), bit-compatible with Neon:
+// key → shard mapping (docs/neon-compat.md, Shards), bit-compatible with Neon:
 // a tenant is split into ShardCount shards; relation blocks are striped
 // over them by a hash of (relnode, block / stripe size); every other key
 // lives on shard 0, except metadata such as relation sizes, which every

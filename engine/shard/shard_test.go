@@ -9,7 +9,7 @@ import (
 )
 
 func TestHashVectors(t *testing.T) {
-	// REFERENCE.md "Shards" vectors.
+	// The hash vectors of docs/neon-compat.md, Shards.
 	if got := murmurhash32(0); got != 0 {
 		t.Errorf("murmurhash32(0) = %#x, want 0", got)
 	}

@@ -5,7 +5,7 @@
 // the shells in nodes/safekeeper and nodes/compute apply each Ready in order
 // (truncate WAL durably, write and sync WAL, persist state, then send).
 //
-// The protocol follows Neon's (see REFERENCE.md "Safekeeper consensus"):
+// The protocol follows Neon's (docs/neon-compat.md, Safekeeper protocol):
 //
 //   - A proposer greets a quorum, picks term = max(acceptor terms)+1 and asks
 //     for votes. An acceptor votes only for a term greater than its own and

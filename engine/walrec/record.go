@@ -141,7 +141,7 @@ func readRel(b []byte) keys.RelTag {
 }
 
 // validRel rejects relnode 0: its keys would collide with the directory
-// keys (REFERENCE.md key layout), so no record may name it.
+// keys (docs/neon-compat.md, Keys), so no record may name it.
 func validRel(r keys.RelTag) error {
 	if r.RelNode == 0 {
 		return fmt.Errorf("%w: relnode 0 is reserved", ErrInvalid)

@@ -15,15 +15,8 @@ import (
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/net"
-	"github.com/stratadb/strata/nodes/broker/brokerpb"
+	"github.com/stratadb/strata/nodes/broker/brokerapi"
 	"github.com/stratadb/strata/nodes/node"
-)
-
-// Full method names (from the generated stubs).
-const (
-	MethodPublish   = brokerpb.Broker_Publish_FullMethodName
-	MethodGet       = brokerpb.Broker_Get_FullMethodName
-	MethodSubscribe = brokerpb.Broker_Subscribe_FullMethodName
 )
 
 // Config configures a Broker.
@@ -57,12 +50,12 @@ var ErrFull = errors.New("broker: table full")
 // walked in sorted order.
 type entryKey string
 
-func keyOf(i *brokerpb.SafekeeperTimelineInfo) entryKey {
+func keyOf(i *brokerapi.SafekeeperTimelineInfo) entryKey {
 	return entryKey(i.TenantId + "/" + i.TimelineId + "/" + i.SafekeeperId)
 }
 
 type entry struct {
-	info     *brokerpb.SafekeeperTimelineInfo
+	info     *brokerapi.SafekeeperTimelineInfo
 	received time.Duration // Mono
 	version  uint64
 }
@@ -103,9 +96,9 @@ func New(env node.Env, cfg Config) (*Broker, error) {
 // Mux returns the broker's handlers (for daemons that share a listener).
 func (b *Broker) Mux() *net.Mux {
 	m := net.NewMux()
-	net.HandleUnary(m, MethodPublish, b.publish)
-	net.HandleUnary(m, MethodGet, b.get)
-	net.HandleStreamProto(m, MethodSubscribe, b.subscribe)
+	net.HandleUnary(m, brokerapi.MethodPublish, b.publish)
+	net.HandleUnary(m, brokerapi.MethodGet, b.get)
+	net.HandleStreamProto(m, brokerapi.MethodSubscribe, b.subscribe)
 	return m
 }
 
@@ -156,7 +149,7 @@ func (b *Broker) Stop() error {
 	return l.Close()
 }
 
-func (b *Broker) publish(ctx context.Context, in *brokerpb.SafekeeperTimelineInfo) (*brokerpb.PublishResponse, error) {
+func (b *Broker) publish(ctx context.Context, in *brokerapi.SafekeeperTimelineInfo) (*brokerapi.PublishResponse, error) {
 	if in.SafekeeperId == "" || in.TenantId == "" || in.TimelineId == "" {
 		return nil, net.Errorf(net.InvalidArgument, "broker: safekeeper, tenant and timeline ids are required")
 	}
@@ -170,12 +163,12 @@ func (b *Broker) publish(ctx context.Context, in *brokerpb.SafekeeperTimelineInf
 		return nil, net.Errorf(net.ResourceExhausted, "%v: %d entries", ErrFull, len(b.entries))
 	}
 	b.version++
-	info := proto.Clone(in).(*brokerpb.SafekeeperTimelineInfo)
+	info := proto.Clone(in).(*brokerapi.SafekeeperTimelineInfo)
 	info.AgeMs = 0
 	b.entries[k] = &entry{info: info, received: b.env.Clock.Mono(), version: b.version}
 	b.published.Inc()
 	b.cond.Broadcast()
-	return &brokerpb.PublishResponse{}, nil
+	return &brokerapi.PublishResponse{}, nil
 }
 
 func (b *Broker) expireLocked() {
@@ -187,36 +180,36 @@ func (b *Broker) expireLocked() {
 	}
 }
 
-func matches(f *brokerpb.TimelineFilter, i *brokerpb.SafekeeperTimelineInfo) bool {
+func matches(f *brokerapi.TimelineFilter, i *brokerapi.SafekeeperTimelineInfo) bool {
 	return (f.TenantId == "" || f.TenantId == i.TenantId) && (f.TimelineId == "" || f.TimelineId == i.TimelineId)
 }
 
 // snapshotLocked returns matching entries newer than since, sorted by key.
-func (b *Broker) snapshotLocked(f *brokerpb.TimelineFilter, since uint64) []*brokerpb.SafekeeperTimelineInfo {
+func (b *Broker) snapshotLocked(f *brokerapi.TimelineFilter, since uint64) []*brokerapi.SafekeeperTimelineInfo {
 	now := b.env.Clock.Mono()
-	var out []*brokerpb.SafekeeperTimelineInfo
+	var out []*brokerapi.SafekeeperTimelineInfo
 	for _, k := range slices.Sorted(maps.Keys(b.entries)) {
 		e := b.entries[k]
 		if e.version <= since || !matches(f, e.info) {
 			continue
 		}
-		info := proto.Clone(e.info).(*brokerpb.SafekeeperTimelineInfo)
+		info := proto.Clone(e.info).(*brokerapi.SafekeeperTimelineInfo)
 		info.AgeMs = uint64((now - e.received) / time.Millisecond)
 		out = append(out, info)
 	}
 	return out
 }
 
-func (b *Broker) get(ctx context.Context, f *brokerpb.TimelineFilter) (*brokerpb.TimelineInfos, error) {
+func (b *Broker) get(ctx context.Context, f *brokerapi.TimelineFilter) (*brokerapi.TimelineInfos, error) {
 	if err := b.mu.Lock(ctx); err != nil {
 		return nil, net.Errorf(net.Canceled, "broker: %v", err)
 	}
 	defer b.mu.Unlock()
 	b.expireLocked()
-	return &brokerpb.TimelineInfos{Infos: b.snapshotLocked(f, 0)}, nil
+	return &brokerapi.TimelineInfos{Infos: b.snapshotLocked(f, 0)}, nil
 }
 
-func (b *Broker) subscribe(ctx context.Context, s *net.ServerStreamOf[*brokerpb.TimelineFilter, *brokerpb.SafekeeperTimelineInfo]) error {
+func (b *Broker) subscribe(ctx context.Context, s *net.ServerStreamOf[*brokerapi.TimelineFilter, *brokerapi.SafekeeperTimelineInfo]) error {
 	f, err := s.Recv()
 	if err != nil {
 		return err

@@ -13,7 +13,7 @@ import (
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/grpcx"
-	"github.com/stratadb/strata/nodes/broker/brokerpb"
+	"github.com/stratadb/strata/nodes/broker/brokerapi"
 	"github.com/stratadb/strata/nodes/node"
 )
 
@@ -41,19 +41,19 @@ func TestPublishGetSubscribe(t *testing.T) {
 	}
 	defer conn.Close()
 	pub := func(sk string, commit uint64) error {
-		_, err := net.CallProto[*brokerpb.PublishResponse](ctx, conn, MethodPublish,
-			&brokerpb.SafekeeperTimelineInfo{SafekeeperId: sk, TenantId: "t", TimelineId: "tl", CommitLsn: commit})
+		_, err := net.CallProto[*brokerapi.PublishResponse](ctx, conn, brokerapi.MethodPublish,
+			&brokerapi.SafekeeperTimelineInfo{SafekeeperId: sk, TenantId: "t", TimelineId: "tl", CommitLsn: commit})
 		return err
 	}
 	for _, tc := range []struct {
 		name string
-		info *brokerpb.SafekeeperTimelineInfo
+		info *brokerapi.SafekeeperTimelineInfo
 		code net.Code
 	}{
-		{"missing ids", &brokerpb.SafekeeperTimelineInfo{SafekeeperId: "sk"}, net.InvalidArgument},
-		{"ok", &brokerpb.SafekeeperTimelineInfo{SafekeeperId: "sk-2", TenantId: "t", TimelineId: "tl", CommitLsn: 5}, net.OK},
+		{"missing ids", &brokerapi.SafekeeperTimelineInfo{SafekeeperId: "sk"}, net.InvalidArgument},
+		{"ok", &brokerapi.SafekeeperTimelineInfo{SafekeeperId: "sk-2", TenantId: "t", TimelineId: "tl", CommitLsn: 5}, net.OK},
 	} {
-		_, err := net.CallProto[*brokerpb.PublishResponse](ctx, conn, MethodPublish, tc.info)
+		_, err := net.CallProto[*brokerapi.PublishResponse](ctx, conn, brokerapi.MethodPublish, tc.info)
 		if net.CodeOf(err) != tc.code {
 			t.Fatalf("%s: code %v, want %v (%v)", tc.name, net.CodeOf(err), tc.code, err)
 		}
@@ -61,23 +61,23 @@ func TestPublishGetSubscribe(t *testing.T) {
 	if err := pub("sk-1", 7); err != nil {
 		t.Fatal(err)
 	}
-	got, err := net.CallProto[*brokerpb.TimelineInfos](ctx, conn, MethodGet, &brokerpb.TimelineFilter{TenantId: "t"})
+	got, err := net.CallProto[*brokerapi.TimelineInfos](ctx, conn, brokerapi.MethodGet, &brokerapi.TimelineFilter{TenantId: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got.Infos) != 2 || got.Infos[0].SafekeeperId != "sk-1" || got.Infos[1].CommitLsn != 5 {
 		t.Fatalf("Get = %v", got.Infos)
 	}
-	other, err := net.CallProto[*brokerpb.TimelineInfos](ctx, conn, MethodGet, &brokerpb.TimelineFilter{TenantId: "x"})
+	other, err := net.CallProto[*brokerapi.TimelineInfos](ctx, conn, brokerapi.MethodGet, &brokerapi.TimelineFilter{TenantId: "x"})
 	if err != nil || len(other.Infos) != 0 {
 		t.Fatalf("filter leaked: %v %v", other, err)
 	}
 
-	sub, err := net.StreamProto[*brokerpb.TimelineFilter, *brokerpb.SafekeeperTimelineInfo](ctx, conn, MethodSubscribe)
+	sub, err := net.StreamProto[*brokerapi.TimelineFilter, *brokerapi.SafekeeperTimelineInfo](ctx, conn, brokerapi.MethodSubscribe)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sub.Send(&brokerpb.TimelineFilter{TimelineId: "tl"}); err != nil {
+	if err := sub.Send(&brokerapi.TimelineFilter{TimelineId: "tl"}); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]uint64{}
@@ -98,7 +98,7 @@ func TestPublishGetSubscribe(t *testing.T) {
 
 	// Entries that are not republished expire.
 	time.Sleep(700 * time.Millisecond)
-	got, err = net.CallProto[*brokerpb.TimelineInfos](ctx, conn, MethodGet, &brokerpb.TimelineFilter{})
+	got, err = net.CallProto[*brokerapi.TimelineInfos](ctx, conn, brokerapi.MethodGet, &brokerapi.TimelineFilter{})
 	if err != nil || len(got.Infos) != 0 {
 		t.Fatalf("after TTL: %v %v", got, err)
 	}
@@ -115,10 +115,10 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := b.publish(ctx, &brokerpb.SafekeeperTimelineInfo{SafekeeperId: "a", TenantId: "t", TimelineId: "l"}); err != nil {
+	if _, err := b.publish(ctx, &brokerapi.SafekeeperTimelineInfo{SafekeeperId: "a", TenantId: "t", TimelineId: "l"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.publish(ctx, &brokerpb.SafekeeperTimelineInfo{SafekeeperId: "b", TenantId: "t", TimelineId: "l"})
+	_, err = b.publish(ctx, &brokerapi.SafekeeperTimelineInfo{SafekeeperId: "b", TenantId: "t", TimelineId: "l"})
 	if net.CodeOf(err) != net.ResourceExhausted {
 		t.Fatalf("full table: %v", err)
 	}

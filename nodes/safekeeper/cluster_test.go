@@ -23,11 +23,11 @@ import (
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/grpcx"
 	"github.com/stratadb/strata/nodes/broker"
-	"github.com/stratadb/strata/nodes/broker/brokerpb"
+	"github.com/stratadb/strata/nodes/broker/brokerapi"
 	"github.com/stratadb/strata/nodes/compute/walproposer"
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/safekeeper"
-	"github.com/stratadb/strata/nodes/safekeeper/skpb"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 	"github.com/stratadb/strata/nodes/safekeeper/walstore"
 )
 
@@ -208,7 +208,7 @@ func TestClusterCommitCrashRecover(t *testing.T) {
 	// Sealed committed segments reach the object store, equal to the WAL.
 	for seg := uint64(1); seg <= 2; seg++ {
 		for {
-			data, err := c.store.Get(ctx, safekeeper.RemoteSegmentKey(tenant, timeline, seg))
+			data, err := c.store.Get(ctx, skapi.RemoteSegmentKey(tenant, timeline, seg))
 			if err == nil {
 				if off := (seg - 1) * 4096; !bytes.Equal(data, want[off:off+4096]) {
 					t.Fatalf("remote segment %d differs from the committed WAL", seg)
@@ -238,28 +238,28 @@ func TestStreamWalAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ref := &skpb.TimelineRef{TenantId: tenant, TimelineId: timeline}
+	ref := &skapi.TimelineRef{TenantId: tenant, TimelineId: timeline}
 	for _, tc := range []struct {
 		name string
-		ref  *skpb.TimelineRef
+		ref  *skapi.TimelineRef
 		code net.Code
 	}{
 		{"ok", ref, net.OK},
-		{"unknown timeline", &skpb.TimelineRef{TenantId: tenant, TimelineId: "ffff"}, net.NotFound},
-		{"bad id", &skpb.TimelineRef{TenantId: "../x", TimelineId: timeline}, net.InvalidArgument},
+		{"unknown timeline", &skapi.TimelineRef{TenantId: tenant, TimelineId: "ffff"}, net.NotFound},
+		{"bad id", &skapi.TimelineRef{TenantId: "../x", TimelineId: timeline}, net.InvalidArgument},
 	} {
-		_, err := net.CallProto[*skpb.TimelineStatus](ctx, conn, safekeeper.MethodStatus, tc.ref)
+		_, err := net.CallProto[*skapi.TimelineStatus](ctx, conn, skapi.MethodStatus, tc.ref)
 		if net.CodeOf(err) != tc.code {
 			t.Fatalf("%s: %v, want %v", tc.name, err, tc.code)
 		}
 	}
 	// Start after the first record: a frame boundary.
 	from := lsn.LSN(0x1000 + skproto.FrameHeaderBytes + len(recs[0]))
-	s, err := net.StreamProto[*skpb.StreamWalRequest, *skpb.WalChunk](ctx, conn, safekeeper.MethodStreamWal)
+	s, err := net.StreamProto[*skapi.StreamWalRequest, *skapi.WalChunk](ctx, conn, skapi.MethodStreamWal)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Send(&skpb.StreamWalRequest{Timeline: ref, StartLsn: uint64(from)}); err != nil {
+	if err := s.Send(&skapi.StreamWalRequest{Timeline: ref, StartLsn: uint64(from)}); err != nil {
 		t.Fatal(err)
 	}
 	end2, recs2 := commit(t, ctx, w, "t", 5)
@@ -317,7 +317,7 @@ func TestBrokerHealsAfterRestart(t *testing.T) {
 	}
 	defer conn.Close()
 	for {
-		got, err := net.CallProto[*brokerpb.TimelineInfos](ctx, conn, broker.MethodGet, &brokerpb.TimelineFilter{TenantId: tenant, TimelineId: timeline})
+		got, err := net.CallProto[*brokerapi.TimelineInfos](ctx, conn, brokerapi.MethodGet, &brokerapi.TimelineFilter{TenantId: tenant, TimelineId: timeline})
 		if err == nil && len(got.Infos) == 3 {
 			healed := true
 			for _, in := range got.Infos {
@@ -485,7 +485,7 @@ func TestProposeRefusesBadRequests(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			s, err := net.StreamProto[*skpb.ProposerMessage, *skpb.AcceptorMessage](ctx, conn, safekeeper.MethodPropose)
+			s, err := net.StreamProto[*skapi.ProposerMessage, *skapi.AcceptorMessage](ctx, conn, skapi.MethodPropose)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -502,7 +502,7 @@ func TestProposeRefusesBadRequests(t *testing.T) {
 			}
 			var got error
 			for _, m := range msgs {
-				pb, err := safekeeper.ProposerToPB(m)
+				pb, err := skapi.ProposerToPB(m)
 				if err != nil {
 					t.Fatal(err)
 				}

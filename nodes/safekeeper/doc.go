@@ -7,6 +7,9 @@
 // against node.Env, so the same code runs as the cmd/safekeeper daemon
 // (gRPC, OS disk) and inside the simulator.
 //
+// Clients import nodes/safekeeper/skapi (wire messages, method names,
+// conversions, client helpers), never this package.
+//
 // Durability rules (the consensus depends on them):
 //   - the term is persisted before a vote leaves (ProposerElected state too);
 //   - WAL is written and synced before the AppendResponse that acknowledges

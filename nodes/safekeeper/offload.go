@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"path"
 	"slices"
 	"strconv"
 	"time"
@@ -12,17 +11,13 @@ import (
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk/objstore"
 	"github.com/stratadb/strata/engine/lsn"
-	"github.com/stratadb/strata/nodes/safekeeper/walstore"
+	"github.com/stratadb/strata/nodes/broker/brokerapi"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 )
 
 // maxOffloadPerRound bounds the segments one timeline uploads per round so
 // one busy timeline cannot starve the others.
 const maxOffloadPerRound = 8
-
-// RemoteSegmentKey is the object key of a timeline's WAL segment.
-func RemoteSegmentKey(tenant, timeline string, segno uint64) string {
-	return path.Join("wal", tenant, timeline, walstore.SegmentName(segno))
-}
 
 // TimelineHash maps a timeline id to the number used to pick its
 // offloader: the id's last 16 hex digits, or an FNV-1a hash if it is not
@@ -81,7 +76,7 @@ func (sk *Safekeeper) offloadTimeline(ctx context.Context, tl *timeline) error {
 		return nil
 	}
 	if sk.cfg.BrokerAddr != "" {
-		infos, err := sk.broker.timeline(ctx, tl.key.tenant, tl.key.timeline)
+		infos, err := sk.broker.Get(ctx, &brokerapi.TimelineFilter{TenantId: tl.key.tenant, TimelineId: tl.key.timeline})
 		if err != nil {
 			return fmt.Errorf("ask broker for peers: %w", err)
 		}
@@ -119,7 +114,7 @@ func (sk *Safekeeper) offloadSegment(ctx context.Context, tl *timeline, segno ui
 	if err != nil {
 		return err
 	}
-	key := RemoteSegmentKey(tl.key.tenant, tl.key.timeline, segno)
+	key := skapi.RemoteSegmentKey(tl.key.tenant, tl.key.timeline, segno)
 	backoff := sk.cfg.OffloadBackoff
 	for attempt := 1; ; attempt++ {
 		pctx, cancel := clock.WithTimeout(sk.env.Clock, ctx, sk.cfg.CallTimeout)

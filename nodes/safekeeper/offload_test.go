@@ -18,6 +18,7 @@ import (
 	"github.com/stratadb/strata/engine/skproto"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/node"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 	"github.com/stratadb/strata/nodes/safekeeper/walstore"
 	"github.com/stratadb/strata/sim/simdisk"
 )
@@ -71,7 +72,7 @@ func TestOffloadVerifiesFrames(t *testing.T) {
 				}
 			}
 			err = sk.offloadTimeline(ctx, tl)
-			seg2, gerr := store.Get(ctx, RemoteSegmentKey("t1", "00ff", 2))
+			seg2, gerr := store.Get(ctx, skapi.RemoteSegmentKey("t1", "00ff", 2))
 			if !corrupt {
 				if err != nil || gerr != nil {
 					t.Fatalf("offload: %v, get: %v", err, gerr)
@@ -144,7 +145,7 @@ func TestOffloadRechecksSegmentHead(t *testing.T) {
 			if err := sk.offloadTimeline(ctx, tl); err != nil {
 				t.Fatalf("first offload: %v", err)
 			}
-			if _, err := store.Get(ctx, RemoteSegmentKey("t1", "00ff", 2)); err != nil {
+			if _, err := store.Get(ctx, skapi.RemoteSegmentKey("t1", "00ff", 2)); err != nil {
 				t.Fatalf("segment 2 not offloaded: %v", err)
 			}
 			if tc.corrupt {
@@ -169,7 +170,7 @@ func TestOffloadRechecksSegmentHead(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = sk.offloadTimeline(ctx, tl)
-			seg3, gerr := store.Get(ctx, RemoteSegmentKey("t1", "00ff", 3))
+			seg3, gerr := store.Get(ctx, skapi.RemoteSegmentKey("t1", "00ff", 3))
 			if !tc.reload {
 				if err != nil || gerr != nil {
 					t.Fatalf("offload: %v, get: %v", err, gerr)

@@ -18,8 +18,9 @@ import (
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/skproto"
 	"github.com/stratadb/strata/net"
+	"github.com/stratadb/strata/nodes/broker/brokerapi"
 	"github.com/stratadb/strata/nodes/node"
-	"github.com/stratadb/strata/nodes/safekeeper/skpb"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 	"github.com/stratadb/strata/nodes/safekeeper/walstore"
 )
 
@@ -57,7 +58,7 @@ type Safekeeper struct {
 	timelines map[tlKey]*timeline
 
 	group    *clock.Group
-	broker   *brokerClient
+	broker   *brokerapi.Client // nil without Config.BrokerAddr
 	lisMu    sync.Mutex
 	listener net.Listener
 }
@@ -72,7 +73,9 @@ func New(env node.Env, cfg Config) (*Safekeeper, error) {
 	}
 	sk := &Safekeeper{env: env, cfg: cfg, log: env.Log.With("component", "safekeeper", "node", cfg.NodeID),
 		metrics: newMetrics(env.Metrics), timelines: map[tlKey]*timeline{}}
-	sk.broker = &brokerClient{sk: sk}
+	if cfg.BrokerAddr != "" {
+		sk.broker = brokerapi.NewClient(env.Net, env.Clock, cfg.BrokerAddr, cfg.CallTimeout)
+	}
 	return sk, nil
 }
 
@@ -145,6 +148,9 @@ func (sk *Safekeeper) Stop(_ context.Context) error {
 	var err error
 	if sk.group != nil {
 		err = sk.group.Stop()
+	}
+	if sk.broker != nil {
+		_ = sk.broker.Close()
 	}
 	for _, tl := range sk.sortedTimelines() {
 		if lerr := tl.mu.Lock(ctx); lerr != nil {
@@ -270,17 +276,17 @@ func (sk *Safekeeper) getOrCreate(ctx context.Context, g skproto.Greeting) (*tim
 // Mux returns the service's handlers.
 func (sk *Safekeeper) Mux() *net.Mux {
 	m := net.NewMux()
-	net.HandleStreamProto(m, MethodPropose, sk.propose)
-	net.HandleUnary(m, MethodReadWal, sk.readWal)
-	net.HandleStreamProto(m, MethodStreamWal, sk.streamWal)
-	net.HandleUnary(m, MethodStatus, sk.status)
+	net.HandleStreamProto(m, skapi.MethodPropose, sk.propose)
+	net.HandleUnary(m, skapi.MethodReadWal, sk.readWal)
+	net.HandleStreamProto(m, skapi.MethodStreamWal, sk.streamWal)
+	net.HandleUnary(m, skapi.MethodStatus, sk.status)
 	return m
 }
 
 // propose serves one proposer's stream. A reader task queues incoming
 // messages so that the appends that arrived while the last batch was being
 // synced are applied together under one fsync.
-func (sk *Safekeeper) propose(ctx context.Context, s *net.ServerStreamOf[*skpb.ProposerMessage, *skpb.AcceptorMessage]) error {
+func (sk *Safekeeper) propose(ctx context.Context, s *net.ServerStreamOf[*skapi.ProposerMessage, *skapi.AcceptorMessage]) error {
 	ctx, cancel := clock.WithCancel(ctx)
 	defer cancel()
 	in := clock.NewChan[skproto.Msg](sk.env.Clock, 2*maxStepBatch)
@@ -298,7 +304,7 @@ func (sk *Safekeeper) propose(ctx context.Context, s *net.ServerStreamOf[*skpb.P
 				}
 				return
 			}
-			m, err := ProposerFromPB(pb)
+			m, err := skapi.ProposerFromPB(pb)
 			if err != nil {
 				recvErr = err
 				return
@@ -357,7 +363,7 @@ func (sk *Safekeeper) propose(ctx context.Context, s *net.ServerStreamOf[*skpb.P
 			return err
 		}
 		for _, reply := range replies {
-			out, err := AcceptorToPB(reply)
+			out, err := skapi.AcceptorToPB(reply)
 			if err != nil {
 				return net.Errorf(net.Internal, "%v", err)
 			}
@@ -376,7 +382,7 @@ func (sk *Safekeeper) propose(ctx context.Context, s *net.ServerStreamOf[*skpb.P
 	}
 }
 
-func (sk *Safekeeper) readWal(ctx context.Context, req *skpb.ReadWalRequest) (*skpb.ReadWalResponse, error) {
+func (sk *Safekeeper) readWal(ctx context.Context, req *skapi.ReadWalRequest) (*skapi.ReadWalResponse, error) {
 	tl, err := sk.lookup(req.GetTimeline().GetTenantId(), req.GetTimeline().GetTimelineId())
 	if err != nil {
 		return nil, err
@@ -385,11 +391,11 @@ func (sk *Safekeeper) readWal(ctx context.Context, req *skpb.ReadWalRequest) (*s
 	if err != nil {
 		return nil, err
 	}
-	return &skpb.ReadWalResponse{StartLsn: req.GetStartLsn(), Wal: b}, nil
+	return &skapi.ReadWalResponse{StartLsn: req.GetStartLsn(), Wal: b}, nil
 }
 
 // streamWal sends committed WAL from the requested LSN as it commits.
-func (sk *Safekeeper) streamWal(ctx context.Context, s *net.ServerStreamOf[*skpb.StreamWalRequest, *skpb.WalChunk]) error {
+func (sk *Safekeeper) streamWal(ctx context.Context, s *net.ServerStreamOf[*skapi.StreamWalRequest, *skapi.WalChunk]) error {
 	req, err := s.Recv()
 	if err != nil {
 		return err
@@ -419,14 +425,14 @@ func (sk *Safekeeper) streamWal(ctx context.Context, s *net.ServerStreamOf[*skpb
 		if err != nil {
 			return err
 		}
-		if err := s.Send(&skpb.WalChunk{StartLsn: uint64(pos), Wal: b, CommitLsn: uint64(commit)}); err != nil {
+		if err := s.Send(&skapi.WalChunk{StartLsn: uint64(pos), Wal: b, CommitLsn: uint64(commit)}); err != nil {
 			return err
 		}
 		pos += lsn.LSN(len(b))
 	}
 }
 
-func (sk *Safekeeper) status(ctx context.Context, req *skpb.TimelineRef) (*skpb.TimelineStatus, error) {
+func (sk *Safekeeper) status(ctx context.Context, req *skapi.TimelineRef) (*skapi.TimelineStatus, error) {
 	tl, err := sk.lookup(req.GetTenantId(), req.GetTimelineId())
 	if err != nil {
 		return nil, err
@@ -435,9 +441,9 @@ func (sk *Safekeeper) status(ctx context.Context, req *skpb.TimelineRef) (*skpb.
 	if err != nil {
 		return nil, err
 	}
-	return &skpb.TimelineStatus{NodeId: sk.cfg.NodeID, Term: uint64(s.Term), LastLogTerm: uint64(s.History.LastTerm()),
+	return &skapi.TimelineStatus{NodeId: sk.cfg.NodeID, Term: uint64(s.Term), LastLogTerm: uint64(s.History.LastTerm()),
 		ElectedTerm: uint64(s.ElectedTerm), FlushLsn: uint64(s.FlushLSN), CommitLsn: uint64(s.CommitLSN),
-		BackupLsn: uint64(s.BackupLSN), StartLsn: uint64(s.StartLSN), TermHistory: HistoryToPB(s.History)}, nil
+		BackupLsn: uint64(s.BackupLSN), StartLsn: uint64(s.StartLSN), TermHistory: skapi.HistoryToPB(s.History)}, nil
 }
 
 // FailpointCrashAfterVote, when enabled, kills the process right after a

@@ -3,7 +3,7 @@
 // construct in engine/ and nodes/ that would let real concurrency, real time,
 // global randomness, the host's OS or network, map iteration order, or
 // mutable package state leak into behaviour the simulator must be able to
-// replay from a seed (DESIGN §4).
+// replay from a seed (docs/architecture.md, Determinism rules).
 //
 // The lint runs inside `go test ./...` (TestDeterminismLint in this package),
 // so a violation fails the ordinary test run rather than a separate tool.

@@ -1,7 +1,7 @@
 // Package remote builds a daemon's object store (disk/objstore) from its
 // flags: either a local directory (-remote-dir, for development and tests)
-// or an S3 bucket (-s3-bucket and the other -s3-* flags, production; DESIGN
-// §8). Every daemon that offloads or reads remote data (cmd/safekeeper
+// or an S3 bucket (-s3-bucket and the other -s3-* flags, production).
+// Every daemon that offloads or reads remote data (cmd/safekeeper
 // today, a pageserver later) registers the same flags with Config.Register
 // and opens the store with Open.
 //

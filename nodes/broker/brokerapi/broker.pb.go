@@ -7,7 +7,7 @@
 // 	protoc        v3.21.12
 // source: broker.proto
 
-package brokerpb
+package brokerapi
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -332,7 +332,7 @@ const file_broker_proto_rawDesc = "" +
 	"\x06Broker\x12P\n" +
 	"\aPublish\x12%.strata.broker.SafekeeperTimelineInfo\x1a\x1e.strata.broker.PublishResponse\x12B\n" +
 	"\x03Get\x12\x1d.strata.broker.TimelineFilter\x1a\x1c.strata.broker.TimelineInfos\x12U\n" +
-	"\tSubscribe\x12\x1d.strata.broker.TimelineFilter\x1a%.strata.broker.SafekeeperTimelineInfo(\x010\x01B2Z0github.com/stratadb/strata/nodes/broker/brokerpbb\x06proto3"
+	"\tSubscribe\x12\x1d.strata.broker.TimelineFilter\x1a%.strata.broker.SafekeeperTimelineInfo(\x010\x01B3Z1github.com/stratadb/strata/nodes/broker/brokerapib\x06proto3"
 
 var (
 	file_broker_proto_rawDescOnce sync.Once

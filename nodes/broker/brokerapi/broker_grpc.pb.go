@@ -7,7 +7,7 @@
 // - protoc             v3.21.12
 // source: broker.proto
 
-package brokerpb
+package brokerapi
 
 import (
 	context "context"

@@ -12,8 +12,7 @@ import (
 	"github.com/stratadb/strata/engine/skproto"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/node"
-	"github.com/stratadb/strata/nodes/safekeeper"
-	"github.com/stratadb/strata/nodes/safekeeper/skpb"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 )
 
 // Observer sees what the proposer decides; the simulator's checkers use it.
@@ -301,7 +300,7 @@ func (w *WALProposer) session(ctx context.Context, addr string) (connected bool,
 		return false, err
 	}
 	defer conn.Close()
-	stream, err := net.StreamProto[*skpb.ProposerMessage, *skpb.AcceptorMessage](sctx, conn, safekeeper.MethodPropose)
+	stream, err := skapi.OpenPropose(sctx, conn)
 	if err != nil {
 		return false, err
 	}
@@ -332,12 +331,7 @@ func (w *WALProposer) session(ctx context.Context, addr string) (connected bool,
 		defer readerDone.Done()
 		defer cancel()
 		for {
-			in, err := stream.Recv()
-			if err != nil {
-				readErr = err
-				return
-			}
-			m, err := safekeeper.AcceptorFromPB(in)
+			m, err := stream.Recv()
 			if err != nil {
 				readErr = err
 				return
@@ -404,11 +398,7 @@ func (w *WALProposer) session(ctx context.Context, addr string) (connected bool,
 		outstanding += len(batch)
 		w.mu.Unlock()
 		for _, m := range batch {
-			pb, err := safekeeper.ProposerToPB(m)
-			if err != nil {
-				return true, err
-			}
-			if err := stream.Send(pb); err != nil {
+			if err := stream.Send(m); err != nil {
 				return true, err
 			}
 		}
@@ -477,8 +467,8 @@ func (w *WALProposer) readRange(ctx context.Context, need skproto.NeedWAL, term 
 	defer conn.Close()
 	var out []byte
 	for pos := need.Start; pos < need.End; {
-		resp, err := net.CallProto[*skpb.ReadWalResponse](ctx, conn, safekeeper.MethodReadWal, &skpb.ReadWalRequest{
-			Timeline: &skpb.TimelineRef{TenantId: w.cfg.TenantID, TimelineId: w.cfg.TimelineID},
+		resp, err := skapi.ReadWal(ctx, conn, &skapi.ReadWalRequest{
+			Timeline: skapi.Ref(w.cfg.TenantID, w.cfg.TimelineID),
 			StartLsn: uint64(pos), EndLsn: uint64(need.End), Term: uint64(term)})
 		if err != nil {
 			return nil, err

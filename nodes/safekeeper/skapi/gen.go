@@ -1,3 +1,3 @@
-package skpb
+package skapi
 
 //go:generate protoc -I . --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative safekeeper.proto

@@ -8,7 +8,7 @@
 // 	protoc        v3.21.12
 // source: safekeeper.proto
 
-package skpb
+package skapi
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -1235,7 +1235,7 @@ const file_safekeeper_proto_rawDesc = "" +
 	"\aPropose\x12\".strata.safekeeper.ProposerMessage\x1a\".strata.safekeeper.AcceptorMessage(\x010\x01\x12P\n" +
 	"\aReadWal\x12!.strata.safekeeper.ReadWalRequest\x1a\".strata.safekeeper.ReadWalResponse\x12Q\n" +
 	"\tStreamWal\x12#.strata.safekeeper.StreamWalRequest\x1a\x1b.strata.safekeeper.WalChunk(\x010\x01\x12K\n" +
-	"\x06Status\x12\x1e.strata.safekeeper.TimelineRef\x1a!.strata.safekeeper.TimelineStatusB2Z0github.com/stratadb/strata/nodes/safekeeper/skpbb\x06proto3"
+	"\x06Status\x12\x1e.strata.safekeeper.TimelineRef\x1a!.strata.safekeeper.TimelineStatusB3Z1github.com/stratadb/strata/nodes/safekeeper/skapib\x06proto3"
 
 var (
 	file_safekeeper_proto_rawDescOnce sync.Once

@@ -8,7 +8,7 @@
 // - protoc             v3.21.12
 // source: safekeeper.proto
 
-package skpb
+package skapi
 
 import (
 	context "context"

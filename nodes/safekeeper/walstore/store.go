@@ -11,6 +11,7 @@ import (
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/skproto"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 )
 
 const (
@@ -59,8 +60,9 @@ func (s *Store) framePrefix(b []byte) int {
 	return off
 }
 
-// SegmentName is the file name of segment segno (without .partial).
-func SegmentName(segno uint64) string { return fmt.Sprintf("%016X", segno) }
+// SegmentName is the file name of segment segno (without .partial); the
+// offloaded object has the same name (skapi.RemoteSegmentKey).
+func SegmentName(segno uint64) string { return skapi.SegmentName(segno) }
 
 // Create makes a new timeline directory with control c and an empty WAL at
 // c.Acceptor.StartLSN, all durable.

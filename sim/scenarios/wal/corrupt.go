@@ -14,8 +14,7 @@ import (
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/skproto"
 	"github.com/stratadb/strata/net"
-	"github.com/stratadb/strata/nodes/safekeeper"
-	"github.com/stratadb/strata/nodes/safekeeper/skpb"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 	"github.com/stratadb/strata/nodes/safekeeper/walstore"
 	"github.com/stratadb/strata/sim"
 )
@@ -251,11 +250,8 @@ func readStream(ctx context.Context, w *sim.World, h *history, ep net.Network, a
 		return
 	}
 	defer conn.Close()
-	s, err := net.StreamProto[*skpb.StreamWalRequest, *skpb.WalChunk](ctx, conn, safekeeper.MethodStreamWal)
+	s, err := skapi.OpenStreamWal(ctx, conn, tenantID, timelineID, uint64(from))
 	if err != nil {
-		return
-	}
-	if s.Send(&skpb.StreamWalRequest{Timeline: &skpb.TimelineRef{TenantId: tenantID, TimelineId: timelineID}, StartLsn: uint64(from)}) != nil {
 		return
 	}
 	for range 1000 {

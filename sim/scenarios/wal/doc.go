@@ -8,7 +8,7 @@
 // file or of committed WAL flipped now and then on a fixed minority of the
 // safekeepers (never enough to lose a healthy majority).
 //
-// Checkers (DESIGN §7, WAL):
+// Checkers (docs/architecture.md, Invariants, WAL):
 //   - one winner per term: every election is reported and a second winner
 //     of a term fails the seed;
 //   - commit never goes backwards for any proposer;

@@ -17,7 +17,7 @@ import (
 	"github.com/stratadb/strata/nodes/compute/walproposer"
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/safekeeper"
-	"github.com/stratadb/strata/nodes/safekeeper/skpb"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 	"github.com/stratadb/strata/sim"
 	"github.com/stratadb/strata/sim/simdisk"
 	"github.com/stratadb/strata/sim/simnet"
@@ -127,8 +127,9 @@ func run(w *sim.World) error {
 		nem.FailpointMean = time.Duration(50+rng.IntN(400)) * time.Millisecond
 	}
 	sim.Swarm(w, "nemesis", nem.String())
-	// Media corruption on a minority of the safekeepers (STYLE 17: the
-	// others are a majority, enough for safety and liveness).
+	// Media corruption on a minority of the safekeepers (docs/simulator.md,
+	// Recoverable faults: the others are a majority, enough for safety and
+	// liveness).
 	corrupt := planCorruption(w, sks, segBytes, safety)
 
 	w.UseNet(simnet.Options{Latency: lat, DeadLinkTimeout: 3 * time.Second})
@@ -330,7 +331,7 @@ type auditor struct {
 	reported int
 }
 
-func (a *auditor) status(ctx context.Context, addr string) (*skpb.TimelineStatus, error) {
+func (a *auditor) status(ctx context.Context, addr string) (*skapi.TimelineStatus, error) {
 	cctx, cancel := clock.WithTimeout(a.w.Clock(), ctx, time.Second)
 	defer cancel()
 	c, err := a.net.Dial(cctx, addr)
@@ -338,7 +339,7 @@ func (a *auditor) status(ctx context.Context, addr string) (*skpb.TimelineStatus
 		return nil, err
 	}
 	defer c.Close()
-	return net.CallProto[*skpb.TimelineStatus](cctx, c, safekeeper.MethodStatus, &skpb.TimelineRef{TenantId: tenantID, TimelineId: timelineID})
+	return skapi.Status(cctx, c, tenantID, timelineID)
 }
 
 func (a *auditor) read(ctx context.Context, sk, addr string, start, end lsn.LSN) ([]byte, error) {
@@ -351,8 +352,8 @@ func (a *auditor) read(ctx context.Context, sk, addr string, start, end lsn.LSN)
 	defer c.Close()
 	var out []byte
 	for pos := start; pos < end; {
-		r, err := net.CallProto[*skpb.ReadWalResponse](cctx, c, safekeeper.MethodReadWal, &skpb.ReadWalRequest{
-			Timeline: &skpb.TimelineRef{TenantId: tenantID, TimelineId: timelineID}, StartLsn: uint64(pos), EndLsn: uint64(end)})
+		r, err := skapi.ReadWal(cctx, c, &skapi.ReadWalRequest{
+			Timeline: skapi.Ref(tenantID, timelineID), StartLsn: uint64(pos), EndLsn: uint64(end)})
 		if err != nil {
 			return nil, err
 		}
@@ -404,7 +405,7 @@ func (a *auditor) check(ctx context.Context) error {
 	// Offload: every sealed segment wholly below the commit LSN is in the
 	// object store with exactly the committed bytes.
 	for seg := startLSN / a.segBytes; (seg+1)*a.segBytes <= commit; seg++ {
-		key := safekeeper.RemoteSegmentKey(tenantID, timelineID, uint64(seg))
+		key := skapi.RemoteSegmentKey(tenantID, timelineID, uint64(seg))
 		for {
 			data, err := a.store.Get(ctx, key)
 			if err == nil {
