@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/engine/keys"
 	"github.com/stratadb/strata/engine/lsn"
@@ -48,7 +49,7 @@ func benchTimeline(b *testing.B, fsys disk.FS, cfg Config) *Timeline {
 
 func benchTimelineID(b *testing.B, fsys disk.FS, cfg Config, id ID) *Timeline {
 	b.Helper()
-	tn, err := Open(Options{FS: fsys, Dir: "bench", Config: cfg, Generation: 1})
+	tn, err := Open(Options{FS: fsys, Clock: clock.NewReal(), Dir: "bench", Config: cfg, Generation: 1})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/engine/keys"
 	"github.com/stratadb/strata/engine/lsn"
@@ -121,7 +122,7 @@ func TestOpenCleansLeftovers(t *testing.T) {
 			}
 		}
 	}
-	if _, err := Open(Options{FS: fs, Dir: "tenant"}); !errors.Is(err, disk.ErrNotExist) {
+	if _, err := Open(Options{FS: fs, Clock: clock.NewReal(), Dir: "tenant"}); !errors.Is(err, disk.ErrNotExist) {
 		t.Fatalf("open with a missing layer: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/engine/inmem"
 	"github.com/stratadb/strata/engine/layer"
@@ -29,6 +30,9 @@ type Options struct {
 	// FS is the disk seam; Dir is the tenant's directory on it.
 	FS  disk.FS
 	Dir string
+	// Clock is the task seam: writers of a timeline's layer set queue on
+	// a clock.Mutex, so the simulator sees every wait. Required.
+	Clock clock.Clock
 	// Config is the page-engine policy (zero fields mean defaults).
 	Config Config
 	// Generation is the attachment generation stamped on every layer file
@@ -44,6 +48,7 @@ type Options struct {
 //	<Dir>/timelines/<timeline id>/<layer file name>
 type Tenant struct {
 	fs  disk.FS
+	clk clock.Clock
 	dir string
 	cfg Config
 	gen layer.Generation
@@ -64,17 +69,21 @@ type Tenant struct {
 // metadata is missing or corrupt, or that lists a missing or damaged layer
 // file, fails the open with ErrCorrupt (or the layer's error).
 func Open(o Options) (*Tenant, error) {
-	if err := o.Config.Validate(); err != nil {
+	cfg := o.Config.withDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if o.FS == nil {
-		return nil, fmt.Errorf("%w: no FS", ErrConfig)
+		return nil, fmt.Errorf("%w: Options.FS is nil", ErrConfig)
+	}
+	if o.Clock == nil {
+		return nil, fmt.Errorf("%w: Options.Clock is nil", ErrConfig)
 	}
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	tn := &Tenant{fs: o.FS, dir: o.Dir, cfg: o.Config.withDefaults(), gen: o.Generation, log: log, timelines: map[ID]*Timeline{}}
+	tn := &Tenant{fs: o.FS, clk: o.Clock, dir: o.Dir, cfg: cfg, gen: o.Generation, log: log, timelines: map[ID]*Timeline{}}
 	root := tn.timelinesDir()
 	if err := disk.MkdirAllDurable(tn.fs, root); err != nil {
 		return nil, fmt.Errorf("timeline: create %s: %w", root, err)

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/keys"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/walrec"
@@ -18,7 +19,7 @@ func page(fill byte) []byte { return bytes.Repeat([]byte{fill}, walrec.PageSize)
 
 func openTenant(t *testing.T, fs *simdisk.FS, cfg Config) *Tenant {
 	t.Helper()
-	tn, err := Open(Options{FS: fs, Dir: "tenant", Config: cfg, Generation: 1})
+	tn, err := Open(Options{FS: fs, Clock: clock.NewReal(), Dir: "tenant", Config: cfg, Generation: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestCorruptMetadataFailsOpen(t *testing.T) {
 	if err := fs.Corrupt(tl.dir+"/"+metadataName, 30); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(Options{FS: fs, Dir: "tenant"}); !errors.Is(err, ErrCorrupt) {
+	if _, err := Open(Options{FS: fs, Clock: clock.NewReal(), Dir: "tenant"}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("open with corrupt metadata: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/keys"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/timeline"
@@ -112,7 +113,7 @@ type coverage struct {
 }
 
 func (s *machine) open(t *rapid.T) {
-	tn, err := timeline.Open(timeline.Options{FS: s.fs, Dir: "tenant", Config: s.cfg, Generation: 3})
+	tn, err := timeline.Open(timeline.Options{FS: s.fs, Clock: clock.NewReal(), Dir: "tenant", Config: s.cfg, Generation: 3})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
