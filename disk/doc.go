@@ -32,6 +32,13 @@
 //     and WriteFileAtomic do the syncing for the two common cases.
 //   - Rename is atomic: after a crash the target names the old or the new
 //     file, never a mix of both.
+//   - A failed SyncDir (ErrIO) leaves the directory's entry changes visible
+//     but still undoable by a crash, and they stay so after the process
+//     exits. Whoever later relies on that directory's entries (a retry that
+//     finds its file already there, the next process reading what it finds
+//     at start-up) must SyncDir it first, or a crash takes back what it
+//     acted on. MkdirAllDurable and WriteFileAtomic are safe to retry: they
+//     sync unconditionally.
 //   - A failed Sync (ErrIO) leaves the file's unsynced writes in an unknown
 //     state: later Syncs may report success without having written them
 //     (Linux drops or cleans the dirty pages). Treat it as fatal for the

@@ -39,7 +39,10 @@ func MkdirAllDurable(fsys FS, name string) error {
 // WriteFileAtomic durably replaces name with data: it writes a temporary
 // sibling (name + ".tmp"), syncs it, renames it over name and syncs the
 // parent directory. After a crash name holds either its old content or
-// data, never a mix. The parent directory must exist.
+// data, never a mix. The parent directory must exist, and be durable for
+// name to be (MkdirAllDurable). If the final directory sync fails the new
+// content is visible but a crash may still undo it; calling again with the
+// same data makes it durable.
 func WriteFileAtomic(fsys FS, name string, data []byte) (err error) {
 	if err := CheckName("writefile", name); err != nil {
 		return err

@@ -9,8 +9,13 @@
 //     directory is synced: whole, durable, crash-atomic. Conditional puts
 //     hard-link the temp file into place, which the file system refuses if
 //     the name exists, so they are atomic even across processes sharing the
-//     directory (the file system must support hard links). Temp files a
-//     crash strands are removed by SweepTemp, per instance id, at start.
+//     directory (the file system must support hard links). Nothing it
+//     reports can be undone by a crash: after a failed directory sync the
+//     change is visible but not durable, so any answer resting on a
+//     directory's entries (found, not found, listed, name taken, already
+//     deleted) comes after syncing that directory, unless the instance
+//     synced it and changed nothing there since. Temp files a crash strands
+//     are removed by SweepTemp, per instance id, at start.
 //   - S3 talks to S3 or a compatible service through aws-sdk-go-v2, with an
 //     explicit retry policy and every SDK error classified. Real mode only:
 //     the SDK runs its own goroutines and timers.

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,12 +45,40 @@ type LocalOptions struct {
 // Temp files left by a crash mid-Put are ignored by List; SweepTemp removes
 // an instance's own leftovers (call it at start, before the first Put).
 // Another instance's temp files are never removed: they may be in flight.
+//
+// Nothing is reported that a crash could undo. A Put or Delete whose
+// directory sync failed leaves its change visible but not durable (the
+// caller got an error, but a retry, a reader, or the next process on the
+// same disk sees the change). So every answer that rests on a directory's
+// entries (an object found or not found, a listing, the name a conditional
+// Put found taken, a key a Delete found already gone) is given only after
+// that directory was synced, unless this instance synced it before the
+// look and changed nothing in it since; the next instance therefore syncs
+// each directory once, when it first reads it. A directory's ancestors need
+// no such care: Put makes them durable before it puts anything below them.
 type Local struct {
 	fs      disk.FS
 	root    string
 	now     func() time.Time
 	tmpBase string
 	tmpSeq  atomic.Uint64
+
+	mu sync.Mutex
+	// dirs tracks, per directory, the entry changes this instance makes
+	// and whether it synced the directory since. Its size is bounded by
+	// the directories that exist: a pruned or missing one is forgotten.
+	dirs   map[string]dirState
+	dirSeq uint64 // source of epochs, unique across directories
+}
+
+// dirState is what Local knows of one directory's durability.
+type dirState struct {
+	// epoch changes before and after every entry change this instance
+	// makes in the directory, so a sync that overlapped a change does not
+	// count for it.
+	epoch uint64
+	// synced: SyncDir succeeded, started at epoch.
+	synced bool
 }
 
 var _ Store = (*Local)(nil)
@@ -80,7 +109,76 @@ func NewLocal(fsys disk.FS, root string, opts LocalOptions) (*Local, error) {
 	if id == "" {
 		id = "0"
 	}
-	return &Local{fs: fsys, root: root, now: now, tmpBase: string(tagTemp) + escSegment(id) + "-"}, nil
+	return &Local{fs: fsys, root: root, now: now, tmpBase: string(tagTemp) + escSegment(id) + "-", dirs: map[string]dirState{}}, nil
+}
+
+// changing records an entry change in dir; call it right before and right
+// after the change.
+func (l *Local) changing(dir string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dirSeq++
+	l.dirs[dir] = dirState{epoch: l.dirSeq}
+}
+
+// knownSynced returns dir's epoch if this instance synced dir at it, else 0.
+func (l *Local) knownSynced(dir string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st := l.dirs[dir]; st.synced {
+		return st.epoch
+	}
+	return 0
+}
+
+// stillSynced reports whether dir is synced at epoch and unchanged since.
+func (l *Local) stillSynced(dir string, epoch uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.dirs[dir]
+	return epoch != 0 && st.synced && st.epoch == epoch
+}
+
+// syncDir syncs dir and records it as synced, unless an entry change in it
+// overlapped the sync. A missing directory is forgotten.
+func (l *Local) syncDir(dir string) error {
+	l.mu.Lock()
+	st, ok := l.dirs[dir]
+	if !ok {
+		l.dirSeq++
+		st = dirState{epoch: l.dirSeq}
+		l.dirs[dir] = st
+	}
+	l.mu.Unlock()
+	err := l.fs.SyncDir(dir)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case err == nil:
+		if cur := l.dirs[dir]; cur.epoch == st.epoch {
+			l.dirs[dir] = dirState{epoch: st.epoch, synced: true}
+		}
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid):
+		if cur := l.dirs[dir]; cur.epoch == st.epoch {
+			delete(l.dirs, dir)
+		}
+	}
+	return err
+}
+
+// confirm makes what a look at dir's entries saw durable: it syncs dir
+// unless dir was known synced (epoch, from knownSynced before the look)
+// and unchanged since. A missing directory needs nothing: everything below
+// it is absent either way.
+func (l *Local) confirm(dir string, epoch uint64) error {
+	if l.stillSynced(dir, epoch) {
+		return nil
+	}
+	err := l.syncDir(dir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
+		return nil
+	}
+	return err
 }
 
 // diskErr classifies a disk error for callers of the Store.
@@ -139,21 +237,26 @@ func (l *Local) Put(ctx context.Context, key string, data []byte, opts PutOption
 		_ = l.fs.Remove(tmp)
 		return diskErr("put", key, err)
 	}
+	l.changing(dir)
 	if opts.IfNoneMatch {
-		err := l.fs.Link(tmp, name)
+		err = l.fs.Link(tmp, name)
 		_ = l.fs.Remove(tmp)
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("objstore: local put %q: %w: object exists", key, ErrPreconditionFailed)
-		}
-		if err != nil {
-			return diskErr("put", key, err)
-		}
-	} else if err := l.fs.Rename(tmp, name); err != nil {
+	} else if err = l.fs.Rename(tmp, name); err != nil {
 		_ = l.fs.Remove(tmp)
+	}
+	l.changing(dir)
+	taken := opts.IfNoneMatch && errors.Is(err, fs.ErrExist)
+	if err != nil && !taken {
 		return diskErr("put", key, err)
 	}
-	if err := l.fs.SyncDir(dir); err != nil {
+	// Sync also when the name is taken: it may be from a Put whose
+	// directory sync failed, and the caller takes ErrPreconditionFailed to
+	// mean the object is there for good.
+	if err := l.syncDir(dir); err != nil {
 		return diskErr("put", key, err)
+	}
+	if taken {
+		return fmt.Errorf("objstore: local put %q: %w: object exists", key, ErrPreconditionFailed)
 	}
 	return nil
 }
@@ -183,7 +286,14 @@ func (l *Local) open(op, key string) (disk.File, int64, time.Time, error) {
 	if err != nil {
 		return nil, 0, time.Time{}, err
 	}
+	epoch := l.knownSynced(dir)
 	f, err := l.fs.Open(joinPath(dir, file))
+	if cerr := l.confirm(dir, epoch); cerr != nil {
+		if f != nil {
+			f.Close()
+		}
+		return nil, 0, time.Time{}, diskErr(op, key, cerr)
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrInvalid) {
 			// A path element is not a directory: no such object.
@@ -312,7 +422,11 @@ type listed struct{ key string }
 // walk collects the keys below dir (whose keys all start with keyBase) that
 // have prefix and sort after startAfter.
 func (l *Local) walk(dir, keyBase, prefix, startAfter string, out *[]listed) error {
+	epoch := l.knownSynced(dir)
 	ents, err := l.fs.ReadDir(dir)
+	if cerr := l.confirm(dir, epoch); cerr != nil {
+		return diskErr("list", keyBase, cerr)
+	}
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
 		return nil // no such directory, or removed by a concurrent Delete
 	}
@@ -368,30 +482,36 @@ func (l *Local) Delete(ctx context.Context, keys []string) error {
 	if len(keys) > MaxDeleteBatch {
 		return fmt.Errorf("objstore: local delete: %w: %d keys exceed the batch limit %d", ErrPermanent, len(keys), MaxDeleteBatch)
 	}
-	dirs := map[string]bool{}
+	// removed[dir]: whether this call removed something there. Every
+	// key's directory is synced, also where the key was already gone: an
+	// earlier Delete whose directory sync failed may have removed it, and
+	// success here says the removal is for good.
+	removed := map[string]bool{}
 	for _, key := range keys {
 		dir, file, err := keyPath(l.root, key)
 		if err != nil {
 			return err
 		}
+		l.changing(dir)
 		err = l.fs.Remove(joinPath(dir, file))
+		l.changing(dir)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrInvalid) {
 			return diskErr("delete", key, err)
 		}
-		if err == nil {
-			dirs[dir] = true
-		}
+		removed[dir] = removed[dir] || err == nil
 	}
-	names := make([]string, 0, len(dirs))
-	for d := range dirs {
+	names := make([]string, 0, len(removed))
+	for d := range removed {
 		names = append(names, d)
 	}
 	sort.Strings(names)
 	for _, d := range names {
-		if err := l.fs.SyncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := l.syncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrInvalid) {
 			return diskErr("delete", d, err)
 		}
-		l.pruneDirs(d)
+		if removed[d] {
+			l.pruneDirs(d)
+		}
 	}
 	return nil
 }
@@ -401,15 +521,26 @@ func (l *Local) Delete(ctx context.Context, keys []string) error {
 // Remove fails harmlessly.
 func (l *Local) pruneDirs(dir string) {
 	for dir != l.root && strings.HasPrefix(dir, l.rootPrefix()) {
-		if err := l.fs.Remove(dir); err != nil {
+		parent := disk.Parent(dir)
+		l.changing(parent)
+		err := l.fs.Remove(dir)
+		l.changing(parent)
+		if err != nil {
 			return
 		}
-		parent := disk.Parent(dir)
-		if err := l.fs.SyncDir(parent); err != nil {
+		l.forget(dir)
+		if err := l.syncDir(parent); err != nil {
 			return
 		}
 		dir = parent
 	}
+}
+
+// forget drops what Local knows of a removed directory.
+func (l *Local) forget(dir string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.dirs, dir)
 }
 
 func (l *Local) rootPrefix() string {
