@@ -7,7 +7,9 @@
 //
 // The lint runs inside `go test ./...` (TestDeterminismLint in this package),
 // so a violation fails the ordinary test run rather than a separate tool.
-// TestLayering, beside it, checks the import table of docs/architecture.md.
+// TestLayering, beside it, checks the import table of docs/architecture.md,
+// and TestCitations that every file the code and docs cite is in the
+// repository (docs/architecture.md, Citations).
 //
 // Rules (each finding names the seam to use instead):
 //
