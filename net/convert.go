@@ -6,7 +6,8 @@ import (
 )
 
 // ToStatus converts any error into the *Status a transport reports for it:
-// nil stays nil, a *Status anywhere in the chain is returned as is, the
+// nil stays nil, a *Status anywhere in the chain is returned without its
+// in-process cause (code and message only: what crosses the wire), the
 // context errors map to Canceled and DeadlineExceeded, and everything else
 // becomes Internal (the seam's rule for handler errors that are not *Status).
 func ToStatus(err error) *Status {
@@ -15,7 +16,7 @@ func ToStatus(err error) *Status {
 	}
 	var s *Status
 	if errors.As(err, &s) {
-		return s
+		return s.wire()
 	}
 	switch {
 	case errors.Is(err, context.Canceled):

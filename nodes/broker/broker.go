@@ -43,8 +43,36 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// ErrFull reports a table at MaxEntries.
-var ErrFull = errors.New("broker: table full")
+// Errors of the broker's domain code; the handlers map them to net codes
+// once (statusOf).
+var (
+	// ErrFull reports a table at MaxEntries (ResourceExhausted).
+	ErrFull = errors.New("broker: table full")
+	// ErrMissingID reports a published entry without its safekeeper,
+	// tenant or timeline id (InvalidArgument).
+	ErrMissingID = errors.New("broker: safekeeper, tenant and timeline ids are required")
+)
+
+// statusOf is the handlers' edge: a domain error becomes a *net.Status
+// keeping the error as its in-process cause.
+func statusOf(err error) error {
+	var st *net.Status
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &st):
+		return err // a stream's Send or Recv failed: already a Status
+	case errors.Is(err, ErrMissingID):
+		return net.Wrap(net.InvalidArgument, err)
+	case errors.Is(err, ErrFull):
+		return net.Wrap(net.ResourceExhausted, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return net.Wrap(net.DeadlineExceeded, err)
+	case errors.Is(err, context.Canceled):
+		return net.Wrap(net.Canceled, err)
+	}
+	return net.Wrap(net.Internal, err)
+}
 
 // entryKey is "tenant/timeline/safekeeper": a string, so the table can be
 // walked in sorted order.
@@ -96,9 +124,17 @@ func New(env node.Env, cfg Config) (*Broker, error) {
 // Mux returns the broker's handlers (for daemons that share a listener).
 func (b *Broker) Mux() *net.Mux {
 	m := net.NewMux()
-	net.HandleUnary(m, brokerapi.MethodPublish, b.publish)
-	net.HandleUnary(m, brokerapi.MethodGet, b.get)
-	net.HandleStreamProto(m, brokerapi.MethodSubscribe, b.subscribe)
+	net.HandleUnary(m, brokerapi.MethodPublish, func(ctx context.Context, in *brokerapi.SafekeeperTimelineInfo) (*brokerapi.PublishResponse, error) {
+		resp, err := b.publish(ctx, in)
+		return resp, statusOf(err)
+	})
+	net.HandleUnary(m, brokerapi.MethodGet, func(ctx context.Context, f *brokerapi.TimelineFilter) (*brokerapi.TimelineInfos, error) {
+		resp, err := b.get(ctx, f)
+		return resp, statusOf(err)
+	})
+	net.HandleStreamProto(m, brokerapi.MethodSubscribe, func(ctx context.Context, s *net.ServerStreamOf[*brokerapi.TimelineFilter, *brokerapi.SafekeeperTimelineInfo]) error {
+		return statusOf(b.subscribe(ctx, s))
+	})
 	return m
 }
 
@@ -151,16 +187,16 @@ func (b *Broker) Stop() error {
 
 func (b *Broker) publish(ctx context.Context, in *brokerapi.SafekeeperTimelineInfo) (*brokerapi.PublishResponse, error) {
 	if in.SafekeeperId == "" || in.TenantId == "" || in.TimelineId == "" {
-		return nil, net.Errorf(net.InvalidArgument, "broker: safekeeper, tenant and timeline ids are required")
+		return nil, ErrMissingID
 	}
 	if err := b.mu.Lock(ctx); err != nil {
-		return nil, net.Errorf(net.Canceled, "broker: %v", err)
+		return nil, err
 	}
 	defer b.mu.Unlock()
 	b.expireLocked()
 	k := keyOf(in)
 	if _, ok := b.entries[k]; !ok && len(b.entries) >= b.cfg.MaxEntries {
-		return nil, net.Errorf(net.ResourceExhausted, "%v: %d entries", ErrFull, len(b.entries))
+		return nil, fmt.Errorf("%w: %d entries", ErrFull, len(b.entries))
 	}
 	b.version++
 	info := proto.Clone(in).(*brokerapi.SafekeeperTimelineInfo)
@@ -202,7 +238,7 @@ func (b *Broker) snapshotLocked(f *brokerapi.TimelineFilter, since uint64) []*br
 
 func (b *Broker) get(ctx context.Context, f *brokerapi.TimelineFilter) (*brokerapi.TimelineInfos, error) {
 	if err := b.mu.Lock(ctx); err != nil {
-		return nil, net.Errorf(net.Canceled, "broker: %v", err)
+		return nil, err
 	}
 	defer b.mu.Unlock()
 	b.expireLocked()

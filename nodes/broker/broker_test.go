@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -119,7 +120,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = b.publish(ctx, &brokerapi.SafekeeperTimelineInfo{SafekeeperId: "b", TenantId: "t", TimelineId: "l"})
-	if net.CodeOf(err) != net.ResourceExhausted {
+	if !errors.Is(err, ErrFull) || net.CodeOf(statusOf(err)) != net.ResourceExhausted {
 		t.Fatalf("full table: %v", err)
 	}
 }

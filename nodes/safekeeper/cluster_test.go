@@ -436,8 +436,8 @@ func TestCorruptDonorStepsAside(t *testing.T) {
 		t.Fatalf("proposer did not step aside: %v", aerr)
 	}
 	t.Logf("proposer stepped aside: %v", aerr)
-	if _, err := c.sks[0].Timeline(ctx, tenant, timeline); net.CodeOf(err) != net.DataLoss {
-		t.Fatalf("sk-1 status after finding corruption: %v, want DataLoss", err)
+	if _, err := c.sks[0].Timeline(ctx, tenant, timeline); !errors.Is(err, walstore.ErrCorrupt) {
+		t.Fatalf("sk-1 status after finding corruption: %v, want walstore.ErrCorrupt", err)
 	}
 
 	// The healthy majority (sk-2, sk-3) carries on with the committed WAL.
@@ -524,7 +524,7 @@ func TestProposeRefusesBadRequests(t *testing.T) {
 		})
 	}
 	_, err := c.sks[0].ReadWAL(ctx, tenant, "0000000000000000000000000000abcd", start, start)
-	if net.CodeOf(err) != net.NotFound {
-		t.Fatalf("read of an unknown timeline: %v, want NotFound", err)
+	if !errors.Is(err, safekeeper.ErrNoTimeline) {
+		t.Fatalf("read of an unknown timeline: %v, want ErrNoTimeline", err)
 	}
 }

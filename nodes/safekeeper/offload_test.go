@@ -16,7 +16,6 @@ import (
 	"github.com/stratadb/strata/disk/objstore"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/skproto"
-	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 	"github.com/stratadb/strata/nodes/safekeeper/walstore"
@@ -82,13 +81,13 @@ func TestOffloadVerifiesFrames(t *testing.T) {
 				}
 				return
 			}
-			if net.CodeOf(err) != net.DataLoss {
+			if !errors.Is(err, walstore.ErrCorrupt) {
 				t.Fatalf("offload of a damaged segment: %v", err)
 			}
 			if !errors.Is(gerr, objstore.ErrNotFound) {
 				t.Fatalf("damaged segment uploaded (get: %v)", gerr)
 			}
-			if _, err := tl.snapshot(ctx); net.CodeOf(err) != net.DataLoss {
+			if _, err := tl.snapshot(ctx); !errors.Is(err, walstore.ErrCorrupt) {
 				t.Fatalf("corrupt timeline still served: %v", err)
 			}
 		})
@@ -180,7 +179,7 @@ func TestOffloadRechecksSegmentHead(t *testing.T) {
 				}
 				return
 			}
-			if net.CodeOf(err) != net.DataLoss || !errors.Is(gerr, objstore.ErrNotFound) {
+			if !errors.Is(err, walstore.ErrCorrupt) || !errors.Is(gerr, objstore.ErrNotFound) {
 				t.Fatalf("damaged head of segment 3: offload %v, get %v (%d bytes)", err, gerr, len(seg3))
 			}
 		})

@@ -220,16 +220,16 @@ func (sk *Safekeeper) sortedTimelines() []*timeline {
 
 func (sk *Safekeeper) lookup(tenant, timeline string) (*timeline, error) {
 	if err := checkID("tenant", tenant); err != nil {
-		return nil, net.Errorf(net.InvalidArgument, "%v", err)
+		return nil, err
 	}
 	if err := checkID("timeline", timeline); err != nil {
-		return nil, net.Errorf(net.InvalidArgument, "%v", err)
+		return nil, err
 	}
 	sk.tlMu.Lock()
 	defer sk.tlMu.Unlock()
 	tl, ok := sk.timelines[tlKey{tenant, timeline}]
 	if !ok {
-		return nil, net.Errorf(net.NotFound, "safekeeper: no timeline %s/%s", tenant, timeline)
+		return nil, fmt.Errorf("%w: %s/%s", ErrNoTimeline, tenant, timeline)
 	}
 	return tl, nil
 }
@@ -238,7 +238,7 @@ func (sk *Safekeeper) lookup(tenant, timeline string) (*timeline, error) {
 // finishing a creation that an error or crash interrupted before its
 // control file was durable).
 func (sk *Safekeeper) getOrCreate(ctx context.Context, g skproto.Greeting) (*timeline, error) {
-	if _, err := sk.lookup(g.TenantID, g.TimelineID); err != nil && net.CodeOf(err) != net.NotFound {
+	if _, err := sk.lookup(g.TenantID, g.TimelineID); err != nil && !errors.Is(err, ErrNoTimeline) {
 		return nil, err
 	}
 	key := tlKey{g.TenantID, g.TimelineID}
@@ -247,7 +247,7 @@ func (sk *Safekeeper) getOrCreate(ctx context.Context, g skproto.Greeting) (*tim
 	if !ok {
 		if len(sk.timelines) >= sk.cfg.MaxTimelines {
 			sk.tlMu.Unlock()
-			return nil, net.Errorf(net.ResourceExhausted, "safekeeper: %d timelines held", len(sk.timelines))
+			return nil, fmt.Errorf("%w: %d held", ErrTooManyTimelines, len(sk.timelines))
 		}
 		tl = sk.newTimeline(key)
 		sk.timelines[key] = tl
@@ -261,11 +261,11 @@ func (sk *Safekeeper) getOrCreate(ctx context.Context, g skproto.Greeting) (*tim
 	if tl.acc == nil && tl.broken == nil && !tl.stopped {
 		exists, err := walstore.Exists(sk.env.Disk, tl.key.dir())
 		if err != nil {
-			return nil, net.Errorf(net.Unavailable, "safekeeper: %v", err)
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		if !exists {
 			if err := tl.create(g); err != nil {
-				return nil, net.Errorf(net.Unavailable, "safekeeper: create timeline: %v", err)
+				return nil, fmt.Errorf("%w: create timeline: %w", ErrUnavailable, err)
 			}
 			sk.log.Info("timeline created", "tenant", g.TenantID, "timeline", g.TimelineID, "start", g.StartLSN)
 		}
@@ -273,13 +273,25 @@ func (sk *Safekeeper) getOrCreate(ctx context.Context, g skproto.Greeting) (*tim
 	return tl, tl.usable()
 }
 
-// Mux returns the service's handlers.
+// Mux returns the service's handlers. They are the edge where domain
+// errors become net codes (statusOf), once; the code below returns
+// package sentinels wrapped with %w.
 func (sk *Safekeeper) Mux() *net.Mux {
 	m := net.NewMux()
-	net.HandleStreamProto(m, skapi.MethodPropose, sk.propose)
-	net.HandleUnary(m, skapi.MethodReadWal, sk.readWal)
-	net.HandleStreamProto(m, skapi.MethodStreamWal, sk.streamWal)
-	net.HandleUnary(m, skapi.MethodStatus, sk.status)
+	net.HandleStreamProto(m, skapi.MethodPropose, func(ctx context.Context, s *net.ServerStreamOf[*skapi.ProposerMessage, *skapi.AcceptorMessage]) error {
+		return statusOf(sk.propose(ctx, s))
+	})
+	net.HandleUnary(m, skapi.MethodReadWal, func(ctx context.Context, req *skapi.ReadWalRequest) (*skapi.ReadWalResponse, error) {
+		resp, err := sk.readWal(ctx, req)
+		return resp, statusOf(err)
+	})
+	net.HandleStreamProto(m, skapi.MethodStreamWal, func(ctx context.Context, s *net.ServerStreamOf[*skapi.StreamWalRequest, *skapi.WalChunk]) error {
+		return statusOf(sk.streamWal(ctx, s))
+	})
+	net.HandleUnary(m, skapi.MethodStatus, func(ctx context.Context, req *skapi.TimelineRef) (*skapi.TimelineStatus, error) {
+		resp, err := sk.status(ctx, req)
+		return resp, statusOf(err)
+	})
 	return m
 }
 
@@ -342,7 +354,7 @@ func (sk *Safekeeper) propose(ctx context.Context, s *net.ServerStreamOf[*skapi.
 				return err
 			}
 		} else if tl == nil {
-			return net.Errorf(net.FailedPrecondition, "safekeeper: %T before Greeting", batch[0])
+			return fmt.Errorf("%w: got %T", ErrNoGreeting, batch[0])
 		} else {
 			// Gather what is already queued, up to a Greeting (which may
 			// name another timeline).
@@ -365,7 +377,7 @@ func (sk *Safekeeper) propose(ctx context.Context, s *net.ServerStreamOf[*skapi.
 		for _, reply := range replies {
 			out, err := skapi.AcceptorToPB(reply)
 			if err != nil {
-				return net.Errorf(net.Internal, "%v", err)
+				return err
 			}
 			if err := s.Send(out); err != nil {
 				return err
@@ -485,7 +497,7 @@ func (sk *Safekeeper) ReadWAL(ctx context.Context, tenant, timeline string, star
 			return nil, err
 		}
 		if len(b) == 0 {
-			return nil, net.Errorf(net.OutOfRange, "safekeeper: no WAL at %s", pos)
+			return nil, fmt.Errorf("%w: no WAL at %s", walstore.ErrRange, pos)
 		}
 		out = append(out, b...)
 		pos += lsn.LSN(len(b))

@@ -10,13 +10,8 @@ import (
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/skproto"
-	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/safekeeper/walstore"
 )
-
-// ErrBadID reports a tenant or timeline id that is not 1..64 characters of
-// [0-9A-Za-z_-].
-var ErrBadID = errors.New("safekeeper: invalid id")
 
 func checkID(kind, id string) error {
 	if id == "" || len(id) > 64 || strings.Trim(id, "0123456789abcdefABCDEFghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ_-") != "" {
@@ -112,18 +107,18 @@ func (tl *timeline) attach(st *walstore.Store) error {
 // again here, so a transient disk error heals without a restart.
 func (tl *timeline) usable() error {
 	if tl.stopped {
-		return net.Errorf(net.Unavailable, "safekeeper: stopped")
+		return ErrStopped
 	}
 	if tl.broken != nil {
-		return net.Errorf(net.DataLoss, "safekeeper: timeline %s/%s is corrupt: %v", tl.key.tenant, tl.key.timeline, tl.broken)
+		return fmt.Errorf("safekeeper: timeline %s/%s is not served: %w", tl.key.tenant, tl.key.timeline, tl.broken)
 	}
 	if tl.acc == nil {
 		if err := tl.load(); err != nil {
 			if errors.Is(err, walstore.ErrCorrupt) {
 				tl.markBroken(err)
-				return net.Errorf(net.DataLoss, "safekeeper: timeline %s/%s is corrupt: %v", tl.key.tenant, tl.key.timeline, err)
+				return fmt.Errorf("safekeeper: timeline %s/%s is not served: %w", tl.key.tenant, tl.key.timeline, err)
 			}
-			return net.Errorf(net.Unavailable, "safekeeper: timeline %s/%s not loaded: %v", tl.key.tenant, tl.key.timeline, err)
+			return fmt.Errorf("%w: %s/%s not loaded: %w", ErrUnavailable, tl.key.tenant, tl.key.timeline, err)
 		}
 	}
 	return nil
@@ -137,7 +132,7 @@ func (tl *timeline) failed(err error) error {
 	tl.unload()
 	_ = tl.usable()
 	tl.cond.Broadcast()
-	return net.Errorf(net.Unavailable, "safekeeper: %v", err)
+	return fmt.Errorf("%w: %s/%s reloads after: %w", ErrUnavailable, tl.key.tenant, tl.key.timeline, err)
 }
 
 func (tl *timeline) unload() {
@@ -195,7 +190,7 @@ func (tl *timeline) checkedSegment(segno uint64) ([]byte, lsn.LSN, error) {
 			return nil, 0, err
 		}
 		if len(b) == 0 {
-			return nil, 0, net.Errorf(net.OutOfRange, "safekeeper: no committed WAL at %s to offload", end)
+			return nil, 0, fmt.Errorf("%w: no committed WAL at %s to offload", walstore.ErrRange, end)
 		}
 		tl.checked = append(tl.checked, b...)
 	}
@@ -232,11 +227,8 @@ func (tl *timeline) step(ctx context.Context, msgs []skproto.Msg) ([]skproto.Msg
 	replies := make([]skproto.Msg, 0, len(msgs))
 	for _, m := range msgs {
 		r, err := tl.acc.Step(m)
-		switch {
-		case errors.Is(err, skproto.ErrTooLarge):
-			return nil, net.Errorf(net.ResourceExhausted, "safekeeper: %v", err)
-		case err != nil:
-			return nil, net.Errorf(net.FailedPrecondition, "safekeeper: %v", err)
+		if err != nil {
+			return nil, err // skproto's errors: refused, the stream ends
 		}
 		if r.Truncate {
 			if err := tl.store.Truncate(r.TruncateLSN); err != nil {
@@ -336,10 +328,10 @@ func (tl *timeline) read(ctx context.Context, start, end lsn.LSN, term skproto.T
 		return nil, err
 	}
 	if term != 0 && tl.acc.Term() != term {
-		return nil, net.Errorf(net.FailedPrecondition, "safekeeper: in term %d, read asked for term %d", tl.acc.Term(), term)
+		return nil, fmt.Errorf("%w: in term %d, read asked for term %d", ErrWrongTerm, tl.acc.Term(), term)
 	}
 	if end > tl.acc.FlushLSN() {
-		return nil, net.Errorf(net.OutOfRange, "safekeeper: read to %s beyond flush %s", end, tl.acc.FlushLSN())
+		return nil, fmt.Errorf("%w: read to %s beyond flush %s", walstore.ErrRange, end, tl.acc.FlushLSN())
 	}
 	return tl.readLocked(start, end)
 }
@@ -352,14 +344,8 @@ func (tl *timeline) readLocked(start, end lsn.LSN) ([]byte, error) {
 // alone is larger).
 func (tl *timeline) readBounded(start, end lsn.LSN, maxBytes int) ([]byte, error) {
 	b, err := tl.store.ReadFrames(start, end, maxBytes)
-	switch {
-	case errors.Is(err, walstore.ErrCorrupt):
+	if errors.Is(err, walstore.ErrCorrupt) {
 		tl.markBroken(err)
-		return nil, net.Errorf(net.DataLoss, "safekeeper: %v", err)
-	case errors.Is(err, walstore.ErrRange):
-		return nil, net.Errorf(net.OutOfRange, "safekeeper: %v", err)
-	case err != nil:
-		return nil, net.Errorf(net.Unavailable, "safekeeper: %v", err)
 	}
-	return b, nil
+	return b, err
 }

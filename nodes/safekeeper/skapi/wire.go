@@ -1,11 +1,20 @@
 package skapi
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/skproto"
-	"github.com/stratadb/strata/net"
+)
+
+// Errors of the conversions.
+var (
+	// ErrBadMessage reports a wire message that carries no known variant.
+	ErrBadMessage = errors.New("skapi: malformed message")
+	// ErrNotWireMessage reports a skproto message that has no place in the
+	// direction asked for (a programming error).
+	ErrNotWireMessage = errors.New("skapi: message has no wire form in this direction")
 )
 
 // Full method names (from the generated stubs).
@@ -50,7 +59,7 @@ func ProposerToPB(m skproto.Msg) (*ProposerMessage, error) {
 			Term: uint64(m.Term), BeginLsn: uint64(m.BeginLSN), EndLsn: uint64(m.EndLSN),
 			CommitLsn: uint64(m.CommitLSN), TruncateLsn: uint64(m.TruncateLSN), Wal: m.WAL}}}, nil
 	}
-	return nil, fmt.Errorf("skapi: %T is not a proposer message", m)
+	return nil, fmt.Errorf("%w: %T is not a proposer message", ErrNotWireMessage, m)
 }
 
 // ProposerFromPB unwraps a proposer→acceptor message.
@@ -69,7 +78,7 @@ func ProposerFromPB(m *ProposerMessage) (skproto.Msg, error) {
 		return skproto.AppendRequest{Term: skproto.Term(a.GetTerm()), BeginLSN: lsn.LSN(a.GetBeginLsn()), EndLSN: lsn.LSN(a.GetEndLsn()),
 			CommitLSN: lsn.LSN(a.GetCommitLsn()), TruncateLSN: lsn.LSN(a.GetTruncateLsn()), WAL: a.GetWal()}, nil
 	}
-	return nil, net.Errorf(net.InvalidArgument, "skapi: empty proposer message")
+	return nil, fmt.Errorf("%w: empty proposer message", ErrBadMessage)
 }
 
 // AcceptorToPB wraps an acceptor→proposer message.
@@ -85,7 +94,7 @@ func AcceptorToPB(m skproto.Msg) (*AcceptorMessage, error) {
 		return &AcceptorMessage{Msg: &AcceptorMessage_Append{Append: &AppendResponse{
 			Term: uint64(m.Term), FlushLsn: uint64(m.FlushLSN), CommitLsn: uint64(m.CommitLSN)}}}, nil
 	}
-	return nil, fmt.Errorf("skapi: %T is not an acceptor message", m)
+	return nil, fmt.Errorf("%w: %T is not an acceptor message", ErrNotWireMessage, m)
 }
 
 // AcceptorFromPB unwraps an acceptor→proposer message.
@@ -101,5 +110,5 @@ func AcceptorFromPB(m *AcceptorMessage) (skproto.Msg, error) {
 		r := v.Append
 		return skproto.AppendResponse{Term: skproto.Term(r.GetTerm()), FlushLSN: lsn.LSN(r.GetFlushLsn()), CommitLSN: lsn.LSN(r.GetCommitLsn())}, nil
 	}
-	return nil, net.Errorf(net.InvalidArgument, "skapi: empty acceptor message")
+	return nil, fmt.Errorf("%w: empty acceptor message", ErrBadMessage)
 }
