@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"time"
@@ -31,15 +30,7 @@ func parse(args []string) (options, error) {
 }
 
 func main() {
-	o, err := parse(os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	if err := run(o); err != nil {
-		fmt.Fprintln(os.Stderr, "broker:", err)
-		os.Exit(1)
-	}
+	os.Exit(daemon.Main("broker", os.Args[1:], os.Stdout, os.Stderr, parse, run))
 }
 
 func run(o options) error {

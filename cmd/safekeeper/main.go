@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"time"
@@ -37,11 +35,9 @@ func parse(args []string) (options, error) {
 	fs.Duration(&o.sk.PublishInterval, "publish-interval", time.Second, "broker publication period")
 	o.remote.Register(fs) // WAL offload target; none: no offload
 	o.daemon.Register(fs)
+	fs.Required("id", "data-dir")
 	if err := fs.Parse(args); err != nil {
 		return o, err
-	}
-	if o.dataDir == "" {
-		return o, errors.New("safekeeper: -data-dir is required")
 	}
 	if err := o.remote.Validate(); err != nil {
 		return o, err
@@ -51,15 +47,7 @@ func parse(args []string) (options, error) {
 }
 
 func main() {
-	o, err := parse(os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	if err := run(o); err != nil {
-		fmt.Fprintln(os.Stderr, "safekeeper:", err)
-		os.Exit(1)
-	}
+	os.Exit(daemon.Main("safekeeper", os.Args[1:], os.Stdout, os.Stderr, parse, run))
 }
 
 func run(o options) error {
@@ -68,9 +56,13 @@ func run(o options) error {
 		return err
 	}
 	reg := daemon.NewRegistry()
-	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
+	// Before anything reads or writes the directory: a second safekeeper
+	// on it would interleave WAL writes with the first.
+	lock, err := daemon.LockDataDir(o.dataDir, "safekeeper")
+	if err != nil {
 		return err
 	}
+	defer lock.Release()
 	clk := clock.NewReal()
 	env := node.Env{ID: o.sk.NodeID, Clock: clk, Net: grpcx.New(grpcx.Options{}), Disk: disk.Dir(o.dataDir),
 		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))), Log: log, Metrics: reg}

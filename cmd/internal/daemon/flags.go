@@ -13,6 +13,34 @@ import (
 // ErrEnv reports an environment fallback value that does not parse.
 var ErrEnv = errors.New("daemon: bad environment value")
 
+// ErrRequired reports a required flag that is neither on the command line
+// nor in the environment (see MissingFlagError).
+var ErrRequired = errors.New("daemon: required flag not set")
+
+// ErrVersion is returned by Parse when -version was given: the caller
+// prints Version and exits 0 (as it does for flag.ErrHelp).
+var ErrVersion = errors.New("daemon: -version requested")
+
+// MissingFlagError names a required flag by its command-line name and its
+// environment variable. It matches ErrRequired.
+type MissingFlagError struct {
+	Flag, Env string
+}
+
+func (e *MissingFlagError) Error() string {
+	return fmt.Sprintf("-%s is required (or set %s)", e.Flag, e.Env)
+}
+
+// Is makes errors.Is(err, ErrRequired) true.
+func (e *MissingFlagError) Is(target error) bool { return target == ErrRequired }
+
+// printedError is a command-line error the flag package already printed
+// (with the usage) to the flag set's output; Main does not print it again.
+type printedError struct{ err error }
+
+func (e *printedError) Error() string { return e.err.Error() }
+func (e *printedError) Unwrap() error { return e.err }
+
 // FlagSet is a flag.FlagSet whose defaults come from the environment:
 // flag "segment-bytes" of daemon "safekeeper" falls back to
 // STRATA_SAFEKEEPER_SEGMENT_BYTES. Parse errors of environment values are
@@ -24,15 +52,36 @@ type FlagSet struct {
 	// secrets are the Secret flags, filled from the environment after
 	// parsing when not given on the command line.
 	secrets []secret
+	// required are the flags that must end up non-empty (Required).
+	required []string
+	// version is the -version flag every daemon has.
+	version bool
 	// lookup reads the environment (os.LookupEnv; replaced in tests).
 	lookup func(string) (string, bool)
 }
 
 // NewFlagSet returns a FlagSet for the named daemon that reports errors
-// (flag.ContinueOnError) instead of exiting.
+// (flag.ContinueOnError) instead of exiting. It has a -version flag (Parse
+// returns ErrVersion when it is given).
 func NewFlagSet(daemon string) *FlagSet {
-	return &FlagSet{FlagSet: flag.NewFlagSet(daemon, flag.ContinueOnError),
+	f := &FlagSet{FlagSet: flag.NewFlagSet(daemon, flag.ContinueOnError),
 		prefix: "STRATA_" + strings.ToUpper(daemon) + "_", lookup: os.LookupEnv}
+	f.BoolVar(&f.version, "version", false, "print the version and exit")
+	f.Usage = func() {
+		w := f.Output()
+		fmt.Fprintf(w, "Usage of %s:\n", daemon)
+		f.PrintDefaults()
+		fmt.Fprintf(w, "\nEvery flag but -version falls back to the environment variable %s<FLAG> (upper case, '-' as '_'),\n"+
+			"e.g. -log-level to %s; a flag on the command line wins.\n", f.prefix, f.EnvName("log-level"))
+	}
+	return f
+}
+
+// Required marks flags (already defined) that must be non-empty after
+// parsing, from the command line or the environment. Parse names a
+// missing one by its flag name (MissingFlagError).
+func (f *FlagSet) Required(names ...string) {
+	f.required = append(f.required, names...)
 }
 
 // EnvName is the environment variable backing flag name.
@@ -107,14 +156,23 @@ func (f *FlagSet) Bool(p *bool, name string, def bool, usage string) {
 	f.BoolVar(p, name, v, usage)
 }
 
-// Parse reports bad environment values first, then parses args, then
-// fills Secret flags not given on the command line from the environment.
+// Parse parses args (-help returns flag.ErrHelp, -version ErrVersion),
+// then reports bad environment values, fills Secret flags not given on the
+// command line from the environment, and checks the Required flags.
 func (f *FlagSet) Parse(args []string) error {
+	if err := f.FlagSet.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &printedError{err}
+	}
+	// -version wins over everything else on the command line, as -help
+	// does: an operator asking for it gets it even with flags missing.
+	if f.version {
+		return ErrVersion
+	}
 	if f.envErr != nil {
 		return f.envErr
-	}
-	if err := f.FlagSet.Parse(args); err != nil {
-		return err
 	}
 	given := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
@@ -123,7 +181,17 @@ func (f *FlagSet) Parse(args []string) error {
 			*s.p = v
 		}
 	}
-	return nil
+	var missing error
+	for _, name := range f.required {
+		fl := f.Lookup(name)
+		if fl == nil {
+			return fmt.Errorf("daemon: Required(%q): no such flag", name)
+		}
+		if fl.Value.String() == "" {
+			missing = errors.Join(missing, &MissingFlagError{Flag: name, Env: f.EnvName(name)})
+		}
+	}
+	return missing
 }
 
 // Options are the flags every daemon has.

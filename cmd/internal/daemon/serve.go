@@ -27,7 +27,7 @@ func (o Options) Logger(w io.Writer) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
 		return nil, fmt.Errorf("%w: level %q", ErrLogConfig, o.LogLevel)
 	}
-	ho := &slog.HandlerOptions{Level: level}
+	ho := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsAsText}
 	switch o.LogFormat {
 	case "", "json":
 		return slog.New(slog.NewJSONHandler(w, ho)), nil
@@ -35,6 +35,15 @@ func (o Options) Logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, ho)), nil
 	}
 	return nil, fmt.Errorf("%w: format %q (want json or text)", ErrLogConfig, o.LogFormat)
+}
+
+// durationsAsText logs a time.Duration as its text ("1.5s"), not as the
+// integer nanoseconds the JSON handler writes by default.
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // NewRegistry returns a registry with the Go runtime and process collectors;
