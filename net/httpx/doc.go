@@ -4,7 +4,7 @@
 // Server side, JSON adapts a typed func(ctx, Req) (Resp, error) into an
 // http.Handler: the body is read with a size limit, decoded strictly (unknown
 // fields and trailing data are refused), and errors become an HTTP status
-// plus a JSON error body {"code": "NotFound", "message": "..."}. Client side,
+// plus a JSON error body {"msg": "...", "code": "NotFound"}. Client side,
 // DoJSON sends a JSON request and maps the response back: 2xx decodes into
 // the output, anything else becomes a *net.Status.
 //

@@ -19,8 +19,8 @@ const MaxBodyBytes = net.MaxMessageBytes
 
 // errorBody is the JSON body of every error response.
 type errorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Msg  string `json:"msg"`
+	Code string `json:"code,omitempty"`
 }
 
 // HTTPStatus maps a status code to the HTTP status an error response
@@ -37,8 +37,10 @@ func HTTPStatus(c net.Code) int {
 		return http.StatusForbidden
 	case net.Unauthenticated:
 		return http.StatusUnauthorized
-	case net.FailedPrecondition, net.AlreadyExists, net.Aborted:
+	case net.AlreadyExists, net.Aborted:
 		return http.StatusConflict
+	case net.FailedPrecondition:
+		return http.StatusPreconditionFailed
 	case net.Unavailable:
 		return http.StatusServiceUnavailable
 	case net.ResourceExhausted:
@@ -46,7 +48,7 @@ func HTTPStatus(c net.Code) int {
 	case net.Unimplemented:
 		return http.StatusNotImplemented
 	case net.DeadlineExceeded:
-		return http.StatusGatewayTimeout
+		return http.StatusRequestTimeout
 	}
 	return http.StatusInternalServerError
 }
@@ -66,6 +68,8 @@ func HTTPCode(status int) net.Code {
 	case status == http.StatusNotFound:
 		return net.NotFound
 	case status == http.StatusConflict:
+		return net.AlreadyExists
+	case status == http.StatusPreconditionFailed:
 		return net.FailedPrecondition
 	case status == http.StatusRequestEntityTooLarge, status == http.StatusTooManyRequests:
 		return net.ResourceExhausted
@@ -98,14 +102,14 @@ func WriteError(w http.ResponseWriter, err error) {
 	if s == nil {
 		s = &net.Status{Code: net.Internal, Msg: "httpx: WriteError called with nil error"}
 	}
-	writeJSON(w, HTTPStatus(s.Code), errorBody{Code: s.Code.String(), Message: s.Msg})
+	writeJSON(w, HTTPStatus(s.Code), errorBody{Code: s.Code.String(), Msg: s.Msg})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(errorBody{Code: net.Internal.String(), Message: "httpx: encode response: " + err.Error()})
+		b, _ = json.Marshal(errorBody{Code: net.Internal.String(), Msg: "httpx: encode response: " + err.Error()})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -210,7 +214,7 @@ func responseError(status int, body []byte) error {
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil {
 		if c, ok := codeByName(eb.Code); ok && c != net.OK {
-			return &net.Status{Code: c, Msg: eb.Message}
+			return &net.Status{Code: c, Msg: eb.Msg}
 		}
 	}
 	msg := string(bytes.TrimSpace(body))

@@ -135,7 +135,7 @@ func TestStatusMapping(t *testing.T) {
 		http int
 	}{
 		{net.InvalidArgument, 400}, {net.NotFound, 404}, {net.PermissionDenied, 403},
-		{net.Unauthenticated, 401}, {net.FailedPrecondition, 409}, {net.AlreadyExists, 409},
+		{net.Unauthenticated, 401}, {net.FailedPrecondition, 412}, {net.AlreadyExists, 409}, {net.DeadlineExceeded, 408},
 		{net.Unavailable, 503}, {net.ResourceExhausted, 429}, {net.Internal, 500},
 		{net.DataLoss, 500}, {net.Unknown, 500},
 	}
@@ -145,7 +145,7 @@ func TestStatusMapping(t *testing.T) {
 		}
 	}
 	back := map[int]net.Code{400: net.InvalidArgument, 401: net.Unauthenticated, 403: net.PermissionDenied,
-		404: net.NotFound, 409: net.FailedPrecondition, 429: net.ResourceExhausted, 503: net.Unavailable,
+		404: net.NotFound, 408: net.DeadlineExceeded, 409: net.AlreadyExists, 412: net.FailedPrecondition, 429: net.ResourceExhausted, 503: net.Unavailable,
 		504: net.DeadlineExceeded, 500: net.Internal, 418: net.InvalidArgument}
 	for status, want := range back {
 		if got := httpx.HTTPCode(status); got != want {

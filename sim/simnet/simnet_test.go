@@ -12,6 +12,7 @@ import (
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/nettest"
+	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/sim"
 	"github.com/stratadb/strata/sim/simnet"
 )
@@ -445,5 +446,31 @@ func BenchmarkUnarySim(b *testing.B) {
 	})
 	if err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestRouterOverSeam runs the control-plane client checks over the
+// simulated network: the same routes and answers as over real HTTP.
+func TestRouterOverSeam(t *testing.T) {
+	w := sim.New(sim.Options{Seed: 1})
+	err := w.Run(func(w *sim.World) error {
+		srv := w.AddNode("srv", func(node.Env) error { return nil })
+		cli := w.AddNode("cli", func(node.Env) error { return nil })
+		m := net.NewMux()
+		nettest.HTTPRouter().Register(m)
+		l, err := srv.Env().Net.Listen("srv:80", m)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		c, err := cli.Env().Net.Dial(context.Background(), "srv:80")
+		if err != nil {
+			return err
+		}
+		nettest.RunHTTP(t, context.Background(), net.SeamHTTP{Conn: c})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
