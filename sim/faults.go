@@ -16,7 +16,9 @@ import (
 // that fault off. The plan only injects faults a correct system survives
 // (docs/simulator.md, Recoverable faults): nodes come back (Supervise),
 // partitions and slow links end, and disk faults hit one node's disk at a
-// time, never synced data.
+// time, never synced data. Episodes overlap (a slow link during a
+// partition, the episodes of two nemeses), and each heals only what it
+// broke; HealAll ends them all.
 type Nemesis struct {
 	// Crashable nodes may be crashed (and are restarted by the supervisor).
 	Crashable []string
@@ -189,7 +191,7 @@ func (w *World) nemesisPartition(nm *nemesis) {
 	a := ids[w.rng.IntN(len(ids))]
 	oneWay := w.rng.Float64() < nm.cfg.OneWayProb
 	isolate := w.rng.IntN(2) == 0
-	nt := w.Net()
+	var cuts []link
 	for _, b := range ids {
 		if b == a {
 			continue
@@ -197,16 +199,30 @@ func (w *World) nemesisPartition(nm *nemesis) {
 		if !isolate && w.rng.IntN(len(ids)) != 0 {
 			continue
 		}
-		if oneWay {
-			nt.PartitionOneWay(a, b)
-		} else {
-			nt.Partition(a, b)
+		cuts = append(cuts, link{a, b})
+		if !oneWay {
+			cuts = append(cuts, link{b, a})
 		}
 	}
 	w.Log().Info("nemesis: partition", "node", a, "isolate", isolate, "oneway", oneWay)
-	w.Sleep(w.exp(nm.cfg.PartitionFor))
-	if !nm.stopped {
-		nt.Heal()
+	w.cutFor(cuts, w.exp(nm.cfg.PartitionFor))
+}
+
+// link is one direction between two nodes.
+type link struct{ from, to string }
+
+// cutFor cuts the given directions for d, then heals only those: another
+// episode's faults (a slow link, a partition of another nemesis, a cut the
+// scenario made) run their own course.
+func (w *World) cutFor(cuts []link, d time.Duration) {
+	nt := w.Net()
+	heal := make([]func(), 0, len(cuts))
+	for _, l := range cuts {
+		heal = append(heal, nt.Cut(l.from, l.to))
+	}
+	w.Sleep(d)
+	for _, h := range heal {
+		h()
 	}
 }
 
@@ -216,23 +232,85 @@ func (w *World) nemesisSlow(nm *nemesis) {
 	if a == b {
 		return
 	}
-	w.Net().SetLinkLatency(a, b, nm.cfg.SlowLatency)
-	w.Sleep(w.exp(nm.cfg.PartitionFor))
-	if !nm.stopped {
-		w.Net().Heal()
-	}
+	w.slowFor(link{a, b}, nm.cfg.SlowLatency, w.exp(nm.cfg.PartitionFor))
+}
+
+// slowFor gives one direction latency lat for d, then ends only that.
+func (w *World) slowFor(l link, lat simnet.Latency, d time.Duration) {
+	heal := w.Net().SlowLink(l.from, l.to, lat)
+	w.Sleep(d)
+	heal()
 }
 
 func (w *World) nemesisFailpoint(nm *nemesis) {
 	n := w.byID[nm.cfg.Crashable[w.rng.IntN(len(nm.cfg.Crashable))]]
 	name := nm.cfg.Failpoints[w.rng.IntN(len(nm.cfg.Failpoints))]
 	w.Log().Info("nemesis: failpoint", "target", n.id, "failpoint", name)
-	if err := n.SetFailpoint(name, "1*return(true)"); err != nil {
+	if err := w.failpointFor(n, name, "1*return(true)", func() time.Duration { return w.exp(nm.cfg.PartitionFor) }); err != nil {
 		w.Fail(err)
-		return
 	}
-	w.Sleep(w.exp(nm.cfg.PartitionFor))
-	_ = n.SetFailpoint(name, "")
+}
+
+// failpointFor sets n's failpoint name to terms for a duration (drawn
+// once it is set), then ends only that (holdFailpoint).
+func (w *World) failpointFor(n *Node, name, terms string, d func() time.Duration) error {
+	heal, err := w.holdFailpoint(n, name, terms)
+	if err != nil {
+		return err
+	}
+	w.Sleep(d())
+	heal()
+	return nil
+}
+
+// failpointKey names one failpoint of one node.
+type failpointKey struct{ node, name string }
+
+// failpointHolds are the nemesis episodes holding one node's failpoint on:
+// the latest one's terms apply; base is what the failpoint was before the
+// first.
+type failpointHolds struct {
+	base  string
+	holds []*string // each episode's terms, latest last
+}
+
+// holdFailpoint sets n's failpoint name to terms until heal is called.
+// Overlapping episodes on one failpoint stack: heal ends only its own
+// episode, restoring the terms of the latest one still in force, or what
+// the failpoint was before them all; it leaves the failpoint alone if
+// something else has set it since. HealAll voids every hold.
+func (w *World) holdFailpoint(n *Node, name, terms string) (heal func(), err error) {
+	k := failpointKey{n.id, name}
+	if w.failpointHolds == nil {
+		w.failpointHolds = map[failpointKey]*failpointHolds{}
+	}
+	hs := w.failpointHolds[k]
+	if hs == nil {
+		hs = &failpointHolds{base: n.failpoints[name]}
+	}
+	if err := n.SetFailpoint(name, terms); err != nil {
+		return nil, err
+	}
+	w.failpointHolds[k] = hs
+	h := &terms
+	hs.holds = append(hs.holds, h)
+	return func() {
+		i := slices.Index(hs.holds, h)
+		if w.failpointHolds[k] != hs || i < 0 {
+			return // healed already, or by HealAll
+		}
+		top := i == len(hs.holds)-1
+		hs.holds = slices.Delete(hs.holds, i, i+1)
+		next := hs.base
+		if len(hs.holds) == 0 {
+			delete(w.failpointHolds, k)
+		} else {
+			next = *hs.holds[len(hs.holds)-1]
+		}
+		if top && n.failpoints[name] == *h {
+			_ = n.SetFailpoint(name, next)
+		}
+	}, nil
 }
 
 func (w *World) nemesisCorrupt(nm *nemesis) {
@@ -292,6 +370,7 @@ func (w *World) HealAll() {
 		nm.stopped = true
 	}
 	w.nemeses = nil
+	w.failpointHolds = nil
 	w.Net().Heal()
 	for _, n := range w.nodes {
 		n.SetDiskFaults(simdisk.Faults{})

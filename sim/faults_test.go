@@ -2,13 +2,17 @@ package sim
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"testing"
 	"time"
 
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/node"
+	"github.com/stratadb/strata/sim/simnet"
 )
 
 func TestNemesisCrashesSupervisorRestartsHealAllHeals(t *testing.T) {
@@ -111,6 +115,114 @@ func TestSupervisorStopsWithHealAll(t *testing.T) {
 		w.Sleep(time.Second)
 		if n.Up() {
 			return fmt.Errorf("node restarted after HealAll (incarnation %d)", n.Incarnation())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNemesisEpisodesHealOnlyWhatTheyBroke runs overlapping fault episodes
+// and checks that each one's end leaves the others in force: a slow link
+// ending inside a partition, a partition ending inside a slow link, a
+// failpoint episode ending inside another one on the same failpoint, and
+// one ending over a failpoint the scenario had set itself.
+func TestNemesisEpisodesHealOnlyWhatTheyBroke(t *testing.T) {
+	w := New(Options{Seed: 1})
+	err := w.Run(func(w *World) error {
+		srv := w.AddNode("srv", func(env node.Env) error {
+			mux := net.NewMux()
+			net.HandleUnaryJSON(mux, "/test/Ping", func(context.Context, struct{}) (struct{}, error) { return struct{}{}, nil })
+			_, err := env.Net.Listen("srv:1", mux)
+			return err
+		})
+		cli := w.AddNode("cli", func(node.Env) error { return nil })
+		w.Sleep(time.Millisecond)
+		// call pings srv from cli and reports how long it took.
+		call := func() (time.Duration, error) {
+			env := cli.Env()
+			ctx, cancel := clock.WithTimeout(env.Clock, context.Background(), time.Second)
+			defer cancel()
+			start := w.Now()
+			conn, err := env.Net.Dial(ctx, "srv:1")
+			if err != nil {
+				return 0, err
+			}
+			defer conn.Close()
+			_, err = net.CallJSON[struct{}](ctx, conn, "/test/Ping", struct{}{})
+			return w.Now() - start, err
+		}
+		both := []link{{"cli", "srv"}, {"srv", "cli"}}
+		slow := simnet.Latency{Base: 300 * time.Millisecond}
+
+		// A slow link from 0.5s to 1s inside a partition from 0s to 2s.
+		w.Go("partition", func(context.Context) { w.cutFor(both, 2*time.Second) })
+		w.Go("slow", func(context.Context) {
+			w.Sleep(500 * time.Millisecond)
+			w.slowFor(link{"cli", "srv"}, slow, 500*time.Millisecond)
+		})
+		w.Sleep(1500 * time.Millisecond)
+		if _, err := call(); err == nil {
+			return errors.New("the slow link's end healed the partition that was still in force")
+		}
+		w.Sleep(time.Second) // past 2s: the partition ended
+		if _, err := call(); err != nil {
+			return fmt.Errorf("call after the partition ended: %w", err)
+		}
+
+		// A partition for 0.5s inside a slow link of 3s.
+		w.Go("slow", func(context.Context) { w.slowFor(link{"cli", "srv"}, slow, 3*time.Second) })
+		w.Go("partition", func(context.Context) {
+			w.Sleep(100 * time.Millisecond)
+			w.cutFor(both, 500*time.Millisecond)
+		})
+		w.Sleep(time.Second)
+		if el, err := call(); err != nil || el < slow.Base {
+			return fmt.Errorf("call %v into the slow link after the partition ended: %v; want it slow", el, err)
+		}
+
+		// Failpoint episodes: "fp" on for 2s with a shorter one inside;
+		// "base" set by the scenario itself, with an episode over it.
+		status := func(name string) string {
+			s, err := srv.Env().Failpoints.Status(name)
+			if err != nil {
+				return "off"
+			}
+			return s
+		}
+		if err := srv.SetFailpoint("base", "return(0)"); err != nil {
+			return err
+		}
+		for _, ep := range []struct {
+			name, terms string
+			after, d    time.Duration
+		}{
+			{"fp", "return(1)", 0, 2 * time.Second},
+			{"fp", "return(2)", 500 * time.Millisecond, 500 * time.Millisecond},
+			{"base", "return(3)", 0, 500 * time.Millisecond},
+		} {
+			w.Go("failpoint", func(context.Context) {
+				w.Sleep(ep.after)
+				if err := w.failpointFor(srv, ep.name, ep.terms, func() time.Duration { return ep.d }); err != nil {
+					w.Fail(err)
+				}
+			})
+		}
+		w.Sleep(750 * time.Millisecond)
+		if got := status("fp"); got != "return(2)" {
+			return fmt.Errorf("failpoint fp with two episodes in force: %q, want the latest's return(2)", got)
+		}
+		w.Sleep(500 * time.Millisecond)
+		if got := status("fp"); got != "return(1)" {
+			return fmt.Errorf("failpoint fp after the inner episode ended: %q, want the outer episode's return(1)", got)
+		}
+		if got := status("base"); got != "return(0)" {
+			return fmt.Errorf("failpoint base after its episode ended: %q, want the scenario's return(0) back", got)
+		}
+		w.Sleep(time.Second)
+		if got := status("fp"); got != "off" {
+			return fmt.Errorf("failpoint fp after both episodes ended: %q, want off", got)
 		}
 		return nil
 	})

@@ -115,6 +115,9 @@ type World struct {
 	failEvents  []string
 
 	logHandler slog.Handler
+
+	// failpointHolds are the nemesis failpoint episodes in force (faults.go).
+	failpointHolds map[failpointKey]*failpointHolds
 }
 
 // New makes a world for one seed.

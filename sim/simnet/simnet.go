@@ -3,6 +3,7 @@ package simnet
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,8 +84,11 @@ type Network struct {
 	nodes     map[string]*node
 	listeners map[string]*listener // by address
 	calls     map[uint64]*call     // live calls, iterated in id order
-	cut       map[link]bool        // partitioned directions
+	cut       map[link]bool        // partitioned directions: cutHolds > 0
+	cutHolds  map[link]int         // Partition calls and unreleased Cuts per direction
 	slow      map[link]Latency     // per-direction latency overrides
+	slowHolds map[link][]*slowHold // unreleased SlowLinks, latest last
+	healEpoch uint64               // bumped by Heal, which voids older releases
 	nextID    uint64
 	nextPort  int
 	// pending holds work to run right after the lock is released:
@@ -122,7 +126,9 @@ func New(clk clock.Clock, rng *rand.Rand, opts Options) *Network {
 		listeners: map[string]*listener{},
 		calls:     map[uint64]*call{},
 		cut:       map[link]bool{},
+		cutHolds:  map[link]int{},
 		slow:      map[link]Latency{},
+		slowHolds: map[link][]*slowHold{},
 		nextPort:  firstPort,
 	}
 }
@@ -156,26 +162,85 @@ func (n *Network) Partition(a, b string) {
 	n.PartitionOneWay(b, a)
 }
 
-// PartitionOneWay drops everything sent from node from to node to. Calls
-// already open across the cut break after DeadLinkTimeout unless healed
-// before.
+// PartitionOneWay drops everything sent from node from to node to, until
+// Heal. Calls already open across the cut break after DeadLinkTimeout
+// unless healed before.
 func (n *Network) PartitionOneWay(from, to string) {
 	n.mu.Lock()
 	defer n.unlock()
-	n.cut[link{from, to}] = true
+	n.cutLocked(link{from, to})
+}
+
+func (n *Network) cutLocked(l link) {
+	n.cutHolds[l]++
+	n.cut[l] = true
 	for _, c := range n.liveCallsLocked() {
-		if (c.from == from && c.to == to) || (c.from == to && c.to == from) {
+		if (c.from == l.from && c.to == l.to) || (c.from == l.to && c.to == l.from) {
 			n.watchLinkLocked(c)
 		}
 	}
 }
 
-// Heal removes every partition and latency override.
+// Cut is PartitionOneWay until release is called: a fault that ends on its
+// own. Cuts are counted, so a direction cut by overlapping faults (or also
+// by Partition) stays cut until the last of them ends; release ends only
+// this one. Release is idempotent and does nothing after a Heal.
+func (n *Network) Cut(from, to string) (release func()) {
+	n.mu.Lock()
+	defer n.unlock()
+	l, epoch := link{from, to}, n.healEpoch
+	n.cutLocked(l)
+	done := false
+	return func() {
+		n.mu.Lock()
+		defer n.unlock()
+		if done || epoch != n.healEpoch {
+			return
+		}
+		done = true
+		if n.cutHolds[l]--; n.cutHolds[l] <= 0 {
+			delete(n.cutHolds, l)
+			delete(n.cut, l)
+		}
+	}
+}
+
+// slowHold is one SlowLink's latency.
+type slowHold struct{ lat Latency }
+
+// SlowLink is SetLinkLatency until release is called. Overlapping slow
+// links of one direction stack: the latest unreleased one applies, and
+// releasing one leaves the others (and SetLinkLatency's override, under
+// them) in force. Release is idempotent and does nothing after a Heal.
+func (n *Network) SlowLink(from, to string, lat Latency) (release func()) {
+	n.mu.Lock()
+	defer n.unlock()
+	l, h := link{from, to}, &slowHold{lat}
+	n.slowHolds[l] = append(n.slowHolds[l], h)
+	return func() {
+		n.mu.Lock()
+		defer n.unlock()
+		hs := n.slowHolds[l]
+		if i := slices.Index(hs, h); i >= 0 {
+			hs = slices.Delete(hs, i, i+1)
+			if len(hs) == 0 {
+				delete(n.slowHolds, l)
+			} else {
+				n.slowHolds[l] = hs
+			}
+		}
+	}
+}
+
+// Heal removes every partition, cut and latency override.
 func (n *Network) Heal() {
 	n.mu.Lock()
 	defer n.unlock()
 	clear(n.cut)
+	clear(n.cutHolds)
 	clear(n.slow)
+	clear(n.slowHolds)
+	n.healEpoch++
 }
 
 // SetLinkLatency overrides the latency of the direction from → to.
@@ -258,6 +323,9 @@ func (n *Network) liveCallsLocked() []*call {
 
 func (n *Network) latencyLocked(from, to string) time.Duration {
 	l, ok := n.slow[link{from, to}]
+	if hs := n.slowHolds[link{from, to}]; len(hs) > 0 {
+		l, ok = hs[len(hs)-1].lat, true
+	}
 	if !ok {
 		l = n.opts.Latency
 	}

@@ -474,3 +474,59 @@ func TestRouterOverSeam(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCutAndSlowLinkHolds: cuts and slow links that end on their own are
+// counted per direction, so one fault's release leaves the others (and a
+// Partition) in force; a release is idempotent and void after Heal.
+func TestCutAndSlowLinkHolds(t *testing.T) {
+	runSim(t, 1, simnet.Options{Latency: simnet.Latency{Base: time.Millisecond}}, func(w *sim.World, n *simnet.Network) {
+		f := newFixture(t, w, n)
+		if f == nil {
+			return
+		}
+		cut := func(want bool, what string) {
+			t.Helper()
+			if _, err := f.call(100 * time.Millisecond); (err != nil) != want {
+				t.Errorf("%s: call error %v, want cut=%v", what, err, want)
+			}
+		}
+		r1 := n.Cut("cli", "srv")
+		r2 := n.Cut("cli", "srv")
+		r1()
+		r1() // idempotent: must not release r2's hold
+		cut(true, "one of two cuts released")
+		r2()
+		cut(false, "both cuts released")
+
+		n.PartitionOneWay("cli", "srv")
+		r3 := n.Cut("cli", "srv")
+		r3()
+		cut(true, "a cut released over a Partition")
+		n.Heal()
+		cut(false, "after Heal")
+		r4 := n.Cut("cli", "srv")
+		n.Heal()
+		r5 := n.Cut("cli", "srv")
+		r4() // from before the Heal: void
+		cut(true, "a release from before Heal")
+		r5()
+
+		slow := func(want time.Duration, what string) {
+			t.Helper()
+			if el, err := f.call(time.Second); err != nil || el != want {
+				t.Errorf("%s: call took %v (%v), want %v", what, el, err, want)
+			}
+		}
+		n.SetLinkLatency("cli", "srv", simnet.Latency{Base: 10 * time.Millisecond})
+		s1 := n.SlowLink("cli", "srv", simnet.Latency{Base: 100 * time.Millisecond})
+		s2 := n.SlowLink("cli", "srv", simnet.Latency{Base: 200 * time.Millisecond})
+		slow(201*time.Millisecond, "two slow links: the latest applies")
+		s2()
+		slow(101*time.Millisecond, "the latest released")
+		s1()
+		s1()
+		slow(11*time.Millisecond, "both released: the override applies")
+		n.Heal()
+		slow(2*time.Millisecond, "after Heal")
+	})
+}
