@@ -7,7 +7,6 @@ import (
 
 	"github.com/stratadb/strata/engine/keys"
 	"github.com/stratadb/strata/engine/layer"
-	"github.com/stratadb/strata/engine/layermap"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/walrec"
 )
@@ -27,8 +26,11 @@ type CompactStats struct {
 // Compact runs both compaction steps: merge L0 deltas into key-partitioned
 // L1 deltas once there are CompactionThreshold of them, then write image
 // layers at disk_consistent_lsn for key partitions with at least
-// ImageCreationThreshold deltas above their newest image.
+// ImageCreationThreshold deltas above their newest image. Compactions of one
+// timeline run one at a time.
 func (t *Timeline) Compact() (CompactStats, error) {
+	lock(t.compactMu)
+	defer t.compactMu.Unlock()
 	var st CompactStats
 	if err := t.compactL0(&st); err != nil {
 		return st, err
@@ -42,16 +44,18 @@ func (t *Timeline) Compact() (CompactStats, error) {
 // compactL0 merges the oldest L0 deltas (a contiguous LSN run) into L1
 // deltas split at key boundaries every CompactionTargetSizeBytes. The L1s
 // cover exactly the L0s' LSN range, so the map never holds two deltas for
-// one (key, LSN) after the atomic swap.
+// one (key, LSN) after the edit swaps them in.
 func (t *Timeline) compactL0(st *CompactStats) error {
 	cfg := t.tenant.cfg
-	t.mu.Lock()
-	m, files, dcl, cutoff := t.layers, t.files, t.diskConsistentLSN, t.gcCutoff
-	t.mu.Unlock()
+	base, _, err := t.acquire()
+	if err != nil {
+		return err
+	}
+	defer base.release()
 	var l0 []*fileLayer
-	for _, l := range m.Historic() {
-		if isL0(l.Desc()) {
-			l0 = append(l0, l.(*fileLayer))
+	for _, f := range base.fileLayers() {
+		if isL0(f.desc) {
+			l0 = append(l0, f)
 		}
 	}
 	if len(l0) < cfg.CompactionThreshold {
@@ -79,10 +83,9 @@ func (t *Timeline) compactL0(st *CompactStats) error {
 		}
 		return cmpLSN(a.LSN, b.LSN)
 	})
-	var added []layermap.Layer[walrec.Value]
-	newFiles := slices.Clone(files)
+	var added []*fileLayer
 	fail := func(err error) error {
-		closeLayers(added)
+		closeFiles(added)
 		return err
 	}
 	for start := 0; start < len(all); {
@@ -102,49 +105,24 @@ func (t *Timeline) compactL0(st *CompactStats) error {
 			return fail(err)
 		}
 		added = append(added, fl)
-		newFiles = insertSorted(newFiles, name.String())
 		start = end
 	}
-	removed := make([]layermap.Layer[walrec.Value], len(l0))
-	for i, l := range l0 {
-		removed[i] = l
-		newFiles = slices.DeleteFunc(newFiles, func(s string) bool { return s == l.name.String() })
-	}
-	nm, err := m.Replace(added, removed, 0)
-	if err != nil {
-		return fail(fmt.Errorf("timeline %s: compact: %w", t.id, err))
-	}
-	if err := t.persist(newFiles, dcl, cutoff); err != nil {
+	e := &versionEdit{kind: editCompact, base: base.seq, add: added, remove: l0}
+	if err := t.apply(e); err != nil {
 		return fail(err)
 	}
-	t.mu.Lock()
-	t.layers, t.files = nm, newFiles
-	t.mu.Unlock()
-	st.L0Merged, st.L1Written = len(l0), len(added)
-	t.log.Info("compacted L0", "merged", len(l0), "l1", len(added), "lsn_range", lr.String())
-	return t.removeFiles(removed)
+	st.L0Merged, st.L1Written = len(e.remove), len(added)
+	t.log.Info("compacted L0", "merged", len(e.remove), "l1", len(added), "lsn_range", lr.String())
+	return nil
 }
 
-// removeFiles closes and deletes layers no longer listed in the durable
-// metadata. A failure leaves an unlisted file, which the next Open removes.
-func (t *Timeline) removeFiles(ls []layermap.Layer[walrec.Value]) error {
-	var errs []error
-	for _, l := range ls {
-		f := l.(*fileLayer)
+// closeFiles closes layer files an edit that failed had opened (they were
+// never in a version). The files stay on disk: a failed metadata write may
+// still have listed them durably, and the next Open removes them if not.
+func closeFiles(fs []*fileLayer) {
+	for _, f := range fs {
 		_ = f.close()
-		if err := t.tenant.fs.Remove(t.dir + "/" + f.name.String()); err != nil {
-			errs = append(errs, err)
-		}
 	}
-	if len(ls) > 0 {
-		if err := t.tenant.fs.SyncDir(t.dir); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("timeline %s: remove layers: %w", t.id, err)
-	}
-	return nil
 }
 
 func entryBytes(v walrec.Value) int64 {
@@ -184,12 +162,18 @@ func partitions(ks []keys.Key, targetBytes int64) []keys.Range {
 // partition whose delta chain above its newest covering image has reached
 // ImageCreationThreshold layers. An image holds every key that has a value
 // at its LSN, tombstones included (the layer map relies on that: a key an
-// image covers but does not hold did not exist).
+// image covers but does not hold did not exist). The images are read from
+// the versions pinned at the start (the timeline's and its ancestors'), so
+// a GC meanwhile cannot take layers from under them.
 func (t *Timeline) createImages(st *CompactStats) error {
 	cfg := t.tenant.cfg
-	t.mu.Lock()
-	m, files, dcl, cutoff := t.layers, t.files, t.diskConsistentLSN, t.gcCutoff
-	t.mu.Unlock()
+	chain, err := t.pin(nil)
+	if err != nil {
+		return err
+	}
+	defer unpin(chain)
+	bv := chain[0].v
+	m, dcl := bv.layers, bv.dcl
 	if dcl <= t.initLSN {
 		return nil
 	}
@@ -201,11 +185,10 @@ func (t *Timeline) createImages(st *CompactStats) error {
 	}
 	slices.Sort(imageLSNs)
 	imageLSNs = slices.Compact(imageLSNs)
-	ks := t.keysAt(dcl)
-	var added []layermap.Layer[walrec.Value]
-	newFiles := slices.Clone(files)
+	ks := keysAt(chain, dcl)
+	var added []*fileLayer
 	fail := func(err error) error {
-		closeLayers(added)
+		closeFiles(added)
 		return err
 	}
 	s := t.tenant.scratch.get()
@@ -237,7 +220,7 @@ func (t *Timeline) createImages(st *CompactStats) error {
 				continue
 			}
 			// A shared page is only read, by WriteImage, below.
-			page, _, err := t.readValue(nil, k, dcl, s)
+			page, _, err := readValue(nil, chain, k, dcl, s)
 			if errors.Is(err, ErrNotFound) {
 				continue // no value at dcl (e.g. only written above it)
 			}
@@ -257,22 +240,14 @@ func (t *Timeline) createImages(st *CompactStats) error {
 			return fail(err)
 		}
 		added = append(added, fl)
-		newFiles = insertSorted(newFiles, name.String())
 		st.ImageKeysTotal += len(entries)
 	}
 	if len(added) == 0 {
 		return nil
 	}
-	nm, err := m.Replace(added, nil, 0)
-	if err != nil {
-		return fail(fmt.Errorf("timeline %s: images: %w", t.id, err))
-	}
-	if err := t.persist(newFiles, dcl, cutoff); err != nil {
+	if err := t.apply(&versionEdit{kind: editImages, base: bv.seq, add: added}); err != nil {
 		return fail(err)
 	}
-	t.mu.Lock()
-	t.layers, t.files = nm, newFiles
-	t.mu.Unlock()
 	st.ImagesWritten = len(added)
 	t.log.Info("created images", "layers", len(added), "lsn", dcl)
 	return nil

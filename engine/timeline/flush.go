@@ -2,7 +2,6 @@ package timeline
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/engine/inmem"
@@ -50,52 +49,46 @@ func (t *Timeline) persist(files []string, dcl, cutoff lsn.LSN) error {
 // then the metadata listing it are durable. Records that changed no page
 // (logical messages) after the last layer are covered too: once every
 // frozen layer is written, disk_consistent_lsn moves up to the last record
-// with a metadata write.
+// with a metadata write. Flushes of one timeline run one at a time.
 func (t *Timeline) Flush() error {
-	t.mu.Lock()
-	m, last := t.layers, t.lastRecordLSN
-	if open := m.Open(); open.Len() > 0 {
-		if err := open.Freeze(last + 1); err != nil {
-			t.mu.Unlock()
-			return fmt.Errorf("timeline %s: freeze: %w", t.id, err)
-		}
-		t.layers = m.FreezeOpen(inmem.New[walrec.Value](last+1, valueInfo))
+	lock(t.flushMu)
+	defer t.flushMu.Unlock()
+	last := t.LastRecordLSN()
+	if err := t.apply(&versionEdit{kind: editFreeze}); err != nil {
+		return err
 	}
-	t.mu.Unlock()
-	for len(t.snapshot().Frozen()) > 0 {
-		if err := t.flushFrozen(); err != nil {
+	// Records ingested between reading last and the freeze are frozen
+	// (and so flushed) too: Flush promises DCL >= last, not == last.
+	for {
+		v := t.peek()
+		if v == nil {
+			return fmt.Errorf("%w: timeline %s", ErrClosed, t.id)
+		}
+		fr := v.layers.Frozen()
+		if len(fr) == 0 {
+			break
+		}
+		// Only this flush drops frozen layers, so fr[0] stays the oldest.
+		if err := t.flushFrozen(fr[0]); err != nil {
 			return err
 		}
 	}
-	t.mu.Lock()
-	if t.diskConsistentLSN >= last {
-		t.mu.Unlock()
+	if t.DiskConsistentLSN() >= last {
 		return nil
 	}
-	// Only records that change no page since the last layer (the open
-	// layer is empty: writes come from one task, and it was frozen above
-	// if not): nothing to write, but the consistent LSN moves up, and the
-	// open layer restarts above it.
-	if open := t.layers.Open(); open.Len() == 0 && open.Start() <= last {
-		t.layers = t.layers.WithOpen(inmem.New[walrec.Value](last+1, valueInfo))
-	}
-	files, cutoff := t.files, t.gcCutoff
-	t.mu.Unlock()
-	if err := t.persist(files, last, cutoff); err != nil {
+	// Only records that change no page since the last layer remain (the
+	// open layer held none when it was frozen above): nothing to write,
+	// but the consistent LSN moves up, and an empty open layer restarts
+	// above it.
+	if err := t.apply(&versionEdit{kind: editDCL, dcl: last}); err != nil {
 		return err
 	}
-	t.mu.Lock()
-	t.diskConsistentLSN = last
-	t.mu.Unlock()
-	return nil
+	return t.apply(&versionEdit{kind: editReopen, reopenAbove: last})
 }
 
-// flushFrozen writes the oldest frozen layer to an L0 delta file.
-func (t *Timeline) flushFrozen() error {
-	t.mu.Lock()
-	m, files, cutoff := t.layers, t.files, t.gcCutoff
-	t.mu.Unlock()
-	f := m.Frozen()[0]
+// flushFrozen writes frozen layer f (the oldest) to an L0 delta file and
+// applies the edit that replaces f by it.
+func (t *Timeline) flushFrozen(f *inmem.Layer[walrec.Value]) error {
 	entries := make([]layer.DeltaEntry, 0, f.Len())
 	err := f.Iterate(func(e inmem.KeyEntry[walrec.Value]) error {
 		entries = append(entries, layer.DeltaEntry{Key: e.Key, LSN: e.LSN, Value: e.Value})
@@ -113,29 +106,11 @@ func (t *Timeline) flushFrozen() error {
 	if err != nil {
 		return err
 	}
-	nm, err := m.Replace([]layermap.Layer[walrec.Value]{fl}, nil, 1)
-	if err != nil {
-		_ = fl.close()
-		return fmt.Errorf("timeline %s: flush: %w", t.id, err)
-	}
-	newFiles := insertSorted(files, name.String())
 	dcl := f.End() - 1
-	if err := t.persist(newFiles, dcl, cutoff); err != nil {
+	if err := t.apply(&versionEdit{kind: editFlush, flushed: f, add: []*fileLayer{fl}, dcl: dcl}); err != nil {
 		_ = fl.close()
 		return err
 	}
-	t.mu.Lock()
-	t.layers, t.files, t.diskConsistentLSN = nm, newFiles, dcl
-	t.mu.Unlock()
 	t.log.Debug("flushed", "layer", name.String(), "entries", len(entries), "disk_consistent_lsn", dcl)
 	return nil
-}
-
-func insertSorted(ss []string, s string) []string {
-	out := slices.Clone(ss)
-	i, found := slices.BinarySearch(out, s)
-	if found {
-		return out
-	}
-	return slices.Insert(out, i, s)
 }

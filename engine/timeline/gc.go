@@ -1,9 +1,6 @@
 package timeline
 
 import (
-	"fmt"
-	"slices"
-
 	"github.com/stratadb/strata/engine/lsn"
 )
 
@@ -26,35 +23,33 @@ func (t *Timeline) GC() (GCStats, error) {
 }
 
 // GCAt is GC with an explicit cutoff, clamped to [current cutoff, last
-// record LSN]. The new cutoff refuses reads below it at once; the layer
-// files go only after the metadata that no longer lists them is durable.
+// record LSN]. The new cutoff refuses reads below it at once (reads that
+// pinned an older version finish on it); the layers it frees leave the
+// layer set only once metadata without them is durable, and their files
+// are deleted when the last read holding them lets go. GCs of one timeline
+// run one at a time.
 func (t *Timeline) GCAt(cutoff lsn.LSN) (GCStats, error) {
-	t.mu.Lock()
-	cutoff = max(min(cutoff, t.lastRecordLSN), t.gcCutoff)
-	t.gcCutoff = cutoff
-	m, files, dcl := t.layers, t.files, t.diskConsistentLSN
-	t.mu.Unlock()
-	st := GCStats{Cutoff: cutoff}
-	retain := t.tenant.branchPoints(t.id)
-	gone := m.Removable(cutoff, retain)
-	newFiles := slices.Clone(files)
-	for _, l := range gone {
-		n := l.(*fileLayer).name.String()
-		newFiles = slices.DeleteFunc(newFiles, func(s string) bool { return s == n })
+	lock(t.gcMu)
+	defer t.gcMu.Unlock()
+	// First raise the cutoff (in memory): from here on reads and branches
+	// below it are refused, even if the metadata write below fails.
+	if err := t.apply(&versionEdit{kind: editCutoff, gcCutoff: min(cutoff, t.LastRecordLSN())}); err != nil {
+		return GCStats{}, err
 	}
-	nm, err := m.Replace(nil, gone, 0)
+	base, _, err := t.acquire()
 	if err != nil {
-		return st, fmt.Errorf("timeline %s: gc: %w", t.id, err)
+		return GCStats{}, err
 	}
-	if err := t.persist(newFiles, dcl, cutoff); err != nil {
+	defer base.release()
+	st := GCStats{Cutoff: base.gcCutoff}
+	gone := asFiles(base.layers.Removable(base.gcCutoff, base.branchPoints))
+	e := &versionEdit{kind: editGC, base: base.seq, gcCutoff: base.gcCutoff, remove: gone}
+	if err := t.apply(e); err != nil {
 		return st, err
 	}
-	t.mu.Lock()
-	t.layers, t.files = nm, newFiles
-	t.mu.Unlock()
-	st.LayersRemoved = len(gone)
-	if len(gone) > 0 {
-		t.log.Info("gc removed layers", "cutoff", cutoff, "removed", len(gone), "retain", retain)
+	st.LayersRemoved = len(e.remove)
+	if len(e.remove) > 0 {
+		t.log.Info("gc removed layers", "cutoff", st.Cutoff, "removed", len(e.remove), "retain", base.branchPoints)
 	}
-	return st, t.removeFiles(gone)
+	return st, nil
 }

@@ -18,6 +18,11 @@ type fileLayer struct {
 	desc  layermap.Desc
 	delta *layer.DeltaReader
 	image *layer.ImageReader
+
+	// Guarded by the timeline's mu.
+	refs     int  // versions holding the file
+	obsolete bool // an installed edit removed it: delete it once refs is 0
+	disposed bool // closed (and, if obsolete, being deleted)
 }
 
 func openFileLayer(fsys disk.FS, dir string, name layer.Name) (*fileLayer, error) {

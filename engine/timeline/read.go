@@ -6,17 +6,17 @@ import (
 	"sync"
 
 	"github.com/stratadb/strata/engine/keys"
-	"github.com/stratadb/strata/engine/layer"
 	"github.com/stratadb/strata/engine/layermap"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/walrec"
 )
 
-// readScratch is the memory one read reuses: the search result and the
-// values handed to Redo.
+// readScratch is the memory one read reuses: the search result, the values
+// handed to Redo and the versions the read pinned.
 type readScratch struct {
-	r    layermap.Result[walrec.Value]
-	vals []walrec.Value
+	r     layermap.Result[walrec.Value]
+	vals  []walrec.Value
+	chain []pinned
 }
 
 // Bounds of the scratch pool: how many idle scratches it keeps, and the
@@ -54,7 +54,8 @@ func (p *scratchPool) put(s *readScratch) {
 	}
 	clear(s.r.Entries[:cap(s.r.Entries)])
 	clear(s.vals[:cap(s.vals)])
-	s.r.Entries, s.vals = s.r.Entries[:0], s.vals[:0]
+	clear(s.chain[:cap(s.chain)])
+	s.r.Entries, s.vals, s.chain = s.r.Entries[:0], s.vals[:0], s.chain[:0]
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.free) < maxIdleScratch {
@@ -62,8 +63,10 @@ func (p *scratchPool) put(s *readScratch) {
 	}
 }
 
-// readValue searches key's values at at and reconstructs its value. A
-// tombstone is a value of length 0; no value at all is ErrNotFound.
+// readValue searches key's values at at in the pinned chain and
+// reconstructs its value. A tombstone is a value of length 0; no value at
+// all is ErrNotFound. The chain's versions keep every layer file the search
+// reads open, whatever flush, compaction or GC install meanwhile.
 //
 // If the newest value alone is the answer and is an image (a full-page
 // image, a size, a tombstone: Redo of a lone image is that image), val is
@@ -72,16 +75,8 @@ func (p *scratchPool) put(s *readScratch) {
 // Otherwise val is dst extended by walrec.AppendRedo's result (the value is
 // val[len(dst):], owned by the caller). This lets callers copy a page
 // exactly once, into wherever it must go.
-//
-// A layer file closed under the search by a concurrent compaction or GC is
-// retried once (the retry sees the new layer map).
-func (t *Timeline) readValue(dst []byte, key keys.Key, at lsn.LSN, s *readScratch) (val []byte, shared bool, err error) {
-	for try := 0; try < 2; try++ {
-		if err = t.search(key, at, &s.r); err == nil || !errors.Is(err, layer.ErrClosed) {
-			break
-		}
-	}
-	if err != nil {
+func readValue(dst []byte, chain []pinned, key keys.Key, at lsn.LSN, s *readScratch) (val []byte, shared bool, err error) {
+	if err := search(chain, key, at, &s.r); err != nil {
 		return nil, false, err
 	}
 	es := s.r.Entries
@@ -108,31 +103,29 @@ func (t *Timeline) readValue(dst []byte, key keys.Key, at lsn.LSN, s *readScratc
 	return page, false, nil
 }
 
-// recheckCutoff refuses a read whose search raced a GC. GC raises the
-// cutoff before it swaps in a map without the layers it frees, so a read
-// that passed checkRead and then searched that map (or retried on
-// ErrClosed into it) sees the new cutoff here and is refused, rather than
-// answered from what is left. Compaction reads below the cutoff on
-// purpose (at disk_consistent_lsn, which GC keeps readable) and does not
-// call it.
-func (t *Timeline) recheckCutoff(at lsn.LSN) error {
-	t.mu.Lock()
-	cutoff := t.gcCutoff
-	t.mu.Unlock()
-	if at < cutoff {
-		return fmt.Errorf("%w: read at %s, cutoff %s raised during the read (timeline %s)", ErrBelowGCCutoff, at, cutoff, t.id)
+// beginRead takes a scratch, pins the versions a read at at uses and checks
+// the read against them. The caller must endRead(s) (also on error).
+func (t *Timeline) beginRead(at lsn.LSN) (*readScratch, error) {
+	s := t.tenant.scratch.get()
+	var err error
+	if s.chain, err = t.pin(s.chain[:0]); err != nil {
+		return s, err
 	}
-	return nil
+	return s, checkRead(s.chain, at)
+}
+
+// endRead releases what beginRead pinned and returns the scratch.
+func (t *Timeline) endRead(s *readScratch) {
+	unpin(s.chain)
+	s.chain = s.chain[:0]
+	t.tenant.scratch.put(s)
 }
 
 // appendPage is readValue for page readers: a tombstone (a dropped
 // relation's size key) reads as ErrNotFound, and the page is appended to
 // dst (a page rebuilt from deltas is built there by walrec.AppendRedo).
-func (t *Timeline) appendPage(dst []byte, key keys.Key, at lsn.LSN, s *readScratch) ([]byte, error) {
-	val, shared, err := t.readValue(dst, key, at, s)
-	if cerr := t.recheckCutoff(at); cerr != nil {
-		err = cerr // whatever the search found or missed
-	}
+func appendPage(dst []byte, key keys.Key, at lsn.LSN, s *readScratch) ([]byte, error) {
+	val, shared, err := readValue(dst, s.chain, key, at, s)
 	switch {
 	case err != nil:
 		return dst, err
@@ -157,12 +150,12 @@ func (t *Timeline) GetPage(key keys.Key, at lsn.LSN) ([]byte, error) {
 // rebuilt from deltas is built in dst by walrec.AppendRedo, also without
 // allocating when dst has room.
 func (t *Timeline) AppendPage(dst []byte, key keys.Key, at lsn.LSN) ([]byte, error) {
-	if err := t.checkRead(at); err != nil {
+	s, err := t.beginRead(at)
+	defer t.endRead(s)
+	if err != nil {
 		return dst, err
 	}
-	s := t.tenant.scratch.get()
-	defer t.tenant.scratch.put(s)
-	return t.appendPage(dst, key, at, s)
+	return appendPage(dst, key, at, s)
 }
 
 // MaxBatchKeys bounds a vectored read.
@@ -176,23 +169,20 @@ func (t *Timeline) GetPages(ks []keys.Key, at lsn.LSN) ([][]byte, error) {
 	if len(ks) > MaxBatchKeys {
 		return nil, fmt.Errorf("timeline: batch of %d keys, max %d", len(ks), MaxBatchKeys)
 	}
-	if err := t.checkRead(at); err != nil {
+	s, err := t.beginRead(at)
+	defer t.endRead(s)
+	if err != nil {
 		return nil, err
 	}
-	s := t.tenant.scratch.get()
-	defer t.tenant.scratch.put(s)
 	out := make([][]byte, len(ks))
 	// Shared images are copied into one buffer with room for a page per
 	// remaining key, allocated when first needed; pages rebuilt by Redo
 	// are fresh and used as they are.
 	var buf []byte
 	for i, k := range ks {
-		val, shared, err := t.readValue(nil, k, at, s)
+		val, shared, err := readValue(nil, s.chain, k, at, s)
 		if err == nil && len(val) == 0 {
 			err = fmt.Errorf("%w: %s dropped at or before %s", ErrNotFound, k, at)
-		}
-		if cerr := t.recheckCutoff(at); cerr != nil {
-			err = cerr // whatever the search found or missed
 		}
 		if err != nil {
 			return nil, err
@@ -213,15 +203,12 @@ func (t *Timeline) GetPages(ks []keys.Key, at lsn.LSN) ([][]byte, error) {
 // RelSize returns rel's size in blocks as of LSN at; a relation never
 // created or dropped is ErrNotFound.
 func (t *Timeline) RelSize(rel keys.RelTag, at lsn.LSN) (uint32, error) {
-	if err := t.checkRead(at); err != nil {
+	s, err := t.beginRead(at)
+	defer t.endRead(s)
+	if err != nil {
 		return 0, err
 	}
-	s := t.tenant.scratch.get()
-	defer t.tenant.scratch.put(s)
-	img, _, err := t.readValue(nil, keys.RelSizeKey(rel), at, s) // only read
-	if cerr := t.recheckCutoff(at); cerr != nil {
-		err = cerr // whatever the search found or missed
-	}
+	img, _, err := readValue(nil, s.chain, keys.RelSizeKey(rel), at, s) // only read
 	if err != nil {
 		return 0, err
 	}

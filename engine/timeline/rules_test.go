@@ -1,7 +1,9 @@
 package timeline
 
 import (
+	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/stratadb/strata/clock"
@@ -228,17 +230,22 @@ func TestCompactionAndGC(t *testing.T) {
 		t.Fatalf("gc without children: %+v, %d layers before", gst, before)
 	}
 	wantPage(t, solo, 0, at, page(3))
-	if names := dirNames(t, fs2, solo.dir); len(names) != len(solo.files)+1 {
-		t.Fatalf("files on disk %v, listed %v", names, solo.files)
+	if names := dirNames(t, fs2, solo.dir); len(names) != len(solo.listedFiles())+1 {
+		t.Fatalf("files on disk %v, listed %v", names, solo.listedFiles())
 	}
 }
 
-// TestReadRacingGCRefused is a read that passed checkRead just before a GC
-// raised the cutoff and freed the layers it needs: its search then sees
-// only what GC left, and must be refused with ErrBelowGCCutoff, never
-// answered (with an older page, or as not found).
-func TestReadRacingGCRefused(t *testing.T) {
-	tn := openTenant(t, simdisk.New(simdisk.Options{}), Config{CompactionThreshold: 3, ImageCreationThreshold: 2})
+// gcFixture is a root timeline with four flushed and compacted rounds
+// each writing block 0 as an image, so that a GC at the last record frees
+// the older layers.
+func gcFixture(t *testing.T, o Options) (*Tenant, *Timeline, lsn.LSN) {
+	t.Helper()
+	o.Config = Config{CompactionThreshold: 3, ImageCreationThreshold: 2}
+	o.Clock, o.Dir, o.Generation = clock.NewReal(), "tenant", 1
+	tn, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tl, err := tn.Create(ID{1}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -254,64 +261,76 @@ func TestReadRacingGCRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return tn, tl, at
+}
+
+// TestReadPinnedAcrossGC is a read that pinned its version just before a GC
+// raised the cutoff past it and freed the layers it needs: it finishes on
+// its version and returns the right page, the freed files stay on disk
+// until it lets go, and a read that starts after the GC is refused.
+func TestReadPinnedAcrossGC(t *testing.T) {
+	fs := simdisk.New(simdisk.Options{})
+	_, tl, at := gcFixture(t, Options{FS: fs})
 	key := keys.RelBlockKey(rel, 0)
-	if err := tl.checkRead(8); err != nil { // the read starts before GC
+	s, err := tl.beginRead(8) // the read starts before GC
+	if err != nil {
 		t.Fatal(err)
 	}
-	if gst, err := tl.GCAt(at); err != nil || gst.LayersRemoved == 0 {
+	gst, err := tl.GCAt(at)
+	if err != nil || gst.LayersRemoved == 0 {
 		t.Fatalf("gc: %+v, %v", gst, err)
 	}
-	s := tn.scratch.get()
-	defer tn.scratch.put(s)
-	if val, err := tl.appendPage(nil, key, 8, s); !errors.Is(err, ErrBelowGCCutoff) {
-		t.Fatalf("read at 8 racing GC to %s: %d bytes, %v; want ErrBelowGCCutoff", at, len(val), err)
+	listed := len(tl.listedFiles())
+	if n := len(dirNames(t, fs, tl.dir)); n != listed+1+gst.LayersRemoved {
+		t.Fatalf("%d files on disk while a read holds the %d freed layers, want %d", n, gst.LayersRemoved, listed+1+gst.LayersRemoved)
+	}
+	got, err := appendPage(nil, key, 8, s)
+	if err != nil || !bytes.Equal(got, page(0)) {
+		t.Fatalf("pinned read at 8 across a GC to %s: %d bytes, %v; want page 0", at, len(got), err)
+	}
+	tl.endRead(s)
+	if n := len(dirNames(t, fs, tl.dir)); n != listed+1 {
+		t.Fatalf("%d files on disk after the last reader let go, want %d", n, listed+1)
+	}
+	if _, err := tl.GetPage(key, 8); !errors.Is(err, ErrBelowGCCutoff) {
+		t.Fatalf("read at 8 after the GC: %v; want ErrBelowGCCutoff", err)
 	}
 	wantPage(t, tl, 0, at, page(3))
 }
 
-// TestBranchRacingGC is a Branch that passed its cutoff check just before a
-// GC of the parent moved the cutoff past the branch point: the GC must keep
-// what the child reads at its branch point (Branch reserves the point before
-// the check), so the child's first read is the parent's page at that point.
+// TestBranchRacingGC is a Branch whose branch point is reserved just before
+// a GC of the parent moves the cutoff past it: the GC must keep what the
+// child reads at its branch point, so the child's first read is the
+// parent's page there. A reservation below the cutoff is refused, and a
+// branch that fails releases its reservation.
 func TestBranchRacingGC(t *testing.T) {
-	tn := openTenant(t, simdisk.New(simdisk.Options{}), Config{CompactionThreshold: 3, ImageCreationThreshold: 2})
+	tn, tl, at := gcFixture(t, Options{FS: simdisk.New(simdisk.Options{})})
 	parent := ID{1}
-	tl, err := tn.Create(parent, 0)
-	if err != nil {
+	// Branch(parent, child, 8), interleaved with GC: reserve, GC, then
+	// create.
+	if err := tl.apply(&versionEdit{kind: editBranch, branchPoint: 8}); err != nil {
 		t.Fatal(err)
-	}
-	at := lsn.LSN(0)
-	for round := 0; round < 4; round++ {
-		at += 8
-		mustIngest(t, tl, at, walrec.FullPageImage{Rel: rel, Blk: 0, Page: page(byte(round))})
-		if err := tl.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tl.Compact(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Branch(parent, child, 8), interleaved with GC: reserve, check, GC,
-	// then create.
-	release := tn.reserveBranchPoint(parent, 8)
-	if tl.GCCutoff() > 8 {
-		t.Fatal("cutoff check would refuse the branch")
 	}
 	if _, err := tl.GCAt(at); err != nil {
 		t.Fatal(err)
 	}
 	child, err := tn.create(ID{2}, branchMetadata(parent, 8), tl)
-	release()
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantPage(t, child, 0, 8, page(0))
-	// Once the child is registered, its branch point alone keeps the layers.
+	// The reservation is the child's branch point from now on.
 	if _, err := tl.GCAt(at); err != nil {
 		t.Fatal(err)
 	}
 	wantPage(t, child, 0, 8, page(0))
-	if len(tn.branching) != 0 {
-		t.Fatalf("branch reservations left: %v", tn.branching)
+	if err := tl.apply(&versionEdit{kind: editBranch, branchPoint: 16}); !errors.Is(err, ErrBelowGCCutoff) {
+		t.Fatalf("reserving a branch point below the cutoff: %v", err)
+	}
+	if _, err := tn.Branch(parent, ID{2}, at); !errors.Is(err, ErrExists) {
+		t.Fatalf("branch onto a taken id: %v", err)
+	}
+	if bp := tl.peek().branchPoints; !slices.Equal(bp, []lsn.LSN{8}) {
+		t.Fatalf("branch points %v, want [8]", bp)
 	}
 }

@@ -40,6 +40,8 @@ type Options struct {
 	Generation layer.Generation
 	// Log receives the engine's logs; nil discards them.
 	Log *slog.Logger
+	// Bugs plants deliberate defects (tests only; see Bugs).
+	Bugs Bugs
 }
 
 // Tenant holds a tenant's timelines on one disk directory:
@@ -47,18 +49,20 @@ type Options struct {
 //	<Dir>/timelines/<timeline id>/metadata
 //	<Dir>/timelines/<timeline id>/<layer file name>
 type Tenant struct {
-	fs  disk.FS
-	clk clock.Clock
-	dir string
-	cfg Config
-	gen layer.Generation
-	log *slog.Logger
+	fs   disk.FS
+	clk  clock.Clock
+	dir  string
+	cfg  Config
+	gen  layer.Generation
+	log  *slog.Logger
+	bugs Bugs
 
-	mu        sync.Mutex // guards timelines and branching
+	// createMu makes Create and Branch one at a time: both claim an id and
+	// make its directory.
+	createMu *clock.Mutex
+
+	mu        sync.Mutex // guards timelines
 	timelines map[ID]*Timeline
-	// branching holds the branch points of Branch calls in flight, by
-	// parent: GC keeps them like those of existing children (see Branch).
-	branching []pendingBranch
 
 	scratch scratchPool // read-path scratch shared by the tenant's timelines
 }
@@ -83,7 +87,8 @@ func Open(o Options) (*Tenant, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	tn := &Tenant{fs: o.FS, clk: o.Clock, dir: o.Dir, cfg: cfg, gen: o.Generation, log: log, timelines: map[ID]*Timeline{}}
+	tn := &Tenant{fs: o.FS, clk: o.Clock, dir: o.Dir, cfg: cfg, gen: o.Generation, log: log, bugs: o.Bugs,
+		createMu: clock.NewMutex(o.Clock), timelines: map[ID]*Timeline{}}
 	root := tn.timelinesDir()
 	if err := disk.MkdirAllDurable(tn.fs, root); err != nil {
 		return nil, fmt.Errorf("timeline: create %s: %w", root, err)
@@ -94,14 +99,12 @@ func Open(o Options) (*Tenant, error) {
 	}
 	metas := map[ID]metadata{}
 	var ids []ID
-	removed := false
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasSuffix(name, tempSuffix) {
 			if err := tn.fs.RemoveAll(root + "/" + name); err != nil {
 				return nil, fmt.Errorf("timeline: remove leftover %s: %w", name, err)
 			}
-			removed = true
 			continue
 		}
 		id, err := ParseID(name)
@@ -119,10 +122,12 @@ func Open(o Options) (*Tenant, error) {
 		metas[id] = m
 		ids = append(ids, id)
 	}
-	if removed {
-		if err := tn.fs.SyncDir(root); err != nil {
-			return nil, fmt.Errorf("timeline: sync %s: %w", root, err)
-		}
+	// Sync the directory even if nothing was removed: an earlier
+	// incarnation may have renamed a timeline into place and then failed to
+	// sync it; what this Open loads must be durable before anyone relies on
+	// it.
+	if err := tn.fs.SyncDir(root); err != nil {
+		return nil, fmt.Errorf("timeline: sync %s: %w", root, err)
 	}
 	// Load parents before children (ids in sorted order within each round,
 	// so the order is deterministic).
@@ -165,18 +170,27 @@ func (tn *Tenant) timelinesDir() string {
 
 func (tn *Tenant) newTimeline(id ID, m metadata) *Timeline {
 	t := &Timeline{
-		tenant:            tn,
-		id:                id,
-		dir:               tn.timelinesDir() + "/" + id.String(),
-		ancestorLSN:       m.AncestorLSN,
-		initLSN:           m.InitLSN,
-		log:               tn.log.With("timeline", id.String()),
-		lastRecordLSN:     m.DiskConsistentLSN,
-		diskConsistentLSN: m.DiskConsistentLSN,
-		gcCutoff:          m.LatestGCCutoff,
-		files:             slices.Clone(m.Layers),
+		tenant:        tn,
+		id:            id,
+		dir:           tn.timelinesDir() + "/" + id.String(),
+		ancestorLSN:   m.AncestorLSN,
+		initLSN:       m.InitLSN,
+		log:           tn.log.With("timeline", id.String()),
+		writer:        clock.NewMutex(tn.clk),
+		flushMu:       clock.NewMutex(tn.clk),
+		compactMu:     clock.NewMutex(tn.clk),
+		gcMu:          clock.NewMutex(tn.clk),
+		lastRecordLSN: m.DiskConsistentLSN,
+		doomed:        map[string]bool{},
 	}
-	t.layers = layermap.Empty[walrec.Value]().WithOpen(inmem.New[walrec.Value](m.DiskConsistentLSN+1, valueInfo))
+	t.cur = &version{
+		tl:       t,
+		layers:   layermap.Empty[walrec.Value]().WithOpen(inmem.New[walrec.Value](m.DiskConsistentLSN+1, valueInfo)),
+		files:    slices.Clone(m.Layers),
+		dcl:      m.DiskConsistentLSN,
+		gcCutoff: m.LatestGCCutoff,
+		refs:     1,
+	}
 	return t
 }
 
@@ -199,7 +213,6 @@ func (tn *Tenant) load(id ID, m metadata) error {
 	for _, n := range m.Layers {
 		listed[n] = true
 	}
-	removed := false
 	for _, e := range ents {
 		if !listed[e.Name()] {
 			// A layer or temp file a crash left behind before the metadata
@@ -207,55 +220,70 @@ func (tn *Tenant) load(id ID, m metadata) error {
 			if err := tn.fs.RemoveAll(t.dir + "/" + e.Name()); err != nil {
 				return fmt.Errorf("timeline %s: remove leftover %s: %w", id, e.Name(), err)
 			}
-			removed = true
 		}
 	}
-	if removed {
-		if err := tn.fs.SyncDir(t.dir); err != nil {
-			return fmt.Errorf("timeline %s: sync dir: %w", id, err)
-		}
+	// Sync the directory even if nothing was removed: the metadata and
+	// layer files this Open trusts may come from an incarnation whose
+	// directory sync failed (it then exited, keeping its unsynced
+	// entries). Until they are durable a crash could bring back older
+	// metadata, and disk_consistent_lsn would go back.
+	if err := tn.fs.SyncDir(t.dir); err != nil {
+		return fmt.Errorf("timeline %s: sync dir: %w", id, err)
 	}
-	var ls []layermap.Layer[walrec.Value]
+	var ls []*fileLayer
 	for _, s := range m.Layers {
 		n, _ := layer.ParseName(s) // checked by decodeMetadata
 		f, err := openFileLayer(tn.fs, t.dir, n)
 		if err != nil {
-			closeLayers(ls)
+			closeFiles(ls)
 			return fmt.Errorf("timeline %s: %w", id, err)
 		}
+		f.refs = 1 // held by the first version
 		ls = append(ls, f)
 	}
-	lm, err := t.layers.Replace(ls, nil, 0)
+	lm, err := t.cur.layers.Replace(asLayers(ls), nil, 0)
 	if err == nil {
 		err = lm.Check()
 	}
 	if err != nil {
-		closeLayers(ls)
+		closeFiles(ls)
 		return fmt.Errorf("%w: timeline %s: %w", ErrCorrupt, id, err)
 	}
-	t.layers = lm
+	t.cur.layers = lm
 	tn.mu.Lock()
 	tn.timelines[id] = t
 	tn.mu.Unlock()
+	if a := t.ancestor; a != nil {
+		// Nothing else runs yet: the parent's first version may change in
+		// place.
+		i, _ := slices.BinarySearch(a.cur.branchPoints, t.ancestorLSN)
+		a.cur.branchPoints = slices.Insert(a.cur.branchPoints, i, t.ancestorLSN)
+	}
 	t.log.Info("timeline loaded", "disk_consistent_lsn", m.DiskConsistentLSN, "layers", len(ls), "gc_cutoff", m.LatestGCCutoff)
 	return nil
 }
 
-func closeLayers(ls []layermap.Layer[walrec.Value]) {
-	for _, l := range ls {
-		_ = l.(*fileLayer).close()
-	}
-}
-
-// Close releases every timeline's layer files. The tenant must not be used
-// afterwards.
+// Close releases every timeline's current version, so each layer file is
+// closed once no read holds it any more. The tenant must not be used
+// afterwards (its timelines fail with ErrClosed).
 func (tn *Tenant) Close() {
 	tn.mu.Lock()
-	defer tn.mu.Unlock()
-	for _, id := range tn.idsLocked() {
-		closeLayers(tn.timelines[id].snapshot().Historic())
+	ids := tn.idsLocked()
+	tls := make([]*Timeline, len(ids))
+	for i, id := range ids {
+		tls[i] = tn.timelines[id]
 	}
 	tn.timelines = map[ID]*Timeline{}
+	tn.mu.Unlock()
+	for _, t := range tls {
+		t.mu.Lock()
+		v := t.cur
+		t.cur = nil
+		t.mu.Unlock()
+		if v != nil {
+			v.release()
+		}
+	}
 }
 
 func (tn *Tenant) idsLocked() []ID {
@@ -280,48 +308,6 @@ func (tn *Tenant) Get(id ID) (*Timeline, error) {
 	return t, nil
 }
 
-// children returns the branch points of id's child timelines, sorted.
-func (tn *Tenant) branchPoints(id ID) []lsn.LSN {
-	tn.mu.Lock()
-	defer tn.mu.Unlock()
-	var ps []lsn.LSN
-	for _, cid := range tn.idsLocked() {
-		if t := tn.timelines[cid]; t.ancestor != nil && t.ancestor.id == id {
-			ps = append(ps, t.ancestorLSN)
-		}
-	}
-	for _, b := range tn.branching {
-		if b.parent == id {
-			ps = append(ps, b.at)
-		}
-	}
-	slices.Sort(ps)
-	return ps
-}
-
-// pendingBranch is a branch point being created.
-type pendingBranch struct {
-	parent ID
-	at     lsn.LSN
-}
-
-// reserveBranchPoint makes GC of parent keep what a read at at needs until
-// the returned release is called (after the child is registered, when
-// branchPoints lists it anyway).
-func (tn *Tenant) reserveBranchPoint(parent ID, at lsn.LSN) (release func()) {
-	tn.mu.Lock()
-	defer tn.mu.Unlock()
-	b := pendingBranch{parent, at}
-	tn.branching = append(tn.branching, b)
-	return func() {
-		tn.mu.Lock()
-		defer tn.mu.Unlock()
-		if i := slices.Index(tn.branching, b); i >= 0 {
-			tn.branching = slices.Delete(tn.branching, i, i+1)
-		}
-	}
-}
-
 // Create creates an empty root timeline whose WAL starts above initLSN.
 func (tn *Tenant) Create(id ID, initLSN lsn.LSN) (*Timeline, error) {
 	if initLSN >= lsn.Max-1 {
@@ -343,22 +329,24 @@ func (tn *Tenant) Branch(parent, child ID, at lsn.LSN) (*Timeline, error) {
 	if at == lsn.Invalid {
 		return nil, fmt.Errorf("%w: branch at 0", ErrInvalidLSN)
 	}
-	// Reserve the branch point before checking the cutoff: GC raises the
-	// cutoff and then reads the branch points, so either the check below
-	// sees GC's new cutoff, or GC sees this branch point and keeps the
-	// layers the child will read. (Checking first let a GC in between free
-	// them, and the child then read wrong pages at its branch point.)
-	defer tn.reserveBranchPoint(parent, at)()
-	p.mu.Lock()
-	last, cutoff := p.lastRecordLSN, p.gcCutoff
-	p.mu.Unlock()
-	if at > last {
+	if last := p.LastRecordLSN(); at > last {
 		return nil, fmt.Errorf("%w: branch at %s, parent %s last record %s", ErrFutureLSN, at, parent, last)
 	}
-	if at < cutoff {
-		return nil, fmt.Errorf("%w: branch at %s, parent %s cutoff %s", ErrBelowGCCutoff, at, parent, cutoff)
+	// Reserving the branch point is an edit of the parent's layer set: the
+	// writer checks it against the cutoff and records it atomically, so a
+	// GC either ran first (and the branch is refused) or keeps what reads
+	// at the branch point need.
+	if err := p.apply(&versionEdit{kind: editBranch, branchPoint: at}); err != nil {
+		return nil, err
 	}
-	return tn.create(child, branchMetadata(parent, at), p)
+	t, err := tn.create(child, branchMetadata(parent, at), p)
+	if err != nil {
+		if uerr := p.apply(&versionEdit{kind: editUnbranch, branchPoint: at}); uerr != nil {
+			p.log.Warn("releasing the branch point of a failed branch failed; GC keeps its layers until restart", "at", at, "err", uerr)
+		}
+		return nil, err
+	}
+	return t, nil
 }
 
 // branchMetadata is the metadata of a new branch of parent at at.
@@ -370,6 +358,8 @@ func branchMetadata(parent ID, at lsn.LSN) metadata {
 // metadata, renamed into place, so that a crash leaves either nothing (the
 // temp directory is removed at Open) or a complete timeline.
 func (tn *Tenant) create(id ID, m metadata, ancestor *Timeline) (*Timeline, error) {
+	lock(tn.createMu)
+	defer tn.createMu.Unlock()
 	tn.mu.Lock()
 	_, taken := tn.timelines[id]
 	tn.mu.Unlock()

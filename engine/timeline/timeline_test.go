@@ -147,3 +147,10 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("defaults: %+v", d)
 	}
 }
+
+// snapshot returns the current layer map, unpinned: for tests that inspect
+// the layer set while nothing else runs.
+func (t *Timeline) snapshot() *layerMap { return t.peek().layers }
+
+// listedFiles returns the layer files the current version lists.
+func (t *Timeline) listedFiles() []string { return t.peek().files }
