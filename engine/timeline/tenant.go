@@ -391,6 +391,12 @@ func (tn *Tenant) create(id ID, m metadata, ancestor *Timeline) (*Timeline, erro
 		return nil, fmt.Errorf("timeline: rename %s: %w", tmp, err)
 	}
 	if err := tn.fs.SyncDir(root); err != nil {
+		// The directory is in place but maybe not durably: take it away,
+		// so that a retry starts afresh instead of finding it "exists"
+		// (should a crash bring it back, it is a complete timeline).
+		if rerr := tn.fs.RemoveAll(final); rerr != nil {
+			tn.log.Warn("removing the timeline of a failed create failed", "timeline", id.String(), "err", rerr)
+		}
 		return nil, fmt.Errorf("timeline: sync %s: %w", root, err)
 	}
 	t := tn.newTimeline(id, m)
