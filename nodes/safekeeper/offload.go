@@ -48,37 +48,49 @@ func ChooseOffloader(timelineID string, candidates []string) string {
 }
 
 func (sk *Safekeeper) offloadLoop(ctx context.Context) error {
+	backlog := false
 	for {
-		if err := clock.Sleep(ctx, sk.env.Clock, sk.cfg.OffloadInterval); err != nil {
-			return err
+		// A round that left a timeline with ready segments (it stopped at
+		// maxOffloadPerRound) is followed at once: waiting out the interval
+		// would cap offload at maxOffloadPerRound segments per interval,
+		// which a busy writer with small segments outruns for good.
+		if !backlog {
+			if err := clock.Sleep(ctx, sk.env.Clock, sk.cfg.OffloadInterval); err != nil {
+				return err
+			}
 		}
+		backlog = false
 		for _, tl := range sk.sortedTimelines() {
-			if err := sk.offloadTimeline(ctx, tl); err != nil {
+			more, err := sk.offloadTimeline(ctx, tl)
+			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				sk.log.Warn("offload failed", "tenant", tl.key.tenant, "timeline", tl.key.timeline, "err", err)
 			}
+			backlog = backlog || more
 		}
 	}
 }
 
 // offloadTimeline uploads sealed, committed segments above the backup LSN
-// if this safekeeper is the timeline's chosen offloader.
-func (sk *Safekeeper) offloadTimeline(ctx context.Context, tl *timeline) error {
+// if this safekeeper is the timeline's chosen offloader, at most
+// maxOffloadPerRound of them; more reports that it stopped there with
+// further segments ready.
+func (sk *Safekeeper) offloadTimeline(ctx context.Context, tl *timeline) (more bool, err error) {
 	s, err := tl.snapshot(ctx)
 	if err != nil {
-		return nil // not servable; nothing to offload
+		return false, nil // not servable; nothing to offload
 	}
 	seg := lsn.LSN(s.SegmentBytes)
 	next := max(s.BackupLSN, s.StartLSN) / seg
 	if (next+1)*seg > s.CommitLSN {
-		return nil
+		return false, nil
 	}
 	if sk.cfg.BrokerAddr != "" {
 		infos, err := sk.broker.Get(ctx, &brokerapi.TimelineFilter{TenantId: tl.key.tenant, TimelineId: tl.key.timeline})
 		if err != nil {
-			return fmt.Errorf("ask broker for peers: %w", err)
+			return false, fmt.Errorf("ask broker for peers: %w", err)
 		}
 		need := uint64((next + 1) * seg)
 		cands := []string{sk.cfg.NodeID}
@@ -88,16 +100,16 @@ func (sk *Safekeeper) offloadTimeline(ctx context.Context, tl *timeline) error {
 			}
 		}
 		if ChooseOffloader(tl.key.timeline, cands) != sk.cfg.NodeID {
-			return nil
+			return false, nil
 		}
 	}
 	for i := 0; i < maxOffloadPerRound && (next+1)*seg <= s.CommitLSN; i++ {
 		if err := sk.offloadSegment(ctx, tl, uint64(next)); err != nil {
-			return err
+			return false, err
 		}
 		next++
 	}
-	return nil
+	return (next+1)*seg <= s.CommitLSN, nil
 }
 
 func (sk *Safekeeper) offloadSegment(ctx context.Context, tl *timeline, segno uint64) error {

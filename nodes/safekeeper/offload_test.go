@@ -70,7 +70,7 @@ func TestOffloadVerifiesFrames(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err = sk.offloadTimeline(ctx, tl)
+			_, err = sk.offloadTimeline(ctx, tl)
 			seg2, gerr := store.Get(ctx, skapi.RemoteSegmentKey("t1", "00ff", 2))
 			if !corrupt {
 				if err != nil || gerr != nil {
@@ -141,7 +141,7 @@ func TestOffloadRechecksSegmentHead(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if err := sk.offloadTimeline(ctx, tl); err != nil {
+			if _, err := sk.offloadTimeline(ctx, tl); err != nil {
 				t.Fatalf("first offload: %v", err)
 			}
 			if _, err := store.Get(ctx, skapi.RemoteSegmentKey("t1", "00ff", 2)); err != nil {
@@ -168,7 +168,7 @@ func TestOffloadRechecksSegmentHead(t *testing.T) {
 			)); err != nil {
 				t.Fatal(err)
 			}
-			err = sk.offloadTimeline(ctx, tl)
+			_, err = sk.offloadTimeline(ctx, tl)
 			seg3, gerr := store.Get(ctx, skapi.RemoteSegmentKey("t1", "00ff", 3))
 			if !tc.reload {
 				if err != nil || gerr != nil {
