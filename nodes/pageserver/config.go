@@ -1,0 +1,65 @@
+package pageserver
+
+import (
+	"crypto/ed25519"
+	"fmt"
+)
+
+// Config configures a pageserver node. Zero fields take the defaults named
+// beside them; Validate rejects missing and negative ones.
+type Config struct {
+	// NodeID is the node's numeric id (the controller's node_id). Required.
+	NodeID uint64
+	// PageAddr is where the page service (gRPC in real mode) listens.
+	// Required.
+	PageAddr string
+	// HTTPAddr is where the management API listens. Required.
+	HTTPAddr string
+	// AvailabilityZone is reported to the controller (may be empty).
+	AvailabilityZone string
+	// AuthKeys, if not empty, turns on JWT checks: the page service needs
+	// scope tenant for the addressed tenant, the management API scope
+	// pageserverapi (admin passes both).
+	AuthKeys []ed25519.PublicKey
+	// MaxTenantShards bounds the tenant shards held. Default 1000.
+	MaxTenantShards int
+	// MaxTimelinesPerTenant bounds a shard's timelines. Default 1000.
+	MaxTimelinesPerTenant int
+	// PageService are the page service's limits.
+	PageService PageServiceConfig
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxTenantShards       = 1000
+	DefaultMaxTimelinesPerTenant = 1000
+)
+
+func (c Config) withDefaults() Config {
+	if c.MaxTenantShards == 0 {
+		c.MaxTenantShards = DefaultMaxTenantShards
+	}
+	if c.MaxTimelinesPerTenant == 0 {
+		c.MaxTimelinesPerTenant = DefaultMaxTimelinesPerTenant
+	}
+	c.PageService = c.PageService.withDefaults()
+	return c
+}
+
+// Validate reports a configuration Start cannot use.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.NodeID == 0:
+		return fmt.Errorf("%w: NodeID is required", ErrConfig)
+	case c.PageAddr == "":
+		return fmt.Errorf("%w: PageAddr is required", ErrConfig)
+	case c.HTTPAddr == "":
+		return fmt.Errorf("%w: HTTPAddr is required", ErrConfig)
+	case c.MaxTenantShards < 1:
+		return fmt.Errorf("%w: MaxTenantShards %d < 1", ErrConfig, c.MaxTenantShards)
+	case c.MaxTimelinesPerTenant < 1:
+		return fmt.Errorf("%w: MaxTimelinesPerTenant %d < 1", ErrConfig, c.MaxTimelinesPerTenant)
+	}
+	return c.PageService.Validate()
+}

@@ -1,0 +1,120 @@
+package pageserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/stratadb/strata/engine/shard"
+	"github.com/stratadb/strata/engine/timeline"
+	"github.com/stratadb/strata/net"
+	"github.com/stratadb/strata/net/jwtauth"
+	"github.com/stratadb/strata/nodes/pageserver/pageapi"
+)
+
+// mgmtStatus maps the management API's errors to status codes (and so
+// HTTP statuses: 400, 401/403, 404, 408, 409, 412, 429, 503, 500).
+func mgmtStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pageapi.ErrBadConfig), errors.Is(err, timeline.ErrFutureLSN):
+		return net.Errorf(net.InvalidArgument, "%v", err)
+	case errors.Is(err, ErrTimelineExists), errors.Is(err, ErrStaleGeneration):
+		return net.Errorf(net.AlreadyExists, "%v", err)
+	case errors.Is(err, ErrNotAttached), errors.Is(err, ErrBroken):
+		return net.Errorf(net.FailedPrecondition, "%v", err)
+	case errors.Is(err, ErrLimit):
+		return net.Errorf(net.ResourceExhausted, "%v", err)
+	}
+	return StatusOf(err)
+}
+
+// authorize checks the management API's token when auth is on.
+func (n *Node) authorize(r *net.HTTPRequest) error {
+	if n.auth == nil {
+		return nil
+	}
+	c, err := n.auth.VerifyHeader(r.Authorization)
+	if err == nil {
+		err = jwtauth.Authorize(c, jwtauth.ScopePageServerAPI, "")
+	}
+	return err
+}
+
+func tenantShardParam(r *net.HTTPRequest) (shard.TenantShardID, error) {
+	id, err := shard.ParseTenantShardID(r.Param("tenant_shard_id"))
+	if err != nil {
+		return id, fmt.Errorf("%w: %v", pageapi.ErrBadConfig, err)
+	}
+	return id, nil
+}
+
+// mgmtRoute wraps a JSON route with authentication and the error mapping.
+func mgmtRoute[Req, Resp any](n *Node, pattern string, ok int, fn func(ctx context.Context, r *net.HTTPRequest, req Req) (Resp, error)) {
+	net.HandleJSON(n.router, pattern, ok, func(ctx context.Context, r *net.HTTPRequest, req Req) (Resp, error) {
+		if err := n.authorize(r); err != nil {
+			var zero Resp
+			return zero, jwtauth.StatusOf(err)
+		}
+		resp, err := fn(ctx, r, req)
+		return resp, mgmtStatus(err)
+	})
+}
+
+// registerMgmt adds the management API's routes.
+func (n *Node) registerMgmt() {
+	mgmtRoute(n, pageapi.RouteLocationConfig, 200, func(ctx context.Context, r *net.HTTPRequest, req pageapi.LocationConfig) (*pageapi.LocationConfigResponse, error) {
+		id, err := tenantShardParam(r)
+		if err != nil {
+			return nil, err
+		}
+		conf, err := n.tenants.setLocation(ctx, id, req)
+		if err != nil || conf == nil {
+			return nil, err
+		}
+		resp := &pageapi.LocationConfigResponse{Shards: []pageapi.ShardLocation{{ShardID: id.String(), NodeID: n.cfg.NodeID}}}
+		if conf.Mode.Attached() && conf.ShardCount > 1 {
+			s := conf.ShardStripeSize
+			resp.StripeSize = &s
+		}
+		return resp, nil
+	})
+	mgmtRoute(n, pageapi.RouteLocationConfigList, 200, func(ctx context.Context, r *net.HTTPRequest, _ struct{}) (pageapi.LocationConfigList, error) {
+		return pageapi.LocationConfigList{TenantShards: n.tenants.locations()}, nil
+	})
+	mgmtRoute(n, pageapi.RouteTimelineCreate, 201, func(ctx context.Context, r *net.HTTPRequest, req pageapi.TimelineCreateRequest) (pageapi.TimelineInfo, error) {
+		id, err := tenantShardParam(r)
+		if err != nil {
+			return pageapi.TimelineInfo{}, err
+		}
+		return n.tenants.createTimeline(ctx, id, req)
+	})
+	mgmtRoute(n, pageapi.RouteTimelineList, 200, func(ctx context.Context, r *net.HTTPRequest, _ struct{}) ([]pageapi.TimelineInfo, error) {
+		id, err := tenantShardParam(r)
+		if err != nil {
+			return nil, err
+		}
+		return n.tenants.listTimelines(id)
+	})
+	mgmtRoute(n, pageapi.RouteUtilization, 200, func(ctx context.Context, r *net.HTTPRequest, _ struct{}) (pageapi.Utilization, error) {
+		return n.utilization(), nil
+	})
+}
+
+// utilization measures the node for the controller's scheduler.
+func (n *Node) utilization() pageapi.Utilization {
+	free, _ := n.env.Disk.FreeSpace()
+	shards := uint64(n.tenants.count())
+	maxShards := uint64(n.cfg.MaxTenantShards)
+	capped := func(v uint64) uint64 { return min(v, 1<<63-1) }
+	u := pageapi.Utilization{
+		FreeSpaceBytes: capped(free),
+		DiskUsablePct:  50,
+		ShardCount:     shards,
+		MaxShardCount:  maxShards,
+		CapturedAt:     n.env.Clock.Now().UTC().Format("2006-01-02T15:04:05.000000Z"),
+	}
+	u.UtilizationScore = pageapi.UtilizationScore(u.DiskWantedBytes, capped(free/2), shards, maxShards)
+	return u
+}

@@ -1,0 +1,512 @@
+package pageserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/disk"
+	"github.com/stratadb/strata/engine/layer"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/shard"
+	"github.com/stratadb/strata/engine/timeline"
+	"github.com/stratadb/strata/nodes/pageserver/pageapi"
+)
+
+// Errors of the tenant manager.
+var (
+	// ErrBroken: the tenant shard failed to load; it is never served.
+	ErrBroken = errors.New("pageserver: tenant shard is broken")
+	// ErrNotAttached: the shard is here but not in an attached mode.
+	ErrNotAttached = errors.New("pageserver: tenant shard is not attached here")
+	// ErrStaleGeneration: a location config with a generation below the
+	// one this pageserver already holds for the shard.
+	ErrStaleGeneration = errors.New("pageserver: generation goes backwards")
+	// ErrLimit: a named limit (tenant shards, timelines) is reached.
+	ErrLimit = errors.New("pageserver: limit reached")
+	// ErrTimelineExists: a timeline with that id exists.
+	ErrTimelineExists = errors.New("pageserver: timeline exists")
+)
+
+const (
+	tenantsDir   = "tenants"
+	locationFile = "location.json"
+	// deletingSuffix marks a tenant directory being removed: renamed first
+	// (durably) so a crash mid-removal leaves a name start-up removes, never
+	// a half-deleted tenant that looks attachable.
+	deletingSuffix = ".deleting"
+)
+
+// tenantShard is one tenant shard on this node: its location config as
+// persisted, and, while attached, the engine tenant and its timelines.
+type tenantShard struct {
+	id shard.TenantShardID
+	// op serializes the shard's configuration changes and timeline
+	// creation, which do disk I/O; readers never take it.
+	op *clock.Mutex
+
+	mu        sync.Mutex // guards the fields below; held briefly, never across I/O
+	conf      pageapi.LocationConfig
+	broken    error
+	engine    *timeline.Tenant
+	timelines map[shard.TimelineID]*shardTimeline
+}
+
+func (ts *tenantShard) dir() string { return tenantsDir + "/" + ts.id.String() }
+
+// tenantManager holds the node's tenant shards. The map is guarded by mu;
+// each shard's changes are serialized by the shard's op lock.
+type tenantManager struct {
+	clk  clock.Clock
+	fs   disk.FS
+	log  *slog.Logger
+	cfg  Config
+	node uint64
+
+	mu     sync.Mutex
+	shards map[shard.TenantShardID]*tenantShard
+	closed bool
+}
+
+func newTenantManager(clk clock.Clock, fs disk.FS, log *slog.Logger, cfg Config) *tenantManager {
+	return &tenantManager{clk: clk, fs: fs, log: log, cfg: cfg, node: cfg.NodeID, shards: map[shard.TenantShardID]*tenantShard{}}
+}
+
+// load reads every shard's location config from disk and loads the
+// attached ones. A shard that fails to load is kept as broken with the
+// reason; the node still starts.
+func (m *tenantManager) load() error {
+	if err := disk.MkdirAllDurable(m.fs, tenantsDir); err != nil {
+		return fmt.Errorf("pageserver: create %s: %w", tenantsDir, err)
+	}
+	ents, err := m.fs.ReadDir(tenantsDir)
+	if err != nil {
+		return fmt.Errorf("pageserver: list %s: %w", tenantsDir, err)
+	}
+	removed := false
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, deletingSuffix) {
+			if err := m.fs.RemoveAll(tenantsDir + "/" + name); err != nil {
+				return fmt.Errorf("pageserver: remove %s: %w", name, err)
+			}
+			removed = true
+			continue
+		}
+		id, err := shard.ParseTenantShardID(name)
+		if err != nil {
+			m.log.Warn("ignoring unexpected entry in tenants directory", "name", name)
+			continue
+		}
+		ts := &tenantShard{id: id, op: clock.NewMutex(m.clk)}
+		m.shards[id] = ts
+		b, err := disk.ReadFile(m.fs, ts.dir()+"/"+locationFile)
+		if err == nil {
+			err = json.Unmarshal(b, &ts.conf)
+			if err == nil {
+				err = ts.conf.Validate(id)
+			}
+		}
+		if err != nil {
+			ts.broken = fmt.Errorf("%w: location config: %v", ErrBroken, err)
+			m.log.Error("tenant shard broken", "tenant_shard_id", id, "err", ts.broken)
+			continue
+		}
+		if ts.conf.Mode.Attached() {
+			if err := m.attach(ts); err != nil {
+				ts.broken = fmt.Errorf("%w: %v", ErrBroken, err)
+				m.log.Error("tenant shard broken", "tenant_shard_id", id, "err", ts.broken)
+			}
+		}
+	}
+	if removed {
+		if err := m.fs.SyncDir(tenantsDir); err != nil {
+			return fmt.Errorf("pageserver: sync %s: %w", tenantsDir, err)
+		}
+	}
+	return nil
+}
+
+// engineConfig turns a tenant_conf into the page engine's policy.
+func engineConfig(tc *pageapi.TenantConf) timeline.Config {
+	var c timeline.Config
+	if tc == nil {
+		return c
+	}
+	if tc.CheckpointDistance != nil {
+		c.CheckpointDistanceBytes = *tc.CheckpointDistance
+	}
+	if tc.CompactionThreshold != nil {
+		c.CompactionThreshold = *tc.CompactionThreshold
+	}
+	if tc.ImageCreationThreshold != nil {
+		c.ImageCreationThreshold = *tc.ImageCreationThreshold
+	}
+	if tc.GCHorizon != nil {
+		c.GCHorizonBytes = *tc.GCHorizon
+	}
+	return c
+}
+
+// attach opens the engine tenant of an attached shard and wraps its
+// timelines. Called with ts.op held (or during load, before serving).
+func (m *tenantManager) attach(ts *tenantShard) error {
+	eng, err := timeline.Open(timeline.Options{
+		FS: m.fs, Dir: ts.dir(), Clock: m.clk, Config: engineConfig(ts.conf.TenantConf),
+		Generation: layer.Generation(*ts.conf.Generation),
+		Log:        m.log.With("tenant_shard_id", ts.id.String()),
+	})
+	if err != nil {
+		return err
+	}
+	tls := map[shard.TimelineID]*shardTimeline{}
+	ident := ts.conf.Identity()
+	for _, id := range eng.Timelines() {
+		tl, err := eng.Get(id)
+		if err != nil {
+			eng.Close()
+			return err
+		}
+		tls[shard.TimelineID(id)] = newShardTimeline(m.clk, ident, tl)
+	}
+	if len(tls) > m.cfg.MaxTimelinesPerTenant {
+		eng.Close()
+		return fmt.Errorf("%w: %d timelines, limit %d", ErrLimit, len(tls), m.cfg.MaxTimelinesPerTenant)
+	}
+	ts.mu.Lock()
+	ts.engine, ts.timelines, ts.broken = eng, tls, nil
+	ts.mu.Unlock()
+	return nil
+}
+
+// detachEngine stops serving the shard's timelines and closes its engine.
+// Called with ts.op held.
+func (ts *tenantShard) detachEngine() {
+	ts.mu.Lock()
+	eng, tls := ts.engine, ts.timelines
+	ts.engine, ts.timelines = nil, nil
+	ts.mu.Unlock()
+	for _, id := range slices.SortedFunc(maps.Keys(tls), compareTimelineID) {
+		tls[id].shutdown()
+	}
+	if eng != nil {
+		eng.Close()
+	}
+}
+
+func compareTimelineID(a, b shard.TimelineID) int { return strings.Compare(a.String(), b.String()) }
+
+// get returns the shard, or ErrUnknownTenant.
+func (m *tenantManager) get(id shard.TenantShardID) (*tenantShard, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrShuttingDown
+	}
+	ts := m.shards[id]
+	if ts == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTenant, id)
+	}
+	return ts, nil
+}
+
+// attached returns the shard's engine and timelines if it serves, or why not.
+func (ts *tenantShard) attached() (*timeline.Tenant, map[shard.TimelineID]*shardTimeline, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	switch {
+	case ts.broken != nil:
+		return nil, nil, ts.broken
+	case !ts.conf.Mode.Attached() || ts.engine == nil:
+		return nil, nil, fmt.Errorf("%w: %s is %s", ErrNotAttached, ts.id, ts.conf.Mode)
+	}
+	return ts.engine, ts.timelines, nil
+}
+
+// Resolve implements Resolver for the page service: only attached,
+// healthy shards serve.
+func (m *tenantManager) Resolve(t pageapi.Target) (Timeline, error) {
+	ts, err := m.get(t.Shard)
+	if err != nil {
+		return nil, err
+	}
+	_, tls, err := ts.attached()
+	if err != nil {
+		if errors.Is(err, ErrNotAttached) {
+			return nil, fmt.Errorf("%w: %v", ErrUnknownTenant, err)
+		}
+		return nil, err
+	}
+	tl := tls[t.Timeline]
+	if tl == nil {
+		return nil, fmt.Errorf("%w: %s/%s", ErrUnknownTimeline, t.Shard, t.Timeline)
+	}
+	return tl, nil
+}
+
+// setLocation applies a location config: persisted first, then acted on.
+// It returns the config now in force (nil once detached).
+func (m *tenantManager) setLocation(ctx context.Context, id shard.TenantShardID, conf pageapi.LocationConfig) (*pageapi.LocationConfig, error) {
+	if err := conf.Validate(id); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrShuttingDown
+	}
+	ts := m.shards[id]
+	if ts == nil {
+		if conf.Mode == pageapi.ModeDetached {
+			m.mu.Unlock()
+			return nil, nil // idempotent
+		}
+		if len(m.shards) >= m.cfg.MaxTenantShards {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("%w: %d tenant shards, limit %d", ErrLimit, len(m.shards), m.cfg.MaxTenantShards)
+		}
+		ts = &tenantShard{id: id, op: clock.NewMutex(m.clk)}
+		m.shards[id] = ts
+	}
+	m.mu.Unlock()
+	if err := ts.op.Lock(ctx); err != nil {
+		return nil, err
+	}
+	defer ts.op.Unlock()
+
+	ts.mu.Lock()
+	old, wasBroken := ts.conf, ts.broken != nil
+	ts.mu.Unlock()
+	if conf.Mode == pageapi.ModeDetached {
+		return nil, m.detach(ts)
+	}
+	if old.Generation != nil && conf.Generation != nil && *conf.Generation < *old.Generation && !wasBroken {
+		return nil, fmt.Errorf("%w: %s holds generation %d, asked for %d", ErrStaleGeneration, id, *old.Generation, *conf.Generation)
+	}
+	if old.Mode != "" && old.Identity() != conf.Identity() {
+		return nil, fmt.Errorf("%w: shard identity %+v cannot change to %+v (split the tenant instead)", ErrBadRequest, old.Identity(), conf.Identity())
+	}
+	b, err := json.Marshal(conf)
+	if err != nil {
+		return nil, err
+	}
+	if err := disk.MkdirAllDurable(m.fs, ts.dir()); err != nil {
+		return nil, fmt.Errorf("pageserver: create %s: %w", ts.dir(), err)
+	}
+	if err := disk.WriteFileAtomic(m.fs, ts.dir()+"/"+locationFile, b); err != nil {
+		return nil, fmt.Errorf("pageserver: persist location of %s: %w", id, err)
+	}
+	reopen := !conf.Mode.Attached() || old.Generation == nil || conf.Generation == nil || *old.Generation != *conf.Generation ||
+		!tenantConfEqual(old.TenantConf, conf.TenantConf) || wasBroken
+	ts.mu.Lock()
+	ts.conf = conf
+	running := ts.engine != nil
+	ts.mu.Unlock()
+	if running && reopen {
+		ts.detachEngine()
+		running = false
+	}
+	if conf.Mode.Attached() && !running {
+		if err := m.attach(ts); err != nil {
+			ts.mu.Lock()
+			ts.broken = fmt.Errorf("%w: %v", ErrBroken, err)
+			ts.mu.Unlock()
+			m.log.Error("tenant shard broken", "tenant_shard_id", id, "err", err)
+			return nil, ts.broken
+		}
+	}
+	m.log.Info("location config applied", "tenant_shard_id", id, "mode", conf.Mode, "generation", generationText(conf.Generation))
+	return &conf, nil
+}
+
+func generationText(g *uint32) string {
+	if g == nil {
+		return "none"
+	}
+	return fmt.Sprint(*g)
+}
+
+func tenantConfEqual(a, b *pageapi.TenantConf) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// detach stops the shard and removes its local data: the directory is
+// renamed to a .deleting name durably first, so a crash mid-removal never
+// leaves a partial tenant that start-up would load. Called with ts.op held.
+func (m *tenantManager) detach(ts *tenantShard) error {
+	ts.detachEngine()
+	dir, gone := ts.dir(), ts.dir()+deletingSuffix
+	if _, err := m.fs.Stat(dir); err == nil {
+		if err := m.fs.RemoveAll(gone); err != nil {
+			return fmt.Errorf("pageserver: clear %s: %w", gone, err)
+		}
+		if err := m.fs.Rename(dir, gone); err != nil {
+			return fmt.Errorf("pageserver: detach %s: %w", ts.id, err)
+		}
+		if err := m.fs.SyncDir(tenantsDir); err != nil {
+			return fmt.Errorf("pageserver: detach %s: sync: %w", ts.id, err)
+		}
+		if err := m.fs.RemoveAll(gone); err != nil {
+			return fmt.Errorf("pageserver: remove %s: %w", gone, err)
+		}
+		if err := m.fs.SyncDir(tenantsDir); err != nil {
+			return fmt.Errorf("pageserver: detach %s: sync: %w", ts.id, err)
+		}
+	} else if !errors.Is(err, disk.ErrNotExist) {
+		return fmt.Errorf("pageserver: stat %s: %w", dir, err)
+	}
+	m.mu.Lock()
+	if m.shards[ts.id] == ts {
+		delete(m.shards, ts.id)
+	}
+	m.mu.Unlock()
+	m.log.Info("tenant shard detached", "tenant_shard_id", ts.id)
+	return nil
+}
+
+// locations lists every shard's config, sorted by id (nil config for a
+// broken one).
+func (m *tenantManager) locations() []pageapi.TenantShardLocation {
+	m.mu.Lock()
+	ids := slices.SortedFunc(maps.Keys(m.shards), shard.TenantShardID.Compare)
+	shards := make([]*tenantShard, len(ids))
+	for i, id := range ids {
+		shards[i] = m.shards[id]
+	}
+	m.mu.Unlock()
+	out := make([]pageapi.TenantShardLocation, 0, len(ids))
+	for _, ts := range shards {
+		ts.mu.Lock()
+		var c *pageapi.LocationConfig
+		if ts.broken == nil {
+			conf := ts.conf
+			c = &conf
+		}
+		ts.mu.Unlock()
+		out = append(out, pageapi.TenantShardLocation{ID: ts.id.String(), Config: c})
+	}
+	return out
+}
+
+// createTimeline creates a root timeline or a branch on an attached shard.
+func (m *tenantManager) createTimeline(ctx context.Context, id shard.TenantShardID, req pageapi.TimelineCreateRequest) (pageapi.TimelineInfo, error) {
+	ts, err := m.get(id)
+	if err != nil {
+		return pageapi.TimelineInfo{}, err
+	}
+	if err := ts.op.Lock(ctx); err != nil {
+		return pageapi.TimelineInfo{}, err
+	}
+	defer ts.op.Unlock()
+	eng, tls, err := ts.attached()
+	if err != nil {
+		return pageapi.TimelineInfo{}, err
+	}
+	if _, ok := tls[req.NewTimelineID]; ok {
+		return pageapi.TimelineInfo{}, fmt.Errorf("%w: %s", ErrTimelineExists, req.NewTimelineID)
+	}
+	if len(tls) >= m.cfg.MaxTimelinesPerTenant {
+		return pageapi.TimelineInfo{}, fmt.Errorf("%w: %d timelines, limit %d", ErrLimit, len(tls), m.cfg.MaxTimelinesPerTenant)
+	}
+	var tl *timeline.Timeline
+	if req.AncestorTimelineID == nil {
+		init := lsn.Invalid
+		if req.InitLSN != nil {
+			init = *req.InitLSN
+		}
+		tl, err = eng.Create(timeline.ID(req.NewTimelineID), init)
+	} else {
+		parent := tls[*req.AncestorTimelineID]
+		if parent == nil {
+			return pageapi.TimelineInfo{}, fmt.Errorf("%w: ancestor %s", ErrUnknownTimeline, *req.AncestorTimelineID)
+		}
+		at := parent.LastRecordLSN()
+		if req.AncestorStartLSN != nil {
+			at = *req.AncestorStartLSN
+		}
+		tl, err = eng.Branch(timeline.ID(*req.AncestorTimelineID), timeline.ID(req.NewTimelineID), at)
+	}
+	if err != nil {
+		if errors.Is(err, timeline.ErrExists) {
+			return pageapi.TimelineInfo{}, fmt.Errorf("%w: %v", ErrTimelineExists, err)
+		}
+		return pageapi.TimelineInfo{}, err
+	}
+	st := newShardTimeline(m.clk, ts.conf.Identity(), tl)
+	ts.mu.Lock()
+	ts.timelines[req.NewTimelineID] = st
+	ts.mu.Unlock()
+	m.log.Info("timeline created", "tenant_shard_id", id, "timeline_id", req.NewTimelineID)
+	return timelineInfo(id, st), nil
+}
+
+func timelineInfo(id shard.TenantShardID, st *shardTimeline) pageapi.TimelineInfo {
+	info := pageapi.TimelineInfo{
+		TenantID:          id.String(),
+		TimelineID:        shard.TimelineID(st.tl.ID()),
+		LastRecordLSN:     st.LastRecordLSN(),
+		DiskConsistentLSN: st.tl.DiskConsistentLSN(),
+		LatestGCCutoffLSN: st.tl.GCCutoff(),
+	}
+	if a, at, ok := st.tl.Ancestor(); ok {
+		aid := shard.TimelineID(a)
+		info.AncestorTimelineID, info.AncestorLSN = &aid, &at
+	}
+	return info
+}
+
+// listTimelines describes an attached shard's timelines, sorted by id.
+func (m *tenantManager) listTimelines(id shard.TenantShardID) ([]pageapi.TimelineInfo, error) {
+	ts, err := m.get(id)
+	if err != nil {
+		return nil, err
+	}
+	_, tls, err := ts.attached()
+	if err != nil {
+		return nil, err
+	}
+	ts.mu.Lock()
+	ids := slices.SortedFunc(maps.Keys(tls), compareTimelineID)
+	sts := make([]*shardTimeline, len(ids))
+	for i, tid := range ids {
+		sts[i] = tls[tid]
+	}
+	ts.mu.Unlock()
+	out := make([]pageapi.TimelineInfo, len(sts))
+	for i, st := range sts {
+		out[i] = timelineInfo(id, st)
+	}
+	return out, nil
+}
+
+// count returns the number of tenant shards here.
+func (m *tenantManager) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.shards)
+}
+
+// close stops serving every shard (reads fail ErrShuttingDown) and closes
+// the engines. Further calls fail ErrShuttingDown.
+func (m *tenantManager) close() {
+	m.mu.Lock()
+	m.closed = true
+	ids := slices.SortedFunc(maps.Keys(m.shards), shard.TenantShardID.Compare)
+	shards := make([]*tenantShard, len(ids))
+	for i, id := range ids {
+		shards[i] = m.shards[id]
+	}
+	m.mu.Unlock()
+	for _, ts := range shards {
+		ts.detachEngine()
+	}
+}
