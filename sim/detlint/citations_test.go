@@ -14,8 +14,8 @@ import (
 
 // Citation rules (docs/architecture.md, "Citations"). A newcomer must be able
 // to follow every pointer in the code and docs without anything outside the
-// repository, so TestCitations scans every .go and .md file of the module and
-// reports:
+// repository, so TestCitations scans every .go, .proto and .md file of the
+// module and reports:
 //
 //  1. A markdown link in a .md file, [text](target), whose target (without
 //     its #fragment) is not a file or directory relative to the linking
@@ -63,8 +63,8 @@ type citationFinding struct {
 
 func (f citationFinding) String() string { return fmt.Sprintf("%s:%d: %s", f.File, f.Line, f.Msg) }
 
-// checkCitations applies the citation rules to every .go and .md file under
-// root and returns the findings in file and line order.
+// checkCitations applies the citation rules to every .go, .proto and .md
+// file under root and returns the findings in file and line order.
 func checkCitations(root string) ([]citationFinding, error) {
 	var files []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -78,7 +78,7 @@ func checkCitations(root string) ([]citationFinding, error) {
 			}
 			return nil
 		}
-		if strings.HasSuffix(name, ".go") || strings.HasSuffix(name, ".md") {
+		if strings.HasSuffix(name, ".go") || strings.HasSuffix(name, ".proto") || strings.HasSuffix(name, ".md") {
 			rel, err := filepath.Rel(root, p)
 			if err != nil {
 				return err
@@ -252,8 +252,8 @@ func TestPlantedCitations(t *testing.T) {
 		},
 		{
 			name:  "shared folder",
-			files: map[string]string{"docs/s.md": "# S\n\nFrom ../shared/seeds/000_abc.txt.\n", "engine/y/y.go": "package y\n\n// /work/shared/x\n"},
-			want:  []string{"docs/s.md:3: |\"../shared\"", "engine/y/y.go:3: |\"/work/shared\""},
+			files: map[string]string{"docs/s.md": "# S\n\nFrom ../shared/seeds/000_abc.txt.\n", "engine/y/y.go": "package y\n\n// /work/shared/x\n", "engine/y/y.proto": "syntax = \"proto3\";\n// See ../shared/DESIGN.md.\n"},
+			want:  []string{"docs/s.md:3: |\"../shared\"", "engine/y/y.go:3: |\"/work/shared\"", "engine/y/y.proto:2: |\"../shared\"", "engine/y/y.proto:2: |\"DESIGN\""},
 		},
 		{
 			name:  "broken markdown link",
