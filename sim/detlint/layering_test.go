@@ -24,7 +24,7 @@ var layerRules = map[string][]string{
 	"net":    {"clock"},
 	"disk":   {"clock"},
 	"engine": {"clock", "disk", "disk/objstore"},
-	"nodes":  {"engine/...", "clock", "net", "disk", "disk/objstore"},
+	"nodes":  {"engine/...", "clock", "net", "net/jwtauth", "disk", "disk/objstore"},
 }
 
 func allowedImport(rules []string, imp string) bool {
