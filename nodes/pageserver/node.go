@@ -14,6 +14,7 @@ type Node struct {
 	cfg     Config
 	auth    *jwtauth.Verifier
 	tenants *tenantManager
+	tasks   *taskRegistry
 	pages   *PageService
 	router  *net.Router
 
@@ -28,7 +29,7 @@ func Start(env node.Env, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{env: env, cfg: cfg, router: net.NewRouter()}
+	n := &Node{env: env, cfg: cfg, router: net.NewRouter(), tasks: newTaskRegistry(env.Clock)}
 	if len(cfg.AuthKeys) > 0 {
 		v, err := jwtauth.NewVerifier(cfg.AuthKeys, env.Clock.Now)
 		if err != nil {
@@ -40,7 +41,7 @@ func Start(env node.Env, cfg Config) (*Node, error) {
 	if err := n.tenants.load(); err != nil {
 		return nil, err
 	}
-	ps, err := NewPageService(env.Clock, env.Log, env.Metrics, cfg.PageService, n.tenants, n.auth)
+	ps, err := newPageService(env.Clock, env.Log, env.Metrics, n.tasks, cfg.PageService, n.tenants, n.auth)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -170,23 +171,25 @@ type PageService struct {
 	cfg      PageServiceConfig
 	resolver Resolver
 	auth     *jwtauth.Verifier // nil: tokens are not checked
+	tasks    *taskRegistry
 
-	streams *clock.Semaphore
+	streams  *clock.Semaphore
+	draining atomic.Bool // new calls are refused Unavailable
 
 	requests *prometheus.CounterVec // by method and code
 	pages    prometheus.Counter
 	latency  prometheus.Histogram // one GetPage request, receive to send
 }
 
-// NewPageService builds the service; auth nil turns token checks off. Its
-// metrics are registered on reg.
-func NewPageService(clk clock.Clock, log *slog.Logger, reg prometheus.Registerer, cfg PageServiceConfig, r Resolver, auth *jwtauth.Verifier) (*PageService, error) {
+// newPageService builds the service; auth nil turns token checks off. Its
+// streams run as tasks of the registry; its metrics are registered on reg.
+func newPageService(clk clock.Clock, log *slog.Logger, reg prometheus.Registerer, tasks *taskRegistry, cfg PageServiceConfig, r Resolver, auth *jwtauth.Verifier) (*PageService, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	ps := &PageService{
-		clk: clk, log: log, cfg: cfg, resolver: r, auth: auth,
+		clk: clk, log: log, cfg: cfg, resolver: r, auth: auth, tasks: tasks,
 		streams: clock.NewSemaphore(clk, int64(cfg.MaxStreams)),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_pageserver_page_requests_total",
@@ -216,8 +219,15 @@ func (ps *PageService) Register(m *net.Mux) {
 	net.HandleUnary(m, pageapi.PageService_GetRelSize_FullMethodName, ps.getRelSize)
 }
 
+// drain makes the service refuse new calls with Unavailable (shutdown's
+// first step); calls already running go on.
+func (ps *PageService) drain() { ps.draining.Store(true) }
+
 // open authenticates a call and resolves the timeline it addresses.
 func (ps *PageService) open(ctx context.Context) (pageapi.Target, Timeline, error) {
+	if ps.draining.Load() {
+		return pageapi.Target{}, nil, fmt.Errorf("%w: not accepting new requests", ErrShuttingDown)
+	}
 	md := net.IncomingMetadata(ctx)
 	t, err := pageapi.ParseTarget(md)
 	if err != nil {
@@ -301,13 +311,17 @@ func (ps *PageService) getPages(ctx context.Context, st *net.ServerStreamOf[*pag
 		ps.count(method, net.CodeOf(err))
 		return err
 	}
+	// The stream is a task of its timeline: shutting the timeline (or its
+	// tenant, or the node) down cancels ctx and so ends the stream.
+	ctx, done := ps.tasks.register(ctx, taskPageStream, timelineScope(target.Shard, target.Timeline), "GetPages "+target.Shard.String())
+	defer done()
 	queue := clock.NewChan[*pageapi.GetPageRequest](ps.clk, ps.cfg.MaxInflightPerStream)
 	var recvMu sync.Mutex
 	var recvErr error
 	// The receiver ends when the client half-closes or the stream breaks
 	// (which returning from this handler also causes), so it never outlives
 	// the stream.
-	ps.clk.Go(ctx, "pageserver getpages recv "+target.Shard.String(), func(ctx context.Context) {
+	ps.tasks.spawn(ctx, taskPageRecv, timelineScope(target.Shard, target.Timeline), "GetPages recv "+target.Shard.String(), func(ctx context.Context) {
 		defer queue.Close()
 		for {
 			req, err := st.Recv()
@@ -327,6 +341,9 @@ func (ps *PageService) getPages(ctx context.Context, st *net.ServerStreamOf[*pag
 	for {
 		req, ok, err := queue.Recv(ctx)
 		if err != nil {
+			if ps.draining.Load() {
+				return net.Errorf(net.Unavailable, "pageserver: shutting down")
+			}
 			return StatusOf(err)
 		}
 		if !ok {

@@ -98,7 +98,7 @@ func runFixture(t *testing.T, cfg PageServiceConfig, auth bool, idents []shard.S
 					return err
 				}
 			}
-			ps, err := NewPageService(env.Clock, env.Log, prometheus.NewRegistry(), cfg, res, v)
+			ps, err := newPageService(env.Clock, env.Log, prometheus.NewRegistry(), newTaskRegistry(env.Clock), cfg, res, v)
 			if err != nil {
 				startErr = err
 				return err
