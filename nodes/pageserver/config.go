@@ -13,7 +13,9 @@ type Config struct {
 	// PageAddr is where the page service (gRPC in real mode) listens.
 	// Required.
 	PageAddr string
-	// HTTPAddr is where the management API listens. Required.
+	// HTTPAddr, if set, is where the management API is served over the
+	// seam (the simulator). A daemon leaves it empty and serves
+	// Node.Router() over real HTTP itself.
 	HTTPAddr string
 	// AvailabilityZone is reported to the controller (may be empty).
 	AvailabilityZone string
@@ -54,8 +56,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: NodeID is required", ErrConfig)
 	case c.PageAddr == "":
 		return fmt.Errorf("%w: PageAddr is required", ErrConfig)
-	case c.HTTPAddr == "":
-		return fmt.Errorf("%w: HTTPAddr is required", ErrConfig)
 	case c.MaxTenantShards < 1:
 		return fmt.Errorf("%w: MaxTenantShards %d < 1", ErrConfig, c.MaxTenantShards)
 	case c.MaxTimelinesPerTenant < 1:

@@ -54,14 +54,16 @@ func Start(env node.Env, cfg Config) (*Node, error) {
 		n.tenants.close()
 		return nil, fmt.Errorf("pageserver: page service: %w", err)
 	}
-	hm := net.NewMux()
-	n.router.Register(hm)
-	if n.httpLis, err = env.Net.Listen(cfg.HTTPAddr, hm); err != nil {
-		n.pageLis.Close()
-		n.tenants.close()
-		return nil, fmt.Errorf("pageserver: management API: %w", err)
+	if cfg.HTTPAddr != "" {
+		hm := net.NewMux()
+		n.router.Register(hm)
+		if n.httpLis, err = env.Net.Listen(cfg.HTTPAddr, hm); err != nil {
+			n.pageLis.Close()
+			n.tenants.close()
+			return nil, fmt.Errorf("pageserver: management API: %w", err)
+		}
 	}
-	env.Log.Info("pageserver started", "node_id", cfg.NodeID, "page", n.pageLis.Addr(), "http", n.httpLis.Addr(), "tenant_shards", n.tenants.count())
+	env.Log.Info("pageserver started", "node_id", cfg.NodeID, "page", n.pageLis.Addr(), "http", n.HTTPAddr(), "tenant_shards", n.tenants.count())
 	return n, nil
 }
 
@@ -71,13 +73,21 @@ func (n *Node) Router() *net.Router { return n.router }
 // PageAddr and HTTPAddr are the bound addresses.
 func (n *Node) PageAddr() string { return n.pageLis.Addr() }
 
-// HTTPAddr is the bound management address.
-func (n *Node) HTTPAddr() string { return n.httpLis.Addr() }
+// HTTPAddr is the bound management address over the seam ("" when the
+// daemon serves the Router over HTTP itself).
+func (n *Node) HTTPAddr() string {
+	if n.httpLis == nil {
+		return ""
+	}
+	return n.httpLis.Addr()
+}
 
 // Close stops serving and closes the tenants (graceful drain and the task
 // registry come with the shutdown work of the pageserver issue).
 func (n *Node) Close() {
 	n.pageLis.Close()
-	n.httpLis.Close()
+	if n.httpLis != nil {
+		n.httpLis.Close()
+	}
 	n.tenants.close()
 }
