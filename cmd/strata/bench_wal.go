@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,54 @@ import (
 	"github.com/stratadb/strata/nodes/safekeeper"
 	"github.com/stratadb/strata/nodes/safekeeper/walstore"
 )
+
+// The bounds of `strata bench wal`'s flags. A batch or record is one WAL
+// frame: a header plus at least one payload byte, and at most the largest
+// payload a frame may carry.
+const (
+	minBenchRecordBytes = skproto.FrameHeaderBytes + 1
+	maxBenchRecordBytes = skproto.FrameHeaderBytes + skproto.MaxFramePayloadBytes
+	// maxBenchDuration bounds one measurement (there are four).
+	maxBenchDuration = time.Hour
+)
+
+// errBenchFlag reports a `strata bench` flag value out of its bounds.
+var errBenchFlag = errors.New("bench: bad flag")
+
+// benchWALFlags are `strata bench wal`'s flags.
+type benchWALFlags struct {
+	dir      string
+	duration time.Duration
+	batch    int
+	record   int
+	json     bool
+}
+
+// validate rejects values the benchmark cannot run with, naming the flag.
+func (f benchWALFlags) validate() error {
+	if f.duration <= 0 || f.duration > maxBenchDuration {
+		return fmt.Errorf("%w: --duration %v not in (0, %v]", errBenchFlag, f.duration, maxBenchDuration)
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"--batch", f.batch}, {"--record", f.record}} {
+		if v.n < minBenchRecordBytes || v.n > maxBenchRecordBytes {
+			return fmt.Errorf("%w: %s %d not in [%d, %d] bytes (frame header %d bytes plus 1..%d payload bytes)",
+				errBenchFlag, v.name, v.n, minBenchRecordBytes, maxBenchRecordBytes, skproto.FrameHeaderBytes, skproto.MaxFramePayloadBytes)
+		}
+	}
+	if f.dir != "" {
+		fi, err := os.Stat(f.dir)
+		if err != nil {
+			return fmt.Errorf("%w: --dir %s: %w (it must exist; bench wal creates its files in a temporary directory inside it)", errBenchFlag, f.dir, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%w: --dir %s is not a directory", errBenchFlag, f.dir)
+		}
+	}
+	return nil
+}
 
 // benchSubcommands are the targets of `strata bench`, registered by the
 // bench_*.go files' init functions.
@@ -63,13 +112,7 @@ func (r walBenchResult) String() string {
 }
 
 func newBenchWALCmd() *cobra.Command {
-	var (
-		dir      string
-		duration time.Duration
-		batch    int
-		small    int
-		asJSON   bool
-	)
+	var f benchWALFlags
 	cmd := &cobra.Command{
 		Use:   "wal",
 		Short: "WAL service: fsynced append throughput on one safekeeper, commit latency and throughput on three",
@@ -77,26 +120,32 @@ func newBenchWALCmd() *cobra.Command {
   store-append        walstore writes of --batch bytes, each followed by fsync
   1sk-append          a walproposer appending --batch-byte batches to one safekeeper over gRPC
   3sk-commit-latency  one --record-byte record appended and waited for at a time, 3 safekeepers
-  3sk-throughput      --batch-byte batches pipelined to 3 safekeepers`,
+  3sk-throughput      --batch-byte batches pipelined to 3 safekeepers
+
+Its files go to a temporary directory (inside --dir if given, which must
+exist), removed when the benchmark ends.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dir == "" {
-				d, err := os.MkdirTemp("", "strata-bench-wal-")
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(d)
-				dir = d
+			if err := f.validate(); err != nil {
+				return err
 			}
+			// Always a fresh directory of our own, so that removing it
+			// afterwards removes only what the benchmark wrote.
+			dir, err := os.MkdirTemp(f.dir, "strata-bench-wal-")
+			if err != nil {
+				return fmt.Errorf("bench wal: %w", err)
+			}
+			defer os.RemoveAll(dir)
 			out := cmd.OutOrStdout()
 			emit := func(r walBenchResult) {
-				if asJSON {
+				if f.json {
 					b, _ := json.Marshal(r)
 					fmt.Fprintln(out, string(b))
 				} else {
 					fmt.Fprintln(out, r)
 				}
 			}
-			r, err := benchStoreAppend(dir, batch, duration)
+			r, err := benchStoreAppend(cmd.Context(), dir, f.batch, f.duration)
 			if err != nil {
 				return err
 			}
@@ -107,11 +156,11 @@ func newBenchWALCmd() *cobra.Command {
 				rec     int
 				latency bool
 			}{
-				{"1sk-append", 1, batch, false},
-				{"3sk-commit-latency", 3, small, true},
-				{"3sk-throughput", 3, batch, false},
+				{"1sk-append", 1, f.batch, false},
+				{"3sk-commit-latency", 3, f.record, true},
+				{"3sk-throughput", 3, f.batch, false},
 			} {
-				r, err := benchCluster(cmd.Context(), dir, tc.name, tc.sks, tc.rec, tc.latency, duration)
+				r, err := benchCluster(cmd.Context(), dir, tc.name, tc.sks, tc.rec, tc.latency, f.duration)
 				if err != nil {
 					return err
 				}
@@ -120,16 +169,16 @@ func newBenchWALCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "directory for WAL files (default: a temporary directory)")
-	cmd.Flags().DurationVar(&duration, "duration", 2*time.Second, "time per measurement")
-	cmd.Flags().IntVar(&batch, "batch", 128<<10, "bytes per append batch")
-	cmd.Flags().IntVar(&small, "record", 128, "record size for the latency measurement")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per measurement")
+	cmd.Flags().StringVar(&f.dir, "dir", "", "existing directory on the disk to measure; the WAL files go to a temporary directory inside it, removed afterwards (default: the system's temporary directory)")
+	cmd.Flags().DurationVar(&f.duration, "duration", 2*time.Second, fmt.Sprintf("time per measurement, (0, %v]", maxBenchDuration))
+	cmd.Flags().IntVar(&f.batch, "batch", 128<<10, fmt.Sprintf("bytes per append batch (one frame), %d..%d", minBenchRecordBytes, maxBenchRecordBytes))
+	cmd.Flags().IntVar(&f.record, "record", 128, fmt.Sprintf("record size (one frame) for the latency measurement, %d..%d", minBenchRecordBytes, maxBenchRecordBytes))
+	cmd.Flags().BoolVar(&f.json, "json", false, "one JSON object per measurement")
 	return cmd
 }
 
 // benchStoreAppend writes batch-byte frames and fsyncs after each.
-func benchStoreAppend(dir string, batch int, d time.Duration) (walBenchResult, error) {
+func benchStoreAppend(ctx context.Context, dir string, batch int, d time.Duration) (walBenchResult, error) {
 	fsys := disk.Dir(dir)
 	st, err := walstore.Create(fsys, "store-bench", walstore.Control{TenantID: "t", TimelineID: "tl", SegmentBytes: 16 << 20,
 		Acceptor: skproto.AcceptorState{StartLSN: 0x1000}})
@@ -142,6 +191,9 @@ func benchStoreAppend(dir string, batch int, d time.Duration) (walBenchResult, e
 	start := time.Now()
 	var ops int
 	for time.Since(start) < d {
+		if err := ctx.Err(); err != nil {
+			return walBenchResult{}, err
+		}
 		if err := st.Write(pos, frame); err != nil {
 			return walBenchResult{}, err
 		}
