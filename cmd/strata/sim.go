@@ -28,6 +28,7 @@ type simFlags struct {
 	workers     int
 	json        bool
 	check       bool
+	quiet       bool
 	bugs        []string
 	list        bool
 	trace       string
@@ -48,6 +49,7 @@ Examples:
   strata sim --list
   strata sim --scenario counter --seed 7
   strata sim --scenario counter --seeds 1..200 -j 2
+  strata sim --scenario counter --seeds 1..200 -j 2 --quiet
   strata sim --scenario counter --seeds 1..50 --bug counter-ack-before-sync --json
   strata sim --scenario counter --seed 7 --check-determinism --trace trace.txt`,
 		Args: cobra.NoArgs,
@@ -62,6 +64,7 @@ Examples:
 	fl.IntVarP(&f.workers, "jobs", "j", 1, fmt.Sprintf("seeds run in parallel (1..%d)", sim.MaxWorkers))
 	fl.BoolVar(&f.json, "json", false, "print one JSON object per seed (and --list as JSON)")
 	fl.BoolVar(&f.check, "check-determinism", false, "run every seed twice and fail if the trace hashes differ")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only failing seeds and the summary")
 	fl.StringArrayVar(&f.bugs, "bug", nil, "plant a scenario bug (repeatable; see --list)")
 	fl.BoolVar(&f.list, "list", false, "list scenarios and their planted bugs")
 	fl.StringVar(&f.trace, "trace", "", "write the event log of the (single) seed to this file")
@@ -138,39 +141,35 @@ func runSim(cmd *cobra.Command, f *simFlags) error {
 		*file.dst = fh
 	}
 
+	inv := cmd.Root().Annotations[invocationKey]
 	total := last - first + 1
 	bar := newProgress(errOut, total > 1)
-	var passed, failed uint64
-	var simSec, wallSec float64
+	var st sweepStats
 	var encErr error
+	start := time.Now()
 	sim.Sweep(cmd.Context(), sc, first, last, opts, func(r sim.Result) {
-		simSec += r.SimSeconds
-		wallSec += r.WallSeconds
-		if r.Passed() {
-			passed++
-		} else {
-			failed++
-		}
+		st.add(r)
+		r.Repro = reproWith(inv, r.Repro)
 		bar.clear()
-		if f.json {
+		switch {
+		case f.quiet && r.Passed():
+		case f.json:
 			if err := json.NewEncoder(out).Encode(r); err != nil && encErr == nil {
 				encErr = err
 			}
-		} else {
+		default:
 			printResult(out, r, f.check)
 		}
-		bar.draw(passed+failed, total, failed)
+		bar.draw(st.passed+st.failed, total, st.failed)
 	})
+	st.elapsed = time.Since(start).Seconds()
+	st.workers = min(uint64(f.workers), total)
 	bar.clear()
 	if encErr != nil {
 		return fmt.Errorf("sim: writing JSON: %w", encErr)
 	}
-	ratio := 0.0
-	if wallSec > 0 {
-		ratio = simSec / wallSec
-	}
-	summary := fmt.Sprintf("%s: %d seeds, %d passed, %d failed; %.1f virtual s in %.2f wall s (%.0fx)",
-		sc.Name, passed+failed, passed, failed, simSec, wallSec, ratio)
+	passed, failed := st.passed, st.failed
+	summary := st.summary(sc.Name)
 	if f.json {
 		fmt.Fprintln(errOut, summary)
 	} else {
@@ -183,6 +182,51 @@ func runSim(cmd *cobra.Command, f *simFlags) error {
 		return errSimFailed
 	}
 	return nil
+}
+
+// sweepStats adds up a sweep for its summary line.
+type sweepStats struct {
+	passed, failed uint64
+	// simSec is the virtual time of all seeds; seedWallSec the sum of
+	// every seed's own wall time (with -j N, up to N seeds run at once,
+	// so this exceeds the elapsed time); elapsed the sweep's wall time.
+	simSec, seedWallSec, elapsed float64
+	workers                      uint64
+}
+
+func (s *sweepStats) add(r sim.Result) {
+	s.simSec += r.SimSeconds
+	s.seedWallSec += r.WallSeconds
+	if r.Passed() {
+		s.passed++
+	} else {
+		s.failed++
+	}
+}
+
+// summary is the sweep's last line: the seed counts, the virtual time
+// against the elapsed wall time (how fast the sweep went) and against the
+// per-seed wall time summed over the workers (how fast one world runs).
+func (s *sweepStats) summary(scenario string) string {
+	ratio := func(wall float64) float64 {
+		if wall <= 0 {
+			return 0
+		}
+		return s.simSec / wall
+	}
+	return fmt.Sprintf("%s: %d seeds, %d passed, %d failed; %.1f virtual s in %.2f s elapsed with -j %d (%.0fx); "+
+		"seed wall time summed over workers %.2f s (%.0fx per worker)",
+		scenario, s.passed+s.failed, s.passed, s.failed, s.simSec, s.elapsed, s.workers, ratio(s.elapsed),
+		s.seedWallSec, ratio(s.seedWallSec))
+}
+
+// reproWith rewrites a reproduce command (sim.Repro: "strata sim ...") to
+// start with inv, the invocation that runs this binary (see invocation).
+func reproWith(inv, repro string) string {
+	if rest, ok := strings.CutPrefix(repro, "strata "); ok && inv != "" {
+		return inv + " " + rest
+	}
+	return repro
 }
 
 func printResult(w io.Writer, r sim.Result, check bool) {
