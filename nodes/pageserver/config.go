@@ -27,14 +27,18 @@ type Config struct {
 	MaxTenantShards int
 	// MaxTimelinesPerTenant bounds a shard's timelines. Default 1000.
 	MaxTimelinesPerTenant int
+	// MaxConcurrentBackground bounds, per kind (flush, compaction, GC),
+	// the timelines doing that background work at once. Default 4.
+	MaxConcurrentBackground int
 	// PageService are the page service's limits.
 	PageService PageServiceConfig
 }
 
 // Defaults of Config.
 const (
-	DefaultMaxTenantShards       = 1000
-	DefaultMaxTimelinesPerTenant = 1000
+	DefaultMaxTenantShards         = 1000
+	DefaultMaxTimelinesPerTenant   = 1000
+	DefaultMaxConcurrentBackground = 4
 )
 
 func (c Config) withDefaults() Config {
@@ -43,6 +47,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxTimelinesPerTenant == 0 {
 		c.MaxTimelinesPerTenant = DefaultMaxTimelinesPerTenant
+	}
+	if c.MaxConcurrentBackground == 0 {
+		c.MaxConcurrentBackground = DefaultMaxConcurrentBackground
 	}
 	c.PageService = c.PageService.withDefaults()
 	return c
@@ -58,6 +65,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: PageAddr is required", ErrConfig)
 	case c.MaxTenantShards < 1:
 		return fmt.Errorf("%w: MaxTenantShards %d < 1", ErrConfig, c.MaxTenantShards)
+	case c.MaxConcurrentBackground < 1:
+		return fmt.Errorf("%w: MaxConcurrentBackground %d < 1", ErrConfig, c.MaxConcurrentBackground)
 	case c.MaxTimelinesPerTenant < 1:
 		return fmt.Errorf("%w: MaxTimelinesPerTenant %d < 1", ErrConfig, c.MaxTimelinesPerTenant)
 	}

@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/stratadb/strata/clock"
 
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/engine/timeline"
@@ -97,6 +102,16 @@ func (n *Node) registerMgmt() {
 		}
 		return n.tenants.listTimelines(id)
 	})
+	mgmtRoute(n, pageapi.RouteWaitLSN, 200, func(ctx context.Context, r *net.HTTPRequest, req pageapi.WaitLSNRequest) (struct{}, error) {
+		id, err := tenantShardParam(r)
+		if err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, n.waitLSN(ctx, id, req)
+	})
+	mgmtRoute(n, pageapi.RouteDebugTasks, 200, func(ctx context.Context, r *net.HTTPRequest, _ struct{}) ([]pageapi.TaskInfo, error) {
+		return n.tasks.list(), nil
+	})
 	mgmtRoute(n, pageapi.RouteUtilization, 200, func(ctx context.Context, r *net.HTTPRequest, _ struct{}) (pageapi.Utilization, error) {
 		return n.utilization(), nil
 	})
@@ -117,4 +132,33 @@ func (n *Node) utilization() pageapi.Utilization {
 	}
 	u.UtilizationScore = pageapi.UtilizationScore(u.DiskWantedBytes, capped(free/2), shards, maxShards)
 	return u
+}
+
+// MaxWaitLSNTimeout bounds the timeout a wait_lsn request may ask for.
+const MaxWaitLSNTimeout = 5 * time.Minute
+
+// waitLSN waits until each named timeline has ingested its LSN, or the
+// request's timeout (default and cap MaxWaitLSNTimeout) ends: DeadlineExceeded
+// (HTTP 408) then.
+func (n *Node) waitLSN(ctx context.Context, id shard.TenantShardID, req pageapi.WaitLSNRequest) error {
+	d := req.Timeout
+	if d <= 0 || d > MaxWaitLSNTimeout {
+		d = MaxWaitLSNTimeout
+	}
+	ctx, cancel := clock.WithTimeout(n.env.Clock, ctx, d)
+	defer cancel()
+	ids := slices.SortedFunc(maps.Keys(req.LSNs), compareTimelineID)
+	for _, tid := range ids {
+		tl, err := n.tenants.Resolve(pageapi.Target{Shard: id, Timeline: tid})
+		if err != nil {
+			return err
+		}
+		if err := tl.WaitLSN(ctx, req.LSNs[tid]); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return net.Errorf(net.DeadlineExceeded, "timeline %s did not reach %s within %v (at %s)", tid, req.LSNs[tid], d, tl.LastRecordLSN())
+			}
+			return err
+		}
+	}
+	return nil
 }

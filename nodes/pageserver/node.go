@@ -1,7 +1,11 @@
 package pageserver
 
 import (
+	"context"
 	"fmt"
+	"time"
+
+	"github.com/stratadb/strata/clock"
 
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/jwtauth"
@@ -37,7 +41,7 @@ func Start(env node.Env, cfg Config) (*Node, error) {
 		}
 		n.auth = v
 	}
-	n.tenants = newTenantManager(env.Clock, env.Disk, env.Log, cfg)
+	n.tenants = newTenantManager(env.Clock, env.Disk, env.Log, n.tasks, cfg)
 	if err := n.tenants.load(); err != nil {
 		return nil, err
 	}
@@ -82,12 +86,37 @@ func (n *Node) HTTPAddr() string {
 	return n.httpLis.Addr()
 }
 
-// Close stops serving and closes the tenants (graceful drain and the task
-// registry come with the shutdown work of the pageserver issue).
-func (n *Node) Close() {
+// Shutdown stops the node in order: refuse new page requests
+// (Unavailable), let in-flight streams finish for up to drain, then end
+// them; stop WAL receivers; flush every timeline so a restart resumes from
+// durable layers; stop background work; close the listeners and the
+// tenants. It returns the names of tasks that outlived it (none, unless a
+// task ignores its context), and logs them.
+func (n *Node) Shutdown(ctx context.Context, drain time.Duration) []string {
+	log := n.env.Log
+	n.pages.drain()
+	dctx, cancel := clock.WithTimeout(n.env.Clock, ctx, drain)
+	if !n.tasks.wait(dctx, nodeScope(), taskPageStream) {
+		log.Info("drain timeout: ending open page streams", "drain", drain)
+	}
+	cancel()
+	left := n.tasks.stop(ctx, nodeScope(), taskPageStream, taskPageRecv)
+	left = append(left, n.tasks.stop(ctx, nodeScope(), taskWALReceiver)...)
+	n.tenants.flushAll()
+	left = append(left, n.tasks.stop(ctx, nodeScope(), taskBackground)...)
 	n.pageLis.Close()
 	if n.httpLis != nil {
 		n.httpLis.Close()
 	}
 	n.tenants.close()
+	left = append(left, n.tasks.stop(ctx, nodeScope())...)
+	if len(left) > 0 {
+		log.Error("tasks still running after shutdown", "tasks", left)
+	} else {
+		log.Info("pageserver stopped")
+	}
+	return left
 }
+
+// Close stops the node at once (Shutdown without a drain).
+func (n *Node) Close() { n.Shutdown(context.Background(), 0) }

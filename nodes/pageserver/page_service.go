@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/keys"
@@ -90,6 +91,9 @@ type Timeline interface {
 	// RelSize returns rel's size in blocks as of at (timeline.ErrNotFound
 	// if the relation does not exist there).
 	RelSize(rel keys.RelTag, at lsn.LSN) (uint32, error)
+	// Lease keeps what reads at l need from GC for a while, and says how
+	// long (timeline.ErrBelowGCCutoff at 0 or below the cutoff).
+	Lease(ctx context.Context, l lsn.LSN) (time.Duration, error)
 }
 
 // Resolver finds the timeline a call is addressed to: ErrUnknownTenant,
@@ -217,6 +221,26 @@ func newPageService(clk clock.Clock, log *slog.Logger, reg prometheus.Registerer
 func (ps *PageService) Register(m *net.Mux) {
 	net.HandleStreamProto(m, pageapi.PageService_GetPages_FullMethodName, ps.getPages)
 	net.HandleUnary(m, pageapi.PageService_GetRelSize_FullMethodName, ps.getRelSize)
+	net.HandleUnary(m, pageapi.PageService_LeaseLsn_FullMethodName, ps.leaseLSN)
+}
+
+// leaseLSN grants an LSN lease: GC keeps what reads at the LSN need until
+// the answer's expiry (wall time).
+func (ps *PageService) leaseLSN(ctx context.Context, req *pageapi.LeaseLsnRequest) (*pageapi.LeaseLsnResponse, error) {
+	resp, err := func() (*pageapi.LeaseLsnResponse, error) {
+		_, tl, err := ps.open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		d, err := tl.Lease(ctx, lsn.LSN(req.Lsn))
+		if err != nil {
+			return nil, err
+		}
+		return &pageapi.LeaseLsnResponse{Expires: timestamppb.New(ps.clk.Now().Add(d))}, nil
+	}()
+	err = StatusOf(err)
+	ps.count("LeaseLsn", net.CodeOf(err))
+	return resp, err
 }
 
 // drain makes the service refuse new calls with Unavailable (shutdown's

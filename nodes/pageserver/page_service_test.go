@@ -80,7 +80,7 @@ func runFixture(t *testing.T, cfg PageServiceConfig, auth bool, idents []shard.S
 					return err
 				}
 				target := pageapi.Target{Shard: shard.TenantShardID{TenantID: tenantA, Shard: id.Index()}, Timeline: timelineA}
-				st := newShardTimeline(env.Clock, id, tl)
+				st := newShardTimeline(env.Clock, id, tl, timeline.DefaultGCHorizonBytes)
 				res[target] = st
 				f.tls[target] = st
 			}

@@ -3,6 +3,8 @@ package pageserver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/keys"
@@ -16,15 +18,50 @@ import (
 // timeline plus what the node adds around it — the shard identity reads are
 // checked against and the notifier readers wait on for ingest.
 type shardTimeline struct {
+	clk      clock.Clock
 	ident    shard.ShardIdentity
 	tl       *timeline.Timeline
 	ingested *lsnNotifier
+
+	// horizonBytes is the GC horizon (tenant_conf gc_horizon).
+	horizonBytes uint64
+	// leaseLength is how long a LeaseLsn lease lasts.
+	leaseLength time.Duration
+	leases      leaseSet
+	// gcMu makes "read the leases, raise the cutoff" (GC) and "grant a
+	// lease, check it against the cutoff" (LeaseLsn) exclusive: otherwise a
+	// GC that read the leases before a grant could raise the cutoff past
+	// an LSN just leased.
+	gcMu *clock.Mutex
 }
 
 var _ Timeline = (*shardTimeline)(nil)
 
-func newShardTimeline(clk clock.Clock, ident shard.ShardIdentity, tl *timeline.Timeline) *shardTimeline {
-	return &shardTimeline{ident: ident, tl: tl, ingested: newLSNNotifier(clk, tl.LastRecordLSN())}
+func newShardTimeline(clk clock.Clock, ident shard.ShardIdentity, tl *timeline.Timeline, horizonBytes uint64) *shardTimeline {
+	return &shardTimeline{clk: clk, ident: ident, tl: tl, ingested: newLSNNotifier(clk, tl.LastRecordLSN()),
+		horizonBytes: horizonBytes, leaseLength: DefaultLSNLeaseLength, gcMu: clock.NewMutex(clk)}
+}
+
+// Lease keeps what reads at l need from GC for the timeline's lease length.
+// A lease at 0 or below the GC cutoff fails (timeline.ErrBelowGCCutoff).
+// It returns how long the lease lasts.
+func (s *shardTimeline) Lease(ctx context.Context, l lsn.LSN) (time.Duration, error) {
+	d := s.leaseLength
+	if l == lsn.Invalid {
+		return 0, fmt.Errorf("%w: lease at LSN 0", timeline.ErrBelowGCCutoff)
+	}
+	if err := s.gcMu.Lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.gcMu.Unlock()
+	if cutoff := s.tl.GCCutoff(); l < cutoff {
+		return 0, fmt.Errorf("%w: lease at %s, cutoff %s", timeline.ErrBelowGCCutoff, l, cutoff)
+	}
+	now := s.clk.Mono()
+	if err := s.leases.grant(l, now, now+d); err != nil {
+		return 0, err
+	}
+	return d, nil
 }
 
 func (s *shardTimeline) Shard() shard.ShardIdentity { return s.ident }
