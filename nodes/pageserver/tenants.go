@@ -64,41 +64,19 @@ func (ts *tenantShard) dir() string { return tenantsDir + "/" + ts.id.String() }
 // tenantManager holds the node's tenant shards. The map is guarded by mu;
 // each shard's changes are serialized by the shard's op lock.
 type tenantManager struct {
-	clk   clock.Clock
-	fs    disk.FS
-	log   *slog.Logger
-	cfg   Config
-	node  uint64
-	tasks *taskRegistry
-	// Background work is bounded across the node, per kind.
-	flushSem, compactSem, gcSem *clock.Semaphore
+	clk  clock.Clock
+	fs   disk.FS
+	log  *slog.Logger
+	cfg  Config
+	node uint64
 
 	mu     sync.Mutex
 	shards map[shard.TenantShardID]*tenantShard
 	closed bool
 }
 
-func newTenantManager(clk clock.Clock, fs disk.FS, log *slog.Logger, tasks *taskRegistry, cfg Config) *tenantManager {
-	n := int64(cfg.MaxConcurrentBackground)
-	return &tenantManager{clk: clk, fs: fs, log: log, cfg: cfg, node: cfg.NodeID, tasks: tasks,
-		flushSem: clock.NewSemaphore(clk, n), compactSem: clock.NewSemaphore(clk, n), gcSem: clock.NewSemaphore(clk, n),
-		shards: map[shard.TenantShardID]*tenantShard{}}
-}
-
-// startTimeline wraps an engine timeline of an attached shard and starts
-// its background work.
-func (m *tenantManager) startTimeline(ts *tenantShard, tl *timeline.Timeline) *shardTimeline {
-	conf := engineConfig(ts.conf.TenantConf)
-	horizon := conf.GCHorizonBytes
-	if horizon == 0 {
-		horizon = timeline.DefaultGCHorizonBytes
-	}
-	st := newShardTimeline(m.clk, ts.conf.Identity(), tl, horizon)
-	st.leaseLength = scheduleOf(ts.conf.TenantConf).leaseLength
-	tid := shard.TimelineID(tl.ID())
-	m.tasks.spawn(context.Background(), taskBackground, timelineScope(ts.id, tid), ts.id.String()+"/"+tid.String(),
-		func(ctx context.Context) { m.background(ctx, ts.id, st, scheduleOf(ts.conf.TenantConf)) })
-	return st
+func newTenantManager(clk clock.Clock, fs disk.FS, log *slog.Logger, cfg Config) *tenantManager {
+	return &tenantManager{clk: clk, fs: fs, log: log, cfg: cfg, node: cfg.NodeID, shards: map[shard.TenantShardID]*tenantShard{}}
 }
 
 // load reads every shard's location config from disk and loads the
@@ -107,6 +85,13 @@ func (m *tenantManager) startTimeline(ts *tenantShard, tl *timeline.Timeline) *s
 func (m *tenantManager) load() error {
 	if err := disk.MkdirAllDurable(m.fs, tenantsDir); err != nil {
 		return fmt.Errorf("pageserver: create %s: %w", tenantsDir, err)
+	}
+	// An earlier process's change whose directory sync failed is visible,
+	// but a crash can still undo it: sync before trusting what is listed
+	// and read, or a location config acted on now (a mode, a generation)
+	// could go backwards at the next crash.
+	if err := m.fs.SyncDir(tenantsDir); err != nil {
+		return fmt.Errorf("pageserver: sync %s: %w", tenantsDir, err)
 	}
 	ents, err := m.fs.ReadDir(tenantsDir)
 	if err != nil {
@@ -129,7 +114,10 @@ func (m *tenantManager) load() error {
 		}
 		ts := &tenantShard{id: id, op: clock.NewMutex(m.clk)}
 		m.shards[id] = ts
-		b, err := disk.ReadFile(m.fs, ts.dir()+"/"+locationFile)
+		var b []byte
+		if err = m.fs.SyncDir(ts.dir()); err == nil {
+			b, err = disk.ReadFile(m.fs, ts.dir()+"/"+locationFile)
+		}
 		if err == nil {
 			err = json.Unmarshal(b, &ts.conf)
 			if err == nil {
@@ -188,20 +176,19 @@ func (m *tenantManager) attach(ts *tenantShard) error {
 	if err != nil {
 		return err
 	}
-	ids := eng.Timelines()
-	if len(ids) > m.cfg.MaxTimelinesPerTenant {
-		eng.Close()
-		return fmt.Errorf("%w: %d timelines, limit %d", ErrLimit, len(ids), m.cfg.MaxTimelinesPerTenant)
-	}
 	tls := map[shard.TimelineID]*shardTimeline{}
-	for _, id := range ids {
+	ident := ts.conf.Identity()
+	for _, id := range eng.Timelines() {
 		tl, err := eng.Get(id)
 		if err != nil {
-			m.tasks.stop(context.Background(), tenantScope(ts.id))
 			eng.Close()
 			return err
 		}
-		tls[shard.TimelineID(id)] = m.startTimeline(ts, tl)
+		tls[shard.TimelineID(id)] = newShardTimeline(m.clk, ident, tl)
+	}
+	if len(tls) > m.cfg.MaxTimelinesPerTenant {
+		eng.Close()
+		return fmt.Errorf("%w: %d timelines, limit %d", ErrLimit, len(tls), m.cfg.MaxTimelinesPerTenant)
 	}
 	ts.mu.Lock()
 	ts.engine, ts.timelines, ts.broken = eng, tls, nil
@@ -209,19 +196,15 @@ func (m *tenantManager) attach(ts *tenantShard) error {
 	return nil
 }
 
-// detachEngine stops serving the shard's timelines, stops every task of
-// the shard (its streams, WAL receivers, background work) and closes its
-// engine. Called with ts.op held.
-func (m *tenantManager) detachEngine(ts *tenantShard) {
+// detachEngine stops serving the shard's timelines and closes its engine.
+// Called with ts.op held.
+func (ts *tenantShard) detachEngine() {
 	ts.mu.Lock()
 	eng, tls := ts.engine, ts.timelines
 	ts.engine, ts.timelines = nil, nil
 	ts.mu.Unlock()
 	for _, id := range slices.SortedFunc(maps.Keys(tls), compareTimelineID) {
 		tls[id].shutdown()
-	}
-	if left := m.tasks.stop(context.Background(), tenantScope(ts.id)); len(left) > 0 {
-		m.log.Error("tasks outlived their tenant's shutdown", "tenant_shard_id", ts.id, "tasks", left)
 	}
 	if eng != nil {
 		eng.Close()
@@ -244,44 +227,17 @@ func (m *tenantManager) get(id shard.TenantShardID) (*tenantShard, error) {
 	return ts, nil
 }
 
-// servingLocked reports why the shard does not serve (nil if it does).
-func (ts *tenantShard) servingLocked() error {
+// attached returns the shard's engine and timelines if it serves, or why not.
+func (ts *tenantShard) attached() (*timeline.Tenant, map[shard.TimelineID]*shardTimeline, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
 	switch {
 	case ts.broken != nil:
-		return ts.broken
+		return nil, nil, ts.broken
 	case !ts.conf.Mode.Attached() || ts.engine == nil:
-		return fmt.Errorf("%w: %s is %s", ErrNotAttached, ts.id, ts.conf.Mode)
+		return nil, nil, fmt.Errorf("%w: %s is %s", ErrNotAttached, ts.id, ts.conf.Mode)
 	}
-	return nil
-}
-
-// attached returns the shard's engine and its timelines sorted by id if it
-// serves, or why not. The slice is the caller's.
-func (ts *tenantShard) attached() (*timeline.Tenant, []*shardTimeline, error) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if err := ts.servingLocked(); err != nil {
-		return nil, nil, err
-	}
-	ids := slices.SortedFunc(maps.Keys(ts.timelines), compareTimelineID)
-	out := make([]*shardTimeline, len(ids))
-	for i, id := range ids {
-		out[i] = ts.timelines[id]
-	}
-	return ts.engine, out, nil
-}
-
-// lookup returns one timeline of a serving shard.
-func (ts *tenantShard) lookup(tid shard.TimelineID) (*shardTimeline, error) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if err := ts.servingLocked(); err != nil {
-		return nil, err
-	}
-	if st := ts.timelines[tid]; st != nil {
-		return st, nil
-	}
-	return nil, fmt.Errorf("%w: %s/%s", ErrUnknownTimeline, ts.id, tid)
+	return ts.engine, ts.timelines, nil
 }
 
 // Resolve implements Resolver for the page service: only attached,
@@ -291,12 +247,16 @@ func (m *tenantManager) Resolve(t pageapi.Target) (Timeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	tl, err := ts.lookup(t.Timeline)
-	if errors.Is(err, ErrNotAttached) {
-		return nil, fmt.Errorf("%w: %v", ErrUnknownTenant, err)
-	}
+	_, tls, err := ts.attached()
 	if err != nil {
+		if errors.Is(err, ErrNotAttached) {
+			return nil, fmt.Errorf("%w: %v", ErrUnknownTenant, err)
+		}
 		return nil, err
+	}
+	tl := tls[t.Timeline]
+	if tl == nil {
+		return nil, fmt.Errorf("%w: %s/%s", ErrUnknownTimeline, t.Shard, t.Timeline)
 	}
 	return tl, nil
 }
@@ -360,7 +320,7 @@ func (m *tenantManager) setLocation(ctx context.Context, id shard.TenantShardID,
 	running := ts.engine != nil
 	ts.mu.Unlock()
 	if running && reopen {
-		m.detachEngine(ts)
+		ts.detachEngine()
 		running = false
 	}
 	if conf.Mode.Attached() && !running {
@@ -393,7 +353,7 @@ func tenantConfEqual(a, b *pageapi.TenantConf) bool {
 // renamed to a .deleting name durably first, so a crash mid-removal never
 // leaves a partial tenant that start-up would load. Called with ts.op held.
 func (m *tenantManager) detach(ts *tenantShard) error {
-	m.detachEngine(ts)
+	ts.detachEngine()
 	dir, gone := ts.dir(), ts.dir()+deletingSuffix
 	if _, err := m.fs.Stat(dir); err == nil {
 		if err := m.fs.RemoveAll(gone); err != nil {
@@ -461,7 +421,7 @@ func (m *tenantManager) createTimeline(ctx context.Context, id shard.TenantShard
 	if err != nil {
 		return pageapi.TimelineInfo{}, err
 	}
-	if _, err := ts.lookup(req.NewTimelineID); err == nil {
+	if _, ok := tls[req.NewTimelineID]; ok {
 		return pageapi.TimelineInfo{}, fmt.Errorf("%w: %s", ErrTimelineExists, req.NewTimelineID)
 	}
 	if len(tls) >= m.cfg.MaxTimelinesPerTenant {
@@ -475,9 +435,9 @@ func (m *tenantManager) createTimeline(ctx context.Context, id shard.TenantShard
 		}
 		tl, err = eng.Create(timeline.ID(req.NewTimelineID), init)
 	} else {
-		parent, perr := ts.lookup(*req.AncestorTimelineID)
-		if perr != nil {
-			return pageapi.TimelineInfo{}, fmt.Errorf("ancestor: %w", perr)
+		parent := tls[*req.AncestorTimelineID]
+		if parent == nil {
+			return pageapi.TimelineInfo{}, fmt.Errorf("%w: ancestor %s", ErrUnknownTimeline, *req.AncestorTimelineID)
 		}
 		at := parent.LastRecordLSN()
 		if req.AncestorStartLSN != nil {
@@ -491,7 +451,7 @@ func (m *tenantManager) createTimeline(ctx context.Context, id shard.TenantShard
 		}
 		return pageapi.TimelineInfo{}, err
 	}
-	st := m.startTimeline(ts, tl)
+	st := newShardTimeline(m.clk, ts.conf.Identity(), tl)
 	ts.mu.Lock()
 	ts.timelines[req.NewTimelineID] = st
 	ts.mu.Unlock()
@@ -520,10 +480,17 @@ func (m *tenantManager) listTimelines(id shard.TenantShardID) ([]pageapi.Timelin
 	if err != nil {
 		return nil, err
 	}
-	_, sts, err := ts.attached()
+	_, tls, err := ts.attached()
 	if err != nil {
 		return nil, err
 	}
+	ts.mu.Lock()
+	ids := slices.SortedFunc(maps.Keys(tls), compareTimelineID)
+	sts := make([]*shardTimeline, len(ids))
+	for i, tid := range ids {
+		sts[i] = tls[tid]
+	}
+	ts.mu.Unlock()
 	out := make([]pageapi.TimelineInfo, len(sts))
 	for i, st := range sts {
 		out[i] = timelineInfo(id, st)
@@ -550,33 +517,6 @@ func (m *tenantManager) close() {
 	}
 	m.mu.Unlock()
 	for _, ts := range shards {
-		m.detachEngine(ts)
-	}
-}
-
-// flushAll flushes every attached timeline (shutdown: a restart then
-// resumes ingest from durable layers rather than re-reading WAL).
-func (m *tenantManager) flushAll() {
-	m.mu.Lock()
-	ids := slices.SortedFunc(maps.Keys(m.shards), shard.TenantShardID.Compare)
-	shards := make([]*tenantShard, len(ids))
-	for i, id := range ids {
-		shards[i] = m.shards[id]
-	}
-	m.mu.Unlock()
-	for _, ts := range shards {
-		_, sts, err := ts.attached()
-		if err != nil {
-			continue
-		}
-		for _, st := range sts {
-			tid := shard.TimelineID(st.tl.ID())
-			if st.tl.LastRecordLSN() == st.tl.DiskConsistentLSN() {
-				continue
-			}
-			if err := st.tl.Flush(); err != nil {
-				m.log.Warn("flush at shutdown failed; WAL above disk_consistent_lsn is re-read at start", "tenant_shard_id", ts.id, "timeline_id", tid, "err", err)
-			}
-		}
+		ts.detachEngine()
 	}
 }
