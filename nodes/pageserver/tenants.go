@@ -64,19 +64,41 @@ func (ts *tenantShard) dir() string { return tenantsDir + "/" + ts.id.String() }
 // tenantManager holds the node's tenant shards. The map is guarded by mu;
 // each shard's changes are serialized by the shard's op lock.
 type tenantManager struct {
-	clk  clock.Clock
-	fs   disk.FS
-	log  *slog.Logger
-	cfg  Config
-	node uint64
+	clk   clock.Clock
+	fs    disk.FS
+	log   *slog.Logger
+	cfg   Config
+	node  uint64
+	tasks *taskRegistry
+	// Background work is bounded across the node, per kind.
+	flushSem, compactSem, gcSem *clock.Semaphore
 
 	mu     sync.Mutex
 	shards map[shard.TenantShardID]*tenantShard
 	closed bool
 }
 
-func newTenantManager(clk clock.Clock, fs disk.FS, log *slog.Logger, cfg Config) *tenantManager {
-	return &tenantManager{clk: clk, fs: fs, log: log, cfg: cfg, node: cfg.NodeID, shards: map[shard.TenantShardID]*tenantShard{}}
+func newTenantManager(clk clock.Clock, fs disk.FS, log *slog.Logger, tasks *taskRegistry, cfg Config) *tenantManager {
+	n := int64(cfg.MaxConcurrentBackground)
+	return &tenantManager{clk: clk, fs: fs, log: log, cfg: cfg, node: cfg.NodeID, tasks: tasks,
+		flushSem: clock.NewSemaphore(clk, n), compactSem: clock.NewSemaphore(clk, n), gcSem: clock.NewSemaphore(clk, n),
+		shards: map[shard.TenantShardID]*tenantShard{}}
+}
+
+// startTimeline wraps an engine timeline of an attached shard and starts
+// its background work.
+func (m *tenantManager) startTimeline(ts *tenantShard, tl *timeline.Timeline) *shardTimeline {
+	conf := engineConfig(ts.conf.TenantConf)
+	horizon := conf.GCHorizonBytes
+	if horizon == 0 {
+		horizon = timeline.DefaultGCHorizonBytes
+	}
+	st := newShardTimeline(m.clk, ts.conf.Identity(), tl, horizon)
+	st.leaseLength = scheduleOf(ts.conf.TenantConf).leaseLength
+	tid := shard.TimelineID(tl.ID())
+	m.tasks.spawn(context.Background(), taskBackground, timelineScope(ts.id, tid), ts.id.String()+"/"+tid.String(),
+		func(ctx context.Context) { m.background(ctx, ts.id, st, scheduleOf(ts.conf.TenantConf)) })
+	return st
 }
 
 // load reads every shard's location config from disk and loads the
@@ -176,19 +198,20 @@ func (m *tenantManager) attach(ts *tenantShard) error {
 	if err != nil {
 		return err
 	}
+	ids := eng.Timelines()
+	if len(ids) > m.cfg.MaxTimelinesPerTenant {
+		eng.Close()
+		return fmt.Errorf("%w: %d timelines, limit %d", ErrLimit, len(ids), m.cfg.MaxTimelinesPerTenant)
+	}
 	tls := map[shard.TimelineID]*shardTimeline{}
-	ident := ts.conf.Identity()
-	for _, id := range eng.Timelines() {
+	for _, id := range ids {
 		tl, err := eng.Get(id)
 		if err != nil {
+			m.tasks.stop(context.Background(), tenantScope(ts.id))
 			eng.Close()
 			return err
 		}
-		tls[shard.TimelineID(id)] = newShardTimeline(m.clk, ident, tl)
-	}
-	if len(tls) > m.cfg.MaxTimelinesPerTenant {
-		eng.Close()
-		return fmt.Errorf("%w: %d timelines, limit %d", ErrLimit, len(tls), m.cfg.MaxTimelinesPerTenant)
+		tls[shard.TimelineID(id)] = m.startTimeline(ts, tl)
 	}
 	ts.mu.Lock()
 	ts.engine, ts.timelines, ts.broken = eng, tls, nil
@@ -196,15 +219,19 @@ func (m *tenantManager) attach(ts *tenantShard) error {
 	return nil
 }
 
-// detachEngine stops serving the shard's timelines and closes its engine.
-// Called with ts.op held.
-func (ts *tenantShard) detachEngine() {
+// detachEngine stops serving the shard's timelines, stops every task of
+// the shard (its streams, WAL receivers, background work) and closes its
+// engine. Called with ts.op held.
+func (m *tenantManager) detachEngine(ts *tenantShard) {
 	ts.mu.Lock()
 	eng, tls := ts.engine, ts.timelines
 	ts.engine, ts.timelines = nil, nil
 	ts.mu.Unlock()
 	for _, id := range slices.SortedFunc(maps.Keys(tls), compareTimelineID) {
 		tls[id].shutdown()
+	}
+	if left := m.tasks.stop(context.Background(), tenantScope(ts.id)); len(left) > 0 {
+		m.log.Error("tasks outlived their tenant's shutdown", "tenant_shard_id", ts.id, "tasks", left)
 	}
 	if eng != nil {
 		eng.Close()
@@ -227,17 +254,44 @@ func (m *tenantManager) get(id shard.TenantShardID) (*tenantShard, error) {
 	return ts, nil
 }
 
-// attached returns the shard's engine and timelines if it serves, or why not.
-func (ts *tenantShard) attached() (*timeline.Tenant, map[shard.TimelineID]*shardTimeline, error) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
+// servingLocked reports why the shard does not serve (nil if it does).
+func (ts *tenantShard) servingLocked() error {
 	switch {
 	case ts.broken != nil:
-		return nil, nil, ts.broken
+		return ts.broken
 	case !ts.conf.Mode.Attached() || ts.engine == nil:
-		return nil, nil, fmt.Errorf("%w: %s is %s", ErrNotAttached, ts.id, ts.conf.Mode)
+		return fmt.Errorf("%w: %s is %s", ErrNotAttached, ts.id, ts.conf.Mode)
 	}
-	return ts.engine, ts.timelines, nil
+	return nil
+}
+
+// attached returns the shard's engine and its timelines sorted by id if it
+// serves, or why not. The slice is the caller's.
+func (ts *tenantShard) attached() (*timeline.Tenant, []*shardTimeline, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if err := ts.servingLocked(); err != nil {
+		return nil, nil, err
+	}
+	ids := slices.SortedFunc(maps.Keys(ts.timelines), compareTimelineID)
+	out := make([]*shardTimeline, len(ids))
+	for i, id := range ids {
+		out[i] = ts.timelines[id]
+	}
+	return ts.engine, out, nil
+}
+
+// lookup returns one timeline of a serving shard.
+func (ts *tenantShard) lookup(tid shard.TimelineID) (*shardTimeline, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if err := ts.servingLocked(); err != nil {
+		return nil, err
+	}
+	if st := ts.timelines[tid]; st != nil {
+		return st, nil
+	}
+	return nil, fmt.Errorf("%w: %s/%s", ErrUnknownTimeline, ts.id, tid)
 }
 
 // Resolve implements Resolver for the page service: only attached,
@@ -247,16 +301,12 @@ func (m *tenantManager) Resolve(t pageapi.Target) (Timeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, tls, err := ts.attached()
-	if err != nil {
-		if errors.Is(err, ErrNotAttached) {
-			return nil, fmt.Errorf("%w: %v", ErrUnknownTenant, err)
-		}
-		return nil, err
+	tl, err := ts.lookup(t.Timeline)
+	if errors.Is(err, ErrNotAttached) {
+		return nil, fmt.Errorf("%w: %v", ErrUnknownTenant, err)
 	}
-	tl := tls[t.Timeline]
-	if tl == nil {
-		return nil, fmt.Errorf("%w: %s/%s", ErrUnknownTimeline, t.Shard, t.Timeline)
+	if err != nil {
+		return nil, err
 	}
 	return tl, nil
 }
@@ -320,7 +370,7 @@ func (m *tenantManager) setLocation(ctx context.Context, id shard.TenantShardID,
 	running := ts.engine != nil
 	ts.mu.Unlock()
 	if running && reopen {
-		ts.detachEngine()
+		m.detachEngine(ts)
 		running = false
 	}
 	if conf.Mode.Attached() && !running {
@@ -353,7 +403,7 @@ func tenantConfEqual(a, b *pageapi.TenantConf) bool {
 // renamed to a .deleting name durably first, so a crash mid-removal never
 // leaves a partial tenant that start-up would load. Called with ts.op held.
 func (m *tenantManager) detach(ts *tenantShard) error {
-	ts.detachEngine()
+	m.detachEngine(ts)
 	dir, gone := ts.dir(), ts.dir()+deletingSuffix
 	if _, err := m.fs.Stat(dir); err == nil {
 		if err := m.fs.RemoveAll(gone); err != nil {
@@ -421,7 +471,7 @@ func (m *tenantManager) createTimeline(ctx context.Context, id shard.TenantShard
 	if err != nil {
 		return pageapi.TimelineInfo{}, err
 	}
-	if _, ok := tls[req.NewTimelineID]; ok {
+	if _, err := ts.lookup(req.NewTimelineID); err == nil {
 		return pageapi.TimelineInfo{}, fmt.Errorf("%w: %s", ErrTimelineExists, req.NewTimelineID)
 	}
 	if len(tls) >= m.cfg.MaxTimelinesPerTenant {
@@ -435,9 +485,9 @@ func (m *tenantManager) createTimeline(ctx context.Context, id shard.TenantShard
 		}
 		tl, err = eng.Create(timeline.ID(req.NewTimelineID), init)
 	} else {
-		parent := tls[*req.AncestorTimelineID]
-		if parent == nil {
-			return pageapi.TimelineInfo{}, fmt.Errorf("%w: ancestor %s", ErrUnknownTimeline, *req.AncestorTimelineID)
+		parent, perr := ts.lookup(*req.AncestorTimelineID)
+		if perr != nil {
+			return pageapi.TimelineInfo{}, fmt.Errorf("ancestor: %w", perr)
 		}
 		at := parent.LastRecordLSN()
 		if req.AncestorStartLSN != nil {
@@ -451,7 +501,7 @@ func (m *tenantManager) createTimeline(ctx context.Context, id shard.TenantShard
 		}
 		return pageapi.TimelineInfo{}, err
 	}
-	st := newShardTimeline(m.clk, ts.conf.Identity(), tl)
+	st := m.startTimeline(ts, tl)
 	ts.mu.Lock()
 	ts.timelines[req.NewTimelineID] = st
 	ts.mu.Unlock()
@@ -480,17 +530,10 @@ func (m *tenantManager) listTimelines(id shard.TenantShardID) ([]pageapi.Timelin
 	if err != nil {
 		return nil, err
 	}
-	_, tls, err := ts.attached()
+	_, sts, err := ts.attached()
 	if err != nil {
 		return nil, err
 	}
-	ts.mu.Lock()
-	ids := slices.SortedFunc(maps.Keys(tls), compareTimelineID)
-	sts := make([]*shardTimeline, len(ids))
-	for i, tid := range ids {
-		sts[i] = tls[tid]
-	}
-	ts.mu.Unlock()
 	out := make([]pageapi.TimelineInfo, len(sts))
 	for i, st := range sts {
 		out[i] = timelineInfo(id, st)
@@ -517,6 +560,33 @@ func (m *tenantManager) close() {
 	}
 	m.mu.Unlock()
 	for _, ts := range shards {
-		ts.detachEngine()
+		m.detachEngine(ts)
+	}
+}
+
+// flushAll flushes every attached timeline (shutdown: a restart then
+// resumes ingest from durable layers rather than re-reading WAL).
+func (m *tenantManager) flushAll() {
+	m.mu.Lock()
+	ids := slices.SortedFunc(maps.Keys(m.shards), shard.TenantShardID.Compare)
+	shards := make([]*tenantShard, len(ids))
+	for i, id := range ids {
+		shards[i] = m.shards[id]
+	}
+	m.mu.Unlock()
+	for _, ts := range shards {
+		_, sts, err := ts.attached()
+		if err != nil {
+			continue
+		}
+		for _, st := range sts {
+			tid := shard.TimelineID(st.tl.ID())
+			if st.tl.LastRecordLSN() == st.tl.DiskConsistentLSN() {
+				continue
+			}
+			if err := st.tl.Flush(); err != nil {
+				m.log.Warn("flush at shutdown failed; WAL above disk_consistent_lsn is re-read at start", "tenant_shard_id", ts.id, "timeline_id", tid, "err", err)
+			}
+		}
 	}
 }
