@@ -32,6 +32,10 @@ type Config struct {
 	MaxConcurrentBackground int
 	// PageService are the page service's limits.
 	PageService PageServiceConfig
+	// WALReceiver configures WAL ingest from the safekeepers.
+	WALReceiver WALReceiverConfig
+	// Bugs plants deliberate defects; only the simulator sets it.
+	Bugs Bugs
 }
 
 // Defaults of Config.
@@ -52,6 +56,7 @@ func (c Config) withDefaults() Config {
 		c.MaxConcurrentBackground = DefaultMaxConcurrentBackground
 	}
 	c.PageService = c.PageService.withDefaults()
+	c.WALReceiver = c.WALReceiver.withDefaults()
 	return c
 }
 
@@ -69,6 +74,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxConcurrentBackground %d < 1", ErrConfig, c.MaxConcurrentBackground)
 	case c.MaxTimelinesPerTenant < 1:
 		return fmt.Errorf("%w: MaxTimelinesPerTenant %d < 1", ErrConfig, c.MaxTimelinesPerTenant)
+	}
+	if err := c.WALReceiver.Validate(); err != nil {
+		return err
 	}
 	return c.PageService.Validate()
 }

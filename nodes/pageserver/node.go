@@ -9,6 +9,7 @@ import (
 
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/jwtauth"
+	"github.com/stratadb/strata/nodes/broker/brokerapi"
 	"github.com/stratadb/strata/nodes/node"
 )
 
@@ -42,6 +43,15 @@ func Start(env node.Env, cfg Config) (*Node, error) {
 		n.auth = v
 	}
 	n.tenants = newTenantManager(env.Clock, env.Disk, env.Log, n.tasks, cfg)
+	wm, err := newWALMetrics(env.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	n.tenants.wal = walEnv{clk: env.Clock, net: env.Net}
+	n.tenants.walMetrics = wm
+	if cfg.WALReceiver.BrokerAddr != "" {
+		n.tenants.broker = brokerapi.NewClient(env.Net, env.Clock, cfg.WALReceiver.BrokerAddr, cfg.WALReceiver.CallTimeout)
+	}
 	if err := n.tenants.load(); err != nil {
 		return nil, err
 	}
@@ -49,6 +59,7 @@ func Start(env node.Env, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	ps.bugs = cfg.Bugs
 	n.pages = ps
 	n.registerMgmt()
 
@@ -109,6 +120,9 @@ func (n *Node) Shutdown(ctx context.Context, drain time.Duration) []string {
 		n.httpLis.Close()
 	}
 	n.tenants.close()
+	if n.tenants.broker != nil {
+		_ = n.tenants.broker.Close()
+	}
 	left = append(left, n.tasks.stop(ctx, nodeScope())...)
 	if len(left) > 0 {
 		log.Error("tasks still running after shutdown", "tasks", left)

@@ -176,6 +176,7 @@ type PageService struct {
 	resolver Resolver
 	auth     *jwtauth.Verifier // nil: tokens are not checked
 	tasks    *taskRegistry
+	bugs     Bugs
 
 	streams  *clock.Semaphore
 	draining atomic.Bool // new calls are refused Unavailable
@@ -294,6 +295,9 @@ func (ps *PageService) readLSN(ctx context.Context, tl Timeline, r *pageapi.Read
 	if nms != 0 {
 		wait = nms
 	}
+	if ps.bugs.NoWaitForIngest {
+		wait = min(wait, tl.LastRecordLSN())
+	}
 	wctx, cancel := clock.WithTimeout(ps.clk, ctx, ps.cfg.WaitLSNTimeout)
 	err := tl.WaitLSN(wctx, wait)
 	cancel()
@@ -303,7 +307,7 @@ func (ps *PageService) readLSN(ctx context.Context, tl Timeline, r *pageapi.Read
 		}
 		return 0, err
 	}
-	if nms != 0 {
+	if nms != 0 || ps.bugs.NoWaitForIngest {
 		return min(req, tl.LastRecordLSN()), nil
 	}
 	return req, nil
@@ -425,7 +429,7 @@ func (ps *PageService) readPages(ctx context.Context, tl Timeline, req *pageapi.
 	}
 	id := tl.Shard()
 	for _, blk := range req.BlockNumber {
-		if k := keys.RelBlockKey(rel, blk); !id.IsUnsharded() {
+		if k := keys.RelBlockKey(rel, blk); !id.IsUnsharded() && !ps.bugs.ServeOtherShards {
 			if owner := id.ShardOf(k); owner != id.Number {
 				return nil, fmt.Errorf("%w: block %d of %v is on shard %s, not %s", ErrWrongShard, blk, rel,
 					shard.ShardIndex{Number: owner, Count: id.Count}, id.Index())

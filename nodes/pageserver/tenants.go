@@ -17,6 +17,7 @@ import (
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/engine/timeline"
+	"github.com/stratadb/strata/nodes/broker/brokerapi"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 )
 
@@ -70,6 +71,11 @@ type tenantManager struct {
 	cfg   Config
 	node  uint64
 	tasks *taskRegistry
+	// WAL receivers: the node's network and clock, metrics, and the broker
+	// client (nil: no receivers run).
+	wal        walEnv
+	walMetrics *walMetrics
+	broker     *brokerapi.Client
 	// Background work is bounded across the node, per kind.
 	flushSem, compactSem, gcSem *clock.Semaphore
 
@@ -98,6 +104,12 @@ func (m *tenantManager) startTimeline(ts *tenantShard, tl *timeline.Timeline) *s
 	tid := shard.TimelineID(tl.ID())
 	m.tasks.spawn(context.Background(), taskBackground, timelineScope(ts.id, tid), ts.id.String()+"/"+tid.String(),
 		func(ctx context.Context) { m.background(ctx, ts.id, st, scheduleOf(ts.conf.TenantConf)) })
+	if m.broker != nil {
+		r := &walReceiver{env: m.wal, cfg: m.cfg.WALReceiver, id: ts.id, tid: tid, st: st, metrics: m.walMetrics,
+			broker: m.broker, bugs: m.cfg.Bugs, sel: newSelector(m.cfg.WALReceiver),
+			log: m.log.With("tenant_shard_id", ts.id.String(), "timeline_id", tid.String())}
+		m.tasks.spawn(context.Background(), taskWALReceiver, timelineScope(ts.id, tid), ts.id.String()+"/"+tid.String(), r.run)
+	}
 	return st
 }
 

@@ -1,0 +1,16 @@
+package pageserver
+
+// Bugs are deliberate defects the simulator plants to prove its checkers
+// can fail (the pageserver scenario's planted bugs). Production code always
+// passes the zero value.
+type Bugs struct {
+	// NoWaitForIngest: a read above the last ingested LSN is answered at
+	// once from what is there instead of waiting for ingest.
+	NoWaitForIngest bool
+	// ResumeWrongLSN: a WAL receiver that (re)connects resumes at the
+	// safekeeper's commit LSN instead of where ingest stands, skipping WAL.
+	ResumeWrongLSN bool
+	// ServeOtherShards: the page service answers blocks its shard does not
+	// own (from whatever that shard's timeline holds for them).
+	ServeOtherShards bool
+}
