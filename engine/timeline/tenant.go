@@ -185,6 +185,7 @@ func (tn *Tenant) newTimeline(id ID, m metadata) *Timeline {
 	}
 	t.cur = &version{
 		tl:       t,
+		seq:      1, // 0 is "no base" in an edit
 		layers:   layermap.Empty[walrec.Value]().WithOpen(inmem.New[walrec.Value](m.DiskConsistentLSN+1, valueInfo)),
 		files:    slices.Clone(m.Layers),
 		dcl:      m.DiskConsistentLSN,

@@ -77,6 +77,8 @@ type Timeline struct {
 	// doomed are the names of layer files an installed edit removed that
 	// are not deleted yet (a reader still holds them).
 	doomed map[string]bool
+	// rebased counts edits applied to a newer version than their base.
+	rebased int
 }
 
 // ID returns the timeline's id.

@@ -97,8 +97,9 @@ func (k editKind) persisted() bool { return k >= editFlush }
 // download) add their fields and a case in timeline.next.
 type versionEdit struct {
 	kind editKind
-	// base is the seq of the version the edit was computed against; apply
-	// rebases when it is not the current one.
+	// base is the seq of the version the edit was computed against (0:
+	// none, the edit is computed from state its kind's own lock keeps
+	// stable); apply rebases when it is not the current one.
 	base uint64
 
 	add    []*fileLayer // new layer files, durable before the edit is applied
@@ -221,6 +222,9 @@ func (t *Timeline) apply(e *versionEdit) error {
 	}
 	t.mu.Lock()
 	t.installLocked(n, e.remove)
+	if e.base != 0 && e.base != cur.seq {
+		t.rebased++
+	}
 	t.mu.Unlock()
 	if t.tenant.bugs.DeleteReplacedEarly {
 		t.mu.Lock()
