@@ -435,3 +435,5 @@ func TestPageServiceConfigValidate(t *testing.T) {
 		t.Errorf("zero config: %v", err)
 	}
 }
+
+func lsnOf(v uint64) lsn.LSN { return lsn.LSN(v) }

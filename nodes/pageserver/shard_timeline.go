@@ -82,8 +82,19 @@ func (s *shardTimeline) RelSize(rel keys.RelTag, at lsn.LSN) (uint32, error) {
 
 // Ingest adds one record and, once the engine holds it, tells waiting
 // readers. A record the engine kept although its flush failed counts as
-// ingested: reads at its LSN are answerable.
+// ingested: reads at its LSN are answerable. A shard stores only the keys
+// it owns (and the global ones): a record for another shard's key is
+// ingested as an empty logical message, which moves last_record_lsn
+// without storing anything.
 func (s *shardTimeline) Ingest(at lsn.LSN, rec walrec.Record) error {
+	if s.ident.Count >= 2 {
+		for _, kv := range walrec.Decompose(rec) {
+			if !s.ident.IsKeyLocal(kv.Key) {
+				rec = walrec.LogicalMessage{}
+				break
+			}
+		}
+	}
 	err := s.tl.Ingest(at, rec)
 	if err == nil || errors.Is(err, timeline.ErrFlushFailed) {
 		s.ingested.Advance(at)
