@@ -459,13 +459,16 @@ func (s *Store) Close() error {
 
 // ReadFrames returns whole frames of flushed WAL from from (a frame
 // boundary) towards to, at most maxBytes unless the first frame alone is
-// larger. Damaged frames are reported as ErrCorrupt, never returned.
+// larger. A frame that to (or maxBytes) cuts is left out: to need not be a
+// frame boundary, and an empty result means no whole frame fits. Damaged
+// frames are reported as ErrCorrupt, never returned.
 func (s *Store) ReadFrames(from, to lsn.LSN, maxBytes int) ([]byte, error) {
 	to = min(to, s.flush)
 	if from > to || from < s.ctl.Acceptor.StartLSN {
 		return nil, fmt.Errorf("%w: read %s..%s, WAL is [%s, %s)", ErrRange, from, to, s.ctl.Acceptor.StartLSN, s.flush)
 	}
-	want := min(to, from+lsn.LSN(maxBytes))
+	// At least a frame header, so that the first frame's length is known.
+	want := min(to, from+lsn.LSN(max(maxBytes, skproto.FrameHeaderBytes)))
 	segs, err := s.listSegments()
 	if err != nil {
 		return nil, err
@@ -483,9 +486,26 @@ func (s *Store) ReadFrames(from, to lsn.LSN, maxBytes int) ([]byte, error) {
 		}
 	}
 	n := s.framePrefix(data)
-	cut := want < to // the tail may be a frame cut by maxBytes
-	if len(data) != int(want-from) || (n < len(data) && !cut) || (n == 0 && len(data) > 0) {
+	if len(data) != int(want-from) || (n < len(data) && !s.cutTail(data[n:], from, from+lsn.LSN(n), want, to)) {
 		return nil, fmt.Errorf("%w: %s: WAL at %s fails its frame checks", ErrCorrupt, s.dir, from+lsn.LSN(n))
 	}
 	return data[:n], nil
+}
+
+// cutTail reports whether tail, the bytes [at, want) after the whole valid
+// frames of a read [from, to), is a frame the read's bounds cut rather than
+// damage: a frame that runs past to (its header sound and its end within
+// the WAL, or its header itself cut by to), or anything after at least one
+// whole frame when maxBytes cut the read. A damaged frame there is found by
+// the read that starts at it.
+func (s *Store) cutTail(tail []byte, from, at, want, to lsn.LSN) bool {
+	if want == to {
+		if len(tail) < skproto.FrameHeaderBytes {
+			return true
+		}
+		if fl, ok := skproto.PeekFrameLen(tail); ok && fl > len(tail) && at+lsn.LSN(fl) <= s.flush {
+			return true
+		}
+	}
+	return want < to && at > from
 }

@@ -439,3 +439,54 @@ func TestReadFramesChecksums(t *testing.T) {
 		})
 	}
 }
+
+// TestReadFramesBoundsCutFrames: a read whose end falls inside a frame, or
+// whose byte limit is below a frame header, returns the whole frames before
+// the cut (possibly none) instead of reporting the intact WAL as corrupt —
+// a client's odd bounds must never take a timeline out of service. Damage
+// is still reported.
+func TestReadFramesBoundsCutFrames(t *testing.T) {
+	fsys := simdisk.New(simdisk.Options{})
+	s, err := Create(fsys, testDir, newControl(1024, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wal := frames(6, 1)
+	if err := s.Write(0, wal); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f0, _ := skproto.PeekFrameLen(wal)
+	f1, _ := skproto.PeekFrameLen(wal[f0:])
+	for _, tc := range []struct {
+		name     string
+		from, to lsn.LSN
+		max      int
+		want     int // bytes returned
+	}{
+		{"end inside the first frame", 0, lsn.LSN(f0 - 1), 1 << 20, 0},
+		{"end inside the second frame", 0, lsn.LSN(f0 + 3), 1 << 20, f0},
+		{"end inside a header", 0, lsn.LSN(f0 + 2), 1 << 20, f0},
+		{"limit below a header", 0, lsn.LSN(len(wal)), 3, f0},
+		{"limit inside the second frame", 0, lsn.LSN(len(wal)), f0 + 1, f0},
+		{"limit and end inside frames", lsn.LSN(f0), lsn.LSN(f0 + f1 + 1), 1, f1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := s.ReadFrames(tc.from, tc.to, tc.max)
+			if err != nil {
+				t.Fatalf("ReadFrames(%s, %s, %d) = %v", tc.from, tc.to, tc.max, err)
+			}
+			if !bytes.Equal(b, wal[tc.from:int(tc.from)+tc.want]) {
+				t.Fatalf("ReadFrames(%s, %s, %d) returned %d bytes, want the %d before the cut", tc.from, tc.to, tc.max, len(b), tc.want)
+			}
+		})
+	}
+	if err := fsys.Corrupt(path.Join(testDir, walDir, SegmentName(0)+partialSuffix), int64(f0+f1+9)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadFrames(lsn.LSN(f0+f1), lsn.LSN(len(wal)-1), 1<<20); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged frame with the end inside a later frame: %v, want ErrCorrupt", err)
+	}
+}
