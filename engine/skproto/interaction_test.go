@@ -122,10 +122,11 @@ func (e *env) handle(t testing.TB, d *datadriven.TestData) string {
 		return "ok"
 	case "propose":
 		name := arg("name")
-		maxBuf := 0
+		maxBuf, maxRecover := 0, 0
 		d.MaybeScanArgs(t, "max-buffer", &maxBuf)
+		d.MaybeScanArgs(t, "max-recover", &maxRecover)
 		p, err := NewProposer(ProposerConfig{ID: name, StartLSN: e.start, Acceptors: e.accOrder,
-			MaxAppendBytes: 64, MaxInflightBytes: 256, MaxBufferBytes: maxBuf, Bugs: e.bugs})
+			MaxAppendBytes: 64, MaxInflightBytes: 256, MaxBufferBytes: maxBuf, MaxRecoverBytes: maxRecover, Bugs: e.bugs})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,13 +201,13 @@ func (e *env) handle(t testing.TB, d *datadriven.TestData) string {
 			return "nothing missing"
 		}
 		src := e.accs[need.From]
-		data := src.wal[need.Start-e.start : need.End-e.start]
+		data := readWindow(src.wal, e.start, need)
 		outs, err := p.Recovered(need.Start, data)
 		if err != nil {
 			return "error: " + err.Error()
 		}
 		e.send(name, outs)
-		return fmt.Sprintf("read %s..%s from %s\n%s", need.Start, need.End, need.From, e.queued())
+		return fmt.Sprintf("read %s..%s from %s\n%s", need.Start, need.Start+lsn.LSN(len(data)), need.From, e.queued())
 	case "crash":
 		name := arg("acceptor")
 		kept := e.queue[:0]
@@ -326,4 +327,20 @@ func TestAcceptorRejects(t *testing.T) {
 	if _, err := a.Step(ProposerElected{Term: 5, History: TermHistory{{5, 16}}}); !errors.Is(err, ErrProtocol) {
 		t.Fatalf("elected without vote: %v", err)
 	}
+}
+
+// readWindow is what a safekeeper serves for need out of wal (which starts
+// at walStart): whole frames from need.Start towards need.End, at most
+// need.MaxBytes unless the first frame alone is larger.
+func readWindow(wal []byte, walStart lsn.LSN, need NeedWAL) []byte {
+	data := wal[need.Start-walStart : need.End-walStart]
+	n := 0
+	for n < len(data) {
+		fl, ok := PeekFrameLen(data[n:])
+		if !ok || n+fl > len(data) || (n > 0 && n+fl > need.MaxBytes) {
+			break
+		}
+		n += fl
+	}
+	return data[:n]
 }

@@ -45,28 +45,62 @@ type ProposerConfig struct {
 	// below the commit LSN is dropped and re-read from a peer when needed.
 	// Default 64 MiB.
 	MaxBufferBytes int
+	// MaxRecoverBytes bounds one recovery window: WAL a lagging acceptor
+	// lacks below the buffer is re-read (NeedWAL) and held in windows of at
+	// most this many bytes (or one frame, if a single frame is larger),
+	// one window at a time and apart from the buffer, so a gap of any size
+	// is recovered in bounded memory and a failed read costs one window.
+	// Default 8 MiB; at least MaxAppendBytes.
+	MaxRecoverBytes int
 	// Bugs plants deliberate defects (simulator only).
 	Bugs Bugs
 }
 
-func (c *ProposerConfig) fill() error {
-	if len(c.Acceptors) == 0 {
-		return fmt.Errorf("skproto: proposer needs at least one acceptor")
+// Proposer defaults.
+const (
+	DefaultMaxAppendBytes   = 128 << 10
+	DefaultMaxInflightBytes = 4 << 20
+	DefaultMaxBufferBytes   = 64 << 20
+	DefaultMaxRecoverBytes  = 8 << 20
+)
+
+// ErrConfig is wrapped by every error ProposerConfig.Validate returns.
+var ErrConfig = errors.New("skproto: invalid proposer config")
+
+// withDefaults fills zero limits with the defaults.
+func (c ProposerConfig) withDefaults() ProposerConfig {
+	if c.MaxAppendBytes == 0 {
+		c.MaxAppendBytes = DefaultMaxAppendBytes
 	}
-	if c.MaxAppendBytes <= 0 {
-		c.MaxAppendBytes = 128 << 10
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
 	}
-	if c.MaxInflightBytes <= 0 {
-		c.MaxInflightBytes = 4 << 20
+	if c.MaxBufferBytes == 0 {
+		c.MaxBufferBytes = DefaultMaxBufferBytes
 	}
-	if c.MaxBufferBytes <= 0 {
-		c.MaxBufferBytes = 64 << 20
+	if c.MaxRecoverBytes == 0 {
+		c.MaxRecoverBytes = DefaultMaxRecoverBytes
 	}
-	if c.MaxAppendBytes > MaxAppendWALBytes {
-		return fmt.Errorf("skproto: MaxAppendBytes %d over the acceptors' limit %d", c.MaxAppendBytes, MaxAppendWALBytes)
-	}
-	if c.MaxInflightBytes < c.MaxAppendBytes {
-		return fmt.Errorf("skproto: MaxInflightBytes %d below MaxAppendBytes %d", c.MaxInflightBytes, c.MaxAppendBytes)
+	return c
+}
+
+// Validate checks the configuration (with defaults applied to a copy): at
+// least one acceptor, no negative limit, MaxAppendBytes within the
+// acceptors' limit, and the windows at least one append wide.
+func (c ProposerConfig) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case len(c.Acceptors) == 0:
+		return fmt.Errorf("%w: Acceptors: at least one is needed", ErrConfig)
+	case c.MaxAppendBytes < 0, c.MaxInflightBytes < 0, c.MaxBufferBytes < 0, c.MaxRecoverBytes < 0:
+		return fmt.Errorf("%w: negative limit (MaxAppendBytes %d, MaxInflightBytes %d, MaxBufferBytes %d, MaxRecoverBytes %d)",
+			ErrConfig, c.MaxAppendBytes, c.MaxInflightBytes, c.MaxBufferBytes, c.MaxRecoverBytes)
+	case c.MaxAppendBytes > MaxAppendWALBytes:
+		return fmt.Errorf("%w: MaxAppendBytes %d over the acceptors' limit %d", ErrConfig, c.MaxAppendBytes, MaxAppendWALBytes)
+	case c.MaxInflightBytes < c.MaxAppendBytes:
+		return fmt.Errorf("%w: MaxInflightBytes %d below MaxAppendBytes %d", ErrConfig, c.MaxInflightBytes, c.MaxAppendBytes)
+	case c.MaxRecoverBytes < c.MaxAppendBytes:
+		return fmt.Errorf("%w: MaxRecoverBytes %d below MaxAppendBytes %d", ErrConfig, c.MaxRecoverBytes, c.MaxAppendBytes)
 	}
 	return nil
 }
@@ -77,11 +111,14 @@ type Out struct {
 	Msg Msg
 }
 
-// NeedWAL asks the shell to read WAL [Start, End) from acceptor From (in
-// this proposer's term) and hand it to Recovered.
+// NeedWAL asks the shell to read whole frames of WAL from Start towards End
+// (a frame boundary) from acceptor From, in this proposer's term: at most
+// MaxBytes, unless the first frame alone is larger, and hand what it read
+// (all of it or a prefix of whole frames) to Recovered.
 type NeedWAL struct {
 	From       string
 	Start, End lsn.LSN
+	MaxBytes   int
 }
 
 type phase int
@@ -123,11 +160,16 @@ type Proposer struct {
 	// buf holds WAL [base, end).
 	base, end lsn.LSN
 	buf       []byte
+	// rec is the recovery window: WAL [recBase, recBase+len(rec)), below
+	// base, re-read for acceptors whose next position lies there.
+	recBase lsn.LSN
+	rec     []byte
 }
 
 // NewProposer returns a proposer in the greeting phase.
 func NewProposer(cfg ProposerConfig) (*Proposer, error) {
-	if err := cfg.fill(); err != nil {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	p := &Proposer{cfg: cfg, quorum: len(cfg.Acceptors)/2 + 1, peers: map[string]*peer{}}
@@ -307,6 +349,7 @@ func (p *Proposer) becomeElected() []Out {
 	}
 	p.history = append(best.History.UpTo(p.epochStart), TermSwitch{Term: p.term, LSN: p.epochStart})
 	p.base, p.end, p.buf = p.epochStart, p.epochStart, nil
+	p.recBase, p.rec = 0, nil
 	for _, id := range p.order {
 		if q := p.peers[id]; q.voted {
 			p.commit = max(p.commit, min(q.vote.CommitLSN, p.epochStart))
@@ -390,8 +433,10 @@ func (p *Proposer) Trim() {
 		// majority and is re-read for it (MissingWAL).
 		horizon = p.commit
 	case !allStreaming:
+		p.dropUnusedWindow()
 		return
 	}
+	p.dropUnusedWindow()
 	if horizon > p.base {
 		// Reslice rather than copy: bytes already handed out in
 		// AppendRequests are never overwritten (appends only write past
@@ -434,15 +479,23 @@ func (p *Proposer) pump() []Out {
 	var outs []Out
 	for _, id := range p.order {
 		q := p.peers[id]
-		if !q.streaming || q.next < p.base {
+		if !q.streaming {
 			continue
 		}
 		for q.next < p.end && int(q.next-q.flush) < p.cfg.MaxInflightBytes {
-			off := int(q.next - p.base)
+			// From the buffer, or below it from the recovery window.
+			src, srcBase := p.buf, p.base
+			if q.next < p.base {
+				if q.next < p.recBase || q.next >= p.recEnd() {
+					break // not held: MissingWAL asks for it
+				}
+				src, srcBase = p.rec, p.recBase
+			}
+			off := int(q.next - srcBase)
 			n := 0
-			for off+n < len(p.buf) {
-				fl, ok := PeekFrameLen(p.buf[off+n:])
-				if !ok || off+n+fl > len(p.buf) {
+			for off+n < len(src) {
+				fl, ok := PeekFrameLen(src[off+n:])
+				if !ok || off+n+fl > len(src) {
 					break
 				}
 				if n > 0 && n+fl > p.cfg.MaxAppendBytes {
@@ -453,7 +506,7 @@ func (p *Proposer) pump() []Out {
 			if n == 0 {
 				break
 			}
-			wal := p.buf[off : off+n]
+			wal := src[off : off+n]
 			outs = append(outs, Out{To: id, Msg: AppendRequest{Term: p.term, BeginLSN: q.next,
 				EndLSN: q.next + lsn.LSN(n), CommitLSN: p.commit, TruncateLSN: p.base, WAL: wal}})
 			q.next += lsn.LSN(n)
@@ -468,10 +521,34 @@ func (p *Proposer) pump() []Out {
 	return outs
 }
 
-// MissingWAL reports WAL a streaming acceptor needs that the buffer no
-// longer (or not yet) holds, and which acceptor to read it from.
+// recEnd is the end of the recovery window.
+func (p *Proposer) recEnd() lsn.LSN { return p.recBase + lsn.LSN(len(p.rec)) }
+
+// windowInUse reports whether a streaming acceptor's next position lies in
+// the recovery window: it is still being sent from there.
+func (p *Proposer) windowInUse() bool {
+	for _, id := range p.order {
+		if q := p.peers[id]; q.streaming && q.next >= p.recBase && q.next < p.recEnd() && q.next < p.base {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Proposer) dropUnusedWindow() {
+	if p.rec != nil && !p.windowInUse() {
+		p.recBase, p.rec = 0, nil
+	}
+}
+
+// MissingWAL reports WAL a streaming acceptor needs that neither the buffer
+// nor the recovery window holds, and which acceptor to read it from: the
+// next window, from the lowest such acceptor's position towards the buffer
+// start, at most MaxRecoverBytes. While the current window is still being
+// sent to an acceptor nothing new is asked for, so at most one window is
+// held (acceptors further behind wait their turn).
 func (p *Proposer) MissingWAL() (NeedWAL, bool) {
-	if p.phase != phaseElected {
+	if p.phase != phaseElected || p.windowInUse() {
 		return NeedWAL{}, false
 	}
 	start := p.base
@@ -499,25 +576,33 @@ func (p *Proposer) MissingWAL() (NeedWAL, bool) {
 	if from == "" {
 		return NeedWAL{}, false
 	}
-	return NeedWAL{From: from, Start: start, End: p.base}, true
+	return NeedWAL{From: from, Start: start, End: p.base, MaxBytes: p.cfg.MaxRecoverBytes}, true
 }
 
-// Recovered hands the proposer WAL [start, base) read for a NeedWAL. The
-// data must be whole valid frames.
+// Recovered hands the proposer WAL read for a NeedWAL: whole valid frames
+// starting at start, ending at or below the buffer start. It becomes the
+// recovery window (replacing the previous one), so the buffer keeps its
+// bound however large the gap; data is copied.
 func (p *Proposer) Recovered(start lsn.LSN, data []byte) ([]Out, error) {
 	if p.phase != phaseElected {
 		return nil, nil
 	}
-	if start+lsn.LSN(len(data)) != p.base {
-		return nil, fmt.Errorf("%w: recovered %s+%d does not end at buffer start %s", ErrProtocol, start, len(data), p.base)
+	end := start + lsn.LSN(len(data))
+	if len(data) == 0 || end > p.base {
+		return nil, fmt.Errorf("%w: recovered %s+%d is empty or passes the buffer start %s", ErrProtocol, start, len(data), p.base)
+	}
+	if n, ok := PeekFrameLen(data); len(data) > p.cfg.MaxRecoverBytes && (!ok || n != len(data)) {
+		return nil, fmt.Errorf("%w: recovered %d bytes at %s, window limit %d", ErrProtocol, len(data), start, p.cfg.MaxRecoverBytes)
 	}
 	if ValidPrefix(data) != len(data) {
 		return nil, fmt.Errorf("%w: recovered WAL at %s: %w", ErrCorrupt, start, ErrFrame)
 	}
-	p.buf = append(append([]byte(nil), data...), p.buf...)
-	p.base = start
+	p.recBase, p.rec = start, append([]byte(nil), data...)
 	return p.pump(), nil
 }
+
+// WindowBytes is the size of the recovery window held.
+func (p *Proposer) WindowBytes() int { return len(p.rec) }
 
 // BufferStart is the lowest LSN the proposer still buffers.
 func (p *Proposer) BufferStart() lsn.LSN { return p.base }

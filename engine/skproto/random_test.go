@@ -49,7 +49,7 @@ func randomRun(seed uint64, bugs Bugs, steps int, st *randomStats) error {
 	newProposer := func() {
 		name := fmt.Sprintf("p%d", len(e.propOrder)+1)
 		p, err := NewProposer(ProposerConfig{ID: name, StartLSN: e.start, Acceptors: e.accOrder,
-			MaxAppendBytes: 48, MaxInflightBytes: 160, MaxBufferBytes: 96, Bugs: bugs})
+			MaxAppendBytes: 48, MaxInflightBytes: 160, MaxBufferBytes: 96, MaxRecoverBytes: 64, Bugs: bugs})
 		if err != nil {
 			panic(err)
 		}
@@ -204,7 +204,7 @@ func randomRun(seed uint64, bugs Bugs, steps int, st *randomStats) error {
 			if need, ok := e.props[p].MissingWAL(); ok {
 				src := e.accs[need.From]
 				if need.End <= e.start+lsn.LSN(len(src.wal)) && src.acc.Term() == e.props[p].Term() {
-					outs, err := e.props[p].Recovered(need.Start, src.wal[need.Start-e.start:need.End-e.start])
+					outs, err := e.props[p].Recovered(need.Start, readWindow(src.wal, e.start, need))
 					if err != nil {
 						return err
 					}

@@ -399,7 +399,7 @@ func (sk *Safekeeper) readWal(ctx context.Context, req *skapi.ReadWalRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	b, err := tl.read(ctx, lsn.LSN(req.GetStartLsn()), lsn.LSN(req.GetEndLsn()), skproto.Term(req.GetTerm()))
+	b, err := tl.read(ctx, lsn.LSN(req.GetStartLsn()), lsn.LSN(req.GetEndLsn()), skproto.Term(req.GetTerm()), req.GetMaxBytes())
 	if err != nil {
 		return nil, err
 	}
@@ -492,7 +492,7 @@ func (sk *Safekeeper) ReadWAL(ctx context.Context, tenant, timeline string, star
 	}
 	var out []byte
 	for pos := start; pos < end; {
-		b, err := tl.read(ctx, pos, end, 0)
+		b, err := tl.read(ctx, pos, end, 0, 0)
 		if err != nil {
 			return nil, err
 		}

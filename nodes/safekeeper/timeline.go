@@ -318,8 +318,9 @@ func (tl *timeline) snapshot(ctx context.Context) (Snapshot, error) {
 }
 
 // read returns whole frames of WAL from start, bounded by end and by
-// MaxReadBytes. With term non-zero the acceptor must be in that term.
-func (tl *timeline) read(ctx context.Context, start, end lsn.LSN, term skproto.Term) ([]byte, error) {
+// maxBytes (0 or above MaxReadBytes: MaxReadBytes), unless the first frame
+// alone is larger. With term non-zero the acceptor must be in that term.
+func (tl *timeline) read(ctx context.Context, start, end lsn.LSN, term skproto.Term, maxBytes uint64) ([]byte, error) {
 	if err := tl.mu.Lock(ctx); err != nil {
 		return nil, err
 	}
@@ -333,7 +334,11 @@ func (tl *timeline) read(ctx context.Context, start, end lsn.LSN, term skproto.T
 	if end > tl.acc.FlushLSN() {
 		return nil, fmt.Errorf("%w: read to %s beyond flush %s", walstore.ErrRange, end, tl.acc.FlushLSN())
 	}
-	return tl.readLocked(start, end)
+	limit := tl.sk.cfg.MaxReadBytes
+	if maxBytes > 0 && maxBytes < uint64(limit) {
+		limit = int(maxBytes)
+	}
+	return tl.readBounded(start, end, limit)
 }
 
 func (tl *timeline) readLocked(start, end lsn.LSN) ([]byte, error) {

@@ -17,5 +17,7 @@
 // appended but not committed by a defeated proposer may or may not survive.
 //
 // Limits: per-safekeeper outbox and in-flight bytes are bounded by the
-// proposer's MaxInflightBytes window; the WAL buffer by MaxBufferBytes.
+// proposer's MaxInflightBytes window; the WAL buffer by MaxBufferBytes; WAL
+// re-read for a lagging safekeeper by one recovery window of at most
+// MaxRecoverBytes at a time, each read under its own CallTimeout.
 package walproposer

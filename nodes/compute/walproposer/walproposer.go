@@ -55,9 +55,11 @@ type Config struct {
 	PeerTimeout time.Duration
 	// CallTimeout bounds dials and recovery reads. Default 5s.
 	CallTimeout time.Duration
-	// MaxAppendBytes, MaxInflightBytes, MaxBufferBytes: see
-	// skproto.ProposerConfig.
-	MaxAppendBytes, MaxInflightBytes, MaxBufferBytes int
+	// MaxAppendBytes, MaxInflightBytes, MaxBufferBytes, MaxRecoverBytes:
+	// see skproto.ProposerConfig (0: its defaults). Recovery reads WAL a
+	// lagging safekeeper lacks in windows of at most MaxRecoverBytes, each
+	// under one CallTimeout.
+	MaxAppendBytes, MaxInflightBytes, MaxBufferBytes, MaxRecoverBytes int
 	// MaxUncommittedBytes bounds WAL appended but not yet committed:
 	// Append waits (backpressure) beyond it. Default 16 MiB.
 	MaxUncommittedBytes int
@@ -125,7 +127,7 @@ func New(env node.Env, cfg Config) (*WALProposer, error) {
 	}
 	core, err := skproto.NewProposer(skproto.ProposerConfig{ID: cfg.ID, TenantID: cfg.TenantID, TimelineID: cfg.TimelineID,
 		StartLSN: cfg.StartLSN, Acceptors: cfg.Safekeepers, MaxAppendBytes: cfg.MaxAppendBytes,
-		MaxInflightBytes: cfg.MaxInflightBytes, MaxBufferBytes: cfg.MaxBufferBytes, Bugs: cfg.Bugs})
+		MaxInflightBytes: cfg.MaxInflightBytes, MaxBufferBytes: cfg.MaxBufferBytes, MaxRecoverBytes: cfg.MaxRecoverBytes, Bugs: cfg.Bugs})
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +429,7 @@ func (w *WALProposer) recoverLoop(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
-		data, err := w.readRange(ctx, need, term)
+		data, err := w.readWindow(ctx, need, term)
 		if net.CodeOf(err) == net.DataLoss {
 			// The source found its copy damaged and will never serve
 			// it: step aside so that a new election picks a healthy
@@ -439,14 +441,18 @@ func (w *WALProposer) recoverLoop(ctx context.Context) error {
 			w.mu.Unlock()
 			return nil
 		}
-		if err == nil {
-			if err = w.mu.Lock(ctx); err != nil {
+		if len(data) > 0 {
+			// Whole frames read before a failure are kept too: the next
+			// window starts after them, never again at need.Start.
+			if lerr := w.mu.Lock(ctx); lerr != nil {
 				return nil
 			}
-			var outs []skproto.Out
-			outs, err = w.core.Recovered(need.Start, data)
+			outs, rerr := w.core.Recovered(need.Start, data)
 			w.route(outs)
 			w.mu.Unlock()
+			if err == nil {
+				err = rerr
+			}
 		}
 		if err != nil {
 			w.log.Debug("WAL recovery failed", "from", need.From, "start", need.Start, "end", need.End, "err", err)
@@ -457,7 +463,11 @@ func (w *WALProposer) recoverLoop(ctx context.Context) error {
 	}
 }
 
-func (w *WALProposer) readRange(ctx context.Context, need skproto.NeedWAL, term skproto.Term) ([]byte, error) {
+// readWindow reads one recovery window: whole frames from need.Start
+// towards need.End, at most need.MaxBytes (a single larger frame alone),
+// under one CallTimeout. On error it returns the frames read so far with
+// the error.
+func (w *WALProposer) readWindow(ctx context.Context, need skproto.NeedWAL, term skproto.Term) ([]byte, error) {
 	ctx, cancel := clock.WithTimeout(w.env.Clock, ctx, w.cfg.CallTimeout)
 	defer cancel()
 	conn, err := w.env.Net.Dial(ctx, need.From)
@@ -466,21 +476,26 @@ func (w *WALProposer) readRange(ctx context.Context, need skproto.NeedWAL, term 
 	}
 	defer conn.Close()
 	var out []byte
-	for pos := need.Start; pos < need.End; {
+	// Stop once not even an empty frame would fit.
+	for pos := need.Start; pos < need.End && len(out)+skproto.FrameHeaderBytes <= need.MaxBytes; {
 		resp, err := skapi.ReadWal(ctx, conn, &skapi.ReadWalRequest{
 			Timeline: skapi.Ref(w.cfg.TenantID, w.cfg.TimelineID),
-			StartLsn: uint64(pos), EndLsn: uint64(need.End), Term: uint64(term)})
+			StartLsn: uint64(pos), EndLsn: uint64(need.End), Term: uint64(term), MaxBytes: uint64(need.MaxBytes - len(out))})
 		if err != nil {
-			return nil, err
+			return out, err
 		}
-		if len(resp.GetWal()) == 0 {
-			return nil, fmt.Errorf("walproposer: %s returned no WAL at %s", need.From, pos)
+		wal := resp.GetWal()
+		if len(wal) == 0 {
+			return out, fmt.Errorf("walproposer: %s returned no WAL at %s", need.From, pos)
 		}
 		if ro, ok := w.cfg.Observer.(ReadObserver); ok {
-			ro.ServedWAL(w.cfg.ID, need.From, pos, resp.GetWal())
+			ro.ServedWAL(w.cfg.ID, need.From, pos, wal)
 		}
-		out = append(out, resp.GetWal()...)
-		pos += lsn.LSN(len(resp.GetWal()))
+		if len(out) > 0 && len(out)+len(wal) > need.MaxBytes {
+			break // a frame larger than what is left opens the next window
+		}
+		out = append(out, wal...)
+		pos += lsn.LSN(len(wal))
 	}
 	return out, nil
 }

@@ -796,15 +796,19 @@ func (x *TimelineRef) GetTimelineId() string {
 	return ""
 }
 
-// ReadWalRequest reads flushed WAL [start_lsn, end_lsn). With term set the
-// read is refused unless the safekeeper is in that term (recovery by the
-// elected proposer must read the WAL it adopted, nothing newer).
+// ReadWalRequest reads flushed WAL [start_lsn, end_lsn) in whole frames,
+// one bounded chunk per call. With term set the read is refused unless the
+// safekeeper is in that term (recovery by the elected proposer must read the
+// WAL it adopted, nothing newer). max_bytes, if set, lowers the chunk bound
+// (the safekeeper's own MaxReadBytes applies anyway); a single frame larger
+// than the bound is still sent whole.
 type ReadWalRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Timeline      *TimelineRef           `protobuf:"bytes,1,opt,name=timeline,proto3" json:"timeline,omitempty"`
 	StartLsn      uint64                 `protobuf:"varint,2,opt,name=start_lsn,json=startLsn,proto3" json:"start_lsn,omitempty"`
 	EndLsn        uint64                 `protobuf:"varint,3,opt,name=end_lsn,json=endLsn,proto3" json:"end_lsn,omitempty"`
 	Term          uint64                 `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
+	MaxBytes      uint64                 `protobuf:"varint,5,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -863,6 +867,13 @@ func (x *ReadWalRequest) GetEndLsn() uint64 {
 func (x *ReadWalRequest) GetTerm() uint64 {
 	if x != nil {
 		return x.Term
+	}
+	return 0
+}
+
+func (x *ReadWalRequest) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
 	}
 	return 0
 }
@@ -1201,12 +1212,13 @@ const file_safekeeper_proto_rawDesc = "" +
 	"\vTimelineRef\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x1f\n" +
 	"\vtimeline_id\x18\x02 \x01(\tR\n" +
-	"timelineId\"\x96\x01\n" +
+	"timelineId\"\xb3\x01\n" +
 	"\x0eReadWalRequest\x12:\n" +
 	"\btimeline\x18\x01 \x01(\v2\x1e.strata.safekeeper.TimelineRefR\btimeline\x12\x1b\n" +
 	"\tstart_lsn\x18\x02 \x01(\x04R\bstartLsn\x12\x17\n" +
 	"\aend_lsn\x18\x03 \x01(\x04R\x06endLsn\x12\x12\n" +
-	"\x04term\x18\x04 \x01(\x04R\x04term\"@\n" +
+	"\x04term\x18\x04 \x01(\x04R\x04term\x12\x1b\n" +
+	"\tmax_bytes\x18\x05 \x01(\x04R\bmaxBytes\"@\n" +
 	"\x0fReadWalResponse\x12\x1b\n" +
 	"\tstart_lsn\x18\x01 \x01(\x04R\bstartLsn\x12\x10\n" +
 	"\x03wal\x18\x02 \x01(\fR\x03wal\"k\n" +

@@ -84,6 +84,10 @@ func run(w *sim.World) error {
 	}
 	sim.Swarm(w, "net_latency", fmt.Sprintf("%v+%v tail %.3f/%v", lat.Base, lat.Jitter, lat.TailProb, lat.Tail))
 	syncMax := sim.Swarm(w, "sync_max", time.Duration(1+rng.IntN(8))*time.Millisecond)
+	// The walproposer's memory bounds: small in most seeds, so a lagging
+	// safekeeper's gap is re-read window by window (0: the defaults).
+	wpBuffer := sim.Swarm(w, "wp_max_buffer", []int{4 << 10, 16 << 10, 0}[rng.IntN(3)])
+	wpRecover := sim.Swarm(w, "wp_max_recover", []int{2 << 10, 8 << 10}[rng.IntN(2)])
 
 	var sks []string
 	for i := 1; i <= nSK; i++ {
@@ -172,7 +176,7 @@ func run(w *sim.World) error {
 		})
 	}
 	for _, id := range computes {
-		c := &compute{id: id, h: h, sks: skAddrs, bugs: bugs, think: think}
+		c := &compute{id: id, h: h, sks: skAddrs, bugs: bugs, think: think, maxBuffer: wpBuffer, maxRecover: wpRecover}
 		h.computes = append(h.computes, c)
 		w.AddNode(id, func(env node.Env) error {
 			c.incarnation = w.Node(id).Incarnation()
@@ -235,6 +239,8 @@ type compute struct {
 	sks         []string
 	bugs        skproto.Bugs
 	think       time.Duration
+	maxBuffer   int
+	maxRecover  int
 	gen         int
 	seq         int
 }
@@ -247,7 +253,8 @@ func (c *compute) work(ctx context.Context, env node.Env) {
 		wp, err := walproposer.New(env, walproposer.Config{ID: pid, TenantID: tenantID, TimelineID: timelineID,
 			StartLSN: startLSN, Safekeepers: c.sks, PeerTimeout: time.Second, CallTimeout: time.Second,
 			ReconnectBackoff: 20 * time.Millisecond, MaxReconnectBackoff: 500 * time.Millisecond,
-			MaxAppendBytes: 2048, MaxInflightBytes: 16 << 10, Bugs: c.bugs, Observer: c.h})
+			MaxAppendBytes: 2048, MaxInflightBytes: 16 << 10, MaxBufferBytes: c.maxBuffer, MaxRecoverBytes: c.maxRecover,
+			Bugs: c.bugs, Observer: c.h})
 		if err != nil {
 			c.h.fail(fmt.Errorf("wal: %s: %w", pid, err))
 			return
