@@ -9,7 +9,8 @@ import (
 var ErrConfig = errors.New("timeline: invalid config")
 
 // Config is a tenant's page-engine policy. The zero value of a field means
-// its default (see DefaultConfig); Validate rejects inconsistent values.
+// its default (the Default* constants; withDefaults fills them in); Validate
+// rejects negative and inconsistent values. Open applies both.
 type Config struct {
 	// CheckpointDistanceBytes is the accounted size of the open in-memory
 	// layer at which ingest freezes it and flushes it to an L0 delta file.
@@ -70,7 +71,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate checks c after defaults are applied.
+// Validate checks c after defaults are applied (c itself is not changed):
+// a negative field is an error, never read as its default, and so are
+// inconsistent ones. Errors wrap ErrConfig and name the field.
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	switch {
@@ -78,10 +81,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: CheckpointDistanceBytes %d < 0", ErrConfig, c.CheckpointDistanceBytes)
 	case c.CompactionThreshold < 2:
 		return fmt.Errorf("%w: CompactionThreshold %d < 2", ErrConfig, c.CompactionThreshold)
-	case c.CompactionTargetSizeBytes < 8192:
-		return fmt.Errorf("%w: CompactionTargetSizeBytes %d below one page", ErrConfig, c.CompactionTargetSizeBytes)
+	case c.CompactionTargetSizeBytes < pageBytes:
+		return fmt.Errorf("%w: CompactionTargetSizeBytes %d below one page (%d)", ErrConfig, c.CompactionTargetSizeBytes, pageBytes)
 	case c.ImageCreationThreshold < 1:
 		return fmt.Errorf("%w: ImageCreationThreshold %d < 1", ErrConfig, c.ImageCreationThreshold)
+	case c.MaxL0Merge < 0:
+		return fmt.Errorf("%w: MaxL0Merge %d < 0", ErrConfig, c.MaxL0Merge)
 	case c.MaxL0Merge < c.CompactionThreshold:
 		return fmt.Errorf("%w: MaxL0Merge %d below CompactionThreshold %d", ErrConfig, c.MaxL0Merge, c.CompactionThreshold)
 	}

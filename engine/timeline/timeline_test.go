@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stratadb/strata/clock"
@@ -128,23 +129,45 @@ func TestCorruptMetadataFailsOpen(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	cases := []struct {
-		name string
-		cfg  Config
-		ok   bool
+		name  string
+		cfg   Config
+		field string // named by the error; "" if valid
 	}{
-		{"defaults", Config{}, true},
-		{"negative checkpoint", Config{CheckpointDistanceBytes: -1}, false},
-		{"threshold 1", Config{CompactionThreshold: 1}, false},
-		{"tiny target", Config{CompactionTargetSizeBytes: 100}, false},
-		{"merge below threshold", Config{CompactionThreshold: 20, MaxL0Merge: 10}, false},
+		{"defaults", Config{}, ""},
+		{"negative checkpoint", Config{CheckpointDistanceBytes: -1}, "CheckpointDistanceBytes"},
+		{"threshold 1", Config{CompactionThreshold: 1}, "CompactionThreshold"},
+		{"negative threshold", Config{CompactionThreshold: -3}, "CompactionThreshold"},
+		{"tiny target", Config{CompactionTargetSizeBytes: 100}, "CompactionTargetSizeBytes"},
+		{"negative target", Config{CompactionTargetSizeBytes: -1}, "CompactionTargetSizeBytes"},
+		{"negative image threshold", Config{ImageCreationThreshold: -1}, "ImageCreationThreshold"},
+		{"negative merge", Config{MaxL0Merge: -1}, "MaxL0Merge"},
+		{"merge below threshold", Config{CompactionThreshold: 20, MaxL0Merge: 10}, "MaxL0Merge"},
 	}
 	for _, c := range cases {
-		if err := c.cfg.Validate(); (err == nil) != c.ok {
+		before := c.cfg
+		err := c.cfg.Validate()
+		if c.cfg != before {
+			t.Errorf("%s: Validate changed its receiver", c.name)
+		}
+		switch {
+		case c.field == "" && err != nil:
 			t.Errorf("%s: %v", c.name, err)
+		case c.field != "" && (!errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.field)):
+			t.Errorf("%s: %v; want ErrConfig naming %s", c.name, err, c.field)
+		}
+		if c.field != "" {
+			if _, err := Open(Options{FS: simdisk.New(simdisk.Options{}), Clock: clock.NewReal(), Config: c.cfg}); !errors.Is(err, ErrConfig) {
+				t.Errorf("%s: Open: %v", c.name, err)
+			}
 		}
 	}
 	if d := DefaultConfig(); d.CompactionThreshold != DefaultCompactionThreshold || d.GCHorizonBytes != DefaultGCHorizonBytes {
 		t.Errorf("defaults: %+v", d)
+	}
+	for _, o := range []Options{{Clock: clock.NewReal()}, {FS: simdisk.New(simdisk.Options{})}} {
+		if _, err := Open(o); !errors.Is(err, ErrConfig) {
+			t.Errorf("Open without FS or Clock: %v", err)
+		}
 	}
 }
 
