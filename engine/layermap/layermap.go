@@ -181,7 +181,8 @@ func (m *Map[V]) Replace(add, remove []Layer[V], dropFrozen int) (*Map[V], error
 }
 
 // Check verifies the map's invariants (see the package doc). It is O(n²) in
-// the number of historic layers and meant for tests and after loading.
+// the number of historic layers: the timeline runs it after loading and,
+// with assertions on (engine/invariants), after every edit of its layer set.
 func (m *Map[V]) Check() error {
 	var top lsn.LSN
 	for i, a := range m.historic {

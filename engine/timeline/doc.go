@@ -8,16 +8,20 @@
 //     files holding every record at or below it and then the metadata file
 //     listing them are durable (metadata is written temp → sync → rename →
 //     dir sync). After a crash nothing at or below DCL is lost; the caller
-//     re-ingests the WAL above it.
+//     re-ingests the WAL above it. DCL and the GC cutoff never move back.
 //   - The metadata lists the timeline's layer files exactly. A file not
 //     listed is a leftover of a crashed flush, compaction or GC and is
 //     removed at Open; a listed file that is missing or damaged, or corrupt
-//     metadata, fails Open (never silently ignored).
+//     metadata, fails Open (never silently ignored). Open syncs every
+//     directory it loads from, so nothing it trusts can be undone by a
+//     crash (an earlier incarnation's directory sync may have failed).
 //   - Layer files are written completely before they are listed and removed
-//     only after a durable metadata no longer lists them.
+//     only after a durable metadata no longer lists them and no reader
+//     holds them.
 //   - Reads at LSN L return the redo of every record at or below L; reads
-//     below the latest GC cutoff fail with ErrBelowGCCutoff; the cutoff never
-//     moves backwards and is persisted before the layers it frees are removed.
+//     below the GC cutoff of the version they pinned fail with
+//     ErrBelowGCCutoff; the cutoff is persisted before the layers it frees
+//     are removed.
 //   - GC removes a layer only if, at the cutoff and at every child's branch
 //     point below it, newer image layers cover its whole key range.
 //   - A child timeline reads its ancestor at or below its branch point; its
@@ -25,7 +29,63 @@
 //     parent's GC cutoff; its directory appears (atomically, by rename) only
 //     after those checks passed and its metadata is durable.
 //
+// # Versions and edits
+//
+// A timeline's layer set has one owner, in the shape of pebble's
+// Version/VersionEdit. A version (version.go) is an immutable snapshot: the
+// layer map (historic layer files, frozen in-memory layers, the open layer),
+// the file names the metadata lists, DCL, the GC cutoff and the branch
+// points of the children (which GC keeps readable). Only the open layer
+// changes inside a version, and only by growing in LSN order under ingest.
+//
+// Every change of the layer set is a versionEdit that says what changes,
+// never a whole new set: freeze (the open layer joins the frozen ones),
+// reopen, flush (the oldest frozen layer is replaced by its L0 file; DCL
+// advances), dcl, compact (L0 inputs replaced by L1 outputs), images, cutoff
+// and gc (GC raises the cutoff, then removes layers), branch and unbranch
+// (branch point reservation). Edits are applied by Timeline.apply, one at a
+// time per timeline: it takes the writer lock, rebases the edit onto the
+// current version by the rules of its kind, writes the metadata if the edit
+// changes what it holds, installs the new version and releases the old.
+// Rebasing, not overwriting: DCL and the cutoff only go up (max of current
+// and edit), so a GC computed beside a flush cannot take the flush's DCL or
+// L0 back; a compaction skips inputs a GC removed since its base (images at
+// or below the cutoff cover the outputs' copy of them); a GC removes only
+// layers still present and still removable in the current version, so never
+// one added since its base nor one a branch point reserved since needs; a
+// branch point below the current cutoff is refused; a flush whose frozen
+// layer is no longer the oldest is refused with ErrConflict. After every
+// edit the layer map's Check runs (when invariants are enabled). Later
+// kinds (upload, eviction, download) add their fields to versionEdit and a
+// case with their rebase rule in Timeline.next.
+//
+// Who applies: a clock.Mutex-guarded apply rather than a writer task. The
+// edit's caller must learn its outcome before it returns (Flush promises a
+// durable DCL), so a writer task would need a request and a reply per edit,
+// a bounded queue and a lifecycle tied to the tenant's, for the same
+// serialization. clock.Mutex is FIFO (no writer starves), may be held
+// across the metadata write, and every wait on it is visible to the
+// simulator. Flush, Compact and GC each also run one at a time per timeline
+// (flushMu, compactMu, gcMu): two flushes would write the same frozen layer
+// and two compactions merge the same L0s. Ingest takes only the timeline's
+// short mutex, which a freeze also takes, so a record never lands in a
+// layer half frozen.
+//
+// Refcounts and deletion: the timeline's current pointer holds a reference
+// to its version, and so does every read for its whole run (GetPage and
+// friends pin the versions of the timeline and of its ancestors; compaction
+// pins the version it reads from). Each layer file counts the versions that
+// hold it. When an installed edit removes a file it becomes obsolete; when
+// the last version holding it is released, the file is closed and, if
+// obsolete, deleted (by whoever released last; a failed delete is logged and
+// the next Open removes the file). So a read never finds a layer closed
+// under it, and there is no retry on layer.ErrClosed.
+//
 // Persisted: the metadata file and the layer files. Rebuilt at start-up: the
 // layer map, the in-memory layers (empty; refilled by re-ingest), the
-// parent/child links.
+// parent/child links and branch points.
+//
+// Planted bugs (Options.Bugs, tests only): DeleteReplacedEarly deletes a
+// replaced layer file at once instead of when its last reader lets go
+// (TestReadersRaceCatchesEarlyDelete).
 package timeline
