@@ -16,4 +16,9 @@
 // Invariants checked: every read equals the model; reads below the cutoff
 // and branches below it are refused; disk_consistent_lsn never goes
 // backwards across a crash; the GC cutoff survives a crash.
+//
+// The machine runs its operations one at a time. Interleavings (readers
+// racing flush, compaction, GC and branching, each edit of a layer set
+// applied by the timeline's one writer) are checked against a model by the
+// simulator tests in engine/timeline (race_test.go).
 package pagemodel
