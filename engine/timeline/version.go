@@ -83,10 +83,31 @@ const (
 	editGC      // layers no read at or above the cutoff needs are removed
 )
 
-var editNames = [...]string{editFreeze: "freeze", editReopen: "reopen", editCutoff: "cutoff", editBranch: "branch", editUnbranch: "unbranch",
-	editFlush: "flush", editDCL: "dcl", editCompact: "compact", editImages: "images", editGC: "gc"}
-
-func (k editKind) String() string { return editNames[k] }
+func (k editKind) String() string {
+	switch k {
+	case editFreeze:
+		return "freeze"
+	case editReopen:
+		return "reopen"
+	case editCutoff:
+		return "cutoff"
+	case editBranch:
+		return "branch"
+	case editUnbranch:
+		return "unbranch"
+	case editFlush:
+		return "flush"
+	case editDCL:
+		return "dcl"
+	case editCompact:
+		return "compact"
+	case editImages:
+		return "images"
+	case editGC:
+		return "gc"
+	}
+	return fmt.Sprintf("edit(%d)", uint8(k))
+}
 
 func (k editKind) persisted() bool { return k >= editFlush }
 
