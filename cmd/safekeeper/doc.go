@@ -6,6 +6,8 @@
 // cmd/internal/remote), publication to a broker (-broker). Every flag falls
 // back to an environment variable (STRATA_SAFEKEEPER_<FLAG>, dashes as
 // underscores); S3 credentials (-s3-access-key, -s3-secret-key) are best
-// given that way. SIGTERM or SIGINT stops accepting calls, lets in-flight
+// given that way. It holds an exclusive lock on -data-dir (strata.lock) while
+// it runs, so a second safekeeper on the same directory exits with an error
+// naming the holder. SIGTERM or SIGINT stops accepting calls, lets in-flight
 // ones finish (up to -drain-timeout), persists each timeline and exits.
 package main

@@ -17,6 +17,8 @@
 // Invariants: subcommands write to cmd.OutOrStdout()/ErrOrStderr() (never
 // os.Stdout directly) so in-process tests capture them; they return errors
 // rather than exiting; the context passed to RunE is cancelled on SIGINT or
-// SIGTERM. This package is outside the determinism rules (cmd/ wires real
+// SIGTERM; a command they print for the user to run (a reproduce line)
+// starts with the root command's invocation annotation ("go run
+// ./cmd/strata" under go run, else argv[0]), so it works as printed. This package is outside the determinism rules (cmd/ wires real
 // seams), but the simulator it drives is not.
 package main
