@@ -277,10 +277,14 @@ func (tn *Tenant) Close() {
 	tn.timelines = map[ID]*Timeline{}
 	tn.mu.Unlock()
 	for _, t := range tls {
+		// Behind the writer lock: an edit in flight installs its version
+		// first (apply relies on nobody else replacing t.cur).
+		lock(t.writer)
 		t.mu.Lock()
 		v := t.cur
 		t.cur = nil
 		t.mu.Unlock()
+		t.writer.Unlock()
 		if v != nil {
 			v.release()
 		}
