@@ -3,6 +3,7 @@ package skproto
 import (
 	"fmt"
 
+	"github.com/stratadb/strata/engine/invariants"
 	"github.com/stratadb/strata/engine/lsn"
 )
 
@@ -66,8 +67,47 @@ func NewAcceptor(nodeID string, st AcceptorState, flush lsn.LSN, bugs Bugs) (*Ac
 	if flush < st.StartLSN {
 		return nil, fmt.Errorf("%w: WAL ends at %s below timeline start %s", ErrCorrupt, flush, st.StartLSN)
 	}
-	return &Acceptor{nodeID: nodeID, state: st.Clone(), flush: flush, commit: st.CommitLSN, bugs: bugs}, nil
+	a := &Acceptor{nodeID: nodeID, state: st.Clone(), flush: flush, commit: st.CommitLSN, bugs: bugs}
+	if invariants.Enabled {
+		a.assert(a.state.Term, Ready{})
+	}
+	return a, nil
 }
+
+// checkInvariants checks the acceptor's postconditions after a step that
+// began in term prevTerm and returned r: commit ≤ flush, the WAL starts at
+// or below its flush, the term never decreases, the history is valid, an
+// elected term is the promised term and the history ends in it, and the
+// state handed out for persisting is the acceptor's own.
+func (a *Acceptor) checkInvariants(prevTerm Term, r Ready) error {
+	s := a.state
+	if err := invariants.Check(a.commit <= a.flush, "skproto: acceptor %s: commit %s above flush %s", a.nodeID, a.commit, a.flush); err != nil {
+		return err
+	}
+	if err := invariants.Check(s.StartLSN <= a.flush, "skproto: acceptor %s: flush %s below the timeline start %s", a.nodeID, a.flush, s.StartLSN); err != nil {
+		return err
+	}
+	if err := invariants.Check(s.Term >= prevTerm, "skproto: acceptor %s: term went back from %d to %d", a.nodeID, prevTerm, s.Term); err != nil {
+		return err
+	}
+	if err := invariants.Verify(s.History.Validate()); err != nil {
+		return err
+	}
+	if a.elected != 0 {
+		if err := invariants.Check(a.elected == s.Term && s.History.LastTerm() == a.elected,
+			"skproto: acceptor %s: follows term %d, promised %d, history %s", a.nodeID, a.elected, s.Term, s.History); err != nil {
+			return err
+		}
+	}
+	if r.Persist {
+		return invariants.Check(r.State.Term == s.Term && r.State.CommitLSN <= a.flush,
+			"skproto: acceptor %s: persists term %d commit %s, holds term %d flush %s", a.nodeID, r.State.Term, r.State.CommitLSN, s.Term, a.flush)
+	}
+	return nil
+}
+
+// assert panics (assertions on) if a step broke the acceptor's invariants.
+func (a *Acceptor) assert(prevTerm Term, r Ready) { _ = a.checkInvariants(prevTerm, r) }
 
 // State returns the persistent state with the in-memory commit LSN folded
 // in, for a lazy persist by the shell.
@@ -93,7 +133,11 @@ func (a *Acceptor) ElectedTerm() Term { return a.elected }
 func (a *Acceptor) History() TermHistory { return a.state.History.UpTo(a.flush) }
 
 // Step processes one message from the proposer.
-func (a *Acceptor) Step(m Msg) (Ready, error) {
+func (a *Acceptor) Step(m Msg) (r Ready, err error) {
+	if invariants.Enabled {
+		prev := a.state.Term
+		defer func() { a.assert(prev, r) }()
+	}
 	switch m := m.(type) {
 	case Greeting:
 		return Ready{Reply: GreetingResponse{NodeID: a.nodeID, Term: a.state.Term}}, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/stratadb/strata/engine/invariants"
 	"github.com/stratadb/strata/engine/lsn"
 )
 
@@ -211,6 +212,9 @@ func (p *Proposer) Donor() string { return p.donor }
 // Connect marks acceptor id as (re)connected and returns the greeting to
 // send. Any earlier conversation with it is forgotten except its vote.
 func (p *Proposer) Connect(id string) ([]Out, error) {
+	if invariants.Enabled {
+		defer p.assert(p.term, p.commit)
+	}
 	pr, ok := p.peers[id]
 	if !ok {
 		return nil, fmt.Errorf("skproto: unknown acceptor %q", id)
@@ -223,6 +227,9 @@ func (p *Proposer) Connect(id string) ([]Out, error) {
 // Disconnect marks acceptor id as gone; nothing more is sent to it until
 // Connect.
 func (p *Proposer) Disconnect(id string) {
+	if invariants.Enabled {
+		defer p.assert(p.term, p.commit)
+	}
 	if pr, ok := p.peers[id]; ok {
 		*pr = peer{voted: pr.voted, vote: pr.vote}
 	}
@@ -235,6 +242,9 @@ func (p *Proposer) defeat(by Term) error {
 
 // Step processes one message from acceptor from.
 func (p *Proposer) Step(from string, m Msg) ([]Out, error) {
+	if invariants.Enabled {
+		defer p.assert(p.term, p.commit)
+	}
 	pr, ok := p.peers[from]
 	if !ok {
 		return nil, fmt.Errorf("%w: message from unknown acceptor %q", ErrProtocol, from)
@@ -416,6 +426,9 @@ func (p *Proposer) advanceCommit() {
 // everything below the commit LSN. The shell calls it after it has looked
 // at newly committed WAL.
 func (p *Proposer) Trim() {
+	if invariants.Enabled {
+		defer p.assertTrimmed(p.term, p.commit)
+	}
 	horizon := p.commit
 	allStreaming := true
 	for _, id := range p.order {
@@ -450,6 +463,9 @@ func (p *Proposer) Trim() {
 // Append frames records and adds them to the WAL. It returns the LSN just
 // past the last one; the records are committed once CommitLSN reaches it.
 func (p *Proposer) Append(records [][]byte) (lsn.LSN, []Out, error) {
+	if invariants.Enabled {
+		defer p.assert(p.term, p.commit)
+	}
 	switch p.phase {
 	case phaseDefeated:
 		return 0, nil, ErrDefeated
@@ -584,6 +600,9 @@ func (p *Proposer) MissingWAL() (NeedWAL, bool) {
 // recovery window (replacing the previous one), so the buffer keeps its
 // bound however large the gap; data is copied.
 func (p *Proposer) Recovered(start lsn.LSN, data []byte) ([]Out, error) {
+	if invariants.Enabled {
+		defer p.assert(p.term, p.commit)
+	}
 	if p.phase != phaseElected {
 		return nil, nil
 	}
@@ -613,4 +632,56 @@ func (p *Proposer) ReadBuffered(start, end lsn.LSN) ([]byte, bool) {
 		return nil, false
 	}
 	return p.buf[start-p.base : end-p.base], true
+}
+
+// checkInvariants checks the proposer's postconditions after a call that
+// began with term prevTerm and commit LSN prevCommit: the term and the
+// commit LSN never decrease, commit ≤ end of the WAL held, the buffer is
+// exactly [base, end), the recovery window lies below the buffer within
+// MaxRecoverBytes (or is one frame), and once elected the history is valid
+// and ends with (term, epoch start).
+func (p *Proposer) checkInvariants(prevTerm Term, prevCommit lsn.LSN) error {
+	if err := invariants.Check(p.term >= prevTerm && p.commit >= prevCommit,
+		"skproto: proposer %s: term %d→%d, commit %s→%s went back", p.cfg.ID, prevTerm, p.term, prevCommit, p.commit); err != nil {
+		return err
+	}
+	if err := invariants.Check(p.commit <= p.end, "skproto: proposer %s: commit %s above the end of its WAL %s", p.cfg.ID, p.commit, p.end); err != nil {
+		return err
+	}
+	if err := invariants.Check(p.base <= p.end && int(p.end-p.base) == len(p.buf),
+		"skproto: proposer %s: buffer [%s, %s) holds %d bytes", p.cfg.ID, p.base, p.end, len(p.buf)); err != nil {
+		return err
+	}
+	if len(p.rec) > 0 {
+		fl, one := PeekFrameLen(p.rec)
+		if err := invariants.Check(p.recEnd() <= p.base && (len(p.rec) <= p.cfg.MaxRecoverBytes || (one && fl == len(p.rec))),
+			"skproto: proposer %s: recovery window [%s, %s) of %d bytes (limit %d), buffer from %s",
+			p.cfg.ID, p.recBase, p.recEnd(), len(p.rec), p.cfg.MaxRecoverBytes, p.base); err != nil {
+			return err
+		}
+	}
+	if p.phase == phaseElected || (p.phase == phaseDefeated && len(p.history) > 0) {
+		last := TermSwitch{}
+		if len(p.history) > 0 {
+			last = p.history[len(p.history)-1]
+		}
+		if err := invariants.Verify(p.history.Validate()); err != nil {
+			return err
+		}
+		return invariants.Check(last == TermSwitch{Term: p.term, LSN: p.epochStart} && p.epochStart <= p.end,
+			"skproto: proposer %s: elected in term %d at %s (WAL to %s) with history %s", p.cfg.ID, p.term, p.epochStart, p.end, p.history)
+	}
+	return nil
+}
+
+// assert panics (assertions on) if a call broke the proposer's invariants.
+func (p *Proposer) assert(prevTerm Term, prevCommit lsn.LSN) { _ = p.checkInvariants(prevTerm, prevCommit) }
+
+// assertTrimmed is assert plus Trim's bound: the buffer holds at most
+// MaxBufferBytes, or only WAL at and above the commit LSN.
+func (p *Proposer) assertTrimmed(prevTerm Term, prevCommit lsn.LSN) {
+	p.assert(prevTerm, prevCommit)
+	_ = invariants.Check(len(p.buf) <= p.cfg.MaxBufferBytes || p.base >= p.commit,
+		"skproto: proposer %s: buffer holds %d bytes over MaxBufferBytes %d below commit %s (from %s)",
+		p.cfg.ID, len(p.buf), p.cfg.MaxBufferBytes, p.commit, p.base)
 }
