@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk"
@@ -167,6 +168,9 @@ func (m *tenantManager) load() error {
 			if err := m.attach(ts); err != nil {
 				ts.broken = fmt.Errorf("%w: %v", ErrBroken, err)
 				m.log.Error("tenant shard broken", "tenant_shard_id", id, "err", ts.broken)
+				if transient(err) {
+					m.retryAttach(ts)
+				}
 			}
 		}
 	}
@@ -601,4 +605,59 @@ func (m *tenantManager) flushAll() {
 			}
 		}
 	}
+}
+
+// Bounds of the retries of an attach that failed on a transient disk error.
+const (
+	// MaxAttachRetries bounds the retries; after the last the shard stays
+	// broken until a location config or a restart.
+	MaxAttachRetries = 60
+	attachBackoffMin = 100 * time.Millisecond
+	attachBackoffMax = 10 * time.Second
+)
+
+// transient reports an error worth retrying: the device failed an
+// operation (EIO, ENOSPC), which says nothing about what is on it.
+func transient(err error) bool {
+	return errors.Is(err, disk.ErrIO) || errors.Is(err, disk.ErrNoSpace)
+}
+
+// retryAttach retries a shard's attach in the background after a transient
+// disk error at start-up, with doubling back-off, until it succeeds, the
+// shard's config changes, it fails for another reason, or
+// MaxAttachRetries run out.
+func (m *tenantManager) retryAttach(ts *tenantShard) {
+	m.tasks.spawn(context.Background(), taskBackground, tenantScope(ts.id), "attach retry "+ts.id.String(), func(ctx context.Context) {
+		wait := attachBackoffMin
+		for attempt := 1; attempt <= MaxAttachRetries; attempt++ {
+			if clock.Sleep(ctx, m.clk, wait) != nil {
+				return
+			}
+			wait = min(2*wait, attachBackoffMax)
+			if ts.op.Lock(ctx) != nil {
+				return
+			}
+			ts.mu.Lock()
+			stillBroken := ts.broken != nil && ts.engine == nil && ts.conf.Mode.Attached()
+			ts.mu.Unlock()
+			if !stillBroken {
+				ts.op.Unlock()
+				return
+			}
+			err := m.attach(ts)
+			ts.op.Unlock()
+			if err == nil {
+				m.log.Info("tenant shard attached after retries", "tenant_shard_id", ts.id, "attempts", attempt)
+				return
+			}
+			if !transient(err) {
+				ts.mu.Lock()
+				ts.broken = fmt.Errorf("%w: %v", ErrBroken, err)
+				ts.mu.Unlock()
+				m.log.Error("tenant shard broken", "tenant_shard_id", ts.id, "err", err)
+				return
+			}
+			m.log.Warn("attach retry failed", "tenant_shard_id", ts.id, "attempt", attempt, "err", err)
+		}
+	})
 }
