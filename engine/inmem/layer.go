@@ -60,6 +60,7 @@ type Layer[V any] struct {
 	end       lsn.LSN
 	frozen    bool
 	last      lsn.LSN // newest LSN put, or Invalid
+	first     lsn.LSN // oldest LSN put, or Invalid
 	chains    map[keys.Key]*chain[V]
 	sorted    []keys.Key // filled at Freeze
 	count     int
@@ -72,7 +73,32 @@ func New[V any](start lsn.LSN, info Info[V]) *Layer[V] {
 }
 
 // Start is the lowest LSN the layer may hold.
-func (l *Layer[V]) Start() lsn.LSN { return l.start }
+func (l *Layer[V]) Start() lsn.LSN {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.start
+}
+
+// ErrBadStart reports a RaiseStart the layer cannot take.
+var ErrBadStart = errors.New("inmem: cannot raise the layer's start")
+
+// RaiseStart moves an open layer's start up to s: it then claims no LSN
+// below s. It fails if the layer is frozen or holds an entry below s. A
+// timeline uses it when disk_consistent_lsn moves past records that
+// changed no page while the open layer, empty until then, took a record
+// above them.
+func (l *Layer[V]) RaiseStart(s lsn.LSN) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.frozen:
+		return fmt.Errorf("%w: frozen", ErrBadStart)
+	case l.count > 0 && l.first < s:
+		return fmt.Errorf("%w: holds %s, below %s", ErrBadStart, l.first, s)
+	}
+	l.start = max(l.start, s)
+	return nil
+}
 
 // End is the exclusive end of the layer's LSN range (lsn.Max while open).
 func (l *Layer[V]) End() lsn.LSN {
@@ -129,6 +155,9 @@ func (l *Layer[V]) Put(key keys.Key, at lsn.LSN, v V) error {
 		return fmt.Errorf("%w: key %s already has a value at %s", ErrOutOfOrder, key, c.entries[n-1].LSN)
 	}
 	c.entries = append(c.entries, Entry[V]{LSN: at, WillInit: willInit, Value: v})
+	if l.count == 0 {
+		l.first = at
+	}
 	l.last = at
 	l.count++
 	l.sizeBytes += int64(size) + EntryOverheadBytes

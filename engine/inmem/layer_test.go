@@ -165,3 +165,28 @@ func TestKeysOpenAndFrozen(t *testing.T) {
 		}
 	}
 }
+
+func TestRaiseStart(t *testing.T) {
+	l := New[int](0x10, func(int) (bool, int) { return true, 1 })
+	if err := l.RaiseStart(0x20); err != nil || l.Start() != 0x20 {
+		t.Fatalf("empty layer: %v, start %s", err, l.Start())
+	}
+	if err := l.RaiseStart(0x18); err != nil || l.Start() != 0x20 {
+		t.Fatalf("lower start: %v, start %s (never moves down)", err, l.Start())
+	}
+	if err := l.Put(keys.Key{Field6: 1}, 0x30, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RaiseStart(0x30); err != nil || l.Start() != 0x30 {
+		t.Fatalf("up to the first entry: %v, start %s", err, l.Start())
+	}
+	if err := l.RaiseStart(0x31); !errors.Is(err, ErrBadStart) {
+		t.Fatalf("above an entry: %v", err)
+	}
+	if err := l.Freeze(0x40); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RaiseStart(0x30); !errors.Is(err, ErrBadStart) {
+		t.Fatalf("frozen: %v", err)
+	}
+}

@@ -107,6 +107,9 @@ func (t *Timeline) flushFrozen(f *inmem.Layer[walrec.Value]) error {
 		return err
 	}
 	dcl := f.End() - 1
+	if t.tenant.bugs.DCLAheadOfLayers {
+		dcl = max(dcl, t.LastRecordLSN())
+	}
 	if err := t.apply(&versionEdit{kind: editFlush, flushed: f, add: []*fileLayer{fl}, dcl: dcl}); err != nil {
 		_ = fl.close()
 		return err

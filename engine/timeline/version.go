@@ -31,6 +31,12 @@ type Bugs struct {
 	// holding it is released: a read that pinned an older version then
 	// finds its layer closed under it.
 	DeleteReplacedEarly bool
+	// DCLAheadOfLayers advances disk_consistent_lsn at a flush to the last
+	// ingested record instead of the end of the layer just written: the
+	// metadata then claims durable records that are only in memory, and a
+	// restart resumes ingest past WAL it never stored (the pageserver
+	// scenario's ps-dcl-ahead-of-layers).
+	DCLAheadOfLayers bool
 }
 
 // version is an immutable snapshot of a timeline's layer set and of what is
@@ -301,8 +307,16 @@ func (t *Timeline) next(cur *version, e *versionEdit) (*version, error) {
 		// Records that changed no page moved DCL up: an empty open layer
 		// restarts above it (ingest holds mu while it writes, so empty
 		// stays empty until the swap).
-		if open := cur.layers.Open(); open.Len() == 0 && open.Start() <= e.reopenAbove {
-			n.layers = cur.layers.WithOpen(inmem.New[walrec.Value](e.reopenAbove+1, valueInfo))
+		// If a record arrived since the DCL edit, it is above DCL (it came
+		// after every record the flush covered): the open layer keeps it
+		// and only raises its start, so no layer created at DCL (an image)
+		// overlaps it.
+		if open := cur.layers.Open(); open.Start() <= e.reopenAbove {
+			if open.Len() == 0 {
+				n.layers = cur.layers.WithOpen(inmem.New[walrec.Value](e.reopenAbove+1, valueInfo))
+			} else if err := open.RaiseStart(e.reopenAbove + 1); err != nil {
+				return nil, fmt.Errorf("timeline %s: reopen above %s: %w", t.id, e.reopenAbove, err)
+			}
 		}
 	case editCutoff, editDCL:
 		// The max above is the whole rule: neither ever moves back.
