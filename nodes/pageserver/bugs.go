@@ -1,5 +1,7 @@
 package pageserver
 
+import "github.com/stratadb/strata/engine/timeline"
+
 // Bugs are deliberate defects the simulator plants to prove its checkers
 // can fail (the pageserver scenario's planted bugs). Production code always
 // passes the zero value.
@@ -13,4 +15,7 @@ type Bugs struct {
 	// ServeOtherShards: the page service answers blocks its shard does not
 	// own (from whatever that shard's timeline holds for them).
 	ServeOtherShards bool
+	// Engine are the page engine's own planted bugs, passed to every
+	// tenant it opens (they belong to engine/timeline, which honours them).
+	Engine timeline.Bugs
 }

@@ -208,8 +208,8 @@ func engineConfig(tc *pageapi.TenantConf) timeline.Config {
 func (m *tenantManager) attach(ts *tenantShard) error {
 	eng, err := timeline.Open(timeline.Options{
 		FS: m.fs, Dir: ts.dir(), Clock: m.clk, Config: engineConfig(ts.conf.TenantConf),
-		Generation: layer.Generation(*ts.conf.Generation),
-		Log:        m.log.With("tenant_shard_id", ts.id.String()),
+		Generation: layer.Generation(*ts.conf.Generation), Bugs: m.cfg.Bugs.Engine,
+		Log: m.log.With("tenant_shard_id", ts.id.String()),
 	})
 	if err != nil {
 		return err

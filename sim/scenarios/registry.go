@@ -6,6 +6,7 @@ import (
 
 	"github.com/stratadb/strata/sim"
 	"github.com/stratadb/strata/sim/scenarios/counter"
+	"github.com/stratadb/strata/sim/scenarios/pageserver"
 	"github.com/stratadb/strata/sim/scenarios/wal"
 )
 
@@ -14,6 +15,7 @@ import (
 func All() []sim.Scenario {
 	all := []sim.Scenario{
 		counter.Scenario(),
+		pageserver.Scenario(),
 		wal.Scenario(),
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })

@@ -1,0 +1,634 @@
+package pageserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/engine/keys"
+	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/shard"
+	"github.com/stratadb/strata/engine/skproto"
+	"github.com/stratadb/strata/engine/timeline"
+	"github.com/stratadb/strata/engine/walrec"
+	"github.com/stratadb/strata/net"
+	"github.com/stratadb/strata/nodes/broker"
+	"github.com/stratadb/strata/nodes/compute/walproposer"
+	"github.com/stratadb/strata/nodes/node"
+	ps "github.com/stratadb/strata/nodes/pageserver"
+	"github.com/stratadb/strata/nodes/pageserver/pageapi"
+	"github.com/stratadb/strata/nodes/safekeeper"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
+	"github.com/stratadb/strata/sim"
+	"github.com/stratadb/strata/sim/simdisk"
+	"github.com/stratadb/strata/sim/simnet"
+)
+
+// Planted bug names.
+const (
+	BugNoWaitForIngest  = "ps-no-wait-for-ingest"
+	BugResumeWrongLSN   = "ps-resume-wrong-lsn"
+	BugServeOtherShards = "ps-serve-other-shards"
+	BugDCLAheadOfLayers = "ps-dcl-ahead-of-layers"
+)
+
+// Scenario constants.
+const (
+	brokerID   = "broker"
+	brokerAddr = "broker:50051"
+	computeID  = "compute"
+	startLSN   = lsn.LSN(0x1000)
+	// blocks is how many blocks of the one relation the workload writes.
+	blocks = 24
+	// livenessBudget bounds each convergence wait after healing.
+	livenessBudget = 40 * time.Second
+	// opTimeout bounds one append, commit wait or page request.
+	opTimeout = 3 * time.Second
+)
+
+func tenant() shard.TenantID {
+	return shard.TenantID{0x5a, 0x9e, 1}
+}
+
+func timelineID() shard.TimelineID { return shard.TimelineID{0x71, 0x9e} }
+
+func relation() keys.RelTag {
+	return keys.RelTag{SpcNode: 1663, DbNode: 5, RelNode: 16400, ForkNum: keys.ForkMain}
+}
+
+// Scenario returns the registered pageserver scenario.
+func Scenario() sim.Scenario {
+	return sim.Scenario{
+		Name: "pageserver",
+		Doc:  "WAL through safekeepers into 1-2 pageservers (unsharded or 2 shards), pages read back and checked against the committed WAL, under crashes, partitions, slow links and disk faults",
+		Bugs: []sim.Bug{
+			{Name: BugNoWaitForIngest, Doc: "the page service answers a read above the last ingested LSN at once, from older data"},
+			{Name: BugResumeWrongLSN, Doc: "a WAL receiver (re)connecting resumes at the safekeeper's commit LSN instead of where ingest stands"},
+			{Name: BugServeOtherShards, Doc: "the page service answers blocks its shard does not own"},
+			{Name: BugDCLAheadOfLayers, Doc: "a flush advances disk_consistent_lsn past the records its layer file holds; a restart resumes ingest past WAL it never stored"},
+		},
+		Run:            run,
+		MaxVirtualTime: 3 * time.Minute,
+		CISeeds:        6,
+		BugSeeds:       60,
+	}
+}
+
+func skID(i int) string   { return fmt.Sprintf("sk-%d", i) }
+func skAddr(i int) string { return fmt.Sprintf("sk-%d:5454", i) }
+func psID(i int) string   { return fmt.Sprintf("ps-%d", i) }
+func psPage(i int) string { return fmt.Sprintf("ps-%d:6400", i) }
+func psHTTP(i int) string { return fmt.Sprintf("ps-%d:9898", i) }
+
+// cluster is the drawn shape.
+type cluster struct {
+	w       *sim.World
+	sks     []string
+	skAddrs []string
+	nPS     int
+	shards  []shard.ShardIdentity
+	// placement[i] is the pageserver (1-based) holding shard i.
+	placement []int
+	conf      pageapi.TenantConf
+}
+
+func (c *cluster) shardID(i int) shard.TenantShardID {
+	return shard.TenantShardID{TenantID: tenant(), Shard: c.shards[i].Index()}
+}
+
+// owner returns the index of the shard that owns blk.
+func (c *cluster) owner(blk uint32) int {
+	if len(c.shards) == 1 {
+		return 0
+	}
+	return int(c.shards[0].ShardOf(keys.RelBlockKey(relation(), blk)))
+}
+
+func run(w *sim.World) error {
+	rng := w.Rand()
+	c := &cluster{w: w}
+	nSK := sim.Swarm(w, "safekeepers", []int{1, 3, 3, 5}[rng.IntN(4)])
+	c.nPS = sim.Swarm(w, "pageservers", 1+rng.IntN(2))
+	nShards := sim.Swarm(w, "shards", []int{1, 2}[rng.IntN(2)])
+	stripe := uint32(1 + rng.IntN(4))
+	if nShards == 1 {
+		c.shards = []shard.ShardIdentity{shard.Unsharded()}
+		c.placement = []int{1}
+	} else {
+		sim.Swarm(w, "stripe_pages", stripe)
+		for i := range nShards {
+			c.shards = append(c.shards, shard.ShardIdentity{Number: shard.ShardNumber(i), Count: shard.ShardCount(nShards), StripeSize: stripe})
+			c.placement = append(c.placement, 1+i%c.nPS)
+		}
+	}
+	syncMax := sim.Swarm(w, "sync_max", time.Duration(1+rng.IntN(8))*time.Millisecond)
+	safety := sim.Swarm(w, "safety", time.Duration(8+rng.IntN(8))*time.Second)
+	checkpoint := sim.Swarm(w, "checkpoint_distance", int64(16<<10)<<rng.IntN(3))
+	horizon := sim.Swarm(w, "gc_horizon", uint64(8<<10)<<rng.IntN(4))
+	threshold := 2 + rng.IntN(3)
+	images := 1 + rng.IntN(3)
+	c.conf = pageapi.TenantConf{
+		CheckpointDistance: &checkpoint, CompactionThreshold: &threshold, ImageCreationThreshold: &images,
+		GCHorizon: &horizon, CheckpointTimeout: ptr(sim.Swarm(w, "checkpoint_timeout", fmt.Sprintf("%ds", 1+rng.IntN(3)))),
+		CompactionPeriod: ptr("1s"), GCPeriod: ptr(sim.Swarm(w, "gc_period", fmt.Sprintf("%ds", 1+rng.IntN(3)))),
+	}
+	lat := simnet.Latency{
+		Base:     time.Duration(100+rng.IntN(400)) * time.Microsecond,
+		Jitter:   time.Duration(100+rng.IntN(1900)) * time.Microsecond,
+		TailProb: 0.02 * rng.Float64(),
+		Tail:     time.Duration(1+rng.IntN(30)) * time.Millisecond,
+	}
+	sim.Swarm(w, "net_latency", fmt.Sprintf("%v+%v tail %.3f/%v", lat.Base, lat.Jitter, lat.TailProb, lat.Tail))
+	w.UseNet(simnet.Options{Latency: lat, DeadLinkTimeout: 3 * time.Second})
+
+	for i := 1; i <= nSK; i++ {
+		c.sks, c.skAddrs = append(c.sks, skID(i)), append(c.skAddrs, skAddr(i))
+	}
+	var pss []string
+	for i := 1; i <= c.nPS; i++ {
+		pss = append(pss, psID(i))
+	}
+	nem := sim.Nemesis{
+		Crashable:     append(append(append([]string(nil), c.sks...), pss...), computeID, brokerID),
+		CrashMean:     time.Duration(800+rng.IntN(3000)) * time.Millisecond,
+		TearProb:      rng.Float64(),
+		StopProb:      0.2 * rng.Float64(),
+		RestartAfter:  time.Duration(50+rng.IntN(700)) * time.Millisecond,
+		PartitionMean: time.Duration(1+rng.IntN(4)) * time.Second,
+		PartitionFor:  time.Duration(100+rng.IntN(1500)) * time.Millisecond,
+		OneWayProb:    0.4,
+		BreakMean:     time.Duration(1+rng.IntN(4)) * time.Second,
+		SlowMean:      time.Duration(1+rng.IntN(5)) * time.Second,
+		SlowLatency:   simnet.Latency{Base: 10 * time.Millisecond, Jitter: 60 * time.Millisecond},
+		DiskFaults: simdisk.Faults{
+			ReadEIO:  0.002 * rng.Float64(),
+			WriteEIO: 0.001 * rng.Float64(),
+			SyncEIO:  0.001 * rng.Float64(),
+		},
+	}
+	if rng.IntN(3) == 0 {
+		nem.DiskFaults = simdisk.Faults{}
+	}
+	sim.Swarm(w, "nemesis", nem.String())
+	bugs := ps.Bugs{
+		NoWaitForIngest:  w.Bug(BugNoWaitForIngest),
+		ResumeWrongLSN:   w.Bug(BugResumeWrongLSN),
+		ServeOtherShards: w.Bug(BugServeOtherShards),
+		Engine:           timeline.Bugs{DCLAheadOfLayers: w.Bug(BugDCLAheadOfLayers)},
+	}
+
+	w.AddNode(brokerID, func(env node.Env) error {
+		b, err := broker.New(env, broker.Config{ListenAddr: brokerAddr, EntryTTL: 5 * time.Second})
+		if err != nil {
+			return err
+		}
+		return b.Start()
+	})
+	for i, id := range c.sks {
+		addr := c.skAddrs[i]
+		n := w.AddNode(id, func(env node.Env) error {
+			sk, err := safekeeper.New(env, safekeeper.Config{NodeID: id, ListenAddr: addr, BrokerAddr: brokerAddr,
+				PublishInterval: 200 * time.Millisecond, CallTimeout: time.Second})
+			if err != nil {
+				return err
+			}
+			return sk.Start(context.Background())
+		})
+		n.SetClock(time.Duration(rng.IntN(2000)-1000)*time.Millisecond, float64(rng.IntN(400)-200)*1e-6)
+	}
+	for i := 1; i <= c.nPS; i++ {
+		n := w.AddNode(psID(i), func(env node.Env) error {
+			_, err := ps.Start(env, ps.Config{NodeID: uint64(i), PageAddr: psPage(i), HTTPAddr: psHTTP(i),
+				PageService: ps.PageServiceConfig{WaitLSNTimeout: 2 * time.Second},
+				WALReceiver: ps.WALReceiverConfig{BrokerAddr: brokerAddr, PollInterval: 200 * time.Millisecond,
+					StallTimeout: 2 * time.Second, CallTimeout: time.Second},
+				Bugs: bugs})
+			return err
+		})
+		n.SetClock(time.Duration(rng.IntN(2000)-1000)*time.Millisecond, float64(rng.IntN(400)-200)*1e-6)
+		n.SetDiskLatency(func(op string) time.Duration {
+			if op == "sync" || op == "syncdir" {
+				return time.Duration(1 + n.FaultRand().Int64N(int64(syncMax)))
+			}
+			return 0
+		})
+	}
+	h := &history{}
+	cl := w.AddNode("client", func(node.Env) error { return nil })
+	ctl := &controller{c: c, env: cl.Env()}
+	if err := ctl.setup(); err != nil {
+		return err
+	}
+	comp := &compute{c: c, h: h}
+	w.AddNode(computeID, func(env node.Env) error {
+		env.Clock.Go(context.Background(), "workload", func(ctx context.Context) { comp.work(ctx, env) })
+		env.Clock.Go(context.Background(), "reader", func(ctx context.Context) { comp.read(ctx, env) })
+		return nil
+	})
+	nem.Linked = append(append(append([]string(nil), c.sks...), pss...), computeID, brokerID, "client")
+
+	w.Phase("safety")
+	if err := w.StartNemesis(nem); err != nil {
+		return err
+	}
+	w.Sleep(safety)
+	if err := h.failure(); err != nil {
+		return err
+	}
+
+	w.Phase("liveness")
+	w.HealAll()
+	a := &auditor{c: c, h: h, env: cl.Env()}
+	return a.check()
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// controller plays the storage controller's part: it attaches each shard
+// to its pageserver and creates the timeline, retrying until they answer.
+type controller struct {
+	c   *cluster
+	env node.Env
+}
+
+func (ctl *controller) mgmt(ctx context.Context, i int) (net.HTTPClient, func(), error) {
+	conn, err := ctl.env.Net.Dial(ctx, psHTTP(i))
+	if err != nil {
+		return nil, nil, err
+	}
+	return net.SeamHTTP{Conn: conn}, func() { conn.Close() }, nil
+}
+
+func (ctl *controller) setup() error {
+	c := ctl.c
+	for si, id := range c.shards {
+		tsid := c.shardID(si)
+		conf := pageapi.LocationConfig{Mode: pageapi.ModeAttachedSingle, Generation: ptr(uint32(1)),
+			ShardNumber: uint8(id.Number), ShardCount: uint8(id.Count), ShardStripeSize: id.StripeSize, TenantConf: &c.conf}
+		init := startLSN
+		steps := []struct {
+			method, path string
+			body         any
+		}{
+			{"PUT", "/v1/tenant/" + tsid.String() + "/location_config", conf},
+			{"POST", "/v1/tenant/" + tsid.String() + "/timeline", pageapi.TimelineCreateRequest{NewTimelineID: timelineID(), InitLSN: &init}},
+		}
+		for _, st := range steps {
+			for attempt := 0; ; attempt++ {
+				ctx, cancel := clock.WithTimeout(ctl.env.Clock, context.Background(), opTimeout)
+				hc, done, err := ctl.mgmt(ctx, c.placement[si])
+				if err == nil {
+					_, err = hc.Do(ctx, &net.HTTPRequest{Method: st.method, Path: st.path}, st.body, nil)
+					done()
+				}
+				cancel()
+				if err == nil || net.CodeOf(err) == net.AlreadyExists {
+					break
+				}
+				if attempt > 200 {
+					return fmt.Errorf("pageserver: %s %s: %w", st.method, st.path, err)
+				}
+				c.w.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	return nil
+}
+
+// compute writes page records through a walproposer and reads pages back.
+type compute struct {
+	c   *cluster
+	h   *history
+	seq int
+}
+
+func (cp *compute) work(ctx context.Context, env node.Env) {
+	for ctx.Err() == nil {
+		wp, err := walproposer.New(env, walproposer.Config{ID: fmt.Sprintf("%s/%d", computeID, cp.seq), TenantID: tenant().String(),
+			TimelineID: timelineID().String(), StartLSN: startLSN, Safekeepers: cp.c.skAddrs, PeerTimeout: time.Second,
+			CallTimeout: time.Second, ReconnectBackoff: 20 * time.Millisecond, MaxReconnectBackoff: 500 * time.Millisecond})
+		cp.seq++
+		if err != nil {
+			cp.h.fail(fmt.Errorf("pageserver: walproposer: %w", err))
+			return
+		}
+		wp.Start(ctx)
+		cp.drive(ctx, env, wp)
+		if cp.h.isStopped() {
+			// Keep this proposer running: the safekeepers learn the last
+			// commit LSN only from it, and the pageservers stream only
+			// what the safekeepers know committed. Replace it if it
+			// steps aside.
+			for clock.Sleep(ctx, env.Clock, 100*time.Millisecond) == nil {
+				if st, err := wp.Status(ctx); err != nil || st.Err != nil {
+					break
+				}
+			}
+		}
+		wp.Stop()
+		if clock.Sleep(ctx, env.Clock, 50*time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
+// drive appends batches of page records and waits for each to commit.
+func (cp *compute) drive(ctx context.Context, env node.Env, wp *walproposer.WALProposer) {
+	rel := relation()
+	for ctx.Err() == nil && !cp.h.isStopped() {
+		n := 1 + env.Rand.IntN(4)
+		var recs [][]byte
+		for range n {
+			blk := uint32(env.Rand.IntN(blocks))
+			var r walrec.Record
+			switch env.Rand.IntN(5) {
+			case 0, 1:
+				page := make([]byte, walrec.PageSize)
+				for i := range page {
+					page[i] = byte(env.Rand.Uint32())
+				}
+				r = walrec.FullPageImage{Rel: rel, Blk: blk, Page: page}
+			case 4:
+				r = walrec.RelSizeChange{Rel: rel, NBlocks: uint32(env.Rand.IntN(blocks + 1))}
+			default:
+				data := make([]byte, 1+env.Rand.IntN(64))
+				for i := range data {
+					data[i] = byte(env.Rand.Uint32())
+				}
+				r = walrec.PageWrite{Rel: rel, Blk: blk, Offset: uint16(env.Rand.IntN(walrec.PageSize - len(data))), Data: data}
+			}
+			recs = append(recs, walrec.Encode(r))
+		}
+		actx, cancel := clock.WithTimeout(env.Clock, ctx, opTimeout)
+		end, err := wp.Append(actx, recs)
+		cancel()
+		if err != nil {
+			if errors.Is(err, skproto.ErrDefeated) || errors.Is(err, walproposer.ErrStopped) {
+				return
+			}
+			continue
+		}
+		wctx, cancel := clock.WithTimeout(env.Clock, ctx, opTimeout)
+		err = wp.WaitCommitted(wctx, end)
+		cancel()
+		switch {
+		case err == nil:
+			cp.h.committed(end)
+		case errors.Is(err, skproto.ErrDefeated) || errors.Is(err, walproposer.ErrStopped):
+			return
+		}
+		if clock.Sleep(ctx, env.Clock, time.Duration(env.Rand.IntN(30))*time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
+// read reads random blocks at committed LSNs from their owners (and now
+// and then from a shard that does not own them), recording every answer.
+func (cp *compute) read(ctx context.Context, env node.Env) {
+	conns := map[int]net.Conn{}
+	defer func() {
+		for _, i := range slices.Sorted(maps.Keys(conns)) {
+			conns[i].Close()
+		}
+	}()
+	for clock.Sleep(ctx, env.Clock, time.Duration(5+env.Rand.IntN(40))*time.Millisecond) == nil {
+		at, ok := cp.h.readLSN(env.Rand.IntN(4) == 0, env.Rand.IntN)
+		if !ok {
+			continue
+		}
+		blk := uint32(env.Rand.IntN(blocks))
+		si := cp.c.owner(blk)
+		probe := len(cp.c.shards) > 1 && env.Rand.IntN(5) == 0
+		if probe {
+			si = (si + 1) % len(cp.c.shards)
+		}
+		pi := cp.c.placement[si]
+		conn := conns[pi]
+		if conn == nil {
+			var err error
+			if conn, err = env.Net.Dial(ctx, psPage(pi)); err != nil {
+				continue
+			}
+			conns[pi] = conn
+		}
+		rctx, cancel := clock.WithTimeout(env.Clock, ctx, opTimeout)
+		rctx = pageapi.WithTarget(rctx, pageapi.Target{Shard: cp.c.shardID(si), Timeline: timelineID()}, "")
+		resp, err := getPage(rctx, conn, at, blk)
+		cancel()
+		if err != nil {
+			continue // the stream failed (a fault): nothing was answered
+		}
+		cp.h.read(readResult{at: at, blk: blk, shard: si, probe: probe, status: resp.StatusCode, reason: resp.Reason, page: pageOf(resp)})
+	}
+}
+
+func pageOf(r *pageapi.GetPageResponse) []byte {
+	if len(r.Page) != 1 {
+		return nil
+	}
+	return r.Page[0].Image
+}
+
+func getPage(ctx context.Context, conn net.Conn, at lsn.LSN, blk uint32) (*pageapi.GetPageResponse, error) {
+	s, err := net.StreamProto[*pageapi.GetPageRequest, *pageapi.GetPageResponse](ctx, conn, pageapi.PageService_GetPages_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	rel := relation()
+	if err := s.Send(&pageapi.GetPageRequest{RequestId: &pageapi.RequestID{Id: 1}, ReadLsn: &pageapi.ReadLsn{RequestLsn: uint64(at)},
+		Rel:         &pageapi.RelTag{SpcOid: rel.SpcNode, DbOid: rel.DbNode, RelNumber: rel.RelNode, ForkNumber: uint32(rel.ForkNum)},
+		BlockNumber: []uint32{blk}}); err != nil {
+		return nil, err
+	}
+	resp, err := s.Recv()
+	_ = s.CloseSend()
+	return resp, err
+}
+
+// auditor runs the liveness phase and the final checks.
+type auditor struct {
+	c   *cluster
+	h   *history
+	env node.Env
+}
+
+// ErrNoProgress is a liveness failure.
+var ErrNoProgress = errors.New("pageserver: no progress after healing")
+
+func (a *auditor) check() error {
+	w := a.c.w
+	ctx := context.Background()
+	// A fresh record commits after healing.
+	base := a.h.maxCommit()
+	deadline := w.Now() + livenessBudget
+	for a.h.maxCommit() <= base {
+		if err := a.h.failure(); err != nil {
+			return err
+		}
+		if w.Now() >= deadline {
+			return fmt.Errorf("%w: no record committed %v after healing (commit %s)", ErrNoProgress, livenessBudget, base)
+		}
+		w.Sleep(50 * time.Millisecond)
+	}
+	a.h.stop()
+	commit, err := a.finalCommit(ctx, deadline)
+	if err != nil {
+		return err
+	}
+	wal, err := a.committedWAL(ctx, commit, deadline)
+	if err != nil {
+		return err
+	}
+	m, err := newModel(wal)
+	if err != nil {
+		return err
+	}
+	// Every shard's timeline catches up.
+	for si := range a.c.shards {
+		if err := a.waitIngested(ctx, si, commit, deadline); err != nil {
+			return err
+		}
+	}
+	// Every block reads back from its owner as the committed WAL says.
+	for blk := range uint32(blocks) {
+		si := a.c.owner(blk)
+		r, err := a.readFinal(ctx, si, commit, blk, deadline)
+		if err != nil {
+			return err
+		}
+		a.h.read(r)
+	}
+	counts, err := a.h.verify(m, a.c)
+	if err != nil {
+		return err
+	}
+	w.Log().Info("pageserver checked", "commit", commit, "records", len(m.recs), "reads", len(a.h.reads), "answers", fmt.Sprint(counts))
+	w.Note(uint64(commit), uint64(len(a.h.reads)))
+	if counts["OK"] < blocks/2 {
+		// The final reads alone give one OK per block written: a run with
+		// fewer checked pages proves too little.
+		return fmt.Errorf("pageserver: only %d pages checked (%v)", counts["OK"], counts)
+	}
+	return a.h.failure()
+}
+
+// finalCommit waits, once the workload stopped appending, until the
+// highest commit LSN any safekeeper reports is steady (an append whose
+// acknowledgement was lost may still have committed), and returns it.
+func (a *auditor) finalCommit(ctx context.Context, deadline time.Duration) (lsn.LSN, error) {
+	w := a.c.w
+	prev := lsn.LSN(0)
+	for {
+		w.Sleep(500 * time.Millisecond)
+		cur := a.h.maxCommit()
+		for _, addr := range a.c.skAddrs {
+			cctx, cancel := clock.WithTimeout(a.env.Clock, ctx, time.Second)
+			if conn, err := a.env.Net.Dial(cctx, addr); err == nil {
+				if st, err := skapi.Status(cctx, conn, tenant().String(), timelineID().String()); err == nil {
+					cur = max(cur, lsn.LSN(st.GetCommitLsn()))
+				}
+				conn.Close()
+			}
+			cancel()
+		}
+		if cur == prev {
+			return cur, nil
+		}
+		prev = cur
+		if w.Now() >= deadline {
+			return 0, fmt.Errorf("%w: the commit LSN did not settle (last %s)", ErrNoProgress, cur)
+		}
+	}
+}
+
+// committedWAL reads [startLSN, commit) from a safekeeper that has it.
+func (a *auditor) committedWAL(ctx context.Context, commit lsn.LSN, deadline time.Duration) ([]byte, error) {
+	w := a.c.w
+	for {
+		for _, addr := range a.c.skAddrs {
+			b, err := a.readWAL(ctx, addr, commit)
+			if err == nil {
+				return b, nil
+			}
+		}
+		if w.Now() >= deadline {
+			return nil, fmt.Errorf("%w: no safekeeper serves the committed WAL up to %s", ErrNoProgress, commit)
+		}
+		w.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (a *auditor) readWAL(ctx context.Context, addr string, commit lsn.LSN) ([]byte, error) {
+	cctx, cancel := clock.WithTimeout(a.env.Clock, ctx, 5*time.Second)
+	defer cancel()
+	conn, err := a.env.Net.Dial(cctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var out []byte
+	for pos := startLSN; pos < commit; {
+		r, err := skapi.ReadWal(cctx, conn, &skapi.ReadWalRequest{Timeline: skapi.Ref(tenant().String(), timelineID().String()),
+			StartLsn: uint64(pos), EndLsn: uint64(commit)})
+		if err != nil {
+			return nil, err
+		}
+		if len(r.GetWal()) == 0 {
+			return nil, fmt.Errorf("no WAL at %s", pos)
+		}
+		out = append(out, r.GetWal()...)
+		pos += lsn.LSN(len(r.GetWal()))
+	}
+	return out, nil
+}
+
+func (a *auditor) waitIngested(ctx context.Context, si int, commit lsn.LSN, deadline time.Duration) error {
+	w := a.c.w
+	ctl := &controller{c: a.c, env: a.env}
+	var last string
+	for {
+		cctx, cancel := clock.WithTimeout(a.env.Clock, ctx, opTimeout)
+		hc, done, err := ctl.mgmt(cctx, a.c.placement[si])
+		var list []pageapi.TimelineInfo
+		if err == nil {
+			_, err = hc.Do(cctx, &net.HTTPRequest{Method: "GET", Path: "/v1/tenant/" + a.c.shardID(si).String() + "/timeline"}, nil, &list)
+			done()
+		}
+		cancel()
+		if err == nil && len(list) == 1 && list[0].LastRecordLSN >= commit {
+			return nil
+		}
+		last = fmt.Sprintf("%+v %v", list, err)
+		if w.Now() >= deadline {
+			return fmt.Errorf("%w: shard %s on %s did not ingest up to %s within %v: %s", ErrNoProgress, a.c.shardID(si), psID(a.c.placement[si]), commit, livenessBudget, last)
+		}
+		w.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (a *auditor) readFinal(ctx context.Context, si int, at lsn.LSN, blk uint32, deadline time.Duration) (readResult, error) {
+	w := a.c.w
+	for {
+		cctx, cancel := clock.WithTimeout(a.env.Clock, ctx, opTimeout)
+		conn, err := a.env.Net.Dial(cctx, psPage(a.c.placement[si]))
+		var resp *pageapi.GetPageResponse
+		if err == nil {
+			rctx := pageapi.WithTarget(cctx, pageapi.Target{Shard: a.c.shardID(si), Timeline: timelineID()}, "")
+			resp, err = getPage(rctx, conn, at, blk)
+			conn.Close()
+		}
+		cancel()
+		if err == nil && resp.StatusCode != pageapi.GetPageStatusCode_GET_PAGE_STATUS_CODE_INTERNAL_ERROR {
+			return readResult{at: at, blk: blk, shard: si, status: resp.StatusCode, reason: resp.Reason, page: pageOf(resp), final: true}, nil
+		}
+		if w.Now() >= deadline {
+			return readResult{}, fmt.Errorf("%w: block %d at %s from shard %s unreadable: %v %v", ErrNoProgress, blk, at, a.c.shardID(si), resp, err)
+		}
+		w.Sleep(100 * time.Millisecond)
+	}
+}
