@@ -32,24 +32,42 @@ type ImageEntry struct {
 // is either absent (or its old content) or complete. The parent directory
 // must exist.
 func WriteDelta(fsys disk.FS, path string, keyRange keys.Range, lsnRange lsn.Range, entries []DeltaEntry) (Summary, error) {
+	data, sum, err := EncodeDelta(keyRange, lsnRange, entries)
+	if err != nil {
+		return Summary{}, err
+	}
+	return sum, write(fsys, path, data)
+}
+
+// EncodeDelta returns the bytes of the delta layer file WriteDelta would
+// write, without writing it (for callers that store it elsewhere).
+func EncodeDelta(keyRange keys.Range, lsnRange lsn.Range, entries []DeltaEntry) ([]byte, Summary, error) {
 	name := DeltaName(keyRange, lsnRange)
 	if err := name.Validate(); err != nil {
-		return Summary{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, Summary{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	b := newBuilder(name)
 	defer b.close()
 	var val []byte
 	for i, e := range entries {
 		if err := b.check(i, e.Key, e.LSN); err != nil {
-			return Summary{}, err
+			return nil, Summary{}, err
 		}
 		var err error
 		if val, err = walrec.AppendEncodeValue(val[:0], e.Value); err != nil {
-			return Summary{}, fmt.Errorf("%w: entry %d (%v@%v): %w", ErrInvalid, i, e.Key, e.LSN, err)
+			return nil, Summary{}, fmt.Errorf("%w: entry %d (%v@%v): %w", ErrInvalid, i, e.Key, e.LSN, err)
 		}
 		b.add(e.Key, e.LSN, val)
 	}
-	return b.finish(fsys, path)
+	return b.finish()
+}
+
+// write durably writes a built layer file (disk.WriteFileAtomic).
+func write(fsys disk.FS, path string, data []byte) error {
+	if err := disk.WriteFileAtomic(fsys, path, data); err != nil {
+		return fmt.Errorf("layer: write %s: %w", path, err)
+	}
+	return nil
 }
 
 // WriteImage writes an image layer file at LSN l holding entries, which
@@ -71,7 +89,11 @@ func WriteImage(fsys disk.FS, path string, keyRange keys.Range, l lsn.LSN, entri
 		}
 		b.add(e.Key, l, e.Page)
 	}
-	return b.finish(fsys, path)
+	data, sum, err := b.finish()
+	if err != nil {
+		return Summary{}, err
+	}
+	return sum, write(fsys, path, data)
 }
 
 // builder assembles a layer file in memory: layers are bounded in size by
@@ -147,10 +169,10 @@ func (b *builder) seal() {
 	b.raw = b.raw[:0]
 }
 
-func (b *builder) finish(fsys disk.FS, path string) (Summary, error) {
+func (b *builder) finish() ([]byte, Summary, error) {
 	b.seal()
 	if b.err != nil {
-		return Summary{}, fmt.Errorf("layer: zstd encoder: %w", b.err)
+		return nil, Summary{}, fmt.Errorf("layer: zstd encoder: %w", b.err)
 	}
 	metaOff := len(b.file)
 	for _, bi := range b.blocks {
@@ -174,8 +196,5 @@ func (b *builder) finish(fsys disk.FS, path string) (Summary, error) {
 		metaCRC: crc(meta),
 	}
 	copy(b.file, h.encode())
-	if err := disk.WriteFileAtomic(fsys, path, b.file); err != nil {
-		return Summary{}, fmt.Errorf("layer: write %s: %w", path, err)
-	}
-	return h.Summary, nil
+	return b.file, h.Summary, nil
 }

@@ -99,7 +99,11 @@ func (t *Timeline) flushFrozen(f *inmem.Layer[walrec.Value]) error {
 	}
 	lr := lsn.Range{Start: f.Start(), End: f.End()}
 	name := layer.DeltaName(allKeys(), lr).WithGeneration(t.tenant.gen)
-	if _, err := layer.WriteDelta(t.tenant.fs, t.dir+"/"+name.String(), allKeys(), lr, entries); err != nil {
+	if t.tenant.bugs.DCLBeforeLayerSync {
+		if err := t.writeUnsynced(name, lr, entries); err != nil {
+			return fmt.Errorf("timeline %s: flush %s: %w", t.id, name, err)
+		}
+	} else if _, err := layer.WriteDelta(t.tenant.fs, t.dir+"/"+name.String(), allKeys(), lr, entries); err != nil {
 		return fmt.Errorf("timeline %s: flush %s: %w", t.id, name, err)
 	}
 	fl, err := openFileLayer(t.tenant.fs, t.dir, name)
@@ -107,13 +111,28 @@ func (t *Timeline) flushFrozen(f *inmem.Layer[walrec.Value]) error {
 		return err
 	}
 	dcl := f.End() - 1
-	if t.tenant.bugs.DCLAheadOfLayers {
-		dcl = max(dcl, t.LastRecordLSN())
-	}
 	if err := t.apply(&versionEdit{kind: editFlush, flushed: f, add: []*fileLayer{fl}, dcl: dcl}); err != nil {
 		_ = fl.close()
 		return err
 	}
 	t.log.Debug("flushed", "layer", name.String(), "entries", len(entries), "disk_consistent_lsn", dcl)
 	return nil
+}
+
+// writeUnsynced is the planted bug DCLBeforeLayerSync's flush: the layer
+// file is written but neither it nor its directory is synced.
+func (t *Timeline) writeUnsynced(name layer.Name, lr lsn.Range, entries []layer.DeltaEntry) error {
+	data, _, err := layer.EncodeDelta(allKeys(), lr, entries)
+	if err != nil {
+		return err
+	}
+	f, err := t.tenant.fs.Create(t.dir + "/" + name.String())
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -31,12 +31,12 @@ type Bugs struct {
 	// holding it is released: a read that pinned an older version then
 	// finds its layer closed under it.
 	DeleteReplacedEarly bool
-	// DCLAheadOfLayers advances disk_consistent_lsn at a flush to the last
-	// ingested record instead of the end of the layer just written: the
-	// metadata then claims durable records that are only in memory, and a
-	// restart resumes ingest past WAL it never stored (the pageserver
-	// scenario's ps-dcl-ahead-of-layers).
-	DCLAheadOfLayers bool
+	// DCLBeforeLayerSync writes a flushed layer file without syncing it or
+	// its directory, then makes the metadata that lists it (and the
+	// advanced disk_consistent_lsn) durable: a crash can take the layer
+	// away while the metadata says its records are on disk (the pageserver
+	// scenario's ps-dcl-before-layer-sync).
+	DCLBeforeLayerSync bool
 }
 
 // version is an immutable snapshot of a timeline's layer set and of what is

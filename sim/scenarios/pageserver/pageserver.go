@@ -33,7 +33,7 @@ const (
 	BugNoWaitForIngest  = "ps-no-wait-for-ingest"
 	BugResumeWrongLSN   = "ps-resume-wrong-lsn"
 	BugServeOtherShards = "ps-serve-other-shards"
-	BugDCLAheadOfLayers = "ps-dcl-ahead-of-layers"
+	BugDCLBeforeLayerSync = "ps-dcl-before-layer-sync"
 )
 
 // Scenario constants.
@@ -69,7 +69,7 @@ func Scenario() sim.Scenario {
 			{Name: BugNoWaitForIngest, Doc: "the page service answers a read above the last ingested LSN at once, from older data"},
 			{Name: BugResumeWrongLSN, Doc: "a WAL receiver (re)connecting resumes at the safekeeper's commit LSN instead of where ingest stands"},
 			{Name: BugServeOtherShards, Doc: "the page service answers blocks its shard does not own"},
-			{Name: BugDCLAheadOfLayers, Doc: "a flush advances disk_consistent_lsn past the records its layer file holds; a restart resumes ingest past WAL it never stored"},
+			{Name: BugDCLBeforeLayerSync, Doc: "a flush makes disk_consistent_lsn durable before its layer file is synced; a crash loses the layer the metadata lists"},
 		},
 		Run:            run,
 		MaxVirtualTime: 3 * time.Minute,
@@ -178,7 +178,7 @@ func run(w *sim.World) error {
 		NoWaitForIngest:  w.Bug(BugNoWaitForIngest),
 		ResumeWrongLSN:   w.Bug(BugResumeWrongLSN),
 		ServeOtherShards: w.Bug(BugServeOtherShards),
-		Engine:           timeline.Bugs{DCLAheadOfLayers: w.Bug(BugDCLAheadOfLayers)},
+		Engine:           timeline.Bugs{DCLBeforeLayerSync: w.Bug(BugDCLBeforeLayerSync)},
 	}
 
 	w.AddNode(brokerID, func(env node.Env) error {
