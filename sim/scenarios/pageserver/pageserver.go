@@ -30,9 +30,9 @@ import (
 
 // Planted bug names.
 const (
-	BugNoWaitForIngest  = "ps-no-wait-for-ingest"
-	BugResumeWrongLSN   = "ps-resume-wrong-lsn"
-	BugServeOtherShards = "ps-serve-other-shards"
+	BugNoWaitForIngest    = "ps-no-wait-for-ingest"
+	BugResumeWrongLSN     = "ps-resume-wrong-lsn"
+	BugServeOtherShards   = "ps-serve-other-shards"
 	BugDCLBeforeLayerSync = "ps-dcl-before-layer-sync"
 )
 
