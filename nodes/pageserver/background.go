@@ -3,6 +3,7 @@ package pageserver
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/stratadb/strata/clock"
@@ -26,11 +27,12 @@ type schedule struct {
 	compactionPeriod  time.Duration
 	gcPeriod          time.Duration // 0: GC off
 	leaseLength       time.Duration
+	pitr              time.Duration // 0: no time window, the horizon alone
 }
 
 // scheduleOf reads the periods of tc (validated before it was accepted).
 func scheduleOf(tc *pageapi.TenantConf) schedule {
-	s := schedule{DefaultCheckpointTimeout, DefaultCompactionPeriod, DefaultGCPeriod, DefaultLSNLeaseLength}
+	s := schedule{DefaultCheckpointTimeout, DefaultCompactionPeriod, DefaultGCPeriod, DefaultLSNLeaseLength, 0}
 	if tc == nil {
 		return s
 	}
@@ -46,6 +48,9 @@ func scheduleOf(tc *pageapi.TenantConf) schedule {
 	}
 	if v, ok := d["lsn_lease_length"]; ok && v > 0 {
 		s.leaseLength = v
+	}
+	if v, ok := d["pitr_interval"]; ok {
+		s.pitr = v
 	}
 	return s
 }
@@ -77,6 +82,7 @@ func (m *tenantManager) background(ctx context.Context, id shard.TenantShardID, 
 			return
 		}
 		now := clk.Mono()
+		st.history.record(now, st.tl.LastRecordLSN())
 		if now-lastFlush >= sc.checkpointTimeout {
 			lastFlush = now
 			if st.tl.LastRecordLSN() > st.tl.DiskConsistentLSN() {
@@ -89,14 +95,16 @@ func (m *tenantManager) background(ctx context.Context, id shard.TenantShardID, 
 		}
 		if sc.gcPeriod > 0 && now-lastGC >= sc.gcPeriod {
 			lastGC = now
-			run(m.gcSem, "gc", func() error { return m.gc(ctx, st) })
+			run(m.gcSem, "gc", func() error { return m.gc(ctx, st, sc.pitr) })
 		}
 	}
 }
 
-// gc moves the timeline's cutoff to its horizon, held back by unexpired
-// LSN leases (branch points are kept by the engine itself).
-func (m *tenantManager) gc(ctx context.Context, st *shardTimeline) error {
+// gc moves the timeline's cutoff to its horizon, held back by the PITR
+// window (the newest LSN ingested at least pitr ago; nothing is collected
+// while the timeline is younger than the window) and by unexpired LSN
+// leases (branch points are kept by the engine itself).
+func (m *tenantManager) gc(ctx context.Context, st *shardTimeline, pitr time.Duration) error {
 	if err := st.gcMu.Lock(ctx); err != nil {
 		return err
 	}
@@ -106,6 +114,9 @@ func (m *tenantManager) gc(ctx context.Context, st *shardTimeline) error {
 	if h := lsn.LSN(st.horizonBytes); last > h {
 		cutoff = last - h
 	}
+	if pitr > 0 {
+		cutoff = min(cutoff, st.history.lsnAt(m.clk.Mono()-pitr))
+	}
 	if l, ok := st.leases.min(m.clk.Mono()); ok && l < cutoff {
 		cutoff = l
 	}
@@ -114,4 +125,48 @@ func (m *tenantManager) gc(ctx context.Context, st *shardTimeline) error {
 	}
 	_, err := st.tl.GCAt(cutoff)
 	return err
+}
+
+// maxLSNSamples bounds a timeline's LSN history: one sample per background
+// tick (a second or so), thinned to every other one when full, so it spans
+// any PITR window at a coarser grain as the window grows.
+const maxLSNSamples = 4096
+
+type lsnSample struct {
+	at  time.Duration // monotonic
+	lsn lsn.LSN
+}
+
+// lsnHistory remembers which LSN was ingested when, for the PITR window.
+type lsnHistory struct {
+	mu      sync.Mutex
+	samples []lsnSample
+}
+
+func (h *lsnHistory) record(now time.Duration, l lsn.LSN) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.samples) >= maxLSNSamples {
+		kept := h.samples[:0]
+		for i := 0; i < len(h.samples); i += 2 {
+			kept = append(kept, h.samples[i])
+		}
+		h.samples = kept
+	}
+	h.samples = append(h.samples, lsnSample{at: now, lsn: l})
+}
+
+// lsnAt returns the newest LSN sampled at or before t (0 if none: nothing
+// is known to be that old, so nothing may be collected).
+func (h *lsnHistory) lsnAt(t time.Duration) lsn.LSN {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out lsn.LSN
+	for _, s := range h.samples {
+		if s.at > t {
+			break
+		}
+		out = s.lsn
+	}
+	return out
 }

@@ -28,6 +28,8 @@ type shardTimeline struct {
 	// leaseLength is how long a LeaseLsn lease lasts.
 	leaseLength time.Duration
 	leases      leaseSet
+	// history samples last_record_lsn over time for the PITR window.
+	history lsnHistory
 	// gcMu makes "read the leases, raise the cutoff" (GC) and "grant a
 	// lease, check it against the cutoff" (LeaseLsn) exclusive: otherwise a
 	// GC that read the leases before a grant could raise the cutoff past
