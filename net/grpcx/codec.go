@@ -6,11 +6,14 @@ import (
 	"github.com/stratadb/strata/net"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // rawCodec passes message bytes through unchanged. It reports the name
 // "proto" so that calls carry the standard content-type and a stock gRPC
 // server (with generated services) accepts them: the bytes are protobuf.
+// A protobuf message (the reflection service's, the only service
+// registered with grpc itself) is marshalled as protobuf.
 type rawCodec struct{}
 
 func (rawCodec) Name() string { return "proto" }
@@ -21,6 +24,8 @@ func (rawCodec) Marshal(v any) ([]byte, error) {
 		return m, nil
 	case *[]byte:
 		return *m, nil
+	case proto.Message:
+		return proto.Marshal(m)
 	}
 	return nil, fmt.Errorf("grpcx: raw codec cannot marshal %T", v)
 }
@@ -28,12 +33,14 @@ func (rawCodec) Marshal(v any) ([]byte, error) {
 // Unmarshal keeps data without copying: grpc materializes a fresh slice for
 // each message before calling a v1 codec, so nothing else aliases it.
 func (rawCodec) Unmarshal(data []byte, v any) error {
-	p, ok := v.(*[]byte)
-	if !ok {
-		return fmt.Errorf("grpcx: raw codec cannot unmarshal into %T", v)
+	switch p := v.(type) {
+	case *[]byte:
+		*p = data
+		return nil
+	case proto.Message:
+		return proto.Unmarshal(data, p)
 	}
-	*p = data
-	return nil
+	return fmt.Errorf("grpcx: raw codec cannot unmarshal into %T", v)
 }
 
 // toGRPC converts a seam error into a gRPC status error. Non-Status errors

@@ -2,9 +2,13 @@
 // used by daemons in real mode (never in the simulator: gRPC's goroutines
 // and timers are invisible to the deterministic scheduler).
 //
-// The server registers no services: every call reaches grpc's
+// The server registers no services of its own: every call reaches grpc's
 // UnknownServiceHandler, which hands the raw message bytes to the seam's
-// net.Handler with the full method name. A pass-through codec (forced on
+// net.Handler with the full method name. The one exception is gRPC server
+// reflection (Options.Reflection), registered with grpc itself so that
+// grpcurl can list and describe the services the handler serves; it
+// answers from the descriptors the generated packages registered in
+// protoregistry.GlobalFiles. A pass-through codec (forced on
 // both sides, never registered globally) moves []byte unchanged, so the wire
 // format is exactly what the caller marshalled — protobuf for data-plane
 // services, which lets protoc-generated gRPC stubs talk to a seam Handler

@@ -34,6 +34,14 @@ type Options struct {
 	// MaxConcurrentStreams bounds calls in flight per server connection.
 	// Default 1024.
 	MaxConcurrentStreams uint32
+	// Reflection, if not empty, makes servers answer gRPC server
+	// reflection (grpc.reflection.v1 and v1alpha) listing these services
+	// by full name ("page_api.PageService") besides the reflection
+	// service itself, so grpcurl can list and describe them. Their
+	// descriptors come from the generated code's registration in
+	// protoregistry.GlobalFiles: the program must import the generated
+	// package. Listen refuses a name that is not registered there.
+	Reflection []string
 }
 
 func (o Options) withDefaults() Options {
@@ -64,6 +72,9 @@ func (n *Network) Listen(addr string, h net.Handler) (net.Listener, error) {
 	if _, _, err := stdnet.SplitHostPort(addr); err != nil {
 		return nil, net.Errorf(net.InvalidArgument, "grpcx: listen address %q: %v", addr, err)
 	}
+	if err := checkReflection(n.opts.Reflection); err != nil {
+		return nil, err
+	}
 	lis, err := stdnet.Listen("tcp", addr)
 	if err != nil {
 		return nil, net.Errorf(net.Unavailable, "grpcx: listen %s: %v", addr, err)
@@ -86,6 +97,9 @@ func (n *Network) Serve(lis stdnet.Listener, h net.Handler) *Listener {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: o.KeepaliveTime, Timeout: o.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.KeepaliveTime / 2, PermitWithoutStream: true}),
 	)
+	if len(o.Reflection) > 0 {
+		registerReflection(srv, o.Reflection)
+	}
 	l := &Listener{srv: srv, addr: lis.Addr().String(), done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
