@@ -289,7 +289,7 @@ func (l *Local) open(op, key string) (disk.File, int64, time.Time, error) {
 	epoch := l.knownSynced(dir)
 	f, err := l.fs.Open(joinPath(dir, file))
 	if cerr := l.confirm(dir, epoch); cerr != nil {
-		if f != nil {
+		if err == nil {
 			f.Close()
 		}
 		return nil, 0, time.Time{}, diskErr(op, key, cerr)
