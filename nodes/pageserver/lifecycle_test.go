@@ -219,3 +219,26 @@ func TestBackgroundFlushAndWaitLSN(t *testing.T) {
 		}
 	})
 }
+
+// The PITR window keeps GC's cutoff at or below what was ingested that
+// long ago, however small the horizon.
+func TestPITRHoldsGC(t *testing.T) {
+	horizon := uint64(1)
+	period, pitr := "1s", "10s"
+	runNode(t, Config{}, func(f *nodeFixture) {
+		st := f.setup(t, &pageapi.TenantConf{GCHorizon: &horizon, GCPeriod: &period, PITRInterval: &pitr})
+		for i := range 30 {
+			if err := st.Ingest(lsn.LSN(0x10*(i+1)), walrec.FullPageImage{Rel: testRel, Blk: 0, Page: testPage(byte(i))}); err != nil {
+				t.Fatal(err)
+			}
+			_ = clock.Sleep(f.ctx, f.w.Clock(), time.Second)
+			// Ingested ~10s ago: LSN 0x10*(i-9). The cutoff must not pass it.
+			if old := 0x10 * (i - 9); old > 0 && st.tl.GCCutoff() > lsn.LSN(old) {
+				t.Fatalf("at %ds cutoff %s passed %#x, ingested 10s ago", i+1, st.tl.GCCutoff(), old)
+			}
+		}
+		if c := st.tl.GCCutoff(); c < 0x10*15 {
+			t.Fatalf("cutoff %s after 30s: GC never moved with a 10s window", c)
+		}
+	})
+}
