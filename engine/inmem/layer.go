@@ -222,6 +222,29 @@ func (l *Layer[V]) Keys() []keys.Key {
 	return slices.SortedFunc(maps.Keys(l.chains), keys.Key.Compare)
 }
 
+// KeysIn returns the keys held in r, sorted. For a frozen layer the slice
+// is shared (do not modify); for an open layer it is a fresh copy holding
+// only r's keys, so a scan of a small range does not copy and sort every
+// key of the layer.
+func (l *Layer[V]) KeysIn(r keys.Range) []keys.Key {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.frozen {
+		lo, _ := slices.BinarySearchFunc(l.sorted, r.Start, keys.Key.Compare)
+		hi, _ := slices.BinarySearchFunc(l.sorted, r.End, keys.Key.Compare)
+		return l.sorted[lo:max(lo, hi):max(lo, hi)]
+	}
+	var out []keys.Key
+	//strata:nondeterministic the keys collected are sorted before they are returned
+	for k := range l.chains {
+		if r.Contains(k) {
+			out = append(out, k)
+		}
+	}
+	slices.SortFunc(out, keys.Key.Compare)
+	return out
+}
+
 // Iterate calls fn for every entry in (key, LSN) order, stopping at the first
 // error. The layer must be frozen (an open layer's order is not settled).
 func (l *Layer[V]) Iterate(fn func(KeyEntry[V]) error) error {

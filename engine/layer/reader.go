@@ -206,6 +206,14 @@ func (r *reader) keyStart(k keys.Key) int {
 	return i
 }
 
+// seekKey returns the smallest key at or after k that the index holds.
+func (r *reader) seekKey(k keys.Key) (keys.Key, bool) {
+	if i := r.keyStart(k); i < len(r.index) {
+		return r.index[i].key, true
+	}
+	return keys.Key{}, false
+}
+
 // DeltaReader reads a delta layer file. It is safe for concurrent use.
 type DeltaReader struct{ r *reader }
 
@@ -304,6 +312,11 @@ func (d *DeltaReader) Len() int { return len(d.r.index) }
 // no data block is read).
 func (d *DeltaReader) Keys() []keys.Key { return distinctKeys(d.r.index) }
 
+// SeekKey returns the smallest key at or after k that the layer holds; ok
+// is false if there is none. It reads only the index (no block), so a range
+// scan can walk a layer's keys without listing them all.
+func (d *DeltaReader) SeekKey(k keys.Key) (key keys.Key, ok bool) { return d.r.seekKey(k) }
+
 // All yields every entry in (key, LSN) order; the values are shared, as
 // from Entry (read-only). On an error it yields the error once and stops.
 func (d *DeltaReader) All() iter.Seq2[DeltaEntry, error] {
@@ -371,6 +384,10 @@ func (m *ImageReader) View(key keys.Key) (page []byte, found bool, err error) {
 	}
 	return b, true, nil
 }
+
+// SeekKey returns the smallest key at or after k that the layer holds; ok
+// is false if there is none (index only, like DeltaReader.SeekKey).
+func (m *ImageReader) SeekKey(k keys.Key) (key keys.Key, ok bool) { return m.r.seekKey(k) }
 
 // Keys lists the keys the layer holds, in order.
 func (m *ImageReader) Keys() []keys.Key { return distinctKeys(m.r.index) }
