@@ -202,3 +202,39 @@ func slicesEqual(a, b TermHistory) bool {
 	}
 	return true
 }
+
+func TestProposerConfigValidate(t *testing.T) {
+	ok := ProposerConfig{ID: "p", Acceptors: []string{"a"}}
+	for _, tc := range []struct {
+		name string
+		edit func(*ProposerConfig)
+		ok   bool
+	}{
+		{"defaults", func(*ProposerConfig) {}, true},
+		{"no acceptors", func(c *ProposerConfig) { c.Acceptors = nil }, false},
+		{"negative MaxAppendBytes", func(c *ProposerConfig) { c.MaxAppendBytes = -1 }, false},
+		{"negative MaxInflightBytes", func(c *ProposerConfig) { c.MaxInflightBytes = -1 }, false},
+		{"negative MaxBufferBytes", func(c *ProposerConfig) { c.MaxBufferBytes = -1 }, false},
+		{"negative MaxRecoverBytes", func(c *ProposerConfig) { c.MaxRecoverBytes = -1 }, false},
+		{"append over the acceptors' limit", func(c *ProposerConfig) { c.MaxAppendBytes, c.MaxInflightBytes = MaxAppendWALBytes + 1, 64 << 20 }, false},
+		{"inflight below append", func(c *ProposerConfig) { c.MaxAppendBytes, c.MaxInflightBytes = 4096, 1024 }, false},
+		{"window below append", func(c *ProposerConfig) { c.MaxAppendBytes, c.MaxRecoverBytes = 4096, 1024 }, false},
+		{"window of one append", func(c *ProposerConfig) { c.MaxAppendBytes, c.MaxRecoverBytes = 4096, 4096 }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			tc.edit(&c)
+			before := c
+			err := c.Validate()
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrConfig)) {
+				t.Fatalf("Validate = %v, want ok=%t (and ErrConfig otherwise)", err, tc.ok)
+			}
+			if c.MaxBufferBytes != before.MaxBufferBytes || c.MaxRecoverBytes != before.MaxRecoverBytes {
+				t.Fatal("Validate changed the config")
+			}
+		})
+	}
+	if d := ok.withDefaults(); d.MaxRecoverBytes != DefaultMaxRecoverBytes || d.MaxBufferBytes != DefaultMaxBufferBytes {
+		t.Fatalf("withDefaults = %+v", d)
+	}
+}

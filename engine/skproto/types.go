@@ -202,15 +202,14 @@ func Format(m Msg) string {
 	return fmt.Sprintf("%T", m)
 }
 
-// Bugs are deliberate defects the simulator plants to prove its checkers
-// can fail. Production code always passes the zero value.
+// Bugs are deliberate defects the simulator plants in the step machines to
+// prove its checkers can fail. Production code always passes the zero value.
+// Only defects these machines honour are listed; a shell's own defects
+// belong to the shell (nodes/safekeeper.Bugs).
 type Bugs struct {
 	// VoteWithoutPersist: the acceptor grants a vote without persisting the
 	// new term first (sk-vote-without-persist).
 	VoteWithoutPersist bool
-	// AckBeforeFsync: the safekeeper acknowledges WAL before syncing it
-	// (sk-ack-before-fsync). Honoured by the safekeeper shell.
-	AckBeforeFsync bool
 	// TruncateCommitted: the acceptor truncates to the start of the last
 	// common term instead of the last common point, ignoring its commit LSN
 	// (sk-truncate-committed).
@@ -218,9 +217,4 @@ type Bugs struct {
 	// CommitWithoutQuorum: the proposer treats the highest flush of any
 	// acceptor as committed (prop-commit-without-quorum).
 	CommitWithoutQuorum bool
-	// ServeUnchecked: the safekeeper's read path (ReadWal, StreamWal,
-	// offload) cuts WAL on frame lengths without checking the frames'
-	// checksums, so damaged bytes are served (sk-serve-unchecked).
-	// Honoured by the safekeeper shell.
-	ServeUnchecked bool
 }

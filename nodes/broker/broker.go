@@ -25,20 +25,42 @@ type Config struct {
 	ListenAddr string
 	// EntryTTL drops entries not republished for this long. Default 30s.
 	EntryTTL time.Duration
-	// MaxEntries bounds the table (safekeepers × timelines). Default 100000.
+	// MaxEntries bounds the table (safekeepers × timelines); a publish of a
+	// new entry beyond it is refused (ErrFull). Default 100000.
 	MaxEntries int
 }
 
-// Validate fills defaults and checks limits.
-func (c *Config) Validate() error {
-	if c.ListenAddr == "" {
-		return errors.New("broker: ListenAddr is required")
+// Defaults of Config.
+const (
+	DefaultEntryTTL   = 30 * time.Second
+	DefaultMaxEntries = 100000
+)
+
+// ErrConfig is wrapped by every error Config.Validate returns.
+var ErrConfig = errors.New("broker: invalid config")
+
+// withDefaults fills zero fields with the defaults.
+func (c Config) withDefaults() Config {
+	if c.EntryTTL == 0 {
+		c.EntryTTL = DefaultEntryTTL
 	}
-	if c.EntryTTL <= 0 {
-		c.EntryTTL = 30 * time.Second
+	if c.MaxEntries == 0 {
+		c.MaxEntries = DefaultMaxEntries
 	}
-	if c.MaxEntries <= 0 {
-		c.MaxEntries = 100000
+	return c
+}
+
+// Validate checks the configuration with the defaults applied (to its own
+// copy: c is not changed).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.ListenAddr == "":
+		return fmt.Errorf("%w: ListenAddr is required", ErrConfig)
+	case c.EntryTTL < 0:
+		return fmt.Errorf("%w: EntryTTL %v is negative", ErrConfig, c.EntryTTL)
+	case c.MaxEntries < 0:
+		return fmt.Errorf("%w: MaxEntries %d is negative", ErrConfig, c.MaxEntries)
 	}
 	return nil
 }
@@ -108,6 +130,7 @@ type Broker struct {
 
 // New builds a broker; Start serves it.
 func New(env node.Env, cfg Config) (*Broker, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

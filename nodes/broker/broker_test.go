@@ -106,11 +106,34 @@ func TestPublishGetSubscribe(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	var c Config
-	if err := c.Validate(); err == nil {
-		t.Fatal("empty ListenAddr accepted")
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"defaults", Config{ListenAddr: "x"}, true},
+		{"missing ListenAddr", Config{}, false},
+		{"negative EntryTTL", Config{ListenAddr: "x", EntryTTL: -time.Second}, false},
+		{"negative MaxEntries", Config{ListenAddr: "x", MaxEntries: -1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tc.cfg
+			err := tc.cfg.Validate()
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrConfig)) {
+				t.Fatalf("Validate = %v, want ok=%t (and ErrConfig otherwise)", err, tc.ok)
+			}
+			if tc.cfg != before {
+				t.Fatal("Validate changed the config")
+			}
+		})
 	}
-	c = Config{ListenAddr: "x", MaxEntries: 1}
+	if d := (Config{}).withDefaults(); d.EntryTTL != DefaultEntryTTL || d.MaxEntries != DefaultMaxEntries {
+		t.Fatalf("withDefaults = %+v", d)
+	}
+}
+
+func TestTableFull(t *testing.T) {
+	c := Config{ListenAddr: "x", MaxEntries: 1}
 	b, err := New(testEnv(), c)
 	if err != nil {
 		t.Fatal(err)

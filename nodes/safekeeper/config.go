@@ -9,7 +9,8 @@ import (
 	"github.com/stratadb/strata/nodes/safekeeper/walstore"
 )
 
-// Config configures a Safekeeper.
+// Config configures a Safekeeper. Zero fields take the defaults below
+// (withDefaults); negative ones are refused by Validate.
 type Config struct {
 	// NodeID names this safekeeper (in greetings, broker entries, logs).
 	NodeID string
@@ -21,13 +22,14 @@ type Config struct {
 	// BrokerAddr is the broker's address; empty disables publishing and
 	// offload coordination (this safekeeper then offloads on its own).
 	BrokerAddr string
-	// SegmentBytes is the WAL segment size for new timelines. Default 16 MiB.
+	// SegmentBytes is the WAL segment size for new timelines, in
+	// [MinSegmentBytes, walstore.MaxSegmentBytes]. Default 16 MiB.
 	SegmentBytes int64
 	// PublishInterval is how often timeline state goes to the broker.
 	// Default 1s.
 	PublishInterval time.Duration
 	// OffloadInterval is how often sealed segments are considered for
-	// upload. Default 1s; 0 with Offload false disables offload.
+	// upload (with Offload). Default 1s.
 	OffloadInterval time.Duration
 	// Offload enables offload to env.Store (which must be set).
 	Offload bool
@@ -37,8 +39,8 @@ type Config struct {
 	// OffloadBackoff is the first retry delay, doubled up to 32×. Default
 	// 100ms.
 	OffloadBackoff time.Duration
-	// PeerLiveness: a broker entry older than this is a dead peer.
-	// Default 3 × PublishInterval.
+	// PeerLiveness: a broker entry older than this is a dead peer; at
+	// least PublishInterval. Default 3 × PublishInterval.
 	PeerLiveness time.Duration
 	// MaxReadBytes bounds one WAL read response or stream chunk. Default
 	// 1 MiB (a single larger frame is still sent whole).
@@ -52,49 +54,105 @@ type Config struct {
 	// (the simulator crashes the node; daemons leave it nil).
 	OnFatal func(error)
 	// Bugs plants deliberate defects; only the simulator sets it.
-	Bugs skproto.Bugs
+	Bugs Bugs
 }
 
-// Validate fills defaults and rejects inconsistent settings.
-func (c *Config) Validate() error {
-	if c.NodeID == "" {
-		return errors.New("safekeeper: NodeID is required")
-	}
-	if c.ListenAddr == "" {
-		return errors.New("safekeeper: ListenAddr is required")
-	}
+// Defaults and limits of Config.
+const (
+	DefaultSegmentBytes    = 16 << 20
+	MinSegmentBytes        = 64
+	DefaultPublishInterval = time.Second
+	DefaultOffloadInterval = time.Second
+	DefaultOffloadRetries  = 5
+	DefaultOffloadBackoff  = 100 * time.Millisecond
+	// DefaultPeerLivenessIntervals × PublishInterval is the default
+	// PeerLiveness.
+	DefaultPeerLivenessIntervals = 3
+	DefaultMaxReadBytes          = 1 << 20
+	DefaultMaxTimelines          = 10000
+	DefaultCallTimeout           = 5 * time.Second
+)
+
+// ErrConfig is wrapped by every error Config.Validate returns.
+var ErrConfig = errors.New("safekeeper: invalid config")
+
+// Bugs are the safekeeper's planted defects: the simulator switches them on
+// to prove its checkers catch them; production passes the zero value.
+type Bugs struct {
+	// Acceptor holds the bugs of the engine/skproto acceptor each timeline
+	// runs (VoteWithoutPersist, TruncateCommitted).
+	Acceptor skproto.Bugs
+	// AckBeforeFsync: a proposer's appends are acknowledged before the WAL
+	// is synced (sk-ack-before-fsync).
+	AckBeforeFsync bool
+	// ServeUnchecked: the read path (ReadWal, StreamWal, offload) cuts WAL
+	// on frame lengths without checking the frames' checksums, so damaged
+	// bytes are served (sk-serve-unchecked).
+	ServeUnchecked bool
+}
+
+// withDefaults fills zero fields with the defaults.
+func (c Config) withDefaults() Config {
 	if c.SegmentBytes == 0 {
-		c.SegmentBytes = 16 << 20
+		c.SegmentBytes = DefaultSegmentBytes
 	}
-	if c.SegmentBytes < 64 || c.SegmentBytes > walstore.MaxSegmentBytes {
-		return fmt.Errorf("safekeeper: SegmentBytes %d out of [64, %d]", c.SegmentBytes, walstore.MaxSegmentBytes)
+	if c.PublishInterval == 0 {
+		c.PublishInterval = DefaultPublishInterval
 	}
-	if c.PublishInterval <= 0 {
-		c.PublishInterval = time.Second
+	if c.OffloadInterval == 0 {
+		c.OffloadInterval = DefaultOffloadInterval
 	}
-	if c.OffloadInterval <= 0 {
-		c.OffloadInterval = time.Second
+	if c.OffloadRetries == 0 {
+		c.OffloadRetries = DefaultOffloadRetries
 	}
-	if c.OffloadRetries <= 0 {
-		c.OffloadRetries = 5
+	if c.OffloadBackoff == 0 {
+		c.OffloadBackoff = DefaultOffloadBackoff
 	}
-	if c.OffloadBackoff <= 0 {
-		c.OffloadBackoff = 100 * time.Millisecond
+	if c.PeerLiveness == 0 {
+		c.PeerLiveness = DefaultPeerLivenessIntervals * c.PublishInterval
 	}
-	if c.PeerLiveness <= 0 {
-		c.PeerLiveness = 3 * c.PublishInterval
+	if c.MaxReadBytes == 0 {
+		c.MaxReadBytes = DefaultMaxReadBytes
 	}
-	if c.PeerLiveness < c.PublishInterval {
-		return fmt.Errorf("safekeeper: PeerLiveness %v below PublishInterval %v", c.PeerLiveness, c.PublishInterval)
+	if c.MaxTimelines == 0 {
+		c.MaxTimelines = DefaultMaxTimelines
 	}
-	if c.MaxReadBytes <= 0 {
-		c.MaxReadBytes = 1 << 20
+	if c.CallTimeout == 0 {
+		c.CallTimeout = DefaultCallTimeout
 	}
-	if c.MaxTimelines <= 0 {
-		c.MaxTimelines = 10000
+	return c
+}
+
+// Validate checks the configuration with the defaults applied (to its own
+// copy: c is not changed).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
 	}
-	if c.CallTimeout <= 0 {
-		c.CallTimeout = 5 * time.Second
+	switch {
+	case c.NodeID == "":
+		return bad("NodeID is required")
+	case c.ListenAddr == "":
+		return bad("ListenAddr is required")
+	case c.SegmentBytes < MinSegmentBytes || c.SegmentBytes > walstore.MaxSegmentBytes:
+		return bad("SegmentBytes %d out of [%d, %d]", c.SegmentBytes, MinSegmentBytes, walstore.MaxSegmentBytes)
+	case c.PublishInterval < 0:
+		return bad("PublishInterval %v is negative", c.PublishInterval)
+	case c.OffloadInterval < 0:
+		return bad("OffloadInterval %v is negative", c.OffloadInterval)
+	case c.OffloadRetries < 0:
+		return bad("OffloadRetries %d is negative", c.OffloadRetries)
+	case c.OffloadBackoff < 0:
+		return bad("OffloadBackoff %v is negative", c.OffloadBackoff)
+	case c.PeerLiveness < c.PublishInterval:
+		return bad("PeerLiveness %v below PublishInterval %v", c.PeerLiveness, c.PublishInterval)
+	case c.MaxReadBytes < 0:
+		return bad("MaxReadBytes %d is negative", c.MaxReadBytes)
+	case c.MaxTimelines < 0:
+		return bad("MaxTimelines %d is negative", c.MaxTimelines)
+	case c.CallTimeout < 0:
+		return bad("CallTimeout %v is negative", c.CallTimeout)
 	}
 	return nil
 }

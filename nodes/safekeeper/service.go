@@ -65,6 +65,7 @@ type Safekeeper struct {
 
 // New builds a safekeeper; Start loads its timelines and serves.
 func New(env node.Env, cfg Config) (*Safekeeper, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -85,7 +85,7 @@ func (tl *timeline) create(g skproto.Greeting) error {
 // rejects (WAL ending below the persisted commit) is corruption.
 func (tl *timeline) attach(st *walstore.Store) error {
 	ctl := st.Control()
-	acc, err := skproto.NewAcceptor(tl.sk.cfg.NodeID, ctl.Acceptor, st.FlushLSN(), tl.sk.cfg.Bugs)
+	acc, err := skproto.NewAcceptor(tl.sk.cfg.NodeID, ctl.Acceptor, st.FlushLSN(), tl.sk.cfg.Bugs.Acceptor)
 	if err != nil {
 		_ = st.Close()
 		return fmt.Errorf("%w: %w", walstore.ErrCorrupt, err)

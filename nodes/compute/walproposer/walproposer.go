@@ -69,34 +69,71 @@ type Config struct {
 	Observer Observer
 }
 
-// Validate fills defaults and checks the configuration.
-func (c *Config) Validate() error {
-	if c.ID == "" || c.TenantID == "" || c.TimelineID == "" {
-		return errors.New("walproposer: ID, TenantID and TimelineID are required")
-	}
-	if len(c.Safekeepers) == 0 {
-		return errors.New("walproposer: no safekeepers")
-	}
+// Defaults of Config.
+const (
+	DefaultStartLSN            = lsn.LSN(0x1000)
+	DefaultReconnectBackoff    = 50 * time.Millisecond
+	DefaultMaxReconnectBackoff = 2 * time.Second
+	DefaultPeerTimeout         = 5 * time.Second
+	DefaultCallTimeout         = 5 * time.Second
+	DefaultMaxUncommittedBytes = 16 << 20
+)
+
+// ErrConfig is wrapped by every error Config.Validate returns.
+var ErrConfig = errors.New("walproposer: invalid config")
+
+// withDefaults fills zero fields with the defaults (the proposer's limits
+// are left to skproto.ProposerConfig's own).
+func (c Config) withDefaults() Config {
 	if c.StartLSN == 0 {
-		c.StartLSN = 0x1000
+		c.StartLSN = DefaultStartLSN
 	}
-	if c.ReconnectBackoff <= 0 {
-		c.ReconnectBackoff = 50 * time.Millisecond
+	if c.ReconnectBackoff == 0 {
+		c.ReconnectBackoff = DefaultReconnectBackoff
 	}
-	if c.MaxReconnectBackoff <= 0 {
-		c.MaxReconnectBackoff = 2 * time.Second
+	if c.MaxReconnectBackoff == 0 {
+		c.MaxReconnectBackoff = DefaultMaxReconnectBackoff
 	}
-	if c.MaxReconnectBackoff < c.ReconnectBackoff {
-		return fmt.Errorf("walproposer: MaxReconnectBackoff %v below ReconnectBackoff %v", c.MaxReconnectBackoff, c.ReconnectBackoff)
+	if c.PeerTimeout == 0 {
+		c.PeerTimeout = DefaultPeerTimeout
 	}
-	if c.PeerTimeout <= 0 {
-		c.PeerTimeout = 5 * time.Second
+	if c.CallTimeout == 0 {
+		c.CallTimeout = DefaultCallTimeout
 	}
-	if c.CallTimeout <= 0 {
-		c.CallTimeout = 5 * time.Second
+	if c.MaxUncommittedBytes == 0 {
+		c.MaxUncommittedBytes = DefaultMaxUncommittedBytes
 	}
-	if c.MaxUncommittedBytes <= 0 {
-		c.MaxUncommittedBytes = 16 << 20
+	return c
+}
+
+// proposerConfig is the step machine's part of the configuration.
+func (c Config) proposerConfig() skproto.ProposerConfig {
+	return skproto.ProposerConfig{ID: c.ID, TenantID: c.TenantID, TimelineID: c.TimelineID,
+		StartLSN: c.StartLSN, Acceptors: c.Safekeepers, MaxAppendBytes: c.MaxAppendBytes,
+		MaxInflightBytes: c.MaxInflightBytes, MaxBufferBytes: c.MaxBufferBytes, MaxRecoverBytes: c.MaxRecoverBytes, Bugs: c.Bugs}
+}
+
+// Validate checks the configuration with the defaults applied (to its own
+// copy: c is not changed), the proposer's limits included.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	switch {
+	case c.ID == "" || c.TenantID == "" || c.TimelineID == "":
+		return bad("ID, TenantID and TimelineID are required")
+	case len(c.Safekeepers) == 0:
+		return bad("Safekeepers: none")
+	case c.ReconnectBackoff < 0, c.PeerTimeout < 0, c.CallTimeout < 0:
+		return bad("negative duration (ReconnectBackoff %v, PeerTimeout %v, CallTimeout %v)", c.ReconnectBackoff, c.PeerTimeout, c.CallTimeout)
+	case c.MaxReconnectBackoff < c.ReconnectBackoff:
+		return bad("MaxReconnectBackoff %v below ReconnectBackoff %v", c.MaxReconnectBackoff, c.ReconnectBackoff)
+	case c.MaxUncommittedBytes < 0:
+		return bad("MaxUncommittedBytes %d is negative", c.MaxUncommittedBytes)
+	}
+	if err := c.proposerConfig().Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }
@@ -122,12 +159,11 @@ var ErrStopped = errors.New("walproposer: stopped")
 
 // New builds a proposer; Start runs it.
 func New(env node.Env, cfg Config) (*WALProposer, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	core, err := skproto.NewProposer(skproto.ProposerConfig{ID: cfg.ID, TenantID: cfg.TenantID, TimelineID: cfg.TimelineID,
-		StartLSN: cfg.StartLSN, Acceptors: cfg.Safekeepers, MaxAppendBytes: cfg.MaxAppendBytes,
-		MaxInflightBytes: cfg.MaxInflightBytes, MaxBufferBytes: cfg.MaxBufferBytes, MaxRecoverBytes: cfg.MaxRecoverBytes, Bugs: cfg.Bugs})
+	core, err := skproto.NewProposer(cfg.proposerConfig())
 	if err != nil {
 		return nil, err
 	}

@@ -22,26 +22,40 @@ func testEnv() node.Env {
 }
 
 func TestConfigValidate(t *testing.T) {
+	ok := Config{ID: "p", TenantID: "t", TimelineID: "l", Safekeepers: []string{"a:1"}}
 	for _, tc := range []struct {
 		name string
-		cfg  Config
+		edit func(*Config)
 		ok   bool
 	}{
-		{"missing ids", Config{Safekeepers: []string{"a:1"}}, false},
-		{"no safekeepers", Config{ID: "p", TenantID: "t", TimelineID: "l"}, false},
-		{"backoff inverted", Config{ID: "p", TenantID: "t", TimelineID: "l", Safekeepers: []string{"a:1"},
-			ReconnectBackoff: time.Second, MaxReconnectBackoff: time.Millisecond}, false},
-		{"defaults", Config{ID: "p", TenantID: "t", TimelineID: "l", Safekeepers: []string{"a:1"}}, true},
+		{"defaults", func(*Config) {}, true},
+		{"missing ids", func(c *Config) { c.ID = "" }, false},
+		{"no safekeepers", func(c *Config) { c.Safekeepers = nil }, false},
+		{"backoff inverted", func(c *Config) { c.ReconnectBackoff, c.MaxReconnectBackoff = time.Second, time.Millisecond }, false},
+		{"backoff above the default maximum", func(c *Config) { c.ReconnectBackoff = time.Minute }, false},
+		{"negative backoff", func(c *Config) { c.ReconnectBackoff = -1 }, false},
+		{"negative PeerTimeout", func(c *Config) { c.PeerTimeout = -1 }, false},
+		{"negative CallTimeout", func(c *Config) { c.CallTimeout = -1 }, false},
+		{"negative MaxUncommittedBytes", func(c *Config) { c.MaxUncommittedBytes = -1 }, false},
+		{"negative MaxBufferBytes", func(c *Config) { c.MaxBufferBytes = -1 }, false},
+		{"MaxRecoverBytes below MaxAppendBytes", func(c *Config) { c.MaxAppendBytes, c.MaxRecoverBytes = 4096, 1024 }, false},
+		{"small windows", func(c *Config) { c.MaxAppendBytes, c.MaxRecoverBytes, c.MaxBufferBytes = 1024, 2048, 4096 }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
-			if (err == nil) != tc.ok {
-				t.Fatalf("Validate = %v", err)
+			c := ok
+			tc.edit(&c)
+			before := c
+			err := c.Validate()
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrConfig)) {
+				t.Fatalf("Validate = %v, want ok=%t (and ErrConfig otherwise)", err, tc.ok)
 			}
-			if tc.ok && (tc.cfg.StartLSN == 0 || tc.cfg.PeerTimeout == 0) {
-				t.Fatalf("defaults not filled: %+v", tc.cfg)
+			if c.StartLSN != before.StartLSN || c.PeerTimeout != before.PeerTimeout {
+				t.Fatal("Validate changed the config")
 			}
 		})
+	}
+	if d := ok.withDefaults(); d.StartLSN != DefaultStartLSN || d.PeerTimeout != DefaultPeerTimeout || d.MaxUncommittedBytes != DefaultMaxUncommittedBytes {
+		t.Fatalf("withDefaults = %+v", d)
 	}
 }
 

@@ -85,9 +85,12 @@ func run(w *sim.World) error {
 	sim.Swarm(w, "net_latency", fmt.Sprintf("%v+%v tail %.3f/%v", lat.Base, lat.Jitter, lat.TailProb, lat.Tail))
 	syncMax := sim.Swarm(w, "sync_max", time.Duration(1+rng.IntN(8))*time.Millisecond)
 	// The walproposer's memory bounds: small in most seeds, so a lagging
-	// safekeeper's gap is re-read window by window (0: the defaults).
-	wpBuffer := sim.Swarm(w, "wp_max_buffer", []int{4 << 10, 16 << 10, 0}[rng.IntN(3)])
-	wpRecover := sim.Swarm(w, "wp_max_recover", []int{2 << 10, 8 << 10}[rng.IntN(2)])
+	// safekeeper's gap is re-read window by window (0: the defaults). Drawn
+	// from a stream of their own, so that the seeds' other draws (and the
+	// planted bugs' detection figures) stay what they were before.
+	wpRng := w.NewRand("walproposer-bounds")
+	wpBuffer := sim.Swarm(w, "wp_max_buffer", []int{4 << 10, 16 << 10, 0}[wpRng.IntN(3)])
+	wpRecover := sim.Swarm(w, "wp_max_recover", []int{2 << 10, 8 << 10}[wpRng.IntN(2)])
 
 	var sks []string
 	for i := 1; i <= nSK; i++ {
@@ -137,12 +140,18 @@ func run(w *sim.World) error {
 	corrupt := planCorruption(w, sks, segBytes, safety)
 
 	w.UseNet(simnet.Options{Latency: lat, DeadLinkTimeout: 3 * time.Second})
+	// Each planted bug goes to the package that honours it: the step
+	// machines' to engine/skproto (both shells pass them on), the
+	// safekeeper shell's own to safekeeper.Bugs.
 	bugs := skproto.Bugs{
 		VoteWithoutPersist:  w.Bug(BugVoteWithoutPersist),
-		AckBeforeFsync:      w.Bug(BugAckBeforeFsync),
 		TruncateCommitted:   w.Bug(BugTruncateCommitted),
 		CommitWithoutQuorum: w.Bug(BugCommitWithoutQuorum),
-		ServeUnchecked:      w.Bug(BugServeUnchecked),
+	}
+	skBugs := safekeeper.Bugs{
+		Acceptor:       bugs,
+		AckBeforeFsync: w.Bug(BugAckBeforeFsync),
+		ServeUnchecked: w.Bug(BugServeUnchecked),
 	}
 	h := newHistory(w)
 
@@ -160,7 +169,7 @@ func run(w *sim.World) error {
 		n := w.AddNode(id, func(env node.Env) error {
 			sk, err := safekeeper.New(env, safekeeper.Config{NodeID: id, ListenAddr: addr, BrokerAddr: brokerAddr,
 				SegmentBytes: segBytes, PublishInterval: 200 * time.Millisecond, OffloadInterval: 300 * time.Millisecond,
-				Offload: true, OffloadBackoff: 20 * time.Millisecond, CallTimeout: time.Second, Bugs: bugs,
+				Offload: true, OffloadBackoff: 20 * time.Millisecond, CallTimeout: time.Second, Bugs: skBugs,
 				OnFatal: func(error) { w.Node(id).Crash(false) }})
 			if err != nil {
 				return err
