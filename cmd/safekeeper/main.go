@@ -33,6 +33,8 @@ func parse(args []string) (options, error) {
 	fs.String(&o.dataDir, "data-dir", "", "directory for timelines (required)")
 	fs.Int64(&o.sk.SegmentBytes, "segment-bytes", 16<<20, "WAL segment size for new timelines")
 	fs.Duration(&o.sk.PublishInterval, "publish-interval", time.Second, "broker publication period")
+	fs.Duration(&o.sk.PublishFailureThreshold, "publish-failure-threshold", 0,
+		"report not ready (/ready) once broker publication has failed this long (0: 10 × publish-interval)")
 	o.remote.Register(fs) // WAL offload target; none: no offload
 	o.daemon.Register(fs)
 	fs.Required("id", "data-dir")
@@ -83,5 +85,5 @@ func run(o options) error {
 		return err
 	}
 	log.Info("safekeeper started", "id", o.sk.NodeID, "listen", sk.Addr(), "data_dir", o.dataDir)
-	return daemon.Serve(ctx, o.daemon, log, daemon.Service{Name: "safekeeper", Registry: reg, Drain: sk.Drain})
+	return daemon.Serve(ctx, o.daemon, log, daemon.Service{Name: "safekeeper", Registry: reg, Drain: sk.Drain, Ready: sk.Ready})
 }

@@ -28,6 +28,10 @@ type Config struct {
 	// PublishInterval is how often timeline state goes to the broker.
 	// Default 1s.
 	PublishInterval time.Duration
+	// PublishFailureThreshold: once broker publication has failed for this
+	// long without a success, Ready reports the safekeeper not ready. At
+	// least PublishInterval. Default 10 × PublishInterval.
+	PublishFailureThreshold time.Duration
 	// OffloadInterval is how often sealed segments are considered for
 	// upload (with Offload). Default 1s.
 	OffloadInterval time.Duration
@@ -68,9 +72,12 @@ const (
 	// DefaultPeerLivenessIntervals × PublishInterval is the default
 	// PeerLiveness.
 	DefaultPeerLivenessIntervals = 3
-	DefaultMaxReadBytes          = 1 << 20
-	DefaultMaxTimelines          = 10000
-	DefaultCallTimeout           = 5 * time.Second
+	// DefaultPublishFailureIntervals × PublishInterval is the default
+	// PublishFailureThreshold.
+	DefaultPublishFailureIntervals = 10
+	DefaultMaxReadBytes            = 1 << 20
+	DefaultMaxTimelines            = 10000
+	DefaultCallTimeout             = 5 * time.Second
 )
 
 // ErrConfig is wrapped by every error Config.Validate returns.
@@ -111,6 +118,9 @@ func (c Config) withDefaults() Config {
 	if c.PeerLiveness == 0 {
 		c.PeerLiveness = DefaultPeerLivenessIntervals * c.PublishInterval
 	}
+	if c.PublishFailureThreshold == 0 {
+		c.PublishFailureThreshold = DefaultPublishFailureIntervals * c.PublishInterval
+	}
 	if c.MaxReadBytes == 0 {
 		c.MaxReadBytes = DefaultMaxReadBytes
 	}
@@ -147,6 +157,8 @@ func (c Config) Validate() error {
 		return bad("OffloadBackoff %v is negative", c.OffloadBackoff)
 	case c.PeerLiveness < c.PublishInterval:
 		return bad("PeerLiveness %v below PublishInterval %v", c.PeerLiveness, c.PublishInterval)
+	case c.PublishFailureThreshold < c.PublishInterval:
+		return bad("PublishFailureThreshold %v below PublishInterval %v", c.PublishFailureThreshold, c.PublishInterval)
 	case c.MaxReadBytes < 0:
 		return bad("MaxReadBytes %d is negative", c.MaxReadBytes)
 	case c.MaxTimelines < 0:

@@ -26,6 +26,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative PeerLiveness", func(c *Config) { c.PeerLiveness = -1 }, false},
 		{"PeerLiveness below PublishInterval", func(c *Config) { c.PublishInterval, c.PeerLiveness = time.Second, time.Millisecond }, false},
 		{"PublishInterval beyond the default PeerLiveness", func(c *Config) { c.PublishInterval = time.Minute }, true},
+		{"negative PublishFailureThreshold", func(c *Config) { c.PublishFailureThreshold = -1 }, false},
+		{"PublishFailureThreshold below PublishInterval", func(c *Config) { c.PublishFailureThreshold = time.Millisecond }, false},
 		{"negative MaxReadBytes", func(c *Config) { c.MaxReadBytes = -1 }, false},
 		{"negative MaxTimelines", func(c *Config) { c.MaxTimelines = -1 }, false},
 		{"negative CallTimeout", func(c *Config) { c.CallTimeout = -1 }, false},
@@ -44,7 +46,7 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	d := Config{PublishInterval: 2 * time.Second}.withDefaults()
-	if d.PeerLiveness != 6*time.Second || d.SegmentBytes != DefaultSegmentBytes || d.MaxReadBytes != DefaultMaxReadBytes ||
+	if d.PeerLiveness != 6*time.Second || d.PublishFailureThreshold != 20*time.Second || d.SegmentBytes != DefaultSegmentBytes || d.MaxReadBytes != DefaultMaxReadBytes ||
 		d.CallTimeout != DefaultCallTimeout || d.OffloadRetries != DefaultOffloadRetries {
 		t.Fatalf("withDefaults = %+v", d)
 	}

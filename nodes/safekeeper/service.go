@@ -26,6 +26,7 @@ import (
 
 type metrics struct {
 	appendBytes prometheus.Counter
+	publishErrs prometheus.Counter
 	corrupt     prometheus.Counter
 	offloaded   prometheus.Counter
 	offloadErrs prometheus.Counter
@@ -39,9 +40,11 @@ func newMetrics(reg *prometheus.Registry) metrics {
 		offloaded:   prometheus.NewCounter(prometheus.CounterOpts{Name: "safekeeper_offloaded_segments_total", Help: "WAL segments uploaded to object storage."}),
 		offloadErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "safekeeper_offload_errors_total", Help: "Failed segment upload attempts."}),
 		timelines:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "safekeeper_timelines", Help: "Timelines held."}),
+		publishErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "safekeeper_broker_publish_errors_total",
+			Help: "Broker publication rounds that failed (unreachable or refusing broker)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.appendBytes, m.corrupt, m.offloaded, m.offloadErrs, m.timelines)
+		reg.MustRegister(m.appendBytes, m.corrupt, m.offloaded, m.offloadErrs, m.timelines, m.publishErrs)
 	}
 	return m
 }
@@ -57,10 +60,11 @@ type Safekeeper struct {
 	tlMu      sync.Mutex
 	timelines map[tlKey]*timeline
 
-	group    *clock.Group
-	broker   *brokerapi.Client // nil without Config.BrokerAddr
-	lisMu    sync.Mutex
-	listener net.Listener
+	group         *clock.Group
+	broker        *brokerapi.Client // nil without Config.BrokerAddr
+	publishHealth publishHealth
+	lisMu         sync.Mutex
+	listener      net.Listener
 }
 
 // New builds a safekeeper; Start loads its timelines and serves.
