@@ -140,6 +140,17 @@ func lock(m *clock.Mutex) { _ = m.Lock(context.Background()) }
 // flushed before Ingest returns; if that flush fails the record is still
 // ingested and the error wraps ErrFlushFailed.
 func (t *Timeline) Ingest(at lsn.LSN, rec walrec.Record) error {
+	return t.IngestValues(at, walrec.Decompose(rec))
+}
+
+// IngestValues is Ingest of a record already decomposed into key values
+// (walrec.Decompose's output; no values at all is a record that changes
+// no key): for keys no walrec record produces yet (SLRU segments, the
+// control file, directories), which a future import or decoder writes, and
+// for tests. The same rules apply: at must be above the last record, the
+// values' memory is kept, and a flush it triggers may fail with
+// ErrFlushFailed after the values are in.
+func (t *Timeline) IngestValues(at lsn.LSN, kvs []walrec.KeyValue) error {
 	if at == lsn.Max {
 		return fmt.Errorf("%w: %s", ErrInvalidLSN, at)
 	}
@@ -155,7 +166,7 @@ func (t *Timeline) Ingest(at lsn.LSN, rec walrec.Record) error {
 		return fmt.Errorf("%w: %s at or below last record %s", ErrOutOfOrder, at, last)
 	}
 	open := t.cur.layers.Open()
-	for _, kv := range walrec.Decompose(rec) {
+	for _, kv := range kvs {
 		if err := open.Put(kv.Key, at, kv.Value); err != nil {
 			t.mu.Unlock()
 			return fmt.Errorf("timeline %s: ingest at %s: %w", t.id, at, err)

@@ -6,7 +6,8 @@
 // Actions: ingest records (full-page images, page writes, relation size
 // changes and drops, logical messages) at increasing LSNs over a few
 // relations and blocks; read pages, batches and relation sizes at any LSN at
-// or above the GC cutoff; read below the cutoff (must be refused); flush;
+// or above the GC cutoff; scan key ranges (Timeline.Scan, with forward
+// seeks); read below the cutoff (must be refused); flush;
 // compact; GC with an advancing cutoff; branch (and then operate on the
 // branch too); and crash the simulated disk (sim/simdisk, with torn unsynced
 // writes) and reopen, after which every timeline must still hold everything

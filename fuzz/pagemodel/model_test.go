@@ -109,7 +109,7 @@ type machine struct {
 // coverage counts what the runs exercised, so the test can prove that
 // compaction, image creation, GC removal, branching and crashes happened.
 type coverage struct {
-	steps, l1, images, gcRemoved, branches, crashes, reads, faultErrs int
+	steps, l1, images, gcRemoved, branches, crashes, reads, faultErrs, scans int
 }
 
 func (s *machine) open(t *rapid.T) {
@@ -472,6 +472,7 @@ func TestPageEngineModel(t *testing.T) {
 			"read2":           s.read,
 			"readBatch":       s.readBatch,
 			"relSize":         s.relSize,
+			"scan":            s.scan,
 			"readBelowCutoff": s.readBelowCutoff,
 			"flush":           s.flush,
 			"compact":         s.compact,
@@ -487,7 +488,7 @@ func TestPageEngineModel(t *testing.T) {
 	if cov.steps < 1000 {
 		t.Fatalf("only %d steps ran, want at least 1000", cov.steps)
 	}
-	if cov.l1 == 0 || cov.images == 0 || cov.gcRemoved == 0 || cov.branches == 0 || cov.crashes == 0 || cov.faultErrs == 0 {
+	if cov.l1 == 0 || cov.images == 0 || cov.gcRemoved == 0 || cov.branches == 0 || cov.crashes == 0 || cov.faultErrs == 0 || cov.scans == 0 {
 		t.Fatalf("an engine path was never exercised: %+v", cov)
 	}
 }
