@@ -19,6 +19,12 @@
 //     the last valid frame are truncated and later segments removed, so no
 //     stale frame can ever reappear behind new writes.
 //   - Write is append-only at the flush LSN; Truncate is durable on return.
+//   - No directory entry is relied on before it is durable: a segment
+//     created, sealed or removed, or a control file renamed into place, by a
+//     call whose directory sync failed is synced by the next Sync or
+//     PersistControl of the same store, and Open syncs the timeline
+//     directory and wal/ before using what it finds (an earlier
+//     incarnation's sync may have failed).
 //   - The flush LSN is found by scanning frames from the persisted commit
 //     LSN; if the valid WAL ends below that commit LSN the store refuses to
 //     open (ErrCorrupt): committed WAL is never silently lost or served

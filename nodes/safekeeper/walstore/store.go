@@ -34,6 +34,13 @@ type Store struct {
 	partial disk.File // open handle on the segment holding flush
 	partSeg uint64
 	dirty   bool // written since the last Sync
+	// walDirDirty and ctlDirDirty: an entry of wal/ (a segment created,
+	// sealed or removed) or of the timeline directory (the control file
+	// replaced) may not be durable yet, because the directory sync that
+	// should follow it failed or has not run. Sync and PersistControl sync
+	// the directory first, so nothing acknowledged can rest on an entry a
+	// crash would drop.
+	walDirDirty, ctlDirDirty bool
 	// unchecked is the planted sk-serve-unchecked bug: ReadFrames cuts on
 	// declared frame lengths without verifying checksums.
 	unchecked bool
@@ -78,7 +85,7 @@ func Create(fsys disk.FS, dir string, c Control) (*Store, error) {
 	if err := s.openPartial(s.segno(s.flush), true); err != nil {
 		return nil, err
 	}
-	if err := fsys.SyncDir(path.Join(dir, walDir)); err != nil {
+	if err := s.syncWalDir(); err != nil {
 		return nil, err
 	}
 	if err := s.PersistControl(c); err != nil {
@@ -112,6 +119,12 @@ func Open(fsys disk.FS, dir string) (*Store, error) {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	s := &Store{fs: fsys, dir: dir, ctl: c}
+	// The control file may have been renamed into place by an incarnation
+	// whose directory sync then failed: it is used from now on, so its
+	// entry must be durable first (normalize does the same for wal/).
+	if err := fsys.SyncDir(dir); err != nil {
+		return nil, fmt.Errorf("walstore: sync %s: %w", dir, err)
+	}
 	segs, err := s.listSegments()
 	if err != nil {
 		return nil, err
@@ -271,6 +284,7 @@ func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 // normalize makes the files match the flush LSN exactly: earlier segments
 // sealed, the flush segment partial and cut at flush, later ones removed.
 func (s *Store) normalize(segs []segFile) error {
+	s.walDirDirty = true // removes and renames below
 	fseg := s.segno(s.flush)
 	for _, sf := range segs {
 		switch {
@@ -297,7 +311,33 @@ func (s *Store) normalize(segs []segFile) error {
 	if err := s.partial.Sync(); err != nil {
 		return fmt.Errorf("walstore: sync: %w", err)
 	}
-	return s.fs.SyncDir(path.Join(s.dir, walDir))
+	return s.syncWalDir()
+}
+
+// syncWalDir makes wal/'s entries durable and clears walDirDirty.
+func (s *Store) syncWalDir() error {
+	if err := s.fs.SyncDir(path.Join(s.dir, walDir)); err != nil {
+		return fmt.Errorf("walstore: sync %s/%s: %w", s.dir, walDir, err)
+	}
+	s.walDirDirty = false
+	return nil
+}
+
+// syncDirs syncs the directories whose entries changed without a
+// successful sync since.
+func (s *Store) syncDirs() error {
+	if s.walDirDirty {
+		if err := s.syncWalDir(); err != nil {
+			return err
+		}
+	}
+	if s.ctlDirDirty {
+		if err := s.fs.SyncDir(s.dir); err != nil {
+			return fmt.Errorf("walstore: sync %s: %w", s.dir, err)
+		}
+		s.ctlDirDirty = false
+	}
+	return nil
 }
 
 // openPartial opens (creating if needed) segment segno as the partial one.
@@ -309,6 +349,7 @@ func (s *Store) openPartial(segno uint64, create bool) error {
 	name := s.segPath(segno, true)
 	f, err := s.fs.OpenRW(name)
 	if errors.Is(err, disk.ErrNotExist) || create {
+		s.walDirDirty = true
 		f, err = s.fs.Create(name)
 	}
 	if err != nil {
@@ -337,9 +378,16 @@ func (s *Store) PersistControl(c Control) error {
 	if err != nil {
 		return err
 	}
+	if err := s.syncDirs(); err != nil {
+		return err
+	}
+	// Dirty until WriteFileAtomic's own directory sync succeeds: if it
+	// fails after the rename, the new file is what every reader sees.
+	s.ctlDirDirty = true
 	if err := disk.WriteFileAtomic(s.fs, path.Join(s.dir, controlName), b); err != nil {
 		return fmt.Errorf("walstore: persist control: %w", err)
 	}
+	s.ctlDirDirty = false
 	s.ctl = c
 	s.ctl.Acceptor = c.Acceptor.Clone()
 	return nil
@@ -377,17 +425,23 @@ func (s *Store) seal() error {
 	_ = s.partial.Close()
 	s.partial = nil
 	done := s.partSeg
+	s.walDirDirty = true
 	if err := s.fs.Rename(s.segPath(done, true), s.segPath(done, false)); err != nil {
 		return fmt.Errorf("walstore: seal segment %s: %w", SegmentName(done), err)
 	}
 	if err := s.openPartial(done+1, true); err != nil {
 		return err
 	}
-	return s.fs.SyncDir(path.Join(s.dir, walDir))
+	return s.syncWalDir()
 }
 
-// Sync makes every Write durable.
+// Sync makes every Write durable, and every directory entry they rest on
+// (a segment created or sealed even by a Write whose directory sync
+// failed).
 func (s *Store) Sync() error {
+	if err := s.syncDirs(); err != nil {
+		return err
+	}
 	if !s.dirty {
 		return nil
 	}
