@@ -1,7 +1,8 @@
 // Package timeline holds a tenant's timelines on the disk seam: WAL ingest
-// into the in-memory layer, the read path (GetPage, GetPages, RelSize at an
-// LSN), flush to L0 delta files, compaction into L1 deltas and image layers,
-// garbage collection under a GC cutoff, branching, and crash recovery.
+// into the in-memory layer, the read path (GetPage, GetPages, RelSize and
+// range scans at an LSN), flush to L0 delta files, compaction into L1
+// deltas and image layers, garbage collection under a GC cutoff,
+// branching, deletion, and crash recovery.
 // docs/page-engine.md describes the rules; the invariants are:
 //
 //   - Durability: disk_consistent_lsn (DCL) advances only after the layer
@@ -24,6 +25,10 @@
 //     are removed.
 //   - GC removes a layer only if, at the cutoff and at every child's branch
 //     point below it, newer image layers cover its whole key range.
+//   - A timeline is deleted by renaming its directory to a deleting name
+//     durably before anything in it is removed (Open removes such
+//     directories), and never while it has children or a branch point
+//     reserved.
 //   - A child timeline reads its ancestor at or below its branch point; its
 //     branch LSN is at most the parent's last record LSN and at least the
 //     parent's GC cutoff; its directory appears (atomically, by rename) only

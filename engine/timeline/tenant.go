@@ -68,7 +68,8 @@ type Tenant struct {
 }
 
 // Open opens (or initialises) the tenant directory and loads every timeline.
-// It removes what a crash may have left half-done (temp directories, layer
+// It removes what a crash may have left half-done (temp directories of
+// creates, directories of deletes (Delete), layer
 // files not listed in a timeline's metadata, temp files); a timeline whose
 // metadata is missing or corrupt, or that lists a missing or damaged layer
 // file, fails the open with ErrCorrupt (or the layer's error).
@@ -101,7 +102,7 @@ func Open(o Options) (*Tenant, error) {
 	var ids []ID
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasSuffix(name, tempSuffix) {
+		if strings.HasSuffix(name, tempSuffix) || strings.HasSuffix(name, deletingSuffix) {
 			if err := tn.fs.RemoveAll(root + "/" + name); err != nil {
 				return nil, fmt.Errorf("timeline: remove leftover %s: %w", name, err)
 			}

@@ -79,6 +79,9 @@ type Timeline struct {
 	doomed map[string]bool
 	// rebased counts edits applied to a newer version than their base.
 	rebased int
+	// deleted: Tenant.Delete renamed the directory away, so a replaced
+	// file is not removed on its own when its last reader lets go.
+	deleted bool
 }
 
 // ID returns the timeline's id.

@@ -185,7 +185,10 @@ func (v *version) release() {
 func (t *Timeline) dispose(fs []*fileLayer) {
 	for _, f := range fs {
 		_ = f.close()
-		if !f.obsolete {
+		t.mu.Lock()
+		deleted := t.deleted
+		t.mu.Unlock()
+		if !f.obsolete || deleted {
 			continue
 		}
 		name := f.name.String()
