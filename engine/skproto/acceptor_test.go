@@ -216,7 +216,7 @@ func TestProposerConfigValidate(t *testing.T) {
 		{"negative MaxInflightBytes", func(c *ProposerConfig) { c.MaxInflightBytes = -1 }, false},
 		{"negative MaxBufferBytes", func(c *ProposerConfig) { c.MaxBufferBytes = -1 }, false},
 		{"negative MaxRecoverBytes", func(c *ProposerConfig) { c.MaxRecoverBytes = -1 }, false},
-		{"append over the acceptors' limit", func(c *ProposerConfig) { c.MaxAppendBytes, c.MaxInflightBytes = MaxAppendWALBytes + 1, 64 << 20 }, false},
+		{"append over the acceptors' limit", func(c *ProposerConfig) { c.MaxAppendBytes, c.MaxInflightBytes = MaxAppendWALBytes+1, 64<<20 }, false},
 		{"inflight below append", func(c *ProposerConfig) { c.MaxAppendBytes, c.MaxInflightBytes = 4096, 1024 }, false},
 		{"window below append", func(c *ProposerConfig) { c.MaxAppendBytes, c.MaxRecoverBytes = 4096, 1024 }, false},
 		{"window of one append", func(c *ProposerConfig) { c.MaxAppendBytes, c.MaxRecoverBytes = 4096, 4096 }, true},

@@ -675,7 +675,9 @@ func (p *Proposer) checkInvariants(prevTerm Term, prevCommit lsn.LSN) error {
 }
 
 // assert panics (assertions on) if a call broke the proposer's invariants.
-func (p *Proposer) assert(prevTerm Term, prevCommit lsn.LSN) { _ = p.checkInvariants(prevTerm, prevCommit) }
+func (p *Proposer) assert(prevTerm Term, prevCommit lsn.LSN) {
+	_ = p.checkInvariants(prevTerm, prevCommit)
+}
 
 // assertTrimmed is assert plus Trim's bound: the buffer holds at most
 // MaxBufferBytes, or only WAL at and above the commit LSN.

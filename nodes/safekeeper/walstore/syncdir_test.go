@@ -104,7 +104,7 @@ func TestControlReusedAfterFailedDirSync(t *testing.T) {
 		// skip: directory syncs of the timeline directory before the one
 		// that fails (Create syncs it once in MkdirAllDurable before the
 		// control file's).
-		skip int
+		skip    int
 		replace bool
 	}{
 		{"created", 1, false},
