@@ -223,6 +223,9 @@ func (ps *PageService) Register(m *net.Mux) {
 	net.HandleStreamProto(m, pageapi.PageService_GetPages_FullMethodName, ps.getPages)
 	net.HandleUnary(m, pageapi.PageService_GetRelSize_FullMethodName, ps.getRelSize)
 	net.HandleUnary(m, pageapi.PageService_LeaseLsn_FullMethodName, ps.leaseLSN)
+	net.HandleUnary(m, pageapi.PageService_GetDbSize_FullMethodName, ps.getDbSize)
+	net.HandleUnary(m, pageapi.PageService_GetSlruSegment_FullMethodName, ps.getSlruSegment)
+	net.HandleStreamProto(m, pageapi.PageService_GetBaseBackup_FullMethodName, ps.getBaseBackup)
 }
 
 // leaseLSN grants an LSN lease: GC keeps what reads at the LSN need until
