@@ -90,6 +90,10 @@ type Service struct {
 	Ready func() error
 	// Drain stops the node gracefully within ctx's deadline.
 	Drain func(ctx context.Context) error
+	// Handler, if set, serves every path of the HTTP address the daemon's
+	// own handlers (Mux) do not: a node's HTTP API, such as the
+	// pageserver's management API.
+	Handler http.Handler
 }
 
 // SignalContext is cancelled on SIGTERM or SIGINT.
@@ -108,7 +112,11 @@ func Serve(ctx context.Context, o Options, log *slog.Logger, svc Service) error 
 			_ = svc.Drain(context.Background())
 			return fmt.Errorf("daemon: http listen: %w", err)
 		}
-		httpSrv = &http.Server{Handler: Mux(svc.Registry, svc.Ready, o.Pprof), ReadHeaderTimeout: 5 * time.Second}
+		mux := Mux(svc.Registry, svc.Ready, o.Pprof)
+		if svc.Handler != nil {
+			mux.Handle("/", svc.Handler)
+		}
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = httpSrv.Serve(lis) }()
 		log.Info("http serving", "addr", lis.Addr().String(), "pprof", o.Pprof)
 	}

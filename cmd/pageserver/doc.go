@@ -1,0 +1,21 @@
+// Command pageserver runs the pageserver daemon (plumbing in
+// cmd/internal/daemon): the page service (Neon's page_api.PageService over
+// gRPC, with server reflection so grpcurl lists and describes it) on
+// -listen; the management API (HTTP/JSON, nodes/pageserver/pageapi's
+// routes) together with Prometheus metrics, /live, /ready and, with
+// -pprof, /debug/pprof/ on -http; tenant shards and their layer files on
+// the OS disk under -data-dir; WAL receivers that follow each attached
+// timeline's committed WAL from the safekeepers the broker (-broker) names.
+// With -auth-public-key (a PEM file of Ed25519 public keys) every page
+// request needs a JWT of scope tenant for its tenant and every management
+// request one of scope pageserverapi (admin passes both); /metrics, /live
+// and /ready stay open.
+//
+// Every flag falls back to an environment variable
+// (STRATA_PAGESERVER_<FLAG>, dashes as underscores). It holds an exclusive
+// lock on -data-dir (strata.lock) while it runs. /ready fails while the
+// tenants load and once shutdown began. SIGTERM or SIGINT stops accepting
+// page requests (Unavailable), lets open GetPages streams finish for up to
+// -drain-timeout, stops the WAL receivers, flushes every timeline so a
+// restart resumes ingest from disk, stops background work and exits.
+package main

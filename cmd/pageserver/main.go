@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/cmd/internal/daemon"
+	"github.com/stratadb/strata/disk"
+	"github.com/stratadb/strata/net"
+	"github.com/stratadb/strata/net/grpcx"
+	"github.com/stratadb/strata/net/httpx"
+	"github.com/stratadb/strata/net/jwtauth"
+	"github.com/stratadb/strata/nodes/node"
+	"github.com/stratadb/strata/nodes/pageserver"
+	"github.com/stratadb/strata/nodes/pageserver/pageapi"
+)
+
+// options are the daemon's flags.
+type options struct {
+	dataDir string
+	// authKeyFile is -auth-public-key (read by run: a missing file is a
+	// failed start, not a command-line error).
+	authKeyFile string
+	daemon      daemon.Options
+	ps          pageserver.Config
+}
+
+// errFlag reports a flag value parse rejects beyond what the flag package
+// checks.
+var errFlag = errors.New("bad flag value")
+
+func parse(args []string) (options, error) {
+	var o options
+	var id string
+	fs := daemon.NewFlagSet("pageserver")
+	fs.String(&id, "id", "", "numeric node id (required)")
+	fs.String(&o.ps.PageAddr, "listen", "127.0.0.1:6400", "gRPC listen address of the page service")
+	fs.String(&o.dataDir, "data-dir", "", "directory for tenants and layer files (required)")
+	fs.String(&o.ps.WALReceiver.BrokerAddr, "broker", "", "broker gRPC address (empty: no WAL receivers, timelines ingest nothing)")
+	fs.String(&o.ps.AvailabilityZone, "availability-zone", "", "availability zone reported to the storage controller")
+	fs.String(&o.authKeyFile, "auth-public-key", "", "PEM file of Ed25519 public keys; when set, page requests need a JWT of scope tenant and management requests one of scope pageserverapi")
+	o.daemon.Register(fs)
+	// The management API lives on -http, so unlike the other daemons the
+	// pageserver needs it.
+	fs.Required("id", "data-dir", "http")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil || n == 0 {
+		return o, fmt.Errorf("%w: -id %q: want a positive integer", errFlag, id)
+	}
+	o.ps.NodeID = n
+	return o, o.ps.Validate()
+}
+
+func main() {
+	os.Exit(daemon.Main("pageserver", os.Args[1:], os.Stdout, os.Stderr, parse, run))
+}
+
+// maxStopTime bounds shutdown after the drain: ending streams, stopping WAL
+// receivers, flushing every timeline and stopping background work.
+const maxStopTime = time.Minute
+
+// server is the daemon around the node: the node starts (loading its
+// tenants) while the HTTP side already answers /live and, with 503, /ready
+// and the management API.
+type server struct {
+	drain    time.Duration
+	started  chan struct{} // closed when pageserver.Start returned
+	node     *pageserver.Node
+	startErr error
+	api      atomic.Pointer[http.Handler]
+	stopping atomic.Bool
+}
+
+// ready decides /ready: not before the node started, nor once shutdown
+// began.
+func (s *server) ready() error {
+	switch {
+	case s.stopping.Load():
+		return errors.New("shutting down")
+	case s.api.Load() == nil:
+		return errors.New("starting (loading tenants)")
+	}
+	return nil
+}
+
+// ServeHTTP serves the management API once the node has started.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := s.api.Load()
+	if h == nil {
+		httpx.WriteError(w, net.Errorf(net.Unavailable, "pageserver: starting"))
+		return
+	}
+	(*h).ServeHTTP(w, r)
+}
+
+// start runs pageserver.Start; a failure cancels the daemon (stop).
+func (s *server) start(env node.Env, cfg pageserver.Config, stop context.CancelFunc) {
+	defer close(s.started)
+	n, err := pageserver.Start(env, cfg)
+	if err != nil {
+		s.startErr = err
+		stop()
+		return
+	}
+	s.node = n
+	h := httpx.Router(n.Router())
+	s.api.Store(&h)
+}
+
+// shutdown is the daemon's drain: wait for a start in progress, then
+// Node.Shutdown with what is left of ctx's deadline as the drain.
+func (s *server) shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
+	select {
+	case <-s.started:
+	case <-ctx.Done():
+		return errors.New("pageserver: still starting when the drain timeout ended")
+	}
+	if s.startErr != nil {
+		return s.startErr
+	}
+	drain := s.drain
+	if d, ok := ctx.Deadline(); ok {
+		drain = time.Until(d)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drain+maxStopTime)
+	defer cancel()
+	if left := s.node.Shutdown(sctx, drain); len(left) > 0 {
+		return fmt.Errorf("pageserver: tasks still running after shutdown: %v", left)
+	}
+	return nil
+}
+
+func run(o options) error {
+	log, err := o.daemon.Logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	if o.authKeyFile != "" {
+		pem, err := os.ReadFile(o.authKeyFile)
+		if err != nil {
+			return fmt.Errorf("-auth-public-key: %w", err)
+		}
+		if o.ps.AuthKeys, err = jwtauth.ParsePublicKeysPEM(pem); err != nil {
+			return fmt.Errorf("-auth-public-key %s: %w", o.authKeyFile, err)
+		}
+	}
+	reg := daemon.NewRegistry()
+	// Before anything reads or writes the directory: a second pageserver
+	// on it would write the same layer and location files.
+	lock, err := daemon.LockDataDir(o.dataDir, "pageserver")
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	clk := clock.NewReal()
+	gnet := grpcx.New(grpcx.Options{Reflection: []string{pageapi.PageService_ServiceDesc.ServiceName}})
+	env := node.Env{ID: fmt.Sprintf("pageserver-%d", o.ps.NodeID), Clock: clk, Net: gnet, Disk: disk.Dir(o.dataDir),
+		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))), Log: log, Metrics: reg}
+	ctx, stop := daemon.SignalContext()
+	defer stop()
+	s := &server{drain: o.daemon.DrainTimeout, started: make(chan struct{})}
+	go s.start(env, o.ps, stop)
+	log.Info("pageserver starting", "id", o.ps.NodeID, "listen", o.ps.PageAddr, "http", o.daemon.HTTPAddr,
+		"data_dir", o.dataDir, "broker", o.ps.WALReceiver.BrokerAddr, "auth", len(o.ps.AuthKeys) > 0)
+	return daemon.Serve(ctx, o.daemon, log, daemon.Service{Name: "pageserver", Registry: reg, Ready: s.ready, Drain: s.shutdown, Handler: s})
+}
