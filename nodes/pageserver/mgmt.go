@@ -18,7 +18,8 @@ import (
 )
 
 // mgmtStatus maps the management API's errors to status codes (and so
-// HTTP statuses: 400, 401/403, 404, 408, 409, 412, 429, 503, 500).
+// HTTP statuses: 400, 401/403, 404, 408, 409, 412, 429, 503, 500). A
+// timeline with children cannot be deleted: 412, as Neon answers.
 func mgmtStatus(err error) error {
 	switch {
 	case err == nil:
@@ -27,7 +28,7 @@ func mgmtStatus(err error) error {
 		return net.Errorf(net.InvalidArgument, "%v", err)
 	case errors.Is(err, ErrTimelineExists), errors.Is(err, ErrStaleGeneration):
 		return net.Errorf(net.AlreadyExists, "%v", err)
-	case errors.Is(err, ErrNotAttached), errors.Is(err, ErrBroken):
+	case errors.Is(err, ErrNotAttached), errors.Is(err, ErrBroken), errors.Is(err, timeline.ErrHasChildren):
 		return net.Errorf(net.FailedPrecondition, "%v", err)
 	case errors.Is(err, ErrLimit):
 		return net.Errorf(net.ResourceExhausted, "%v", err)
@@ -101,6 +102,20 @@ func (n *Node) registerMgmt() {
 			return nil, err
 		}
 		return n.tenants.listTimelines(id)
+	})
+	// Timeline delete answers 200 once the deletion is durable (Neon: 202,
+	// deleting in the background); a timeline with children is 412, as in
+	// Neon; an unknown one 404.
+	mgmtRoute(n, pageapi.RouteTimelineDelete, 200, func(ctx context.Context, r *net.HTTPRequest, _ struct{}) (struct{}, error) {
+		id, err := tenantShardParam(r)
+		if err != nil {
+			return struct{}{}, err
+		}
+		tid, err := shard.ParseTimelineID(r.Param("timeline_id"))
+		if err != nil {
+			return struct{}{}, fmt.Errorf("%w: %v", pageapi.ErrBadConfig, err)
+		}
+		return struct{}{}, n.tenants.deleteTimeline(ctx, id, tid)
 	})
 	mgmtRoute(n, pageapi.RouteWaitLSN, 200, func(ctx context.Context, r *net.HTTPRequest, req pageapi.WaitLSNRequest) (struct{}, error) {
 		id, err := tenantShardParam(r)

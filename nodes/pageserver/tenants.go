@@ -525,6 +525,60 @@ func (m *tenantManager) createTimeline(ctx context.Context, id shard.TenantShard
 	return timelineInfo(id, st), nil
 }
 
+// deleteTimeline deletes a timeline of an attached shard and its local
+// files. A timeline other timelines branch from is refused
+// (timeline.ErrHasChildren: 412) and left serving; an unknown one is
+// ErrUnknownTimeline (404), so a repeated delete answers 404. Otherwise
+// the timeline stops being served (new requests: NotFound; waits for
+// ingest: ErrShuttingDown), every task of it — page streams, its WAL
+// receiver, its background work — is stopped, and the engine deletes it
+// crash-safely (timeline.Tenant.Delete). If the engine still holds it after
+// a failed delete, it is served again. Synchronous: it returns once the
+// deletion is durable (Neon answers 202 and deletes in the background).
+func (m *tenantManager) deleteTimeline(ctx context.Context, id shard.TenantShardID, tid shard.TimelineID) error {
+	ts, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	if err := ts.op.Lock(ctx); err != nil {
+		return err
+	}
+	defer ts.op.Unlock()
+	eng, sts, err := ts.attached()
+	if err != nil {
+		return err
+	}
+	st, err := ts.lookup(tid)
+	if err != nil {
+		return err
+	}
+	for _, o := range sts {
+		if a, _, ok := o.tl.Ancestor(); ok && shard.TimelineID(a) == tid {
+			return fmt.Errorf("%w: %s/%s is the ancestor of %s", timeline.ErrHasChildren, id, tid, shard.TimelineID(o.tl.ID()))
+		}
+	}
+	ts.mu.Lock()
+	delete(ts.timelines, tid)
+	ts.mu.Unlock()
+	st.shutdown()
+	if left := m.tasks.stop(ctx, timelineScope(id, tid)); len(left) > 0 {
+		// The engine still waits for a flush, compaction or GC in flight
+		// and refuses everything after, so deleting is safe; say so.
+		m.log.Error("tasks outlived their timeline's shutdown", "tenant_shard_id", id, "timeline_id", tid, "tasks", left)
+	}
+	if err := eng.Delete(timeline.ID(tid)); err != nil {
+		if tl, gerr := eng.Get(timeline.ID(tid)); gerr == nil {
+			restarted := m.startTimeline(ts, tl)
+			ts.mu.Lock()
+			ts.timelines[tid] = restarted
+			ts.mu.Unlock()
+		}
+		return fmt.Errorf("delete timeline %s/%s: %w", id, tid, err)
+	}
+	m.log.Info("timeline deleted", "tenant_shard_id", id, "timeline_id", tid)
+	return nil
+}
+
 func timelineInfo(id shard.TenantShardID, st *shardTimeline) pageapi.TimelineInfo {
 	info := pageapi.TimelineInfo{
 		TenantID:          id.String(),
