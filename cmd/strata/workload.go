@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +41,9 @@ const (
 	// maxReportedMismatches bounds the mismatches printed one by one (all
 	// are counted).
 	maxReportedMismatches = 10
+	// workloadHistoryChecks bounds the verified checks kept to be read
+	// again at the end.
+	workloadHistoryChecks = 64
 	// workloadCheckQueue bounds the checks handed to the reader and not yet
 	// read; the writer skips a check rather than wait when it is full.
 	workloadCheckQueue = 16
@@ -61,6 +66,7 @@ type workloadConfig struct {
 	fullPagePct, readsPerLSN  int
 	duration, readTimeout     time.Duration
 	progress                  time.Duration
+	maxLag                    uint64
 	startLSN                  lsn.LSN
 	generation                uint32
 	skipSetup                 bool
@@ -71,7 +77,7 @@ type workloadConfig struct {
 // workloadFlags are the raw flags.
 type workloadFlags struct {
 	safekeepers, pageserver, pageserverURL, tenant, timeline, rel, startLSN, tok string
-	blocks, batch, writeBytes, fullPagePct, readsPerLSN                          int
+	blocks, batch, writeBytes, fullPagePct, readsPerLSN, maxLagMiB               int
 	duration, readTimeout, progress                                              time.Duration
 	generation                                                                   int64
 	skipSetup                                                                    bool
@@ -81,7 +87,8 @@ type workloadFlags struct {
 func (f workloadFlags) config() (workloadConfig, error) {
 	c := workloadConfig{pageserver: f.pageserver, pageserverURL: f.pageserverURL, blocks: f.blocks, batch: f.batch,
 		writeBytes: f.writeBytes, fullPagePct: f.fullPagePct, readsPerLSN: f.readsPerLSN, duration: f.duration,
-		readTimeout: f.readTimeout, progress: f.progress, skipSetup: f.skipSetup, token: token(f.tok), seed: f.seed}
+		readTimeout: f.readTimeout, progress: f.progress, skipSetup: f.skipSetup, token: token(f.tok), seed: f.seed,
+		maxLag: uint64(f.maxLagMiB) << 20}
 	if err := requireFlags("safekeepers", f.safekeepers, "pageserver", f.pageserver, "tenant", f.tenant, "timeline", f.timeline); err != nil {
 		return c, err
 	}
@@ -111,7 +118,7 @@ func (f workloadFlags) config() (workloadConfig, error) {
 		name      string
 		n, lo, hi int
 	}{{"blocks", f.blocks, 1, maxWorkloadBlocks}, {"batch", f.batch, 1, maxWorkloadBatch}, {"write-bytes", f.writeBytes, 1, walrec.PageSize},
-		{"full-page-pct", f.fullPagePct, 0, 100}, {"reads-per-lsn", f.readsPerLSN, 0, maxBlocksPerRead}} {
+		{"full-page-pct", f.fullPagePct, 0, 100}, {"reads-per-lsn", f.readsPerLSN, 0, maxBlocksPerRead}, {"max-lag-mib", f.maxLagMiB, 0, 1 << 20}} {
 		if v.n < v.lo || v.n > v.hi {
 			return c, fmt.Errorf("%w: --%s %d not in [%d, %d]", errUsage, v.name, v.n, v.lo, v.hi)
 		}
@@ -150,8 +157,13 @@ a full page image. After each batch it hands --reads-per-lsn random blocks
 and the batch's end LSN to a reader, which waits for that LSN to commit and
 reads the blocks from the pageserver at it (the pageserver waits for its
 ingest). Every page read is compared with the workload's own model (the redo
-of what it committed). At the end it waits for the last commit, reads every
-block and the relation's size at it, and prints a summary.
+of what it committed). The writer stays at most --max-lag-mib MiB of WAL
+ahead of the last LSN read back, so the rates printed are what the whole
+path (commit, ingest, read) sustains. At the end it waits for the last
+commit, reads every block and the relation's size at it, reads a sample of
+64 earlier LSNs' checks again (a pageserver restarted meanwhile must still
+answer them the same; one refused as below the GC cutoff is skipped), and
+prints a summary.
 
 Reads that fail because the pageserver is unreachable or has not ingested
 far enough are retried for --read-timeout (so a pageserver or safekeeper may
@@ -182,6 +194,7 @@ it is printed, and the workload exits non-zero.`,
 	fl.IntVar(&f.writeBytes, "write-bytes", 64, fmt.Sprintf("largest page write, 1..%d bytes", walrec.PageSize))
 	fl.IntVar(&f.fullPagePct, "full-page-pct", 5, "percent of records that are full page images, 0..100")
 	fl.IntVar(&f.readsPerLSN, "reads-per-lsn", 8, fmt.Sprintf("blocks read back at each batch's end LSN, 0..%d", maxBlocksPerRead))
+	fl.IntVar(&f.maxLagMiB, "max-lag-mib", 32, "MiB of WAL the writer may be ahead of the last LSN read back (0: no bound)")
 	fl.DurationVar(&f.duration, "duration", 10*time.Second, "how long to write")
 	fl.DurationVar(&f.readTimeout, "read-timeout", time.Minute, "how long a read is retried while the pageserver is unreachable or behind")
 	fl.DurationVar(&f.progress, "progress", time.Second, "print progress this often (0: never)")
@@ -224,9 +237,15 @@ type workload struct {
 	model    [][]byte // the page of each block after every record appended
 
 	records, walBytes, pagesRead, retries, mismatches atomic.Int64
-	commit                                            atomic.Uint64
-	printMu                                           sync.Mutex
-	reported                                          int
+	// verified is the LSN of the last check read back (and compared).
+	verified atomic.Uint64
+	// history is the reader's sample of verified checks; seen counts the
+	// checks it was drawn from.
+	history  []readCheck
+	seen     int
+	histRng  *rand.Rand
+	printMu  sync.Mutex
+	reported int
 }
 
 func (w *workload) printf(format string, args ...any) {
@@ -417,14 +436,48 @@ func (w *workload) reader(ctx context.Context, checks <-chan readCheck) error {
 		if err := w.wp.WaitCommitted(ctx, c.at); err != nil {
 			return fmt.Errorf("wait for commit of %s: %w", c.at, err)
 		}
-		w.commit.Store(max(w.commit.Load(), uint64(c.at)))
 		pages, err := w.read(ctx, ps, c.blocks, c.at)
 		if err != nil {
 			return fmt.Errorf("read %d blocks at %s: %w", len(c.blocks), c.at, err)
 		}
 		w.verify(c.at, c.blocks, pages, c.want)
+		w.verified.Store(max(w.verified.Load(), uint64(c.at)))
+		w.keepHistory(c)
 	}
 	return nil
+}
+
+// keepHistory keeps a uniform sample (reservoir) of up to
+// workloadHistoryChecks verified checks, read again at the end: history
+// written before a pageserver restart must still read the same.
+func (w *workload) keepHistory(c readCheck) {
+	w.seen++
+	if len(w.history) < workloadHistoryChecks {
+		w.history = append(w.history, c)
+	} else if i := w.histRng.IntN(w.seen); i < workloadHistoryChecks {
+		w.history[i] = c
+	}
+}
+
+// recheckHistory reads the sampled checks again at their LSNs. A read the
+// pageserver refuses because GC has moved its cutoff past the LSN is
+// counted as skipped, not as a failure.
+func (w *workload) recheckHistory(ctx context.Context, ps *pageStream) (checked, skipped int, err error) {
+	slices.SortFunc(w.history, func(a, b readCheck) int { return cmp.Compare(a.at, b.at) })
+	for _, c := range w.history {
+		pages, err := w.read(ctx, ps, c.blocks, c.at)
+		var se *pageStatusError
+		if errors.As(err, &se) && se.code == pageapi.GetPageStatusCode_GET_PAGE_STATUS_CODE_INVALID_REQUEST && strings.Contains(se.reason, "GC cutoff") {
+			skipped++
+			continue
+		}
+		if err != nil {
+			return checked, skipped, fmt.Errorf("history check at %s: %w", c.at, err)
+		}
+		w.verify(c.at, c.blocks, pages, c.want)
+		checked++
+	}
+	return checked, skipped, nil
 }
 
 // progressLoop prints a line every interval until ctx ends.
@@ -440,9 +493,13 @@ func (w *workload) progressLoop(ctx context.Context, start time.Time, every time
 		case now := <-t.C:
 			rec, b, pages := w.records.Load(), w.walBytes.Load(), w.pagesRead.Load()
 			dt := now.Sub(last).Seconds()
-			w.printf("%6.1fs  records %9d (%7.0f/s)  WAL %8.1f MiB (%6.2f MiB/s)  commit %-12s  pages read %8d (%6.0f/s)  retries %d  mismatches %d\n",
+			var commit lsn.LSN
+			if st, err := w.wp.Status(ctx); err == nil {
+				commit = st.CommitLSN
+			}
+			w.printf("%5.1fs  records %8d (%6.0f/s)  WAL %7.1f MiB (%5.1f MiB/s)  commit %-11s read at %-11s pages read %7d (%5.0f/s)  retries %d  mismatches %d\n",
 				now.Sub(start).Seconds(), rec, float64(rec-lastRec)/dt, float64(b)/(1<<20), float64(b-lastBytes)/(1<<20)/dt,
-				lsn.LSN(w.commit.Load()), pages, float64(pages-lastPages)/dt, w.retries.Load(), w.mismatches.Load())
+				commit, lsn.LSN(w.verified.Load()), pages, float64(pages-lastPages)/dt, w.retries.Load(), w.mismatches.Load())
 			lastRec, lastBytes, lastPages, last = rec, b, pages, now
 		}
 	}
@@ -460,7 +517,8 @@ func workloadEnv(log io.Writer, seed uint64) node.Env {
 // error wrapping errMismatch.
 func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (workloadSummary, error) {
 	var sum workloadSummary
-	w := &workload{cfg: cfg, out: out, log: log, rng: rand.New(rand.NewPCG(cfg.seed, 2)), model: make([][]byte, cfg.blocks)}
+	w := &workload{cfg: cfg, out: out, log: log, rng: rand.New(rand.NewPCG(cfg.seed, 2)), histRng: rand.New(rand.NewPCG(cfg.seed, 3)),
+		model: make([][]byte, cfg.blocks)}
 	w.printf("workload: tenant %s timeline %s, rel %v, %d blocks, seed %d\n", cfg.target.Shard, cfg.target.Timeline, cfg.rel, cfg.blocks, cfg.seed)
 	if !cfg.skipSetup {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -520,7 +578,6 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 		return sum, fmt.Errorf("wait for the last commit %s: %w", end, err)
 	}
 	writeSecs := time.Since(start).Seconds()
-	w.commit.Store(uint64(end))
 
 	// Every block, and the relation's size, at the last commit.
 	readStart := time.Now()
@@ -538,6 +595,10 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 		}
 		w.verify(end, blocks, pages, want)
 	}
+	histChecked, histSkipped, err := w.recheckHistory(ctx, ps)
+	if err != nil {
+		return sum, err
+	}
 	rs, err := relSize(ctx, conn, cfg.target, cfg.token, cfg.rel, end)
 	if err != nil {
 		return sum, fmt.Errorf("final check: GetRelSize: %w", err)
@@ -554,8 +615,8 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 	sum.PagesPerSec = float64(sum.PagesRead) / sum.ReadSeconds
 	w.printf("summary: %d records (%.1f MiB of WAL) committed in %.1fs: %.0f records/s, %.2f MiB/s; commit LSN %s\n",
 		sum.Records, float64(sum.WALBytes)/(1<<20), writeSecs, sum.RecordsPerSec, sum.MiBSec, end)
-	w.printf("summary: %d pages read and compared with the model (%.0f pages/s), %d read retries; final check of all %d blocks and the size at %s took %.2fs\n",
-		sum.PagesRead, sum.PagesPerSec, sum.Retries, cfg.blocks, end, time.Since(readStart).Seconds())
+	w.printf("summary: %d pages read and compared with the model (%.0f pages/s), %d read retries; final check of all %d blocks and the size at %s, and %d earlier LSNs again (%d below the GC cutoff skipped), took %.2fs\n",
+		sum.PagesRead, sum.PagesPerSec, sum.Retries, cfg.blocks, end, histChecked, histSkipped, time.Since(readStart).Seconds())
 	if sum.Mismatches > 0 {
 		w.printf("summary: %d MISMATCHES\n", sum.Mismatches)
 		return sum, fmt.Errorf("%w: %d mismatches (seed %d)", errMismatch, sum.Mismatches, cfg.seed)
@@ -589,6 +650,7 @@ func (w *workload) write(ctx context.Context, checks chan<- readCheck, start tim
 			return 0, err
 		}
 	}
+	w.verified.Store(uint64(end)) // the lag counts from here
 	recs := make([]walrec.Record, cfg.batch)
 	for time.Since(start) < cfg.duration {
 		for i := range recs {
@@ -598,7 +660,11 @@ func (w *workload) write(ctx context.Context, checks chan<- readCheck, start tim
 		if end, err = w.appendRecords(ctx, recs); err != nil {
 			return 0, err
 		}
-		if cfg.readsPerLSN == 0 || len(checks) == cap(checks) {
+		if cfg.readsPerLSN == 0 {
+			continue
+		}
+		lagging := cfg.maxLag > 0 && uint64(end)-w.verified.Load() > cfg.maxLag
+		if !lagging && len(checks) == cap(checks) {
 			continue // the reader is behind: skip this LSN rather than wait
 		}
 		c := readCheck{at: end}
@@ -611,6 +677,15 @@ func (w *workload) write(ctx context.Context, checks chan<- readCheck, start tim
 		case checks <- c:
 		case <-ctx.Done():
 			return 0, ctx.Err()
+		}
+		// Too far ahead: wait for the reader, which has this LSN's check
+		// queued, so the wait ends.
+		for lagging && uint64(end)-w.verified.Load() > cfg.maxLag {
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
 		}
 	}
 	return end, nil

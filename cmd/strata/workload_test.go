@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -33,6 +34,9 @@ func TestWorkload(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	if m := regexp.MustCompile(`and (\d+) earlier LSNs again \(0 below`).FindStringSubmatch(out); m == nil || m[1] == "0" {
+		t.Errorf("no earlier LSN read again:\n%s", out)
 	}
 	if n := strings.Count(out, "MiB/s)"); n < 2 {
 		t.Errorf("%d progress lines, want at least 2:\n%s", n, out)
@@ -121,5 +125,6 @@ func TestWorkloadBadInput(t *testing.T) {
 		{name: "read timeout 0", args: with("--read-timeout", "0s"), want: "--read-timeout 0s must be positive"},
 		{name: "negative progress", args: with("--progress", "-1s"), want: "--progress -1s is negative"},
 		{name: "bad generation", args: with("--generation", "-2"), want: "--generation -2 not in"},
+		{name: "negative lag", args: with("--max-lag-mib", "-1"), want: "--max-lag-mib -1 not in"},
 	})
 }
