@@ -2,12 +2,16 @@
 // timelines (engine/timeline) and serves pages at any LSN through the page
 // service (pageapi, Neon's page_api over the net seam).
 //
-// Built so far: the page service (page_service.go) — request validation,
-// authentication, shard ownership checks, waiting for ingest, the per-request
-// status mapping, bounded pipelining per stream — over the timelines a
-// Resolver hands it, and the LSN notifier readers wait on (lsnwait.go). The
-// tenant manager, WAL receiver, management API and daemon come with the
-// pageserver issue's remaining items and plug in behind Resolver.
+// Its parts (docs/pageserver.md describes them): the tenant manager
+// (tenants.go: tenant shards with their location configs, attachment modes
+// and generations, persisted crash-safely), the management API on a
+// transport-independent router (mgmt.go), the page service (page_service.go
+// and page_service_meta.go: page_api over the net seam, over timelines a
+// Resolver hands it), a WAL receiver per attached timeline (walreceiver.go,
+// with a pure safekeeper selector), background work per timeline
+// (background.go: flush, compaction, GC with leases and the PITR window),
+// and the task registry every task belongs to (tasks.go), which shutdown of
+// a timeline, a tenant or the node goes through.
 //
 // Invariants:
 //   - A page is answered only by the shard that owns its key (a block of

@@ -112,8 +112,8 @@ type PageServiceConfig struct {
 	// received and not yet answered; a client pipelining more waits for
 	// answers. Default 64.
 	MaxInflightPerStream int
-	// MaxStreams bounds the GetPages streams open on the node at once; one
-	// more is refused with ResourceExhausted. (In real mode gRPC also
+	// MaxStreams bounds the streams (GetPages and GetBaseBackup) open on
+	// the node at once; one more is refused with ResourceExhausted. (In real mode gRPC also
 	// bounds streams per connection, grpcx.Options.MaxConcurrentStreams.)
 	// Default 1024.
 	MaxStreams int
