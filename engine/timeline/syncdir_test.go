@@ -129,8 +129,7 @@ func TestOpenSyncsTimelineOfFailedDirSync(t *testing.T) {
 		t.Fatalf("create with the directory sync failing: %v", err)
 	}
 	// The failed create left nothing behind that a retry trips over.
-	tl, err := tn.Create(id, 0)
-	if err != nil {
+	if _, err := tn.Create(id, 0); err != nil {
 		t.Fatalf("retried create: %v", err)
 	}
 	tn.Close()
@@ -139,12 +138,12 @@ func TestOpenSyncsTimelineOfFailedDirSync(t *testing.T) {
 	id2 := ID{2}
 	faulty = &failSyncAfterRename{FS: fs, target: "tenant/timelines/" + id2.String(), dies: true}
 	tn = openOn(t, faulty)
-	if _, err = tn.Create(id2, 0); !errors.Is(err, disk.ErrIO) {
+	if _, err := tn.Create(id2, 0); !errors.Is(err, disk.ErrIO) {
 		t.Fatalf("create with the directory sync failing: %v", err)
 	}
 	fs.Exit()
 	tn = openOn(t, fs)
-	tl, err = tn.Get(id2)
+	tl, err := tn.Get(id2)
 	if err != nil {
 		t.Fatalf("the renamed timeline directory is not loaded after the exit: %v", err)
 	}

@@ -171,12 +171,3 @@ func (s *selector) switchReason(now time.Duration, cur string, received lsn.LSN,
 	}
 	return ""
 }
-
-// sortedCandidates lists the candidates by id (for logs and tests).
-func (s *selector) sortedCandidates() []candidate {
-	out := make([]candidate, 0, len(s.cands))
-	for _, id := range slices.Sorted(maps.Keys(s.cands)) {
-		out = append(out, s.cands[id])
-	}
-	return out
-}
