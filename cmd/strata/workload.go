@@ -447,15 +447,17 @@ func (w *workload) reader(ctx context.Context, checks <-chan readCheck) error {
 	return nil
 }
 
-// keepHistory keeps a uniform sample (reservoir) of up to
-// workloadHistoryChecks verified checks, read again at the end: history
-// written before a pageserver restart must still read the same.
+// keepHistory keeps the first workloadHistoryChecks/4 verified checks and
+// a uniform sample (reservoir) of the others, up to workloadHistoryChecks
+// in all, read again at the end: history written before a pageserver
+// restart must still read the same.
 func (w *workload) keepHistory(c readCheck) {
+	const first = workloadHistoryChecks / 4
 	w.seen++
 	if len(w.history) < workloadHistoryChecks {
 		w.history = append(w.history, c)
-	} else if i := w.histRng.IntN(w.seen); i < workloadHistoryChecks {
-		w.history[i] = c
+	} else if i := w.histRng.IntN(w.seen - first); i < workloadHistoryChecks-first {
+		w.history[first+i] = c
 	}
 }
 
