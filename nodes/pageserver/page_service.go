@@ -301,9 +301,16 @@ func (ps *PageService) readLSN(ctx context.Context, tl Timeline, r *pageapi.Read
 	if ps.bugs.NoWaitForIngest {
 		wait = min(wait, tl.LastRecordLSN())
 	}
-	wctx, cancel := clock.WithTimeout(ps.clk, ctx, ps.cfg.WaitLSNTimeout)
-	err := tl.WaitLSN(wctx, wait)
-	cancel()
+	// Already ingested (the common case): WaitLSN returns at once, so skip
+	// the timeout's timer and context, which cost as much as a page copy.
+	var err error
+	if tl.LastRecordLSN() >= wait {
+		err = tl.WaitLSN(ctx, wait)
+	} else {
+		wctx, cancel := clock.WithTimeout(ps.clk, ctx, ps.cfg.WaitLSNTimeout)
+		err = tl.WaitLSN(wctx, wait)
+		cancel()
+	}
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			return 0, fmt.Errorf("%w: LSN %s not ingested within %v (ingested %s)", ErrWaitLSNTimeout, wait, ps.cfg.WaitLSNTimeout, tl.LastRecordLSN())
@@ -443,14 +450,16 @@ func (ps *PageService) readPages(ctx context.Context, tl Timeline, req *pageapi.
 	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, 0, n*walrec.PageSize)
+	// A page each, appended to nil: append allocates it without zeroing
+	// what it copies, where one make of n pages would clear them all first
+	// (and, past 32 KiB, take a large-object allocation).
 	pages := make([]*pageapi.Page, n)
 	for i, blk := range req.BlockNumber {
-		start := len(buf)
-		if buf, err = tl.AppendPage(buf, keys.RelBlockKey(rel, blk), at); err != nil {
+		img, err := tl.AppendPage(nil, keys.RelBlockKey(rel, blk), at)
+		if err != nil {
 			return nil, fmt.Errorf("block %d of %v at %s: %w", blk, rel, at, err)
 		}
-		pages[i] = &pageapi.Page{BlockNumber: blk, Image: buf[start:len(buf):len(buf)]}
+		pages[i] = &pageapi.Page{BlockNumber: blk, Image: img}
 	}
 	return pages, nil
 }
