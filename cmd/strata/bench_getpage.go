@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -134,6 +138,7 @@ type benchGetPageFlags struct {
 	batchInflight    int
 	safekeepers      int
 	json             bool
+	cpuProfile       string
 }
 
 func (f benchGetPageFlags) validate() error {
@@ -210,6 +215,17 @@ echo; batched >= 90k pages/s and >= 0.8x echo; ingest >= 100 MiB/s.`,
 				return fmt.Errorf("bench getpage: %w", err)
 			}
 			defer os.RemoveAll(dir)
+			if f.cpuProfile != "" {
+				pf, err := os.Create(f.cpuProfile)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			results, err := benchGetPage(cmd.Context(), dir, f, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -236,14 +252,21 @@ echo; batched >= 90k pages/s and >= 0.8x echo; ingest >= 100 MiB/s.`,
 	fl.IntVar(&f.batchInflight, "batch-inflight", 4, "requests in flight in the batched measurement")
 	fl.IntVar(&f.safekeepers, "safekeepers", 1, "safekeepers the WAL is committed to")
 	fl.BoolVar(&f.json, "json", false, "one JSON object per measurement")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and client share the process) to this file")
 	return cmd
 }
 
 func writeGetPageResults(w io.Writer, f benchGetPageFlags, rs []getPageResult) error {
-	fmt.Fprintf(w, "bench getpage: %d pages of 8 KiB, loopback gRPC, %d measurement(s) of %v; echo = a bare gRPC echo of 8 KiB pages (the ceiling)\n",
-		f.pages, 3, f.duration)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "measurement\tpageserver\techo\tratio\tgoal\t\t")
+	load := "unknown"
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	fmt.Fprintf(w, "bench getpage: %d pages of 8 KiB over loopback gRPC, %v per measurement after a %v warm-up; %d CPUs, load average %s\n",
+		f.pages, f.duration, benchWarmUp, runtime.NumCPU(), load)
+	fmt.Fprintln(w, "echo: the same client, gRPC stack and messages against a server answering every block with one constant 8 KiB page (the ceiling)")
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "measurement\tpageserver\techo\tratio\tgoal\t")
 	for _, r := range rs {
 		echo, ratio := "-", "-"
 		if r.Echo > 0 {
@@ -256,7 +279,15 @@ func writeGetPageResults(w io.Writer, f benchGetPageFlags, rs []getPageResult) e
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, formatMeasure(r.Server, r.Unit), echo, ratio, r.Goal, met, r.Extra)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, l := range strings.SplitAfter(buf.String(), "\n") {
+		if _, err := io.WriteString(w, strings.TrimRight(l, " \n")+strings.Repeat("\n", strings.Count(l, "\n"))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func formatMeasure(v float64, unit string) string {
