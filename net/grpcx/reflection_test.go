@@ -101,10 +101,12 @@ func TestReflection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	//lint:ignore SA1019 v1alpha is deprecated, and still what older grpcurl and clients ask
 	if err := old.Send(&reflectionv1alpha.ServerReflectionRequest{MessageRequest: &reflectionv1alpha.ServerReflectionRequest_ListServices{}}); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := old.Recv()
+	//lint:ignore SA1019 as above: the v1alpha answer is what those clients read
 	if err != nil || len(resp.GetListServicesResponse().GetService()) != 3 {
 		t.Fatalf("v1alpha ListServices = %v, %v", resp, err)
 	}
