@@ -62,6 +62,8 @@ type walReceiver struct {
 	metrics *walMetrics
 	broker  *brokerapi.Client
 	bugs    Bugs
+	// nodeID names this pageserver in its feedback to safekeepers.
+	nodeID string
 
 	mu  sync.Mutex // guards sel (the watchdog and the loop share it)
 	sel *selector
@@ -145,6 +147,15 @@ func (r *walReceiver) follow(ctx context.Context, c candidate) (reason string, e
 	if err != nil {
 		return "", err
 	}
+	// Feedback: the safekeeper learns how far this pageserver has ingested
+	// and made durable, so it never removes WAL the pageserver still needs.
+	clk.Go(cctx, "walreceiver feedback "+r.tid.String(), func(ctx context.Context) {
+		for clock.Sleep(ctx, clk, r.cfg.FeedbackInterval) == nil {
+			if err := s.Send(&skapi.StreamWalRequest{Feedback: r.feedback()}); err != nil {
+				return
+			}
+		}
+	})
 	r.log.Info("streaming WAL", "safekeeper", c.id, "addr", c.addr, "from", start)
 
 	var mu sync.Mutex
@@ -232,4 +243,11 @@ func (r *walReceiver) ingest(from lsn.LSN, wal []byte) (int, error) {
 	}
 	r.metrics.lastRecord.WithLabelValues(r.id.String(), r.tid.String()).Set(float64(r.st.LastRecordLSN()))
 	return off, nil
+}
+
+// feedback is the timeline's progress as the safekeepers see it.
+// remote_consistent_lsn stays 0 until remote storage lands.
+func (r *walReceiver) feedback() *skapi.PageserverFeedback {
+	return &skapi.PageserverFeedback{PageserverId: r.nodeID, LastRecordLsn: uint64(r.st.LastRecordLSN()),
+		DiskConsistentLsn: uint64(r.st.tl.DiskConsistentLSN())}
 }

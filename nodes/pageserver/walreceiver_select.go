@@ -33,18 +33,23 @@ type WALReceiverConfig struct {
 	BackoffInitial, BackoffMax time.Duration
 	// CallTimeout bounds dialling and broker calls. Default 5s.
 	CallTimeout time.Duration
+	// FeedbackInterval is how often a receiver reports its progress
+	// (last_record_lsn, disk_consistent_lsn, remote_consistent_lsn) to the
+	// safekeeper it streams from. Default 1s.
+	FeedbackInterval time.Duration
 }
 
 // Defaults of WALReceiverConfig.
 const (
-	DefaultWALPollInterval = time.Second
-	DefaultCandidateMaxAge = 10 * time.Second
-	DefaultStallTimeout    = 10 * time.Second
-	DefaultMaxLagBytes     = 1 << 30
-	DefaultBackoffInitial  = 100 * time.Millisecond
-	DefaultBackoffMax      = 15 * time.Second
-	DefaultWALCallTimeout  = 5 * time.Second
-	backoffGrowth          = 1.5
+	DefaultWALPollInterval  = time.Second
+	DefaultCandidateMaxAge  = 10 * time.Second
+	DefaultStallTimeout     = 10 * time.Second
+	DefaultMaxLagBytes      = 1 << 30
+	DefaultBackoffInitial   = 100 * time.Millisecond
+	DefaultBackoffMax       = 15 * time.Second
+	DefaultWALCallTimeout   = 5 * time.Second
+	DefaultFeedbackInterval = time.Second
+	backoffGrowth           = 1.5
 )
 
 func (c WALReceiverConfig) withDefaults() WALReceiverConfig {
@@ -59,6 +64,7 @@ func (c WALReceiverConfig) withDefaults() WALReceiverConfig {
 	def(&c.BackoffInitial, DefaultBackoffInitial)
 	def(&c.BackoffMax, DefaultBackoffMax)
 	def(&c.CallTimeout, DefaultWALCallTimeout)
+	def(&c.FeedbackInterval, DefaultFeedbackInterval)
 	if c.MaxLagBytes == 0 {
 		c.MaxLagBytes = DefaultMaxLagBytes
 	}
@@ -72,7 +78,8 @@ func (c WALReceiverConfig) Validate() error {
 		name string
 		v    time.Duration
 	}{{"PollInterval", c.PollInterval}, {"CandidateMaxAge", c.CandidateMaxAge}, {"StallTimeout", c.StallTimeout},
-		{"BackoffInitial", c.BackoffInitial}, {"BackoffMax", c.BackoffMax}, {"CallTimeout", c.CallTimeout}} {
+		{"BackoffInitial", c.BackoffInitial}, {"BackoffMax", c.BackoffMax}, {"CallTimeout", c.CallTimeout},
+		{"FeedbackInterval", c.FeedbackInterval}} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: WALReceiver.%s %v < 0", ErrConfig, d.name, d.v)
 		}

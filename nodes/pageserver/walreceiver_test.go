@@ -18,6 +18,7 @@ import (
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/safekeeper"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 	"github.com/stratadb/strata/sim"
 )
 
@@ -189,8 +190,31 @@ func TestWALReceiverEndToEnd(t *testing.T) {
 				w.Restart("sk-1")
 			}
 		}
-		if dcl := last; dcl == 0 {
+		if last == 0 {
 			t.Fatal("nothing written")
+		}
+		// Feedback: the safekeeper streaming to the pageserver learns how
+		// far it ingested (within a feedback interval or two).
+		_ = clock.Sleep(ctx, env.Clock, 3*time.Second)
+		best := lsn.LSN(0)
+		for _, addr := range sks {
+			conn, err := env.Net.Dial(ctx, addr)
+			if err != nil {
+				continue
+			}
+			st, err := skapi.Status(ctx, conn, tenantA.String(), tl.String())
+			conn.Close()
+			if err != nil {
+				continue
+			}
+			for _, fb := range st.GetPageserverFeedback() {
+				if fb.GetPageserverId() == "ps-1" {
+					best = max(best, lsn.LSN(fb.GetLastRecordLsn()))
+				}
+			}
+		}
+		if best < last {
+			t.Fatalf("safekeepers heard ps-1 ingested up to %s, want %s", best, last)
 		}
 		return nil
 	})

@@ -24,6 +24,9 @@ var (
 	// ErrTooManyTimelines reports a creation beyond Config.MaxTimelines
 	// (ResourceExhausted).
 	ErrTooManyTimelines = errors.New("safekeeper: too many timelines")
+	// ErrTooManyFeedbackSources reports feedback from more pageservers
+	// than MaxFeedbackSources (ResourceExhausted).
+	ErrTooManyFeedbackSources = errors.New("safekeeper: too many feedback sources")
 	// ErrStopped reports use after Stop (Unavailable).
 	ErrStopped = errors.New("safekeeper: stopped")
 	// ErrUnavailable reports a timeline that cannot serve for now: an I/O
@@ -48,7 +51,7 @@ func codeOf(err error) net.Code {
 		return net.NotFound
 	case errors.Is(err, walstore.ErrCorrupt):
 		return net.DataLoss
-	case errors.Is(err, ErrTooManyTimelines), errors.Is(err, skproto.ErrTooLarge):
+	case errors.Is(err, ErrTooManyTimelines), errors.Is(err, ErrTooManyFeedbackSources), errors.Is(err, skproto.ErrTooLarge):
 		return net.ResourceExhausted
 	case errors.Is(err, walstore.ErrRange):
 		return net.OutOfRange

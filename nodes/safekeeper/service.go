@@ -422,6 +422,27 @@ func (sk *Safekeeper) streamWal(ctx context.Context, s *net.ServerStreamOf[*skap
 		return err
 	}
 	pos := lsn.LSN(req.GetStartLsn())
+	if fb := req.GetFeedback(); fb != nil {
+		if err := tl.recordFeedback(ctx, fb); err != nil {
+			return err
+		}
+	}
+	// Later messages carry the reader's feedback. A task takes them while
+	// this one streams; it ends when the stream does (the client closing
+	// its side, or this handler returning).
+	sk.env.Clock.Go(ctx, "safekeeper streamwal feedback", func(ctx context.Context) {
+		for {
+			m, err := s.Recv()
+			if err != nil {
+				return
+			}
+			if fb := m.GetFeedback(); fb != nil {
+				if err := tl.recordFeedback(ctx, fb); err != nil {
+					sk.env.Log.Warn("pageserver feedback dropped", "tenant", tl.key.tenant, "timeline", tl.key.timeline, "err", err)
+				}
+			}
+		}
+	})
 	for {
 		if err := tl.mu.Lock(ctx); err != nil {
 			return err
@@ -460,7 +481,8 @@ func (sk *Safekeeper) status(ctx context.Context, req *skapi.TimelineRef) (*skap
 	}
 	return &skapi.TimelineStatus{NodeId: sk.cfg.NodeID, Term: uint64(s.Term), LastLogTerm: uint64(s.History.LastTerm()),
 		ElectedTerm: uint64(s.ElectedTerm), FlushLsn: uint64(s.FlushLSN), CommitLsn: uint64(s.CommitLSN),
-		BackupLsn: uint64(s.BackupLSN), StartLsn: uint64(s.StartLSN), TermHistory: skapi.HistoryToPB(s.History)}, nil
+		BackupLsn: uint64(s.BackupLSN), StartLsn: uint64(s.StartLSN), TermHistory: skapi.HistoryToPB(s.History),
+		PageserverFeedback: s.Feedback}, nil
 }
 
 // FailpointCrashAfterVote, when enabled, kills the process right after a

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/skproto"
+	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 	"github.com/stratadb/strata/nodes/safekeeper/walstore"
 )
 
@@ -50,6 +53,49 @@ type timeline struct {
 	// segment being uploaded.
 	checked   []byte
 	checkedAt lsn.LSN
+	// feedback is each pageserver's last reported progress on this
+	// timeline, by pageserver id (at most MaxFeedbackSources).
+	feedback map[string]*skapi.PageserverFeedback
+}
+
+// MaxFeedbackSources bounds the pageservers whose feedback a timeline
+// keeps; feedback from more is dropped (and logged).
+const MaxFeedbackSources = 64
+
+// recordFeedback keeps a pageserver's progress. LSNs never move back for
+// a source (a stale message after a reconnect is ignored field by field).
+func (tl *timeline) recordFeedback(ctx context.Context, fb *skapi.PageserverFeedback) error {
+	if err := tl.mu.Lock(ctx); err != nil {
+		return err
+	}
+	defer tl.mu.Unlock()
+	if tl.feedback == nil {
+		tl.feedback = map[string]*skapi.PageserverFeedback{}
+	}
+	id := fb.GetPageserverId()
+	old, ok := tl.feedback[id]
+	if !ok {
+		if len(tl.feedback) >= MaxFeedbackSources {
+			return fmt.Errorf("%w: feedback from more than %d pageservers", ErrTooManyFeedbackSources, MaxFeedbackSources)
+		}
+		old = &skapi.PageserverFeedback{PageserverId: id}
+		tl.feedback[id] = old
+	}
+	old.LastRecordLsn = max(old.LastRecordLsn, fb.GetLastRecordLsn())
+	old.DiskConsistentLsn = max(old.DiskConsistentLsn, fb.GetDiskConsistentLsn())
+	old.RemoteConsistentLsn = max(old.RemoteConsistentLsn, fb.GetRemoteConsistentLsn())
+	return nil
+}
+
+// feedbackLocked lists the feedback by pageserver id.
+func (tl *timeline) feedbackLocked() []*skapi.PageserverFeedback {
+	out := make([]*skapi.PageserverFeedback, 0, len(tl.feedback))
+	for _, id := range slices.Sorted(maps.Keys(tl.feedback)) {
+		f := tl.feedback[id]
+		out = append(out, &skapi.PageserverFeedback{PageserverId: id, LastRecordLsn: f.LastRecordLsn,
+			DiskConsistentLsn: f.DiskConsistentLsn, RemoteConsistentLsn: f.RemoteConsistentLsn})
+	}
+	return out
 }
 
 func (sk *Safekeeper) newTimeline(key tlKey) *timeline {
@@ -297,13 +343,16 @@ type Snapshot struct {
 	StartLSN    lsn.LSN
 	// SegmentBytes is the timeline's WAL segment size.
 	SegmentBytes int64
+	// Feedback is each pageserver's last reported progress, by id. It is
+	// kept in memory only: after a restart pageservers report again.
+	Feedback []*skapi.PageserverFeedback
 }
 
 func (tl *timeline) snapshotLocked() Snapshot {
 	st := tl.acc.State()
 	return Snapshot{Term: tl.acc.Term(), ElectedTerm: tl.acc.ElectedTerm(), History: tl.acc.History(),
 		FlushLSN: tl.acc.FlushLSN(), CommitLSN: tl.acc.CommitLSN(), BackupLSN: tl.backupLSN, StartLSN: st.StartLSN,
-		SegmentBytes: tl.store.SegmentBytes()}
+		SegmentBytes: tl.store.SegmentBytes(), Feedback: tl.feedbackLocked()}
 }
 
 func (tl *timeline) snapshot(ctx context.Context) (Snapshot, error) {

@@ -930,11 +930,15 @@ func (x *ReadWalResponse) GetWal() []byte {
 	return nil
 }
 
-// StreamWalRequest subscribes to committed WAL from start_lsn on.
+// StreamWalRequest: the first message on a StreamWal stream subscribes to
+// committed WAL from start_lsn on; later messages carry only feedback, the
+// reader's progress, which the safekeeper keeps (and reports in Status) so
+// it never removes WAL a pageserver still needs.
 type StreamWalRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Timeline      *TimelineRef           `protobuf:"bytes,1,opt,name=timeline,proto3" json:"timeline,omitempty"`
 	StartLsn      uint64                 `protobuf:"varint,2,opt,name=start_lsn,json=startLsn,proto3" json:"start_lsn,omitempty"`
+	Feedback      *PageserverFeedback    `protobuf:"bytes,3,opt,name=feedback,proto3" json:"feedback,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -983,6 +987,84 @@ func (x *StreamWalRequest) GetStartLsn() uint64 {
 	return 0
 }
 
+func (x *StreamWalRequest) GetFeedback() *PageserverFeedback {
+	if x != nil {
+		return x.Feedback
+	}
+	return nil
+}
+
+// PageserverFeedback is a pageserver's progress on one timeline.
+type PageserverFeedback struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	PageserverId      string                 `protobuf:"bytes,1,opt,name=pageserver_id,json=pageserverId,proto3" json:"pageserver_id,omitempty"`
+	LastRecordLsn     uint64                 `protobuf:"varint,2,opt,name=last_record_lsn,json=lastRecordLsn,proto3" json:"last_record_lsn,omitempty"`
+	DiskConsistentLsn uint64                 `protobuf:"varint,3,opt,name=disk_consistent_lsn,json=diskConsistentLsn,proto3" json:"disk_consistent_lsn,omitempty"`
+	// remote_consistent_lsn is 0 until the pageserver uploads to object
+	// storage.
+	RemoteConsistentLsn uint64 `protobuf:"varint,4,opt,name=remote_consistent_lsn,json=remoteConsistentLsn,proto3" json:"remote_consistent_lsn,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *PageserverFeedback) Reset() {
+	*x = PageserverFeedback{}
+	mi := &file_safekeeper_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PageserverFeedback) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PageserverFeedback) ProtoMessage() {}
+
+func (x *PageserverFeedback) ProtoReflect() protoreflect.Message {
+	mi := &file_safekeeper_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PageserverFeedback.ProtoReflect.Descriptor instead.
+func (*PageserverFeedback) Descriptor() ([]byte, []int) {
+	return file_safekeeper_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PageserverFeedback) GetPageserverId() string {
+	if x != nil {
+		return x.PageserverId
+	}
+	return ""
+}
+
+func (x *PageserverFeedback) GetLastRecordLsn() uint64 {
+	if x != nil {
+		return x.LastRecordLsn
+	}
+	return 0
+}
+
+func (x *PageserverFeedback) GetDiskConsistentLsn() uint64 {
+	if x != nil {
+		return x.DiskConsistentLsn
+	}
+	return 0
+}
+
+func (x *PageserverFeedback) GetRemoteConsistentLsn() uint64 {
+	if x != nil {
+		return x.RemoteConsistentLsn
+	}
+	return 0
+}
+
 type WalChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	StartLsn      uint64                 `protobuf:"varint,1,opt,name=start_lsn,json=startLsn,proto3" json:"start_lsn,omitempty"`
@@ -994,7 +1076,7 @@ type WalChunk struct {
 
 func (x *WalChunk) Reset() {
 	*x = WalChunk{}
-	mi := &file_safekeeper_proto_msgTypes[14]
+	mi := &file_safekeeper_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1088,7 @@ func (x *WalChunk) String() string {
 func (*WalChunk) ProtoMessage() {}
 
 func (x *WalChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_safekeeper_proto_msgTypes[14]
+	mi := &file_safekeeper_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1101,7 @@ func (x *WalChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalChunk.ProtoReflect.Descriptor instead.
 func (*WalChunk) Descriptor() ([]byte, []int) {
-	return file_safekeeper_proto_rawDescGZIP(), []int{14}
+	return file_safekeeper_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WalChunk) GetStartLsn() uint64 {
@@ -1044,23 +1126,26 @@ func (x *WalChunk) GetCommitLsn() uint64 {
 }
 
 type TimelineStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
-	LastLogTerm   uint64                 `protobuf:"varint,3,opt,name=last_log_term,json=lastLogTerm,proto3" json:"last_log_term,omitempty"`
-	ElectedTerm   uint64                 `protobuf:"varint,4,opt,name=elected_term,json=electedTerm,proto3" json:"elected_term,omitempty"`
-	FlushLsn      uint64                 `protobuf:"varint,5,opt,name=flush_lsn,json=flushLsn,proto3" json:"flush_lsn,omitempty"`
-	CommitLsn     uint64                 `protobuf:"varint,6,opt,name=commit_lsn,json=commitLsn,proto3" json:"commit_lsn,omitempty"`
-	BackupLsn     uint64                 `protobuf:"varint,7,opt,name=backup_lsn,json=backupLsn,proto3" json:"backup_lsn,omitempty"`
-	StartLsn      uint64                 `protobuf:"varint,8,opt,name=start_lsn,json=startLsn,proto3" json:"start_lsn,omitempty"`
-	TermHistory   []*TermSwitch          `protobuf:"bytes,9,rep,name=term_history,json=termHistory,proto3" json:"term_history,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	NodeId      string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Term        uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	LastLogTerm uint64                 `protobuf:"varint,3,opt,name=last_log_term,json=lastLogTerm,proto3" json:"last_log_term,omitempty"`
+	ElectedTerm uint64                 `protobuf:"varint,4,opt,name=elected_term,json=electedTerm,proto3" json:"elected_term,omitempty"`
+	FlushLsn    uint64                 `protobuf:"varint,5,opt,name=flush_lsn,json=flushLsn,proto3" json:"flush_lsn,omitempty"`
+	CommitLsn   uint64                 `protobuf:"varint,6,opt,name=commit_lsn,json=commitLsn,proto3" json:"commit_lsn,omitempty"`
+	BackupLsn   uint64                 `protobuf:"varint,7,opt,name=backup_lsn,json=backupLsn,proto3" json:"backup_lsn,omitempty"`
+	StartLsn    uint64                 `protobuf:"varint,8,opt,name=start_lsn,json=startLsn,proto3" json:"start_lsn,omitempty"`
+	TermHistory []*TermSwitch          `protobuf:"bytes,9,rep,name=term_history,json=termHistory,proto3" json:"term_history,omitempty"`
+	// pageserver_feedback is the last feedback of each pageserver that
+	// streamed this timeline (at most MaxFeedbackSources, by id).
+	PageserverFeedback []*PageserverFeedback `protobuf:"bytes,10,rep,name=pageserver_feedback,json=pageserverFeedback,proto3" json:"pageserver_feedback,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *TimelineStatus) Reset() {
 	*x = TimelineStatus{}
-	mi := &file_safekeeper_proto_msgTypes[15]
+	mi := &file_safekeeper_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1157,7 @@ func (x *TimelineStatus) String() string {
 func (*TimelineStatus) ProtoMessage() {}
 
 func (x *TimelineStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_safekeeper_proto_msgTypes[15]
+	mi := &file_safekeeper_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1170,7 @@ func (x *TimelineStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineStatus.ProtoReflect.Descriptor instead.
 func (*TimelineStatus) Descriptor() ([]byte, []int) {
-	return file_safekeeper_proto_rawDescGZIP(), []int{15}
+	return file_safekeeper_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TimelineStatus) GetNodeId() string {
@@ -1147,6 +1232,13 @@ func (x *TimelineStatus) GetStartLsn() uint64 {
 func (x *TimelineStatus) GetTermHistory() []*TermSwitch {
 	if x != nil {
 		return x.TermHistory
+	}
+	return nil
+}
+
+func (x *TimelineStatus) GetPageserverFeedback() []*PageserverFeedback {
+	if x != nil {
+		return x.PageserverFeedback
 	}
 	return nil
 }
@@ -1221,15 +1313,21 @@ const file_safekeeper_proto_rawDesc = "" +
 	"\tmax_bytes\x18\x05 \x01(\x04R\bmaxBytes\"@\n" +
 	"\x0fReadWalResponse\x12\x1b\n" +
 	"\tstart_lsn\x18\x01 \x01(\x04R\bstartLsn\x12\x10\n" +
-	"\x03wal\x18\x02 \x01(\fR\x03wal\"k\n" +
+	"\x03wal\x18\x02 \x01(\fR\x03wal\"\xae\x01\n" +
 	"\x10StreamWalRequest\x12:\n" +
 	"\btimeline\x18\x01 \x01(\v2\x1e.strata.safekeeper.TimelineRefR\btimeline\x12\x1b\n" +
-	"\tstart_lsn\x18\x02 \x01(\x04R\bstartLsn\"X\n" +
+	"\tstart_lsn\x18\x02 \x01(\x04R\bstartLsn\x12A\n" +
+	"\bfeedback\x18\x03 \x01(\v2%.strata.safekeeper.PageserverFeedbackR\bfeedback\"\xc5\x01\n" +
+	"\x12PageserverFeedback\x12#\n" +
+	"\rpageserver_id\x18\x01 \x01(\tR\fpageserverId\x12&\n" +
+	"\x0flast_record_lsn\x18\x02 \x01(\x04R\rlastRecordLsn\x12.\n" +
+	"\x13disk_consistent_lsn\x18\x03 \x01(\x04R\x11diskConsistentLsn\x122\n" +
+	"\x15remote_consistent_lsn\x18\x04 \x01(\x04R\x13remoteConsistentLsn\"X\n" +
 	"\bWalChunk\x12\x1b\n" +
 	"\tstart_lsn\x18\x01 \x01(\x04R\bstartLsn\x12\x10\n" +
 	"\x03wal\x18\x02 \x01(\fR\x03wal\x12\x1d\n" +
 	"\n" +
-	"commit_lsn\x18\x03 \x01(\x04R\tcommitLsn\"\xbe\x02\n" +
+	"commit_lsn\x18\x03 \x01(\x04R\tcommitLsn\"\x96\x03\n" +
 	"\x0eTimelineStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\"\n" +
@@ -1241,7 +1339,9 @@ const file_safekeeper_proto_rawDesc = "" +
 	"\n" +
 	"backup_lsn\x18\a \x01(\x04R\tbackupLsn\x12\x1b\n" +
 	"\tstart_lsn\x18\b \x01(\x04R\bstartLsn\x12@\n" +
-	"\fterm_history\x18\t \x03(\v2\x1d.strata.safekeeper.TermSwitchR\vtermHistory2\xd5\x02\n" +
+	"\fterm_history\x18\t \x03(\v2\x1d.strata.safekeeper.TermSwitchR\vtermHistory\x12V\n" +
+	"\x13pageserver_feedback\x18\n" +
+	" \x03(\v2%.strata.safekeeper.PageserverFeedbackR\x12pageserverFeedback2\xd5\x02\n" +
 	"\n" +
 	"Safekeeper\x12U\n" +
 	"\aPropose\x12\".strata.safekeeper.ProposerMessage\x1a\".strata.safekeeper.AcceptorMessage(\x010\x01\x12P\n" +
@@ -1261,24 +1361,25 @@ func file_safekeeper_proto_rawDescGZIP() []byte {
 	return file_safekeeper_proto_rawDescData
 }
 
-var file_safekeeper_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_safekeeper_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_safekeeper_proto_goTypes = []any{
-	(*TermSwitch)(nil),       // 0: strata.safekeeper.TermSwitch
-	(*Greeting)(nil),         // 1: strata.safekeeper.Greeting
-	(*GreetingResponse)(nil), // 2: strata.safekeeper.GreetingResponse
-	(*VoteRequest)(nil),      // 3: strata.safekeeper.VoteRequest
-	(*VoteResponse)(nil),     // 4: strata.safekeeper.VoteResponse
-	(*ProposerElected)(nil),  // 5: strata.safekeeper.ProposerElected
-	(*AppendRequest)(nil),    // 6: strata.safekeeper.AppendRequest
-	(*AppendResponse)(nil),   // 7: strata.safekeeper.AppendResponse
-	(*ProposerMessage)(nil),  // 8: strata.safekeeper.ProposerMessage
-	(*AcceptorMessage)(nil),  // 9: strata.safekeeper.AcceptorMessage
-	(*TimelineRef)(nil),      // 10: strata.safekeeper.TimelineRef
-	(*ReadWalRequest)(nil),   // 11: strata.safekeeper.ReadWalRequest
-	(*ReadWalResponse)(nil),  // 12: strata.safekeeper.ReadWalResponse
-	(*StreamWalRequest)(nil), // 13: strata.safekeeper.StreamWalRequest
-	(*WalChunk)(nil),         // 14: strata.safekeeper.WalChunk
-	(*TimelineStatus)(nil),   // 15: strata.safekeeper.TimelineStatus
+	(*TermSwitch)(nil),         // 0: strata.safekeeper.TermSwitch
+	(*Greeting)(nil),           // 1: strata.safekeeper.Greeting
+	(*GreetingResponse)(nil),   // 2: strata.safekeeper.GreetingResponse
+	(*VoteRequest)(nil),        // 3: strata.safekeeper.VoteRequest
+	(*VoteResponse)(nil),       // 4: strata.safekeeper.VoteResponse
+	(*ProposerElected)(nil),    // 5: strata.safekeeper.ProposerElected
+	(*AppendRequest)(nil),      // 6: strata.safekeeper.AppendRequest
+	(*AppendResponse)(nil),     // 7: strata.safekeeper.AppendResponse
+	(*ProposerMessage)(nil),    // 8: strata.safekeeper.ProposerMessage
+	(*AcceptorMessage)(nil),    // 9: strata.safekeeper.AcceptorMessage
+	(*TimelineRef)(nil),        // 10: strata.safekeeper.TimelineRef
+	(*ReadWalRequest)(nil),     // 11: strata.safekeeper.ReadWalRequest
+	(*ReadWalResponse)(nil),    // 12: strata.safekeeper.ReadWalResponse
+	(*StreamWalRequest)(nil),   // 13: strata.safekeeper.StreamWalRequest
+	(*PageserverFeedback)(nil), // 14: strata.safekeeper.PageserverFeedback
+	(*WalChunk)(nil),           // 15: strata.safekeeper.WalChunk
+	(*TimelineStatus)(nil),     // 16: strata.safekeeper.TimelineStatus
 }
 var file_safekeeper_proto_depIdxs = []int32{
 	0,  // 0: strata.safekeeper.VoteResponse.term_history:type_name -> strata.safekeeper.TermSwitch
@@ -1292,20 +1393,22 @@ var file_safekeeper_proto_depIdxs = []int32{
 	7,  // 8: strata.safekeeper.AcceptorMessage.append:type_name -> strata.safekeeper.AppendResponse
 	10, // 9: strata.safekeeper.ReadWalRequest.timeline:type_name -> strata.safekeeper.TimelineRef
 	10, // 10: strata.safekeeper.StreamWalRequest.timeline:type_name -> strata.safekeeper.TimelineRef
-	0,  // 11: strata.safekeeper.TimelineStatus.term_history:type_name -> strata.safekeeper.TermSwitch
-	8,  // 12: strata.safekeeper.Safekeeper.Propose:input_type -> strata.safekeeper.ProposerMessage
-	11, // 13: strata.safekeeper.Safekeeper.ReadWal:input_type -> strata.safekeeper.ReadWalRequest
-	13, // 14: strata.safekeeper.Safekeeper.StreamWal:input_type -> strata.safekeeper.StreamWalRequest
-	10, // 15: strata.safekeeper.Safekeeper.Status:input_type -> strata.safekeeper.TimelineRef
-	9,  // 16: strata.safekeeper.Safekeeper.Propose:output_type -> strata.safekeeper.AcceptorMessage
-	12, // 17: strata.safekeeper.Safekeeper.ReadWal:output_type -> strata.safekeeper.ReadWalResponse
-	14, // 18: strata.safekeeper.Safekeeper.StreamWal:output_type -> strata.safekeeper.WalChunk
-	15, // 19: strata.safekeeper.Safekeeper.Status:output_type -> strata.safekeeper.TimelineStatus
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	14, // 11: strata.safekeeper.StreamWalRequest.feedback:type_name -> strata.safekeeper.PageserverFeedback
+	0,  // 12: strata.safekeeper.TimelineStatus.term_history:type_name -> strata.safekeeper.TermSwitch
+	14, // 13: strata.safekeeper.TimelineStatus.pageserver_feedback:type_name -> strata.safekeeper.PageserverFeedback
+	8,  // 14: strata.safekeeper.Safekeeper.Propose:input_type -> strata.safekeeper.ProposerMessage
+	11, // 15: strata.safekeeper.Safekeeper.ReadWal:input_type -> strata.safekeeper.ReadWalRequest
+	13, // 16: strata.safekeeper.Safekeeper.StreamWal:input_type -> strata.safekeeper.StreamWalRequest
+	10, // 17: strata.safekeeper.Safekeeper.Status:input_type -> strata.safekeeper.TimelineRef
+	9,  // 18: strata.safekeeper.Safekeeper.Propose:output_type -> strata.safekeeper.AcceptorMessage
+	12, // 19: strata.safekeeper.Safekeeper.ReadWal:output_type -> strata.safekeeper.ReadWalResponse
+	15, // 20: strata.safekeeper.Safekeeper.StreamWal:output_type -> strata.safekeeper.WalChunk
+	16, // 21: strata.safekeeper.Safekeeper.Status:output_type -> strata.safekeeper.TimelineStatus
+	18, // [18:22] is the sub-list for method output_type
+	14, // [14:18] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_safekeeper_proto_init() }
@@ -1330,7 +1433,7 @@ func file_safekeeper_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_safekeeper_proto_rawDesc), len(file_safekeeper_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
