@@ -6,13 +6,13 @@ import "slices"
 // node. A node without an ObservedLocation holds nothing of the shard (as
 // far as the controller knows for certain).
 type ObservedLocation struct {
-	Node NodeID
+	Node NodeID `json:"node_id"`
 	// Known is false when the node may hold something the controller does
 	// not know: a request to it failed part-way, or it went offline. Conf
 	// is then zero.
-	Known bool
+	Known bool `json:"known"`
 	// Conf is the configuration last applied (or read back) there.
-	Conf LocationConf
+	Conf LocationConf `json:"conf"`
 }
 
 func (st *ShardState) findObserved(id NodeID) (int, bool) {

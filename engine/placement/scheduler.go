@@ -58,10 +58,11 @@ type NodeState struct {
 	Node
 	// Shards counts the intents naming the node; Attached those attached to
 	// it.
-	Shards, Attached int
+	Shards   int `json:"shard_count"`
+	Attached int `json:"attached_shard_count"`
 	// Score is the utilization score scheduling uses: the reported score,
 	// raised for shards placed since the report when MaxShardCount is known.
-	Score uint64
+	Score uint64 `json:"effective_utilization_score"`
 }
 
 // NewScheduler returns a scheduler with no nodes.
@@ -196,9 +197,12 @@ const (
 // Callers have checked the node exists; a missing one, or a count going
 // negative, is an invariant violation.
 func (s *Scheduler) ref(tenant shard.TenantID, id NodeID, c refChange) error {
+	// Each check tests its condition before calling invariants.Check, so
+	// that the message arguments are boxed only on failure: this runs for
+	// every intent edit.
 	sn := s.byID[id]
-	if err := invariants.Check(sn != nil, "placement: intent edit %d of tenant %s on unknown node %d", c, tenant, id); err != nil {
-		return err
+	if sn == nil {
+		return invariants.Check(false, "placement: intent edit %d of tenant %s on unknown node %d", c, tenant, id)
 	}
 	var dShards, dAttached int
 	switch c {
@@ -223,8 +227,11 @@ func (s *Scheduler) ref(tenant shard.TenantID, id NodeID, c refChange) error {
 			return err
 		}
 	}
-	return invariants.Check(sn.attached >= 0 && sn.attached <= sn.shards,
-		"placement: node %d counts shards=%d attached=%d after edit %d of tenant %s", id, sn.shards, sn.attached, c, tenant)
+	if sn.attached < 0 || sn.attached > sn.shards {
+		return invariants.Check(false, "placement: node %d counts shards=%d attached=%d after edit %d of tenant %s",
+			id, sn.shards, sn.attached, c, tenant)
+	}
+	return nil
 }
 
 func (s *Scheduler) refTenant(tenant shard.TenantID, id NodeID, d int) error {
@@ -245,7 +252,10 @@ func (s *Scheduler) refTenant(tenant shard.TenantID, id NodeID, d int) error {
 			delete(s.tenants, tenant)
 		}
 	}
-	return invariants.Check(n >= 0, "placement: tenant %s has %d locations on node %d", tenant, n, id)
+	if n < 0 {
+		return invariants.Check(false, "placement: tenant %s has %d locations on node %d", tenant, n, id)
+	}
+	return nil
 }
 
 // score is a candidate node's rank for one placement: lower wins, fields
@@ -342,7 +352,9 @@ func (s *Scheduler) pick(tenant shard.TenantID, az AZ, exclude []NodeID, seconda
 	case foundOver:
 		return bestOver.id, nil
 	}
-	return NoNode, fmt.Errorf("%w: %d nodes, none may take the shard (excluding %v)", ErrNoSchedulableNode, len(s.nodes), exclude)
+	// A copy in the message keeps exclude from escaping: callers pass
+	// small stack buffers.
+	return NoNode, fmt.Errorf("%w: %d nodes, none may take the shard (excluding %v)", ErrNoSchedulableNode, len(s.nodes), slices.Clone(exclude))
 }
 
 // preferred returns the candidate with the best attached score among those

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stratadb/strata/engine/shard"
@@ -416,5 +417,40 @@ func TestEnumText(t *testing.T) {
 	}
 	if _, err := Mode(9).MarshalText(); !errors.Is(err, ErrInvalid) {
 		t.Errorf("MarshalText(Mode(9)) = %v", err)
+	}
+}
+
+func TestSnapshotJSON(t *testing.T) {
+	s := mustScheduler(t, active(1, "a", 0), active(2, "b", 0))
+	st := NewShardState(tsid(1, 0, 2), shard.ShardIdentity{Count: 2, StripeSize: 8}, Attached(1))
+	if err := st.Schedule(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetGeneration(Gen(4), 1); err != nil {
+		t.Fatal(err)
+	}
+	st.SetObserved(1, st.Wanted(1))
+	st.SetObservedUnknown(2)
+	b, err := json.Marshal(st.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"policy":{"Attached":1}`, `"scheduling_policy":"Active"`, `"attached":1`,
+		`"secondaries":[2]`, `"generation":4`, `"generation_pageserver":1`, `"mode":"AttachedSingle"`,
+		`{"node_id":2,"known":false,"conf":{"mode":"Detached","generation":null`, `"sequence":`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("snapshot %s lacks %s", b, want)
+		}
+	}
+	var back ShardSnapshot
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Generation != Gen(4) || back.Observed[1].Conf.Generation.Valid || back.Policy != Attached(1) || back.Observed[0].Conf != st.Wanted(1) {
+		t.Fatalf("round trip: %+v", back)
+	}
+	ns, _ := s.Node(1)
+	if b, err := json.Marshal(ns); err != nil || !strings.Contains(string(b), `"availability":"Active","scheduling":"Active","availability_zone_id":"a"`) {
+		t.Fatalf("node state JSON %s, %v", b, err)
 	}
 }

@@ -121,11 +121,11 @@ func (p *NodePolicy) UnmarshalText(b []byte) error {
 type Utilization struct {
 	// Score is max(wanted·10⁶/usable, shards·10⁶/max_shards): 10⁶ is full,
 	// OverloadedScore or more is overloaded.
-	Score uint64
+	Score uint64 `json:"utilization_score"`
 	// MaxShardCount is the node's max_shard_count; 0 if unknown. With it the
 	// scheduler raises Score for shards it placed since the report (see
 	// Scheduler).
-	MaxShardCount uint64
+	MaxShardCount uint64 `json:"max_shard_count"`
 }
 
 // FullScore is the utilization score of a full node; OverloadedScore and
@@ -137,11 +137,11 @@ const (
 
 // Node is what the scheduler knows about a pageserver.
 type Node struct {
-	ID           NodeID
-	Availability Availability
-	Policy       NodePolicy
-	AZ           AZ
-	Utilization  Utilization
+	ID           NodeID       `json:"node_id"`
+	Availability Availability `json:"availability"`
+	Policy       NodePolicy   `json:"scheduling"`
+	AZ           AZ           `json:"availability_zone_id"`
+	Utilization  Utilization  `json:"utilization"`
 }
 
 // Available reports whether the controller may send the node requests (and
@@ -380,21 +380,42 @@ func (g Generation) String() string {
 	return strconv.FormatUint(uint64(g.N), 10)
 }
 
+// MarshalJSON encodes a number, or null for none (the API's shape).
+func (g Generation) MarshalJSON() ([]byte, error) {
+	if !g.Valid {
+		return []byte("null"), nil
+	}
+	return strconv.AppendUint(nil, uint64(g.N), 10), nil
+}
+
+// UnmarshalJSON decodes a number or null.
+func (g *Generation) UnmarshalJSON(b []byte) error {
+	var n *uint32
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("%w: generation %s: %v", ErrInvalid, b, err)
+	}
+	*g = Generation{}
+	if n != nil {
+		*g = Gen(*n)
+	}
+	return nil
+}
+
 // LocationConf is a location's configuration as the pageserver API's
 // location_config carries it (the controller converts it to and from
 // pageapi.LocationConfig). Two confs are the same location state exactly
 // when they are ==.
 type LocationConf struct {
-	Mode Mode
+	Mode Mode `json:"mode"`
 	// Generation is set for the attached modes only.
-	Generation Generation
+	Generation Generation `json:"generation"`
 	// Warm is secondary_conf.warm, for ModeSecondary only.
-	Warm bool
+	Warm bool `json:"warm"`
 	// Shard is the shard number, count and stripe size.
-	Shard shard.ShardIdentity
+	Shard shard.ShardIdentity `json:"shard"`
 	// TenantConf is the tenant_conf object as canonical JSON text, opaque
 	// here: only compared.
-	TenantConf string
+	TenantConf string `json:"tenant_conf"`
 }
 
 func (c LocationConf) String() string {
