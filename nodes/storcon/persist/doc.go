@@ -1,0 +1,80 @@
+// Package persist holds the storage controller's durable state behind one
+// interface, Store, and its embedded implementation, DiskStore, which keeps
+// that state in a directory of the disk seam and so runs unchanged in the
+// simulator. The PostgreSQL implementation lives in cmd/internal/storconpg
+// (the network and database driver it needs are not allowed under nodes/);
+// both pass the conformance suite in persisttest.
+//
+// # What is persisted and what is rebuilt
+//
+// The controller writes down only what it could not learn again after a
+// restart:
+//
+//   - Generations. Each shard's latest generation and the node it was issued
+//     to. A generation must only ever increase — a pageserver holding an
+//     older one must lose every validate call — so it is incremented here,
+//     durably, before any pageserver hears of it, and re-attach increments
+//     every generation of the restarting node in one step.
+//   - Policies. A shard's placement policy, tenant config, shard scheduling
+//     policy and preferred availability zone, and each node's scheduling
+//     policy: they come from operators and APIs, and nothing else
+//     remembers them.
+//   - The node registry: which pageservers exist, where they listen, their
+//     availability zone and whether they were deleted.
+//   - Tenant shard rows: which shards each tenant has (count, stripe size).
+//   - Splitting marks: a shard split in progress, so that start-up can roll
+//     it back or finish it instead of leaving keys without an owner.
+//
+// Everything else is rebuilt at start-up from the pageservers and is never
+// stored: observed state (what each node holds, learned by reading every
+// node's locations), secondary locations (the same), node availability
+// (heartbeats), the intent (attached and secondary nodes, scheduled again
+// from observed state and the policies), the scheduler's per-node counts
+// (recomputed from intent) and pending compute notifications (sent again
+// once intent is known).
+//
+// # Contract
+//
+// A mutating call returns nil only after its change is durable, and a
+// change is all-or-nothing: an insert of several shards, a split's begin
+// or commit and a re-attach are each one transaction. Errors are the
+// package's sentinels wrapped with %w; ErrNotFound, ErrExists, ErrConflict,
+// ErrInvalid and ErrGenerationExhausted mean nothing changed, any other
+// error leaves the outcome unknown. Validation (ValidateNode,
+// ValidateTenantShard, limits such as MaxJSONBytes) is shared, so every
+// implementation refuses the same calls.
+//
+// # Embedded store
+//
+// DiskStore keeps the whole state in memory and makes it durable in one
+// directory:
+//
+//   - "log-<n>": the log, transactions n, n+1, … appended one record each
+//     (a 12-byte header of length, payload crc32c and a crc32c of the
+//     header, then the transaction as JSON: the after-image of every row
+//     it changes). Each mutation appends its record and syncs the file
+//     before it touches memory or returns, and mutations are serialized,
+//     so at most the last record can be unsynced.
+//   - "snapshot": the whole state as of one transaction, written with
+//     disk.WriteFileAtomic (magic, length, crc32c, JSON).
+//
+// Once the log reaches DiskConfig.MaxLogBytes the state is compacted: the
+// snapshot is replaced, an empty log starting after it is created and made
+// durable (file and directory synced), and the old log is removed. Open
+// syncs the directory, reads the snapshot, replays every log's
+// transactions after it (numbers must follow without a gap), cuts a torn
+// tail off the newest log — only what a crash can leave of one unsynced
+// append, see decodeLog — and syncs the cut before appending; a bad
+// checksum anywhere else, a gap, or an entry it does not know is
+// ErrCorrupt, never skipped. A failed write or sync breaks the store
+// (ErrFailed on every later call) until it is reopened, because the log
+// may then end in a partial record. The one loss decodeLog cannot tell
+// from a crash is damage to the very last, already synced record, which
+// it treats as a torn tail.
+//
+// Invariants: a generation never decreases (apply refuses a change that
+// would lower one, so even a damaged log cannot); memory holds exactly the
+// durable transactions; no goroutines, channels or real time (the
+// determinism rules of docs/architecture.md), writers wait on a
+// clock.Mutex, and every list is sorted.
+package persist
