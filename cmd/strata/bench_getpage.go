@@ -137,6 +137,7 @@ type benchGetPageFlags struct {
 	inflight, batch  int
 	batchInflight    int
 	safekeepers      int
+	rounds           int
 	json             bool
 	cpuProfile       string
 }
@@ -150,7 +151,8 @@ func (f benchGetPageFlags) validate() error {
 		n, lo, hi int
 	}{{"--pages", f.pages, 1, 1 << 20}, {"--ingest-mib", f.ingestMiB, 1, 16 << 10}, {"--write-bytes", f.writeBytes, 1, walrec.PageSize},
 		{"--inflight", f.inflight, 1, pageserver.DefaultMaxInflightPerStream}, {"--batch", f.batch, 1, pageserver.DefaultMaxBlocksPerRequest},
-		{"--batch-inflight", f.batchInflight, 1, pageserver.DefaultMaxInflightPerStream}, {"--safekeepers", f.safekeepers, 1, 5}} {
+		{"--batch-inflight", f.batchInflight, 1, pageserver.DefaultMaxInflightPerStream}, {"--safekeepers", f.safekeepers, 1, 5},
+		{"--rounds", f.rounds, 1, 99}} {
 		if v.n < v.lo || v.n > v.hi {
 			return fmt.Errorf("%w: %s %d not in [%d, %d]", errBenchFlag, v.name, v.n, v.lo, v.hi)
 		}
@@ -195,10 +197,11 @@ then is the timeline created on the pageserver, so its WAL receiver finds all
 the WAL committed: ingest of the small writes is timed from committed WAL to
 readable pages.
 
-Then, for --duration each, the page service is measured with the standard
-generated gRPC client over loopback, and the same calls against a bare gRPC
-echo that answers every block with a constant 8 KiB page (the same gRPC
-stack and messages, no page lookup), as the ceiling:
+Then the page service is measured with the standard generated gRPC client
+over loopback, and the same calls against a bare gRPC echo that answers
+every block with a constant 8 KiB page (the same gRPC stack and messages, no
+page lookup), as the ceiling; each measurement runs --duration, in --rounds
+rounds alternating the two sides, and the median round is reported:
   serial      one 1-block request at a time: p50 and p99 latency
   pipelined   1-block requests, --inflight in flight on one stream: pages/s
   batched     --batch-block requests, --batch-inflight in flight: pages/s
@@ -243,7 +246,8 @@ echo; batched >= 90k pages/s and >= 0.8x echo; ingest >= 100 MiB/s.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.dir, "dir", "", "existing directory for the nodes' files (a temporary directory inside it, removed afterwards; default: the system's)")
-	fl.DurationVar(&f.duration, "duration", 2*time.Second, fmt.Sprintf("time per GetPage measurement, (0, %v]", maxBenchDuration))
+	fl.DurationVar(&f.duration, "duration", time.Second, fmt.Sprintf("time per GetPage measurement and round, (0, %v]", maxBenchDuration))
+	fl.IntVar(&f.rounds, "rounds", 3, "rounds of every GetPage measurement on both sides; the median round is reported")
 	fl.IntVar(&f.pages, "pages", 4096, "pages (8 KiB full page images) the GetPage measurements read from")
 	fl.IntVar(&f.ingestMiB, "ingest-mib", 32, "MiB of WAL of small page writes for the ingest measurement")
 	fl.IntVar(&f.writeBytes, "write-bytes", 64, "bytes each small page write changes")
@@ -261,8 +265,8 @@ func writeGetPageResults(w io.Writer, f benchGetPageFlags, rs []getPageResult) e
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
-	fmt.Fprintf(w, "bench getpage: %d pages of 8 KiB over loopback gRPC, %v per measurement after a %v warm-up; %d CPUs, load average %s\n",
-		f.pages, f.duration, benchWarmUp, runtime.NumCPU(), load)
+	fmt.Fprintf(w, "bench getpage: %d pages of 8 KiB over loopback gRPC, median of %d rounds of %v per measurement (each after a %v warm-up); %d CPUs, load average %s\n",
+		f.pages, f.rounds, f.duration, benchWarmUp, runtime.NumCPU(), load)
 	fmt.Fprintln(w, "echo: the same client, gRPC stack and messages against a server answering every block with one constant 8 KiB page (the ceiling)")
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
@@ -421,26 +425,34 @@ func benchGetPage(ctx context.Context, dir string, f benchGetPageFlags, log io.W
 		}
 		defer sides[i].close()
 	}
-	var sr [2][3]measured
+	// Rounds alternate the sides too, and the median round of each side
+	// is reported: a burst of other load on the machine moves one round,
+	// not the figure.
+	var rounds [2][3][]measured
 	for k := range 3 {
-		for i, name := range []string{"pageserver", "echo"} {
-			fmt.Fprintf(log, "bench getpage: %s, measurement %d of 3...\n", name, k+1)
-			var m measured
-			switch k {
-			case 0:
-				m, err = sides[i].serial(f.duration)
-			case 1:
-				m, err = sides[i].pipelined(1, f.inflight, f.duration)
-			case 2:
-				m, err = sides[i].pipelined(f.batch, f.batchInflight, f.duration)
+		for r := range f.rounds {
+			for i, name := range []string{"pageserver", "echo"} {
+				fmt.Fprintf(log, "bench getpage: %s, measurement %d of 3, round %d of %d...\n", name, k+1, r+1, f.rounds)
+				var m measured
+				switch k {
+				case 0:
+					m, err = sides[i].serial(f.duration)
+				case 1:
+					m, err = sides[i].pipelined(1, f.inflight, f.duration)
+				case 2:
+					m, err = sides[i].pipelined(f.batch, f.batchInflight, f.duration)
+				}
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", name, err)
+				}
+				rounds[i][k] = append(rounds[i][k], m)
 			}
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			sr[i][k] = m
 		}
 	}
-	ps, echo := sr[0], sr[1]
+	var ps, echo [3]measured
+	for k := range 3 {
+		ps[k], echo[k] = medianRound(rounds[0][k]), medianRound(rounds[1][k])
+	}
 	p50 := getPageResult{Name: "serial GetPage p50", Unit: "us", Server: ps[0].p50, Echo: echo[0].p50, Goal: "-", Met: true, ServerOps: ps[0].ops}
 	p99 := getPageResult{Name: "serial GetPage p99", Unit: "us", Server: ps[0].p99, Echo: echo[0].p99, Goal: "<= 200 µs, <= 1.5x", ServerOps: ps[0].ops}
 	pipe := getPageResult{Name: fmt.Sprintf("pipelined, %d in flight", f.inflight), Unit: "pages/s", Server: ps[1].rate, Echo: echo[1].rate, Goal: ">= 50k, >= 0.7x", ServerOps: ps[1].ops}
@@ -453,6 +465,20 @@ func benchGetPage(ctx context.Context, dir string, f benchGetPageFlags, log io.W
 	batch.Met = batch.Server >= 90_000 && batch.Ratio >= 0.8
 	results = append(results, p50, p99, pipe, batch, ingest)
 	return results, nil
+}
+
+// medianRound is the median of each figure over the rounds.
+func medianRound(ms []measured) measured {
+	med := func(f func(measured) float64) float64 {
+		v := make([]float64, len(ms))
+		for i, m := range ms {
+			v[i] = f(m)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return measured{p50: med(func(m measured) float64 { return m.p50 }), p99: med(func(m measured) float64 { return m.p99 }),
+		rate: med(func(m measured) float64 { return m.rate }), ops: int(med(func(m measured) float64 { return float64(m.ops) }))}
 }
 
 // routerTimelines lists the shard's timelines through the node's router

@@ -23,6 +23,7 @@ func TestBenchGetPageBadFlags(t *testing.T) {
 		{name: "batch over the request limit", args: []string{"--batch", "257"}, want: "--batch 257 not in [1, 256]"},
 		{name: "batch inflight", args: []string{"--batch-inflight", "0"}, want: "--batch-inflight 0 not in"},
 		{name: "safekeepers", args: []string{"--safekeepers", "6"}, want: "--safekeepers 6 not in"},
+		{name: "rounds", args: []string{"--rounds", "0"}, want: "--rounds 0 not in"},
 		{name: "dir is a file", args: []string{"--dir", file}, want: "is not a directory"},
 	})
 }
@@ -31,7 +32,7 @@ func TestBenchGetPageBadFlags(t *testing.T) {
 // echo's figure and the ratio, and removes its files.
 func TestBenchGetPageRuns(t *testing.T) {
 	dir := t.TempDir()
-	code, out, errOut := runCLINoPanic(t, "bench", "getpage", "--dir", dir, "--duration", "100ms", "--pages", "64", "--ingest-mib", "1")
+	code, out, errOut := runCLINoPanic(t, "bench", "getpage", "--dir", dir, "--duration", "100ms", "--rounds", "1", "--pages", "64", "--ingest-mib", "1")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -43,5 +44,14 @@ func TestBenchGetPageRuns(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("--dir not left empty: %v", ents)
+	}
+}
+
+// TestMedianRound: each figure is the median over the rounds on its own,
+// so one disturbed round moves none of them.
+func TestMedianRound(t *testing.T) {
+	got := medianRound([]measured{{p50: 50, p99: 900, rate: 10}, {p50: 40, p99: 100, rate: 30_000}, {p50: 45, p99: 120, rate: 31_000}})
+	if got.p50 != 45 || got.p99 != 120 || got.rate != 30_000 {
+		t.Fatalf("median %+v, want p50 45, p99 120, rate 30000", got)
 	}
 }
