@@ -314,6 +314,21 @@ func ValidateTenantShard(s TenantShard) error {
 	return nil
 }
 
+// ValidateInsert checks InsertTenantShards's rows: at most MaxBatchShards,
+// each valid. Every row is checked before any is looked up, so a batch with
+// both an invalid and an existing row fails as invalid in every store.
+func ValidateInsert(rows []TenantShard) error {
+	if len(rows) > MaxBatchShards {
+		return fmt.Errorf("%w: %d shards in one insert (limit MaxBatchShards = %d)", ErrInvalid, len(rows), MaxBatchShards)
+	}
+	for _, s := range rows {
+		if err := ValidateTenantShard(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ValidateUpdate checks an update's values (not whether rows match it).
 func ValidateUpdate(u ShardUpdate) error {
 	if u.empty() {

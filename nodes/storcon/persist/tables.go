@@ -207,14 +207,11 @@ func (t *tables) planDeleteNode(id NodeID) (*txn, error) {
 }
 
 func (t *tables) planInsertShards(rows []TenantShard) (*txn, error) {
-	if len(rows) > MaxBatchShards {
-		return nil, fmt.Errorf("%w: %d shards in one insert (limit %d)", ErrInvalid, len(rows), MaxBatchShards)
+	if err := ValidateInsert(rows); err != nil {
+		return nil, err
 	}
 	seen := make(map[shard.TenantShardID]bool, len(rows))
 	for _, s := range rows {
-		if err := ValidateTenantShard(s); err != nil {
-			return nil, err
-		}
 		if seen[s.ID] {
 			return nil, fmt.Errorf("%w: shard %s twice in one insert", ErrExists, s.ID)
 		}

@@ -544,17 +544,19 @@ func testReAttach(t *testing.T, open Opener) {
 	a[2].Generation, a[2].GenerationNode = 1, 1
 	a[3].Generation = 4 // issued, but its node was forgotten
 	b[0].Generation, b[0].GenerationNode = 10, 1
-	all := append(slices.Clone(a), b...)
+	c := Tenant(3, 0)
+	c[0].GenerationNode = 1 // a node but no generation yet: the first is 1
+	all := slices.Concat(a, b, c)
 	must(t, s.InsertTenantShards(ctx, all))
 
 	rows, err := s.ReAttach(ctx, 1)
 	must(t, err)
-	a[0].Generation, a[2].Generation, b[0].Generation = 4, 2, 11
-	want := []persist.TenantShard{b[0], a[0], a[2]}
+	a[0].Generation, a[2].Generation, b[0].Generation, c[0].Generation = 4, 2, 11, 1
+	want := []persist.TenantShard{b[0], a[0], a[2], c[0]}
 	if !slices.Equal(rows, sorted(want)) {
 		t.Fatalf("ReAttach(1) = %s, want %s", fmtRows(rows), fmtRows(sorted(want)))
 	}
-	WantShards(t, s, append(slices.Clone(a), b...))
+	WantShards(t, s, slices.Concat(a, b, c))
 
 	rows, err = s.ReAttach(ctx, 3)
 	must(t, err)
@@ -563,10 +565,10 @@ func testReAttach(t *testing.T, open Opener) {
 	}
 	_, err = s.ReAttach(ctx, 0)
 	WantClass(t, "ReAttach of node 0", err, persist.ErrInvalid)
-	WantShards(t, s, append(slices.Clone(a), b...))
+	WantShards(t, s, slices.Concat(a, b, c))
 
 	s = reopen(t, s, open)
-	WantShards(t, s, append(slices.Clone(a), b...))
+	WantShards(t, s, slices.Concat(a, b, c))
 }
 
 func testReAttachAllOrNothing(t *testing.T, open Opener) {
