@@ -64,7 +64,8 @@
 // syncs the directory, reads the snapshot, replays every log's
 // transactions after it (numbers must follow without a gap), cuts a torn
 // tail off the newest log — only what a crash can leave of one unsynced
-// append, see decodeLog — and syncs the cut before appending; a bad
+// append, see decodeLog — and syncs the log (or compacts) before serving,
+// so nothing it replayed from a page cache is lost to a later crash. A bad
 // checksum anywhere else, a gap, or an entry it does not know is
 // ErrCorrupt, never skipped. A failed write or sync breaks the store
 // (ErrFailed on every later call) until it is reopened, because the log
