@@ -16,14 +16,16 @@ import (
 	"github.com/stratadb/strata/sim"
 )
 
-// flakyFS fails SyncDir of timeline directories while failures > 0.
+// flakyFS fails SyncDir of directories whose name matches (a timeline
+// directory, say, or a shard's) while failures > 0.
 type flakyFS struct {
 	disk.FS
 	failures *atomic.Int64
+	match    func(name string) bool
 }
 
 func (f flakyFS) SyncDir(name string) error {
-	if strings.Contains(name, "/timelines") && f.failures.Add(-1) >= 0 {
+	if f.match(name) && f.failures.Add(-1) >= 0 {
 		return disk.ErrIO
 	}
 	return f.FS.SyncDir(name)
@@ -32,17 +34,25 @@ func (f flakyFS) SyncDir(name string) error {
 // A shard whose attach at start-up fails on a transient disk error is
 // broken only until a retry succeeds; one that keeps failing stays broken.
 func TestAttachRetriesTransientDiskErrors(t *testing.T) {
+	timelines := func(name string) bool { return strings.Contains(name, "/timelines") }
+	shardDir := func(name string) bool { return strings.HasPrefix(name, "tenants/") && !strings.Contains(name, "/timelines") }
 	for _, tc := range []struct {
 		name     string
+		match    func(string) bool
 		failures int64
 		healed   bool
-	}{{"heals", 3, true}, {"keeps failing", 1 << 40, false}} {
+	}{
+		{"engine open heals", timelines, 3, true},
+		{"engine open keeps failing", timelines, 1 << 40, false},
+		{"location config read heals", shardDir, 2, true},
+		{"location config read keeps failing", shardDir, 1 << 40, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var failures atomic.Int64
 			w := sim.New(sim.Options{Seed: 1})
 			err := w.Run(func(w *sim.World) error {
 				psNode := w.AddNode("ps", func(env node.Env) error {
-					env.Disk = flakyFS{FS: env.Disk, failures: &failures}
+					env.Disk = flakyFS{FS: env.Disk, failures: &failures, match: tc.match}
 					_, err := Start(env, Config{NodeID: 1, PageAddr: "ps:6400", HTTPAddr: "ps:9898"})
 					return err
 				})

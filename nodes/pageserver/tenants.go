@@ -149,19 +149,12 @@ func (m *tenantManager) load() error {
 		}
 		ts := &tenantShard{id: id, op: clock.NewMutex(m.clk)}
 		m.shards[id] = ts
-		var b []byte
-		if err = m.fs.SyncDir(ts.dir()); err == nil {
-			b, err = disk.ReadFile(m.fs, ts.dir()+"/"+locationFile)
-		}
-		if err == nil {
-			err = json.Unmarshal(b, &ts.conf)
-			if err == nil {
-				err = ts.conf.Validate(id)
-			}
-		}
-		if err != nil {
+		if err := m.readLocation(ts); err != nil {
 			ts.broken = fmt.Errorf("%w: location config: %v", ErrBroken, err)
 			m.log.Error("tenant shard broken", "tenant_shard_id", id, "err", ts.broken)
+			if transient(err) {
+				m.retryAttach(ts)
+			}
 			continue
 		}
 		if ts.conf.Mode.Attached() {
@@ -179,6 +172,30 @@ func (m *tenantManager) load() error {
 			return fmt.Errorf("pageserver: sync %s: %w", tenantsDir, err)
 		}
 	}
+	return nil
+}
+
+// readLocation reads a shard's location config at start-up: the shard
+// directory is synced first, so a config whose directory sync failed in an
+// earlier process is durable before it is trusted.
+func (m *tenantManager) readLocation(ts *tenantShard) error {
+	if err := m.fs.SyncDir(ts.dir()); err != nil {
+		return err
+	}
+	b, err := disk.ReadFile(m.fs, ts.dir()+"/"+locationFile)
+	if err != nil {
+		return err
+	}
+	var conf pageapi.LocationConfig
+	if err := json.Unmarshal(b, &conf); err != nil {
+		return err
+	}
+	if err := conf.Validate(ts.id); err != nil {
+		return err
+	}
+	ts.mu.Lock()
+	ts.conf = conf
+	ts.mu.Unlock()
 	return nil
 }
 
@@ -692,13 +709,27 @@ func (m *tenantManager) retryAttach(ts *tenantShard) {
 				return
 			}
 			ts.mu.Lock()
-			stillBroken := ts.broken != nil && ts.engine == nil && ts.conf.Mode.Attached()
+			unread := ts.conf.Mode == ""
+			stillBroken := ts.broken != nil && ts.engine == nil && (unread || ts.conf.Mode.Attached())
 			ts.mu.Unlock()
 			if !stillBroken {
 				ts.op.Unlock()
 				return
 			}
-			err := m.attach(ts)
+			var err error
+			if unread {
+				// Start-up could not read the location config: read it first.
+				if err = m.readLocation(ts); err == nil && !ts.conf.Mode.Attached() {
+					ts.mu.Lock()
+					ts.broken = nil
+					ts.mu.Unlock()
+					ts.op.Unlock()
+					return
+				}
+			}
+			if err == nil {
+				err = m.attach(ts)
+			}
 			ts.op.Unlock()
 			if err == nil {
 				m.log.Info("tenant shard attached after retries", "tenant_shard_id", ts.id, "attempts", attempt)
