@@ -35,7 +35,9 @@ func (f flakyFS) SyncDir(name string) error {
 // broken only until a retry succeeds; one that keeps failing stays broken.
 func TestAttachRetriesTransientDiskErrors(t *testing.T) {
 	timelines := func(name string) bool { return strings.Contains(name, "/timelines") }
-	shardDir := func(name string) bool { return strings.HasPrefix(name, "tenants/") && !strings.Contains(name, "/timelines") }
+	shardDir := func(name string) bool {
+		return strings.HasPrefix(name, "tenants/") && !strings.Contains(name, "/timelines")
+	}
 	for _, tc := range []struct {
 		name     string
 		match    func(string) bool
