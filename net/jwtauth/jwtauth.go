@@ -153,9 +153,9 @@ func StatusOf(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrForbidden):
-		return net.Errorf(net.PermissionDenied, "%v", err)
+		return net.Wrap(net.PermissionDenied, err)
 	default:
-		return net.Errorf(net.Unauthenticated, "%v", err)
+		return net.Wrap(net.Unauthenticated, err)
 	}
 }
 

@@ -25,13 +25,13 @@ func mgmtStatus(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, pageapi.ErrBadConfig), errors.Is(err, timeline.ErrFutureLSN):
-		return net.Errorf(net.InvalidArgument, "%v", err)
+		return net.Wrap(net.InvalidArgument, err)
 	case errors.Is(err, ErrTimelineExists), errors.Is(err, ErrStaleGeneration):
-		return net.Errorf(net.AlreadyExists, "%v", err)
+		return net.Wrap(net.AlreadyExists, err)
 	case errors.Is(err, ErrNotAttached), errors.Is(err, ErrBroken), errors.Is(err, timeline.ErrHasChildren):
-		return net.Errorf(net.FailedPrecondition, "%v", err)
+		return net.Wrap(net.FailedPrecondition, err)
 	case errors.Is(err, ErrLimit):
-		return net.Errorf(net.ResourceExhausted, "%v", err)
+		return net.Wrap(net.ResourceExhausted, err)
 	}
 	return StatusOf(err)
 }

@@ -58,21 +58,21 @@ func StatusOf(err error) error {
 		return jwtauth.StatusOf(err)
 	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrWrongShard), errors.Is(err, ErrNotShard0),
 		errors.Is(err, pageapi.ErrBadHeader), errors.Is(err, timeline.ErrInvalidLSN):
-		return net.Errorf(net.InvalidArgument, "%v", err)
+		return net.Wrap(net.InvalidArgument, err)
 	case errors.Is(err, timeline.ErrBelowGCCutoff):
-		return net.Errorf(net.FailedPrecondition, "%v", err)
+		return net.Wrap(net.FailedPrecondition, err)
 	case errors.Is(err, timeline.ErrNotFound), errors.Is(err, ErrUnknownTenant), errors.Is(err, ErrUnknownTimeline):
-		return net.Errorf(net.NotFound, "%v", err)
+		return net.Wrap(net.NotFound, err)
 	case errors.Is(err, ErrShuttingDown):
-		return net.Errorf(net.Unavailable, "%v", err)
+		return net.Wrap(net.Unavailable, err)
 	case errors.Is(err, ErrBusy):
-		return net.Errorf(net.ResourceExhausted, "%v", err)
+		return net.Wrap(net.ResourceExhausted, err)
 	case errors.Is(err, context.Canceled):
-		return net.Errorf(net.Canceled, "%v", err)
+		return net.Wrap(net.Canceled, err)
 	case errors.Is(err, context.DeadlineExceeded):
-		return net.Errorf(net.DeadlineExceeded, "%v", err)
+		return net.Wrap(net.DeadlineExceeded, err)
 	default: // incl. ErrWaitLSNTimeout: Neon reports it as an internal error
-		return net.Errorf(net.Internal, "%v", err)
+		return net.Wrap(net.Internal, err)
 	}
 }
 
