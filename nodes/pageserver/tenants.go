@@ -107,7 +107,7 @@ func (m *tenantManager) startTimeline(ts *tenantShard, tl *timeline.Timeline) *s
 		func(ctx context.Context) { m.background(ctx, ts.id, st, scheduleOf(ts.conf.TenantConf)) })
 	if m.broker != nil {
 		r := &walReceiver{env: m.wal, cfg: m.cfg.WALReceiver, id: ts.id, tid: tid, st: st, metrics: m.walMetrics,
-			broker: m.broker, bugs: m.cfg.Bugs, sel: newSelector(m.cfg.WALReceiver), nodeID: fmt.Sprintf("ps-%d", m.cfg.NodeID),
+			broker: m.broker, bugs: m.cfg.Bugs, sel: newSelector(m.cfg.WALReceiver), nodeID: fmt.Sprintf("ps-%d", m.cfg.NodeID), tasks: m.tasks,
 			log: m.log.With("tenant_shard_id", ts.id.String(), "timeline_id", tid.String())}
 		m.tasks.spawn(context.Background(), taskWALReceiver, timelineScope(ts.id, tid), ts.id.String()+"/"+tid.String(), r.run)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,8 @@ type walReceiver struct {
 	bugs    Bugs
 	// nodeID names this pageserver in its feedback to safekeepers.
 	nodeID string
+	// tasks registers the receiver's helper tasks (watchdog, feedback).
+	tasks *taskRegistry
 
 	mu  sync.Mutex // guards sel (the watchdog and the loop share it)
 	sel *selector
@@ -97,10 +100,8 @@ func (r *walReceiver) run(ctx context.Context) {
 		class := "error"
 		switch {
 		case reason != "":
-			class = reason[:len("stalled")]
-			if class != "stalled" {
-				class = "lagging"
-			}
+			// switchReason's texts start with their class.
+			class, _, _ = strings.Cut(reason, ":")
 			r.log.Info("switching safekeeper", "from", c.id, "why", reason)
 		case err != nil:
 			r.log.Warn("WAL stream ended", "safekeeper", c.id, "err", err)
@@ -149,7 +150,8 @@ func (r *walReceiver) follow(ctx context.Context, c candidate) (reason string, e
 	}
 	// Feedback: the safekeeper learns how far this pageserver has ingested
 	// and made durable, so it never removes WAL the pageserver still needs.
-	clk.Go(cctx, "walreceiver feedback "+r.tid.String(), func(ctx context.Context) {
+	scope := timelineScope(r.id, r.tid)
+	r.tasks.spawn(cctx, taskWALReceiver, scope, "feedback "+r.tid.String(), func(ctx context.Context) {
 		for clock.Sleep(ctx, clk, r.cfg.FeedbackInterval) == nil {
 			if err := s.Send(&skapi.StreamWalRequest{Feedback: r.feedback()}); err != nil {
 				return
@@ -163,7 +165,7 @@ func (r *walReceiver) follow(ctx context.Context, c candidate) (reason string, e
 	var why string
 	// The watchdog polls the broker and ends the stream when the selector
 	// says to switch; it ends with the stream.
-	clk.Go(cctx, "walreceiver watchdog "+r.tid.String(), func(ctx context.Context) {
+	r.tasks.spawn(cctx, taskWALReceiver, scope, "watchdog "+r.tid.String(), func(ctx context.Context) {
 		for clock.Sleep(ctx, clk, r.cfg.PollInterval) == nil {
 			r.poll(ctx)
 			mu.Lock()
