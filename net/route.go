@@ -249,3 +249,25 @@ func (c SeamHTTP) Do(ctx context.Context, req *HTTPRequest, in, out any) (int, e
 
 // String renders a request for logs.
 func (r *HTTPRequest) String() string { return fmt.Sprintf("%s %s", r.Method, r.Path) }
+
+// DialHTTP is an HTTPClient that dials Addr over Net for each request and
+// closes the connection after it: the simplest client that survives the
+// server's restarts, for control-plane calls that are rare (upcalls,
+// heartbeats, reconciles), not for hot paths.
+type DialHTTP struct {
+	Net  Network
+	Addr string
+}
+
+// Do implements HTTPClient.
+func (c DialHTTP) Do(ctx context.Context, req *HTTPRequest, in, out any) (int, error) {
+	conn, err := c.Net.Dial(ctx, c.Addr)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	return SeamHTTP{Conn: conn}.Do(ctx, req, in, out)
+}
+
+// String names the client for logs.
+func (c DialHTTP) String() string { return "seam http " + c.Addr }

@@ -468,6 +468,8 @@ func TestRouterOverSeam(t *testing.T) {
 			return err
 		}
 		nettest.RunHTTP(t, context.Background(), net.SeamHTTP{Conn: c})
+		// DialHTTP dials per request: the same answers.
+		nettest.RunHTTP(t, context.Background(), net.DialHTTP{Net: cli.Env().Net, Addr: "srv:80"})
 		return nil
 	})
 	if err != nil {
