@@ -70,11 +70,9 @@ func (t *Timeline) compactL0(st *CompactStats) error {
 	// in memory is enough: gather, then sort by (key, LSN).
 	var all []layer.DeltaEntry
 	for _, l := range l0 {
-		for e, err := range l.delta.All() {
-			if err != nil {
-				return fmt.Errorf("timeline %s: compact: read %s: %w", t.id, l.name, err)
-			}
-			all = append(all, e)
+		var err error
+		if all, err = l.appendAll(all); err != nil {
+			return fmt.Errorf("timeline %s: compact: read %s: %w", t.id, l.name, err)
 		}
 	}
 	slices.SortStableFunc(all, func(a, b layer.DeltaEntry) int {
@@ -100,7 +98,7 @@ func (t *Timeline) compactL0(st *CompactStats) error {
 		if _, err := layer.WriteDelta(t.tenant.fs, t.dir+"/"+name.String(), kr, lr, chunk); err != nil {
 			return fail(fmt.Errorf("timeline %s: compact: write %s: %w", t.id, name, err))
 		}
-		fl, err := openFileLayer(t.tenant.fs, t.dir, name)
+		fl, err := openFileLayer(t.tenant, t.dir, name)
 		if err != nil {
 			return fail(err)
 		}
@@ -185,7 +183,10 @@ func (t *Timeline) createImages(st *CompactStats) error {
 	}
 	slices.Sort(imageLSNs)
 	imageLSNs = slices.Compact(imageLSNs)
-	ks := keysAt(chain, dcl)
+	ks, err := keysAt(chain, dcl)
+	if err != nil {
+		return fmt.Errorf("timeline %s: images: %w", t.id, err)
+	}
 	var added []*fileLayer
 	fail := func(err error) error {
 		closeFiles(added)
@@ -235,7 +236,7 @@ func (t *Timeline) createImages(st *CompactStats) error {
 		if _, err := layer.WriteImage(t.tenant.fs, t.dir+"/"+name.String(), p, dcl, entries); err != nil {
 			return fail(fmt.Errorf("timeline %s: write %s: %w", t.id, name, err))
 		}
-		fl, err := openFileLayer(t.tenant.fs, t.dir, name)
+		fl, err := openFileLayer(t.tenant, t.dir, name)
 		if err != nil {
 			return fail(err)
 		}

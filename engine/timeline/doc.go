@@ -86,6 +86,19 @@
 // the next Open removes the file). So a read never finds a layer closed
 // under it, and there is no retry on layer.ErrClosed.
 //
+// Open files: a layer file's reader lives in an open-file cache
+// (engine/layercache; Options.LayerCache, shared node-wide by the
+// pageserver, else one of the tenant's own with
+// layercache.DefaultMaxOpenFiles). A layer stays readable for as long as a
+// version holds it, but its reader may be closed, least recently used
+// first, once more files are open than the cache's limit; every use of a
+// reader pins it (acquire/release around each Collect, key listing, seek
+// and compaction pass), so none is closed under a read. A reopen checks the
+// file again (the layer package's header and metadata checksums) and
+// requires the header the first open read (else ErrCorrupt). Closing a
+// layer file for good (its last version released, a failed edit's new
+// files) removes it from the cache before the file is deleted.
+//
 // Persisted: the metadata file and the layer files. Rebuilt at start-up: the
 // layer map, the in-memory layers (empty; refilled by re-ingest), the
 // parent/child links and branch points.

@@ -2,22 +2,29 @@ package timeline
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/engine/inmem"
 	"github.com/stratadb/strata/engine/keys"
 	"github.com/stratadb/strata/engine/layer"
+	"github.com/stratadb/strata/engine/layercache"
 	"github.com/stratadb/strata/engine/layermap"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/walrec"
 )
 
-// fileLayer adapts a layer file reader to the layer map's Layer.
+// fileLayer adapts a layer file to the layer map's Layer. Its reader lives
+// in the tenant's open-file cache (engine/layercache): it may be closed
+// while the layer is idle and is reopened, and checked again, on demand.
+// Every use of the reader is bracketed by acquire and release, so the cache
+// never closes it under a read.
 type fileLayer struct {
-	name  layer.Name // with generation: the file name
-	desc  layermap.Desc
-	delta *layer.DeltaReader
-	image *layer.ImageReader
+	name layer.Name // with generation: the file name
+	desc layermap.Desc
+	// sum is what the first open found; a reopen must find the same.
+	sum layer.Summary
+	h   *layercache.Handle // nil only for layers a test builds by hand
 
 	// Guarded by the timeline's mu.
 	refs     int  // versions holding the file
@@ -25,50 +32,107 @@ type fileLayer struct {
 	disposed bool // closed (and, if obsolete, being deleted)
 }
 
-func openFileLayer(fsys disk.FS, dir string, name layer.Name) (*fileLayer, error) {
+// openFileLayer adds a layer file to the tenant's open-file cache and opens
+// it once, so a missing or damaged file fails now (Open, flush, compaction)
+// rather than at its first read.
+func openFileLayer(tn *Tenant, dir string, name layer.Name) (*fileLayer, error) {
 	path := dir + "/" + name.String()
 	f := &fileLayer{name: name}
-	var sum layer.Summary
 	if name.IsDelta() {
-		r, err := layer.OpenDelta(fsys, path)
-		if err != nil {
-			return nil, fmt.Errorf("timeline: open %s: %w", path, err)
-		}
-		f.delta, sum = r, r.Summary()
 		f.desc = layermap.DeltaDesc(name.KeyRange, name.LSNRange.Start, name.LSNRange.End)
 	} else {
-		r, err := layer.OpenImage(fsys, path)
+		f.desc = layermap.ImageDesc(name.KeyRange, name.LSN())
+	}
+	fsys := tn.fs
+	f.h = tn.cache.Add(func() (io.Closer, error) { return f.open(fsys, path) })
+	r, err := f.h.Acquire()
+	if err != nil {
+		_ = f.h.Remove()
+		return nil, err
+	}
+	// Only this task knows f yet: the first summary is recorded here,
+	// before any reopen compares with it.
+	f.sum = summaryOf(r)
+	f.h.Release()
+	return f, nil
+}
+
+// open opens the file's reader and checks it: the layer package checks the
+// header and metadata checksums, and the header must describe the layer
+// the name says (and, on a reopen, be the header the first open read).
+func (f *fileLayer) open(fsys disk.FS, path string) (io.Closer, error) {
+	var r io.Closer
+	if f.name.IsDelta() {
+		d, err := layer.OpenDelta(fsys, path)
 		if err != nil {
 			return nil, fmt.Errorf("timeline: open %s: %w", path, err)
 		}
-		f.image, sum = r, r.Summary()
-		f.desc = layermap.ImageDesc(name.KeyRange, name.LSN())
+		r = d
+	} else {
+		m, err := layer.OpenImage(fsys, path)
+		if err != nil {
+			return nil, fmt.Errorf("timeline: open %s: %w", path, err)
+		}
+		r = m
 	}
-	if got, want := sum.Name(), name.WithGeneration(layer.GenerationNone); got != want {
-		_ = f.close()
+	sum := summaryOf(r)
+	if got, want := sum.Name(), f.name.WithGeneration(layer.GenerationNone); got != want {
+		_ = r.Close()
 		return nil, fmt.Errorf("%w: file %s describes itself as %s", ErrCorrupt, path, got)
 	}
-	return f, nil
+	if f.sum != (layer.Summary{}) && sum != f.sum {
+		_ = r.Close()
+		return nil, fmt.Errorf("%w: file %s changed since it was first opened (%+v, was %+v)", ErrCorrupt, path, sum, f.sum)
+	}
+	return r, nil
 }
+
+func summaryOf(r io.Closer) layer.Summary {
+	if d, ok := r.(*layer.DeltaReader); ok {
+		return d.Summary()
+	}
+	return r.(*layer.ImageReader).Summary()
+}
+
+// acquire pins the file's reader (opening it if the cache closed it): one
+// of delta and image is set. The caller must release.
+func (f *fileLayer) acquire() (*layer.DeltaReader, *layer.ImageReader, error) {
+	r, err := f.h.Acquire()
+	if err != nil {
+		return nil, nil, fmt.Errorf("timeline: layer %s: %w", f.name, err)
+	}
+	if d, ok := r.(*layer.DeltaReader); ok {
+		return d, nil, nil
+	}
+	return nil, r.(*layer.ImageReader), nil
+}
+
+func (f *fileLayer) release() { f.h.Release() }
 
 func (f *fileLayer) Desc() layermap.Desc { return f.desc }
 
 // Collect appends key's values in [lo, hi) newest first. Values are shared
 // with the layer readers' caches (layer.ImageReader.View,
 // layer.DeltaReader.Entry) and never modified on the read path: Redo
-// copies what it returns.
+// copies what it returns. They stay valid after the reader is closed (the
+// layer package never reuses a block's memory).
 func (f *fileLayer) Collect(key keys.Key, lo, hi lsn.LSN, dst []inmem.Entry[walrec.Value]) ([]inmem.Entry[walrec.Value], bool, error) {
-	if f.image != nil {
-		page, found, err := f.image.View(key)
+	delta, image, err := f.acquire()
+	if err != nil {
+		return dst, false, err
+	}
+	defer f.release()
+	if image != nil {
+		page, found, err := image.View(key)
 		if err != nil || !found {
 			// Not found in an image that covers the key: it did not exist.
 			return dst, true, err
 		}
 		return append(dst, inmem.Entry[walrec.Value]{LSN: f.desc.LSNs.Start, WillInit: true, Value: walrec.Image(page)}), true, nil
 	}
-	first, end := f.delta.Find(key, lsn.Range{Start: lo, End: hi})
+	first, end := delta.Find(key, lsn.Range{Start: lo, End: hi})
 	for i := end - 1; i >= first; i-- {
-		e, err := f.delta.Entry(i)
+		e, err := delta.Entry(i)
 		if err != nil {
 			return dst, false, err
 		}
@@ -82,18 +146,61 @@ func (f *fileLayer) Collect(key keys.Key, lo, hi lsn.LSN, dst []inmem.Entry[walr
 }
 
 // keys lists the keys the file holds, in order.
-func (f *fileLayer) keys() []keys.Key {
-	if f.image != nil {
-		return f.image.Keys()
+func (f *fileLayer) keys() ([]keys.Key, error) {
+	delta, image, err := f.acquire()
+	if err != nil {
+		return nil, err
 	}
-	return f.delta.Keys()
+	defer f.release()
+	if image != nil {
+		return image.Keys(), nil
+	}
+	return delta.Keys(), nil
 }
 
-func (f *fileLayer) close() error {
-	if f.image != nil {
-		return f.image.Close()
+// seekKey returns the smallest key at or after k that the file holds.
+func (f *fileLayer) seekKey(k keys.Key) (keys.Key, bool, error) {
+	delta, image, err := f.acquire()
+	if err != nil {
+		return keys.Key{}, false, err
 	}
-	return f.delta.Close()
+	defer f.release()
+	if image != nil {
+		key, ok := image.SeekKey(k)
+		return key, ok, nil
+	}
+	key, ok := delta.SeekKey(k)
+	return key, ok, nil
+}
+
+// appendAll appends every entry of a delta file to dst, in (key, LSN)
+// order, holding its reader for the whole pass.
+func (f *fileLayer) appendAll(dst []layer.DeltaEntry) ([]layer.DeltaEntry, error) {
+	delta, _, err := f.acquire()
+	if err != nil {
+		return dst, err
+	}
+	defer f.release()
+	if delta == nil {
+		return dst, fmt.Errorf("timeline: layer %s is not a delta layer", f.name)
+	}
+	for e, err := range delta.All() {
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, e)
+	}
+	return dst, nil
+}
+
+// close drops the file from the open-file cache, closing its reader (at
+// once, or when the read holding it lets go). Call it before deleting the
+// file; the layer is never read again.
+func (f *fileLayer) close() error {
+	if f.h == nil {
+		return nil
+	}
+	return f.h.Remove()
 }
 
 // valueInfo tells the in-memory layer whether a value initialises its page

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/keys"
+	"github.com/stratadb/strata/engine/layercache"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/walrec"
 	"github.com/stratadb/strata/sim"
@@ -259,11 +260,11 @@ const (
 // must equal the model, or be refused with ErrBelowGCCutoff if (and only
 // if) its LSN is below the cutoff by the time it returns; every operation
 // must succeed; disk_consistent_lsn never goes back, not even across the
-// crash at the end.
-func raceRun(seed uint64, bugs Bugs) error {
+// crash at the end. cache, if not nil, is the tenant's open-file cache.
+func raceRun(seed uint64, bugs Bugs, cache *layercache.Cache) error {
 	return runWorld(seed, func(w *sim.World) error {
 		fs := simDisk(w)
-		o := Options{FS: fs, Clock: w.Clock(), Dir: "tenant", Generation: 1, Bugs: bugs, Config: Config{
+		o := Options{FS: fs, Clock: w.Clock(), Dir: "tenant", Generation: 1, Bugs: bugs, LayerCache: cache, Config: Config{
 			CheckpointDistanceBytes:   16 << 10,
 			CompactionThreshold:       2,
 			ImageCreationThreshold:    1,
@@ -440,8 +441,8 @@ func raceRun(seed uint64, bugs Bugs) error {
 			m.tl.mu.Unlock()
 		}
 		if reads < 100 || refused == 0 || branches == 0 || compacted == 0 || freed == 0 || rebased == 0 {
-			return fmt.Errorf("the run exercised too little: %d reads (%d refused), %d branches, %d layers compacted, %d freed by GC, %d edits rebased",
-				reads, refused, branches, compacted, freed, rebased)
+			return fmt.Errorf("%w: %d reads (%d refused), %d branches, %d layers compacted, %d freed by GC, %d edits rebased",
+				errThinRun, reads, refused, branches, compacted, freed, rebased)
 		}
 		// Crash and reopen: nothing at or below a disk_consistent_lsn seen
 		// is lost.
@@ -477,6 +478,10 @@ func raceRun(seed uint64, bugs Bugs) error {
 	})
 }
 
+// errThinRun reports a race run that passed its checks but exercised too
+// little (too few reads, or no branch, compaction, GC or rebase).
+var errThinRun = errors.New("the run exercised too little")
+
 // raceSeeds are the seeds the race test runs, with and without the planted
 // bug.
 const raceSeeds = 20
@@ -484,9 +489,52 @@ const raceSeeds = 20
 // TestReadersRaceLayerEdits runs raceRun on seeds 1..raceSeeds.
 func TestReadersRaceLayerEdits(t *testing.T) {
 	for seed := uint64(1); seed <= raceSeeds; seed++ {
-		if err := raceRun(seed, Bugs{}); err != nil {
+		if err := raceRun(seed, Bugs{}, nil); err != nil {
 			t.Errorf("seed %d: %v", seed, err)
 		}
+	}
+}
+
+// TestReadersRaceWithFewOpenFiles is TestReadersRaceLayerEdits with an
+// open-file cache of two files: readers, compaction (reading its inputs
+// and the pages of its images) and flush reopen layer files the cache
+// closed, all interleaved with edits that replace and delete layers, and
+// every read must still agree with the model. Each of the run's eight
+// tasks pins or opens at most one layer file at a time, so no more than
+// eight are ever open.
+func TestReadersRaceWithFewOpenFiles(t *testing.T) {
+	const limit, tasks = 2, 8
+	var reopens, overLimit uint64
+	peak, thin := 0, 0
+	for seed := uint64(1); seed <= raceSeeds; seed++ {
+		cache, err := layercache.New(layercache.Config{MaxOpenFiles: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Reopening takes disk time (the header and index are read and
+		// checked again), which changes how the tasks interleave: a seed
+		// may then do too little (say, no GC that frees a layer), which
+		// is no error here as long as half the seeds do enough.
+		if err := raceRun(seed, Bugs{}, cache); errors.Is(err, errThinRun) {
+			thin++
+			t.Logf("seed %d: %v", seed, err)
+		} else if err != nil {
+			t.Errorf("seed %d: %v", seed, err)
+		}
+		st := cache.Stats()
+		reopens += st.Reopens
+		overLimit += st.OverLimit
+		peak = max(peak, st.Peak)
+	}
+	t.Logf("seeds 1..%d, limit %d: %d reopens, %d opens over the limit, peak %d open", raceSeeds, limit, reopens, overLimit, peak)
+	if reopens == 0 {
+		t.Fatal("no layer file was reopened: the cache never closed one under the run")
+	}
+	if thin > raceSeeds/2 {
+		t.Fatalf("%d of %d seeds exercised too little", thin, raceSeeds)
+	}
+	if peak > tasks {
+		t.Fatalf("%d layer files open at once, more than the %d tasks can pin", peak, tasks)
 	}
 }
 
@@ -496,7 +544,7 @@ func TestReadersRaceLayerEdits(t *testing.T) {
 func TestReadersRaceCatchesEarlyDelete(t *testing.T) {
 	caught := 0
 	for seed := uint64(1); seed <= raceSeeds; seed++ {
-		if err := raceRun(seed, Bugs{DeleteReplacedEarly: true}); err != nil {
+		if err := raceRun(seed, Bugs{DeleteReplacedEarly: true}, nil); err != nil {
 			caught++
 			if caught == 1 {
 				t.Logf("seed %d: %v", seed, err)

@@ -52,23 +52,22 @@ type keySource struct {
 }
 
 // seek moves the source to its smallest key at or after k; false if none.
-func (src *keySource) seek(k keys.Key) bool {
+// A layer file's reader may have to be reopened (engine/layercache), which
+// can fail.
+func (src *keySource) seek(k keys.Key) (bool, error) {
 	if src.file != nil {
 		var ok bool
-		if src.file.image != nil {
-			src.cur, ok = src.file.image.SeekKey(k)
-		} else {
-			src.cur, ok = src.file.delta.SeekKey(k)
-		}
-		return ok
+		var err error
+		src.cur, ok, err = src.file.seekKey(k)
+		return ok, err
 	}
 	i, _ := slices.BinarySearchFunc(src.ks, k, keys.Key.Compare)
 	src.ks = src.ks[i:]
 	if len(src.ks) == 0 {
-		return false
+		return false, nil
 	}
 	src.cur = src.ks[0]
-	return true
+	return true, nil
 }
 
 // keyHeap orders the sources by their current key (container/heap).
@@ -109,16 +108,19 @@ func (t *Timeline) Scan(r keys.Range, at lsn.LSN) (*Scanner, error) {
 		m := s.chain[i].v.layers
 		for _, l := range m.Historic() {
 			if d := l.Desc(); d.LSNs.Start <= bound && d.Keys.Overlaps(r) {
-				sc.add(&keySource{file: l.(*fileLayer)})
+				if err := sc.add(&keySource{file: l.(*fileLayer)}); err != nil {
+					sc.Close()
+					return nil, err
+				}
 			}
 		}
 		for _, f := range m.Frozen() {
 			if f.Start() <= bound {
-				sc.add(&keySource{ks: f.KeysIn(r)})
+				_ = sc.add(&keySource{ks: f.KeysIn(r)}) // in memory: cannot fail
 			}
 		}
 		if o := m.Open(); o != nil && o.Start() <= bound {
-			sc.add(&keySource{ks: o.KeysIn(r)})
+			_ = sc.add(&keySource{ks: o.KeysIn(r)}) // in memory: cannot fail
 		}
 		bound = min(bound, s.chain[i].v.tl.ancestorLSN)
 	}
@@ -128,10 +130,12 @@ func (t *Timeline) Scan(r keys.Range, at lsn.LSN) (*Scanner, error) {
 
 // add puts src in the heap if it holds a key of the range at or after the
 // scan's position (the heap is fixed up by the caller).
-func (sc *Scanner) add(src *keySource) {
-	if src.seek(sc.from) && src.cur.Less(sc.r.End) {
+func (sc *Scanner) add(src *keySource) error {
+	ok, err := src.seek(sc.from)
+	if ok && src.cur.Less(sc.r.End) {
 		sc.srcs = append(sc.srcs, src)
 	}
+	return err
 }
 
 // Next moves to the next key with a value; false at the end of the range,
@@ -146,7 +150,13 @@ func (sc *Scanner) Next() bool {
 		// k < r.End <= keys.Max, so k.Next() is above k.
 		next := k.Next()
 		for len(sc.srcs) > 0 && sc.srcs[0].cur == k {
-			if src := sc.srcs[0]; src.seek(next) && src.cur.Less(sc.r.End) {
+			src := sc.srcs[0]
+			ok, err := src.seek(next)
+			if err != nil {
+				sc.err = err
+				return false
+			}
+			if ok && src.cur.Less(sc.r.End) {
 				heap.Fix(&sc.srcs, 0)
 			} else {
 				heap.Pop(&sc.srcs)
@@ -195,7 +205,16 @@ func (sc *Scanner) Seek(k keys.Key) {
 	sc.from = k
 	kept := sc.srcs[:0]
 	for _, src := range sc.srcs {
-		if !src.cur.Less(k) || src.seek(k) && src.cur.Less(sc.r.End) {
+		if !src.cur.Less(k) {
+			kept = append(kept, src)
+			continue
+		}
+		ok, err := src.seek(k)
+		if err != nil {
+			sc.err = err
+			return
+		}
+		if ok && src.cur.Less(sc.r.End) {
 			kept = append(kept, src)
 		}
 	}

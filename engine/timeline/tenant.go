@@ -15,6 +15,7 @@ import (
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/engine/inmem"
 	"github.com/stratadb/strata/engine/layer"
+	"github.com/stratadb/strata/engine/layercache"
 	"github.com/stratadb/strata/engine/layermap"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/walrec"
@@ -38,6 +39,11 @@ type Options struct {
 	// Generation is the attachment generation stamped on every layer file
 	// this tenant writes (layer.GenerationNone for legacy names).
 	Generation layer.Generation
+	// LayerCache bounds the layer files open at once; a node shares one
+	// across all its tenants (nodes/pageserver). Nil gives the tenant a
+	// cache of its own with layercache.DefaultMaxOpenFiles (engine tests,
+	// tools opening one tenant).
+	LayerCache *layercache.Cache
 	// Log receives the engine's logs; nil discards them.
 	Log *slog.Logger
 	// Bugs plants deliberate defects (tests only; see Bugs).
@@ -56,6 +62,9 @@ type Tenant struct {
 	gen  layer.Generation
 	log  *slog.Logger
 	bugs Bugs
+	// cache holds the readers of the tenant's layer files (shared with
+	// other tenants when Options.LayerCache is).
+	cache *layercache.Cache
 
 	// createMu makes Create and Branch one at a time: both claim an id and
 	// make its directory.
@@ -88,8 +97,15 @@ func Open(o Options) (*Tenant, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	cache := o.LayerCache
+	if cache == nil {
+		var err error
+		if cache, err = layercache.New(layercache.Config{}); err != nil {
+			return nil, err
+		}
+	}
 	tn := &Tenant{fs: o.FS, clk: o.Clock, dir: o.Dir, cfg: cfg, gen: o.Generation, log: log, bugs: o.Bugs,
-		createMu: clock.NewMutex(o.Clock), timelines: map[ID]*Timeline{}}
+		cache: cache, createMu: clock.NewMutex(o.Clock), timelines: map[ID]*Timeline{}}
 	root := tn.timelinesDir()
 	if err := disk.MkdirAllDurable(tn.fs, root); err != nil {
 		return nil, fmt.Errorf("timeline: create %s: %w", root, err)
@@ -235,7 +251,7 @@ func (tn *Tenant) load(id ID, m metadata) error {
 	var ls []*fileLayer
 	for _, s := range m.Layers {
 		n, _ := layer.ParseName(s) // checked by decodeMetadata
-		f, err := openFileLayer(tn.fs, t.dir, n)
+		f, err := openFileLayer(tn, t.dir, n)
 		if err != nil {
 			closeFiles(ls)
 			return fmt.Errorf("timeline %s: %w", id, err)

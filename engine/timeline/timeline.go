@@ -259,7 +259,7 @@ func search(chain []pinned, key keys.Key, at lsn.LSN, r *layermap.Result[walrec.
 // keysAt lists every key that may have a value at or below at in the
 // pinned chain (the timeline's own layers and its ancestors' below the
 // branch point), sorted and without duplicates.
-func keysAt(chain []pinned, at lsn.LSN) []keys.Key {
+func keysAt(chain []pinned, at lsn.LSN) ([]keys.Key, error) {
 	var all []keys.Key
 	bound := at
 	for i := range chain {
@@ -267,7 +267,11 @@ func keysAt(chain []pinned, at lsn.LSN) []keys.Key {
 		m := v.layers
 		for _, l := range m.Historic() {
 			if l.Desc().LSNs.Start <= bound {
-				all = append(all, l.(*fileLayer).keys()...)
+				ks, err := l.(*fileLayer).keys()
+				if err != nil {
+					return nil, err
+				}
+				all = append(all, ks...)
 			}
 		}
 		for _, f := range m.Frozen() {
@@ -281,5 +285,5 @@ func keysAt(chain []pinned, at lsn.LSN) []keys.Key {
 		bound = min(bound, v.tl.ancestorLSN)
 	}
 	slices.SortFunc(all, keys.Key.Compare)
-	return slices.Compact(all)
+	return slices.Compact(all), nil
 }

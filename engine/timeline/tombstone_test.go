@@ -54,10 +54,15 @@ func TestTombstoneInImageLayer(t *testing.T) {
 			held := false
 			for _, l := range tl.snapshot().Historic() {
 				f := l.(*fileLayer)
-				if f.image == nil {
+				if f.name.IsDelta() {
 					continue
 				}
-				p, found, err := f.image.Get(sizeKey)
+				_, image, err := f.acquire()
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, found, err := image.Get(sizeKey)
+				f.release()
 				if err != nil {
 					t.Fatal(err)
 				}
