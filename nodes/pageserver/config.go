@@ -30,6 +30,11 @@ type Config struct {
 	// MaxConcurrentBackground bounds, per kind (flush, compaction, GC),
 	// the timelines doing that background work at once. Default 4.
 	MaxConcurrentBackground int
+	// MaxOpenLayerFiles bounds the layer files open at once across every
+	// tenant shard of the node (one engine/layercache shared by all their
+	// engines): beyond it the least recently used readers are closed and
+	// reopened on demand. Default DefaultMaxOpenLayerFiles.
+	MaxOpenLayerFiles int
 	// PageService are the page service's limits.
 	PageService PageServiceConfig
 	// WALReceiver configures WAL ingest from the safekeepers.
@@ -43,6 +48,7 @@ const (
 	DefaultMaxTenantShards         = 1000
 	DefaultMaxTimelinesPerTenant   = 1000
 	DefaultMaxConcurrentBackground = 4
+	DefaultMaxOpenLayerFiles       = 1000
 )
 
 func (c Config) withDefaults() Config {
@@ -54,6 +60,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConcurrentBackground == 0 {
 		c.MaxConcurrentBackground = DefaultMaxConcurrentBackground
+	}
+	if c.MaxOpenLayerFiles == 0 {
+		c.MaxOpenLayerFiles = DefaultMaxOpenLayerFiles
 	}
 	c.PageService = c.PageService.withDefaults()
 	c.WALReceiver = c.WALReceiver.withDefaults()
@@ -74,6 +83,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxConcurrentBackground %d < 1", ErrConfig, c.MaxConcurrentBackground)
 	case c.MaxTimelinesPerTenant < 1:
 		return fmt.Errorf("%w: MaxTimelinesPerTenant %d < 1", ErrConfig, c.MaxTimelinesPerTenant)
+	case c.MaxOpenLayerFiles < 1:
+		return fmt.Errorf("%w: MaxOpenLayerFiles %d < 1", ErrConfig, c.MaxOpenLayerFiles)
 	}
 	if err := c.WALReceiver.Validate(); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/engine/layer"
+	"github.com/stratadb/strata/engine/layercache"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/engine/timeline"
@@ -79,6 +80,9 @@ type tenantManager struct {
 	broker     *brokerapi.Client
 	// Background work is bounded across the node, per kind.
 	flushSem, compactSem, gcSem *clock.Semaphore
+	// layers is the node's open-file cache, shared by every shard's engine
+	// (Config.MaxOpenLayerFiles).
+	layers *layercache.Cache
 
 	mu     sync.Mutex
 	shards map[shard.TenantShardID]*tenantShard
@@ -225,7 +229,7 @@ func engineConfig(tc *pageapi.TenantConf) timeline.Config {
 func (m *tenantManager) attach(ts *tenantShard) error {
 	eng, err := timeline.Open(timeline.Options{
 		FS: m.fs, Dir: ts.dir(), Clock: m.clk, Config: engineConfig(ts.conf.TenantConf),
-		Generation: layer.Generation(*ts.conf.Generation), Bugs: m.cfg.Bugs.Engine,
+		Generation: layer.Generation(*ts.conf.Generation), Bugs: m.cfg.Bugs.Engine, LayerCache: m.layers,
 		Log: m.log.With("tenant_shard_id", ts.id.String()),
 	})
 	if err != nil {
