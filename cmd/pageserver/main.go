@@ -47,6 +47,7 @@ func parse(args []string) (options, error) {
 	fs.String(&o.ps.WALReceiver.BrokerAddr, "broker", "", "broker gRPC address (empty: no WAL receivers, timelines ingest nothing)")
 	fs.String(&o.ps.AvailabilityZone, "availability-zone", "", "availability zone reported to the storage controller")
 	fs.String(&o.authKeyFile, "auth-public-key", "", "PEM file of Ed25519 public keys; when set, page requests need a JWT of scope tenant and management requests one of scope pageserverapi")
+	fs.Int(&o.ps.MaxOpenLayerFiles, "max-open-layer-files", pageserver.DefaultMaxOpenLayerFiles, "layer files open at once across all tenants; beyond it the least recently used are closed and reopened on demand (keep it well below the process's file-descriptor limit)")
 	o.daemon.Register(fs)
 	// The management API lives on -http, so unlike the other daemons the
 	// pageserver needs it.

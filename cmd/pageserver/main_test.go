@@ -222,9 +222,19 @@ func TestParseFlagsAndEnv(t *testing.T) {
 			func(o options) bool { return o.ps.NodeID == 2 }},
 		{"bad env duration", map[string]string{"STRATA_PAGESERVER_DRAIN_TIMEOUT": "soon"}, []string{"-id", "1", "-data-dir", "d", "-http", ":1"},
 			"STRATA_PAGESERVER_DRAIN_TIMEOUT for -drain-timeout", nil},
+		{"max open layer files", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-max-open-layer-files", "64"}, "",
+			func(o options) bool { return o.ps.MaxOpenLayerFiles == 64 }},
+		{"max open layer files default", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1"}, "",
+			func(o options) bool { return o.ps.MaxOpenLayerFiles == pageserver.DefaultMaxOpenLayerFiles }},
+		{"max open layer files env", map[string]string{"STRATA_PAGESERVER_MAX_OPEN_LAYER_FILES": "128"}, []string{"-id", "1", "-data-dir", "d", "-http", ":1"}, "",
+			func(o options) bool { return o.ps.MaxOpenLayerFiles == 128 }},
+		{"negative max open layer files", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-max-open-layer-files", "-1"},
+			"MaxOpenLayerFiles -1 < 1", nil},
+		{"bad env max open layer files", map[string]string{"STRATA_PAGESERVER_MAX_OPEN_LAYER_FILES": "many"}, []string{"-id", "1", "-data-dir", "d", "-http", ":1"},
+			"STRATA_PAGESERVER_MAX_OPEN_LAYER_FILES for -max-open-layer-files", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"ID", "DATA_DIR", "HTTP", "BROKER", "AUTH_PUBLIC_KEY", "DRAIN_TIMEOUT", "LISTEN"} {
+			for _, k := range []string{"ID", "DATA_DIR", "HTTP", "BROKER", "AUTH_PUBLIC_KEY", "DRAIN_TIMEOUT", "LISTEN", "MAX_OPEN_LAYER_FILES"} {
 				t.Setenv("STRATA_PAGESERVER_"+k, "")
 				os.Unsetenv("STRATA_PAGESERVER_" + k)
 			}
