@@ -3,6 +3,9 @@ package pageserver
 import (
 	"crypto/ed25519"
 	"fmt"
+	"time"
+
+	"github.com/stratadb/strata/net"
 )
 
 // Config configures a pageserver node. Zero fields take the defaults named
@@ -39,6 +42,28 @@ type Config struct {
 	PageService PageServiceConfig
 	// WALReceiver configures WAL ingest from the safekeepers.
 	WALReceiver WALReceiverConfig
+	// ControlPlane, if set, is the storage controller: Start calls its
+	// re-attach upcall before loading anything and makes the local tenant
+	// shards match the answer (reattach.go). Nil: no controller, the local
+	// location files are authoritative.
+	ControlPlane net.HTTPClient
+	// ControlPlaneToken is sent to the controller as a Bearer token (a JWT
+	// of scope generations_api); "" sends none.
+	ControlPlaneToken string
+	// AdvertiseHTTPAddr and AdvertisePageAddr ("host:port") are registered
+	// with the controller as where the management API and the page service
+	// are reached. They default to HTTPAddr and PageAddr; with ControlPlane
+	// set both must end up concrete (a host other than 0.0.0.0 or ::, a
+	// port other than 0).
+	AdvertiseHTTPAddr, AdvertisePageAddr string
+	// ReAttachRetries bounds the retries of a failed re-attach call (after
+	// the first attempt); when they run out Start fails. Default 30.
+	ReAttachRetries int
+	// ReAttachBackoff is the wait before the first retry, doubling up to
+	// ReAttachBackoffMax. Defaults 1s and 10s.
+	ReAttachBackoff, ReAttachBackoffMax time.Duration
+	// ReAttachTimeout bounds one re-attach call. Default 30s.
+	ReAttachTimeout time.Duration
 	// Bugs plants deliberate defects; only the simulator sets it.
 	Bugs Bugs
 }
@@ -49,6 +74,10 @@ const (
 	DefaultMaxTimelinesPerTenant   = 1000
 	DefaultMaxConcurrentBackground = 4
 	DefaultMaxOpenLayerFiles       = 1000
+	DefaultReAttachRetries         = 30
+	DefaultReAttachBackoff         = time.Second
+	DefaultReAttachBackoffMax      = 10 * time.Second
+	DefaultReAttachTimeout         = 30 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -66,6 +95,24 @@ func (c Config) withDefaults() Config {
 	}
 	c.PageService = c.PageService.withDefaults()
 	c.WALReceiver = c.WALReceiver.withDefaults()
+	if c.ReAttachRetries == 0 {
+		c.ReAttachRetries = DefaultReAttachRetries
+	}
+	if c.ReAttachBackoff == 0 {
+		c.ReAttachBackoff = DefaultReAttachBackoff
+	}
+	if c.ReAttachBackoffMax == 0 {
+		c.ReAttachBackoffMax = max(DefaultReAttachBackoffMax, c.ReAttachBackoff)
+	}
+	if c.ReAttachTimeout == 0 {
+		c.ReAttachTimeout = DefaultReAttachTimeout
+	}
+	if c.AdvertiseHTTPAddr == "" {
+		c.AdvertiseHTTPAddr = c.HTTPAddr
+	}
+	if c.AdvertisePageAddr == "" {
+		c.AdvertisePageAddr = c.PageAddr
+	}
 	return c
 }
 
@@ -85,6 +132,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxTimelinesPerTenant %d < 1", ErrConfig, c.MaxTimelinesPerTenant)
 	case c.MaxOpenLayerFiles < 1:
 		return fmt.Errorf("%w: MaxOpenLayerFiles %d < 1", ErrConfig, c.MaxOpenLayerFiles)
+	}
+	if err := c.validateReAttach(); err != nil {
+		return err
 	}
 	if err := c.WALReceiver.Validate(); err != nil {
 		return err

@@ -28,7 +28,10 @@ type Node struct {
 
 // Start loads the node's tenant shards from env.Disk and starts serving the
 // page service on cfg.PageAddr and the management API on cfg.HTTPAddr
-// (over the seam: in real mode the daemon serves Router() over HTTP).
+// (over the seam: in real mode the daemon serves Router() over HTTP). With
+// cfg.ControlPlane set it first re-attaches to the storage controller
+// (reattach.go) and fails, having loaded nothing, if the controller cannot
+// be reached within cfg.ReAttachRetries retries.
 func Start(env node.Env, cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -60,6 +60,10 @@ type tenantShard struct {
 	broken    error
 	engine    *timeline.Tenant
 	timelines map[shard.TimelineID]*shardTimeline
+	// assigned is the storage controller's re-attach answer for the shard,
+	// still to be applied to its location file (reattach.go); nil once
+	// applied, and always without a controller.
+	assigned *pageapi.LocationConfig
 }
 
 func (ts *tenantShard) dir() string { return tenantsDir + "/" + ts.id.String() }
@@ -119,8 +123,10 @@ func (m *tenantManager) startTimeline(ts *tenantShard, tl *timeline.Timeline) *s
 }
 
 // load reads every shard's location config from disk and loads the
-// attached ones. A shard that fails to load is kept as broken with the
-// reason; the node still starts.
+// attached ones. With a storage controller (Config.ControlPlane) the
+// controller's re-attach answer is applied first (reattach.go): it fails
+// load when the controller cannot be reached. A shard that fails to load
+// is kept as broken with the reason; the node still starts.
 func (m *tenantManager) load() error {
 	if err := disk.MkdirAllDurable(m.fs, tenantsDir); err != nil {
 		return fmt.Errorf("pageserver: create %s: %w", tenantsDir, err)
@@ -137,6 +143,7 @@ func (m *tenantManager) load() error {
 		return fmt.Errorf("pageserver: list %s: %w", tenantsDir, err)
 	}
 	removed := false
+	var shards []*tenantShard
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasSuffix(name, deletingSuffix) {
@@ -151,9 +158,27 @@ func (m *tenantManager) load() error {
 			m.log.Warn("ignoring unexpected entry in tenants directory", "name", name)
 			continue
 		}
-		ts := &tenantShard{id: id, op: clock.NewMutex(m.clk)}
+		shards = append(shards, &tenantShard{id: id, op: clock.NewMutex(m.clk)})
+	}
+	if removed {
+		if err := m.fs.SyncDir(tenantsDir); err != nil {
+			return fmt.Errorf("pageserver: sync %s: %w", tenantsDir, err)
+		}
+	}
+	if m.cfg.ControlPlane != nil {
+		// Before any engine opens: the controller decides which shards
+		// stay, in which mode, with which generation.
+		if shards, err = m.reAttach(shards); err != nil {
+			return err
+		}
+	}
+	for _, ts := range shards {
+		id := ts.id
 		m.shards[id] = ts
-		if err := m.readLocation(ts); err != nil {
+		if ts.broken != nil {
+			continue // refused by the re-attach (logged there)
+		}
+		if err := m.startLocation(ts); err != nil {
 			ts.broken = fmt.Errorf("%w: location config: %v", ErrBroken, err)
 			m.log.Error("tenant shard broken", "tenant_shard_id", id, "err", ts.broken)
 			if transient(err) {
@@ -171,11 +196,6 @@ func (m *tenantManager) load() error {
 			}
 		}
 	}
-	if removed {
-		if err := m.fs.SyncDir(tenantsDir); err != nil {
-			return fmt.Errorf("pageserver: sync %s: %w", tenantsDir, err)
-		}
-	}
 	return nil
 }
 
@@ -183,23 +203,46 @@ func (m *tenantManager) load() error {
 // directory is synced first, so a config whose directory sync failed in an
 // earlier process is durable before it is trusted.
 func (m *tenantManager) readLocation(ts *tenantShard) error {
-	if err := m.fs.SyncDir(ts.dir()); err != nil {
-		return err
-	}
-	b, err := disk.ReadFile(m.fs, ts.dir()+"/"+locationFile)
+	conf, err := m.readLocationFile(ts)
 	if err != nil {
-		return err
-	}
-	var conf pageapi.LocationConfig
-	if err := json.Unmarshal(b, &conf); err != nil {
-		return err
-	}
-	if err := conf.Validate(ts.id); err != nil {
 		return err
 	}
 	ts.mu.Lock()
 	ts.conf = conf
 	ts.mu.Unlock()
+	return nil
+}
+
+// readLocationFile reads and validates the shard's location file, after
+// syncing its directory (see readLocation).
+func (m *tenantManager) readLocationFile(ts *tenantShard) (pageapi.LocationConfig, error) {
+	var conf pageapi.LocationConfig
+	if err := m.fs.SyncDir(ts.dir()); err != nil {
+		return conf, err
+	}
+	b, err := disk.ReadFile(m.fs, ts.dir()+"/"+locationFile)
+	if err != nil {
+		return conf, err
+	}
+	if err := json.Unmarshal(b, &conf); err != nil {
+		return conf, err
+	}
+	return conf, conf.Validate(ts.id)
+}
+
+// persistLocation writes the shard's location config crash-safely: its
+// directory created durably, the file replaced atomically.
+func (m *tenantManager) persistLocation(ts *tenantShard, conf pageapi.LocationConfig) error {
+	b, err := json.Marshal(conf)
+	if err != nil {
+		return err
+	}
+	if err := disk.MkdirAllDurable(m.fs, ts.dir()); err != nil {
+		return fmt.Errorf("pageserver: create %s: %w", ts.dir(), err)
+	}
+	if err := disk.WriteFileAtomic(m.fs, ts.dir()+"/"+locationFile, b); err != nil {
+		return fmt.Errorf("pageserver: persist location of %s: %w", ts.id, err)
+	}
 	return nil
 }
 
@@ -390,20 +433,14 @@ func (m *tenantManager) setLocation(ctx context.Context, id shard.TenantShardID,
 	if old.Mode != "" && old.Identity() != conf.Identity() {
 		return nil, fmt.Errorf("%w: shard identity %+v cannot change to %+v (split the tenant instead)", ErrBadRequest, old.Identity(), conf.Identity())
 	}
-	b, err := json.Marshal(conf)
-	if err != nil {
+	if err := m.persistLocation(ts, conf); err != nil {
 		return nil, err
-	}
-	if err := disk.MkdirAllDurable(m.fs, ts.dir()); err != nil {
-		return nil, fmt.Errorf("pageserver: create %s: %w", ts.dir(), err)
-	}
-	if err := disk.WriteFileAtomic(m.fs, ts.dir()+"/"+locationFile, b); err != nil {
-		return nil, fmt.Errorf("pageserver: persist location of %s: %w", id, err)
 	}
 	reopen := !conf.Mode.Attached() || old.Generation == nil || conf.Generation == nil || *old.Generation != *conf.Generation ||
 		!tenantConfEqual(old.TenantConf, conf.TenantConf) || wasBroken
 	ts.mu.Lock()
 	ts.conf = conf
+	ts.assigned = nil // a location config supersedes the re-attach answer
 	running := ts.engine != nil
 	ts.mu.Unlock()
 	if running && reopen {
@@ -722,8 +759,9 @@ func (m *tenantManager) retryAttach(ts *tenantShard) {
 			}
 			var err error
 			if unread {
-				// Start-up could not read the location config: read it first.
-				if err = m.readLocation(ts); err == nil && !ts.conf.Mode.Attached() {
+				// Start-up could not read the location config (or apply the
+				// controller's answer to it): do that first.
+				if err = m.startLocation(ts); err == nil && !ts.conf.Mode.Attached() {
 					ts.mu.Lock()
 					ts.broken = nil
 					ts.mu.Unlock()
