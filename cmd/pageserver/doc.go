@@ -9,7 +9,12 @@
 // With -auth-public-key (a PEM file of Ed25519 public keys) every page
 // request needs a JWT of scope tenant for its tenant and every management
 // request one of scope pageserverapi (admin passes both); /metrics, /live
-// and /ready stay open.
+// and /ready stay open. With -control-plane-api the pageserver re-attaches
+// to the storage controller before it loads anything (token from
+// STRATA_PAGESERVER_CONTROL_PLANE_TOKEN): it takes the generations the
+// controller answers, drops the shards it does not list, and exits 1 if the
+// controller stays unreachable (docs/pageserver.md, "Re-attach at
+// start-up").
 //
 // Every flag falls back to an environment variable
 // (STRATA_PAGESERVER_<FLAG>, dashes as underscores). It holds an exclusive

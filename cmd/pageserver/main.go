@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,8 +31,11 @@ type options struct {
 	// authKeyFile is -auth-public-key (read by run: a missing file is a
 	// failed start, not a command-line error).
 	authKeyFile string
-	daemon      daemon.Options
-	ps          pageserver.Config
+	// controlPlaneAPI is -control-plane-api, the storage controller's base
+	// URL ("" = no controller).
+	controlPlaneAPI string
+	daemon          daemon.Options
+	ps              pageserver.Config
 }
 
 // errFlag reports a flag value parse rejects beyond what the flag package
@@ -48,6 +53,10 @@ func parse(args []string) (options, error) {
 	fs.String(&o.ps.AvailabilityZone, "availability-zone", "", "availability zone reported to the storage controller")
 	fs.String(&o.authKeyFile, "auth-public-key", "", "PEM file of Ed25519 public keys; when set, page requests need a JWT of scope tenant and management requests one of scope pageserverapi")
 	fs.Int(&o.ps.MaxOpenLayerFiles, "max-open-layer-files", pageserver.DefaultMaxOpenLayerFiles, "layer files open at once across all tenants; beyond it the least recently used are closed and reopened on demand (keep it well below the process's file-descriptor limit)")
+	fs.String(&o.controlPlaneAPI, "control-plane-api", "", "storage controller base URL, e.g. http://127.0.0.1:1234: at start the pageserver re-attaches to it (takes the generations it answers, drops shards it does not list) and fails if it stays unreachable; empty: no controller, local location files are authoritative")
+	fs.Secret(&o.ps.ControlPlaneToken, "control-plane-token", "JWT of scope generations_api sent to the storage controller")
+	fs.String(&o.ps.AdvertiseHTTPAddr, "advertise-http", "", "host:port the storage controller reaches the management API at (default: -http, which must then be a concrete address)")
+	fs.String(&o.ps.AdvertisePageAddr, "advertise-listen", "", "host:port the storage controller registers for the page service (default: -listen, which must then be a concrete address)")
 	o.daemon.Register(fs)
 	// The management API lives on -http, so unlike the other daemons the
 	// pageserver needs it.
@@ -60,7 +69,31 @@ func parse(args []string) (options, error) {
 		return o, fmt.Errorf("%w: -id %q: want a positive integer", errFlag, id)
 	}
 	o.ps.NodeID = n
+	if err := o.controlPlane(); err != nil {
+		return o, err
+	}
 	return o, o.ps.Validate()
+}
+
+// controlPlane turns -control-plane-api into the node's controller client.
+func (o *options) controlPlane() error {
+	if o.controlPlaneAPI == "" {
+		if o.ps.ControlPlaneToken != "" {
+			return fmt.Errorf("%w: -control-plane-token without -control-plane-api", errFlag)
+		}
+		return nil
+	}
+	u, err := url.Parse(o.controlPlaneAPI)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: -control-plane-api %q: want http(s)://host:port", errFlag, o.controlPlaneAPI)
+	}
+	o.ps.ControlPlane = httpx.Client{Base: strings.TrimSuffix(o.controlPlaneAPI, "/")}
+	if o.ps.AdvertiseHTTPAddr == "" {
+		// The node's Config has no HTTPAddr in a daemon (it serves the
+		// router on -http itself): advertise -http.
+		o.ps.AdvertiseHTTPAddr = o.daemon.HTTPAddr
+	}
+	return nil
 }
 
 func main() {
@@ -90,7 +123,7 @@ func (s *server) ready() error {
 	case s.stopping.Load():
 		return errors.New("shutting down")
 	case s.api.Load() == nil:
-		return errors.New("starting (loading tenants)")
+		return errors.New("starting (re-attaching to the storage controller, loading tenants)")
 	}
 	return nil
 }
@@ -174,6 +207,6 @@ func run(o options) error {
 	s := &server{drain: o.daemon.DrainTimeout, started: make(chan struct{})}
 	go s.start(env, o.ps, stop)
 	log.Info("pageserver starting", "id", o.ps.NodeID, "listen", o.ps.PageAddr, "http", o.daemon.HTTPAddr,
-		"data_dir", o.dataDir, "broker", o.ps.WALReceiver.BrokerAddr, "auth", len(o.ps.AuthKeys) > 0)
+		"data_dir", o.dataDir, "broker", o.ps.WALReceiver.BrokerAddr, "auth", len(o.ps.AuthKeys) > 0, "control_plane", o.controlPlaneAPI)
 	return daemon.Serve(ctx, o.daemon, log, daemon.Service{Name: "pageserver", Registry: reg, Ready: s.ready, Drain: s.shutdown, Handler: s})
 }

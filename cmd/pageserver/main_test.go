@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,8 +27,11 @@ import (
 	"github.com/stratadb/strata/cmd/internal/daemon"
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/net/grpcx"
+	"github.com/stratadb/strata/net/httpx"
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/pageserver"
+	"github.com/stratadb/strata/nodes/pageserver/pageapi"
+	"github.com/stratadb/strata/nodes/storcon/storconapi"
 )
 
 // binDir holds the binaries the tests run, built once (buildBinaries).
@@ -118,13 +122,14 @@ type proc struct {
 	out, log *syncBuffer
 	done     chan struct{} // closed when the process was waited for
 	err      error         // its exit (after done)
+	env      []string      // added to the clean environment
 }
 
 func (p *proc) start(t *testing.T) {
 	t.Helper()
 	p.out, p.log = &syncBuffer{}, &syncBuffer{}
 	p.cmd = exec.Command(p.bin, p.args...)
-	p.cmd.Env = cleanEnv()
+	p.cmd.Env = append(cleanEnv(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -232,9 +237,32 @@ func TestParseFlagsAndEnv(t *testing.T) {
 			"MaxOpenLayerFiles -1 < 1", nil},
 		{"bad env max open layer files", map[string]string{"STRATA_PAGESERVER_MAX_OPEN_LAYER_FILES": "many"}, []string{"-id", "1", "-data-dir", "d", "-http", ":1"},
 			"STRATA_PAGESERVER_MAX_OPEN_LAYER_FILES for -max-open-layer-files", nil},
+		{"control plane", map[string]string{"STRATA_PAGESERVER_CONTROL_PLANE_TOKEN": "tok"},
+			[]string{"-id", "1", "-data-dir", "d", "-http", "127.0.0.1:9898", "-control-plane-api", "http://sc:1234/"}, "",
+			func(o options) bool {
+				return o.ps.ControlPlane == httpx.Client{Base: "http://sc:1234"} && o.ps.ControlPlaneToken == "tok" &&
+					o.ps.AdvertiseHTTPAddr == "127.0.0.1:9898" && o.ps.AdvertisePageAddr == ""
+			}},
+		{"control plane from env", map[string]string{"STRATA_PAGESERVER_CONTROL_PLANE_API": "https://sc", "STRATA_PAGESERVER_ADVERTISE_HTTP": "ps1:9898",
+			"STRATA_PAGESERVER_ADVERTISE_LISTEN": "ps1:6400"}, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-listen", "0.0.0.0:6400"}, "",
+			func(o options) bool {
+				return o.ps.ControlPlane == httpx.Client{Base: "https://sc"} && o.ps.ControlPlaneToken == "" &&
+					o.ps.AdvertiseHTTPAddr == "ps1:9898" && o.ps.AdvertisePageAddr == "ps1:6400"
+			}},
+		{"no control plane", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1"}, "",
+			func(o options) bool { return o.ps.ControlPlane == nil }},
+		{"control plane with a wildcard http", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-control-plane-api", "http://sc:1"},
+			`AdvertiseHTTPAddr ":1"`, nil},
+		{"control plane with a wildcard listen", nil, []string{"-id", "1", "-data-dir", "d", "-http", "ps:1", "-listen", "0.0.0.0:2", "-control-plane-api", "http://sc:1"},
+			`AdvertisePageAddr "0.0.0.0:2"`, nil},
+		{"bad control plane url", nil, []string{"-id", "1", "-data-dir", "d", "-http", "ps:1", "-control-plane-api", "sc:1234"},
+			`-control-plane-api "sc:1234": want http(s)://host:port`, nil},
+		{"token without control plane", map[string]string{"STRATA_PAGESERVER_CONTROL_PLANE_TOKEN": "tok"}, []string{"-id", "1", "-data-dir", "d", "-http", ":1"},
+			"-control-plane-token without -control-plane-api", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"ID", "DATA_DIR", "HTTP", "BROKER", "AUTH_PUBLIC_KEY", "DRAIN_TIMEOUT", "LISTEN", "MAX_OPEN_LAYER_FILES"} {
+			for _, k := range []string{"ID", "DATA_DIR", "HTTP", "BROKER", "AUTH_PUBLIC_KEY", "DRAIN_TIMEOUT", "LISTEN", "MAX_OPEN_LAYER_FILES",
+				"CONTROL_PLANE_API", "CONTROL_PLANE_TOKEN", "ADVERTISE_HTTP", "ADVERTISE_LISTEN"} {
 				t.Setenv("STRATA_PAGESERVER_"+k, "")
 				os.Unsetenv("STRATA_PAGESERVER_" + k)
 			}
@@ -413,5 +441,69 @@ func TestSecondPageserverOnSameDataDir(t *testing.T) {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("error lacks %q:\n%s", want, errOut)
 		}
+	}
+}
+
+// TestControlPlaneReAttach runs the binary against a fake storage
+// controller: it re-attaches at start with the token from the environment
+// and its advertised addresses, takes the answered generation, and a
+// controller refusing the token (401) fails the start at once.
+func TestControlPlaneReAttach(t *testing.T) {
+	const tenant = "0a0b0c0d0e0f00010203040506070809"
+	var mu sync.Mutex
+	var got []storconapi.ReAttachRequest
+	var auths []string
+	status := http.StatusOK
+	ctl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Method != "POST" || r.URL.Path != "/upcall/v1/re-attach" {
+			http.NotFound(w, r)
+			return
+		}
+		var req storconapi.ReAttachRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		got, auths = append(got, req), append(auths, r.Header.Get("Authorization"))
+		if status != http.StatusOK {
+			http.Error(w, `{"msg":"no"}`, status)
+			return
+		}
+		_, _ = io.WriteString(w, `{"tenants":[{"id":"`+tenant+`","gen":3,"mode":"AttachedSingle","stripe_size":2048}]}`)
+	}))
+	defer ctl.Close()
+	addrs := freeAddrs(t, 2)
+	args := []string{"-id", "4", "-data-dir", t.TempDir(), "-listen", addrs[0], "-http", addrs[1], "-availability-zone", "az-9", "-control-plane-api", ctl.URL}
+	p := &proc{name: "pageserver", bin: bin(t, "pageserver"), args: args, env: []string{"STRATA_PAGESERVER_CONTROL_PLANE_TOKEN=tok"}}
+	p.start(t)
+	defer stopAll(t, []*proc{p})
+	waitReady(t, "http://"+addrs[1]+"/ready")
+	mu.Lock()
+	if len(got) != 1 || auths[0] != "Bearer tok" || got[0].NodeID != 4 || !got[0].EmptyLocalDisk || got[0].Register == nil ||
+		got[0].Register.HTTPHostPort() != addrs[1] || storconapi.JoinHostPort(got[0].Register.ListenGRPCAddr, got[0].Register.ListenGRPCPort) != addrs[0] ||
+		got[0].Register.AvailabilityZoneID != "az-9" {
+		t.Errorf("re-attach requests %+v (authorization %q)", got, auths)
+	}
+	status = http.StatusUnauthorized
+	mu.Unlock()
+	var locs pageapi.LocationConfigList
+	if err := httpx.DoJSON(context.Background(), http.DefaultClient, "GET", "http://"+addrs[1]+"/v1/location_config", nil, &locs); err != nil {
+		t.Fatal(err)
+	}
+	if len(locs.TenantShards) != 1 || locs.TenantShards[0].ID != tenant || locs.TenantShards[0].Config == nil || *locs.TenantShards[0].Config.Generation != 3 {
+		t.Fatalf("locations %+v, want the tenant at generation 3", locs)
+	}
+	p.kill(t)
+
+	// Restarted against a controller refusing the token: exit 1 at once.
+	start := time.Now()
+	code, _, errOut := runBinary(t, append(args, "-control-plane-token", "bad")...)
+	if code != 1 || !strings.Contains(errOut, "re-attach to the storage controller failed") || !strings.Contains(errOut, "not retried") {
+		t.Fatalf("against a 401: exit %d\n%s", code, errOut)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("a 401 took %v to fail the start, want no retries", d)
 	}
 }
