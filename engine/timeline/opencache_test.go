@@ -212,7 +212,7 @@ func TestOpenLayerFilesBounded(t *testing.T) {
 
 // TestCompactionDropsReplacedFromCache: the L0 files a compaction replaces
 // (and GC frees) leave the open-file cache once deleted, so it holds only
-// the current layers.
+// the current layers; deleting the timeline empties it.
 func TestCompactionDropsReplacedFromCache(t *testing.T) {
 	cache, err := layercache.New(layercache.Config{MaxOpenFiles: 3})
 	if err != nil {
@@ -253,6 +253,13 @@ func TestCompactionDropsReplacedFromCache(t *testing.T) {
 	}
 	if err := m.checkAll(tl, 3, []lsn.LSN{at}); err != nil {
 		t.Fatal(err)
+	}
+	// Deleting the timeline drops the rest.
+	if err := tn.Delete(ID{1}); err != nil {
+		t.Fatal(err)
+	}
+	if st := cache.Stats(); st.Handles != 0 || st.Open != 0 {
+		t.Fatalf("after deleting the timeline: cache %+v", st)
 	}
 }
 
