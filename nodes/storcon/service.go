@@ -63,6 +63,12 @@ type Service struct {
 	// priority work may also take a priority slot.
 	slots, prioSlots *clock.Semaphore
 
+	// nodeMu serializes changes to the node registry (register, policy,
+	// delete, drop, re-attach, drain/fill start and end), store write
+	// included, so memory and store change in the same order. Taken before
+	// mu, never while holding it.
+	nodeMu *clock.Mutex
+
 	mu *clock.Mutex // guards state; never held across I/O
 	// changed is broadcast whenever a reconcile ends or start-up finishes:
 	// waiters re-check their condition.
@@ -83,6 +89,7 @@ func Start(env node.Env, cfg Config) (*Service, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.mu = clock.NewMutex(env.Clock)
+	s.nodeMu = clock.NewMutex(env.Clock)
 	s.changed = clock.NewCond(s.mu)
 	s.state = newState()
 	s.slots = clock.NewSemaphore(env.Clock, int64(cfg.MaxConcurrentReconciles))
@@ -217,6 +224,12 @@ type state struct {
 	// running counts reconciles and migrations in flight (the consistency
 	// check refuses while any runs).
 	running int
+	// started counts reconciles and migrations ever started, and
+	// writes the API operations that change the store in flight; epoch
+	// counts those that finished. The consistency check compares them
+	// before and after it reads the store (consistency.go).
+	started, epoch uint64
+	writes         int
 
 	// nodeOps are the drains and fills in progress, by node.
 	nodeOps map[placement.NodeID]*nodeOp

@@ -1,0 +1,822 @@
+package storcon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/engine/layer"
+	"github.com/stratadb/strata/engine/placement"
+	"github.com/stratadb/strata/engine/shard"
+	"github.com/stratadb/strata/net"
+	"github.com/stratadb/strata/nodes/pageserver/pageapi"
+	"github.com/stratadb/strata/nodes/storcon/persist"
+	"github.com/stratadb/strata/nodes/storcon/storconapi"
+)
+
+func persistNode(id placement.NodeID) persist.NodeID { return persist.NodeID(id) }
+
+func policyJSON(p placement.Policy) string {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return `{"Attached":0}` // Validate passed before any policy is stored
+	}
+	return string(b)
+}
+
+// shardRow is the durable part of a shard, as the store holds it.
+func shardRow(e *shardEntry) persist.TenantShard {
+	st := e.st
+	g, gn := st.Generation()
+	row := persist.TenantShard{
+		ID:               st.ID,
+		StripeSize:       st.Identity.StripeSize,
+		PlacementPolicy:  policyJSON(st.Policy),
+		Config:           st.TenantConf,
+		Splitting:        e.splitting,
+		SchedulingPolicy: st.SchedulingPolicy.String(),
+		PreferredAZ:      string(st.PreferredAZ()),
+	}
+	if g.Valid {
+		row.Generation, row.GenerationNode = layer.Generation(g.N), persistNode(gn)
+	}
+	return row
+}
+
+// shardFromRow rebuilds a shard's state from its row (start-up).
+func shardFromRow(r persist.TenantShard) (*shardEntry, error) {
+	var p placement.Policy
+	if err := json.Unmarshal([]byte(r.PlacementPolicy), &p); err != nil {
+		return nil, fmt.Errorf("storcon: shard %s placement policy: %w", r.ID, err)
+	}
+	ident := shard.ShardIdentity{Number: r.ID.Shard.Number, Count: r.ID.Shard.Count, StripeSize: r.StripeSize}
+	st := placement.NewShardState(r.ID, ident, p)
+	if err := st.SchedulingPolicy.UnmarshalText([]byte(r.SchedulingPolicy)); err != nil {
+		return nil, fmt.Errorf("storcon: shard %s: %w", r.ID, err)
+	}
+	st.TenantConf = r.Config
+	st.SetPreferredAZ(placement.AZ(r.PreferredAZ))
+	if r.Generation != layer.GenerationNone {
+		if err := st.SetGeneration(placement.Gen(uint32(r.Generation)), placement.NodeID(r.GenerationNode)); err != nil {
+			return nil, err
+		}
+	}
+	return &shardEntry{st: st, splitting: r.Splitting}, nil
+}
+
+// waitReady waits (at most StartupWait) for start-up to finish: tenant
+// calls made before then would act on intent that is not built yet.
+func (s *Service) waitReady(ctx context.Context) error {
+	ctx, cancel := clock.WithTimeout(s.clk, ctx, s.cfg.StartupWait)
+	defer cancel()
+	s.lock()
+	defer s.mu.Unlock()
+	for !s.state.ready {
+		if s.state.shuttingDown {
+			return ErrShuttingDown
+		}
+		if err := s.changed.Wait(ctx); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotReady, ErrTimeout)
+		}
+	}
+	if s.state.shuttingDown {
+		return ErrShuttingDown
+	}
+	return nil
+}
+
+// lockTenant waits for start-up, then takes tenant t's operation lock.
+func (s *Service) lockTenant(ctx context.Context, t shard.TenantID) (unlock func(), err error) {
+	if err := s.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	s.lock()
+	te := s.tenantLocked(t)
+	s.mu.Unlock()
+	if err := te.op.Lock(ctx); err != nil {
+		return nil, fmt.Errorf("%w: tenant %s is busy: %w", ErrTimeout, t, err)
+	}
+	return te.op.Unlock, nil
+}
+
+// tenantShardsLocked lists tenant t's shards by index; ErrNotFound if it
+// has none. Called with s.mu held.
+func (s *Service) tenantShardsLocked(t shard.TenantID) ([]*shardEntry, error) {
+	te := s.state.tenants[t]
+	if te == nil || len(te.shards) == 0 {
+		return nil, fmt.Errorf("%w: tenant %s", ErrNotFound, t)
+	}
+	return slices.Clone(te.shards), nil
+}
+
+// reconcileWait bounds an API call's wait for its reconciles.
+func (s *Service) reconcileWait(ctx context.Context) (context.Context, context.CancelFunc) {
+	return clock.WithTimeout(s.clk, ctx, s.cfg.ReconcileWait)
+}
+
+// createTenant is POST /v1/tenant: all of the tenant's shards, or none.
+// Every shard is scheduled in memory first; if any finds no node, the
+// placement is undone and nothing is stored (409). Then all rows are
+// inserted in one transaction, the shards reconciled, and the call waits
+// (ReconcileWait) until they are attached. Creating a tenant that exists
+// with the same shard count answers its shards (a retried create); with
+// another count it is a conflict.
+func (s *Service) createTenant(ctx context.Context, req storconapi.TenantCreateRequest) (storconapi.TenantCreateResponse, error) {
+	var resp storconapi.TenantCreateResponse
+	count := shard.ShardCount(req.ShardParameters.Count)
+	stripe := req.ShardParameters.StripeSize
+	if stripe == 0 {
+		stripe = shard.DefaultStripeSize
+	}
+	policy := placement.Attached(0)
+	if req.PlacementPolicy != nil {
+		policy = *req.PlacementPolicy
+	}
+	if err := policy.Validate(); err != nil {
+		return resp, fmt.Errorf("%w: %w", storconapi.ErrBadRequest, err)
+	}
+	if req.Config != nil {
+		if _, err := req.Config.Durations(); err != nil {
+			return resp, err
+		}
+	}
+	conf := canonicalTenantConf(req.Config)
+	t := req.NewTenantID
+	unlock, err := s.lockTenant(ctx, t)
+	if err != nil {
+		return resp, err
+	}
+	defer unlock()
+
+	s.lock()
+	if existing := s.state.tenants[t]; existing != nil && len(existing.shards) > 0 {
+		if existing.shards[0].st.Identity.Count != count {
+			s.mu.Unlock()
+			return resp, fmt.Errorf("%w: tenant %s exists with %d shards", ErrConflict, t, existing.shards[0].st.Identity.Count)
+		}
+		var keys []shardKey
+		for _, e := range existing.shards {
+			s.scheduleReconcileLocked(e, true)
+			keys = append(keys, shardKey{e.st.ID, e.st.Sequence()})
+		}
+		s.mu.Unlock()
+		return s.awaitCreated(ctx, t, keys)
+	}
+	n := max(int(count), 1)
+	entries := make([]*shardEntry, 0, n)
+	undo := func() {
+		for _, e := range entries {
+			_ = e.st.ClearIntent(s.state.sched)
+			s.removeShardLocked(e.st.ID)
+		}
+	}
+	for i := range n {
+		ident := shard.ShardIdentity{Number: shard.ShardNumber(i), Count: count, StripeSize: stripe}
+		if err := ident.Validate(); err != nil {
+			undo()
+			s.mu.Unlock()
+			return resp, fmt.Errorf("%w: %w", storconapi.ErrBadRequest, err)
+		}
+		id := shard.TenantShardID{TenantID: t, Shard: ident.Index()}
+		st := placement.NewShardState(id, ident, policy)
+		st.TenantConf = conf
+		st.SetPreferredAZ(placement.AZ(req.PreferredAZ))
+		e := &shardEntry{st: st, creating: true}
+		s.addShardLocked(e)
+		entries = append(entries, e)
+		if err := st.Schedule(s.state.sched); err != nil {
+			undo()
+			s.mu.Unlock()
+			return resp, fmt.Errorf("tenant %s: %w", t, err)
+		}
+	}
+	rows := make([]persist.TenantShard, len(entries))
+	for i, e := range entries {
+		rows[i] = shardRow(e)
+	}
+	s.mu.Unlock()
+
+	if err := s.store.InsertTenantShards(ctx, rows); err != nil {
+		s.lock()
+		undo()
+		s.mu.Unlock()
+		if errors.Is(err, persist.ErrExists) {
+			return resp, fmt.Errorf("%w: tenant %s: %w", ErrConflict, t, err)
+		}
+		return resp, err
+	}
+	s.lock()
+	keys := make([]shardKey, len(entries))
+	for i, e := range entries {
+		e.creating = false
+		s.scheduleReconcileLocked(e, true)
+		keys[i] = shardKey{e.st.ID, e.st.Sequence()}
+	}
+	s.refreshGauges()
+	s.mu.Unlock()
+	s.log.Info("tenant created", "tenant_id", t, "shards", n, "policy", policy)
+	return s.awaitCreated(ctx, t, keys)
+}
+
+// awaitCreated waits for a new tenant's shards to be attached and answers
+// where.
+func (s *Service) awaitCreated(ctx context.Context, t shard.TenantID, keys []shardKey) (storconapi.TenantCreateResponse, error) {
+	var resp storconapi.TenantCreateResponse
+	wctx, cancel := s.reconcileWait(ctx)
+	defer cancel()
+	if err := s.waitAll(wctx, keys); err != nil {
+		return resp, err
+	}
+	s.lock()
+	defer s.mu.Unlock()
+	shards, err := s.tenantShardsLocked(t)
+	if err != nil {
+		return resp, err
+	}
+	for _, e := range shards {
+		resp.Shards = append(resp.Shards, pageapi.ShardLocation{ShardID: e.st.ID.String(), NodeID: uint64(e.st.Attached())})
+	}
+	return resp, nil
+}
+
+// deleteTenant is DELETE /v1/tenant/{id}: every location is detached, then
+// the rows are deleted and the tenant forgotten. The detached policy is
+// stored first (and the generation's node cleared, so a re-attach no
+// longer hands the shard back), so a delete that fails part-way leaves a
+// consistent, detached tenant that a retry finishes. Locations on
+// unavailable nodes are left: those nodes drop them at their next
+// re-attach, which no longer lists the tenant.
+func (s *Service) deleteTenant(ctx context.Context, t shard.TenantID) error {
+	unlock, err := s.lockTenant(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s.lock()
+	if _, err := s.tenantShardsLocked(t); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+	detached, active := policyJSON(placement.Detached()), placement.ShardActive.String()
+	if err := s.store.UpdateTenantShards(ctx, persist.WholeTenant(t), persist.ShardUpdate{
+		PlacementPolicy: &detached, SchedulingPolicy: &active, ClearGenerationNode: true,
+	}); err != nil {
+		return err
+	}
+	s.lock()
+	shards, err := s.tenantShardsLocked(t)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	keys := make([]shardKey, 0, len(shards))
+	for _, e := range shards {
+		e.st.Policy, e.st.SchedulingPolicy = placement.Detached(), placement.ShardActive
+		if err := e.st.ClearIntent(s.state.sched); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		g, _ := e.st.Generation()
+		if g.Valid {
+			_ = e.st.SetGeneration(g, placement.NoNode)
+		}
+		e.st.BumpSequence()
+		s.scheduleReconcileLocked(e, true)
+		keys = append(keys, shardKey{e.st.ID, e.st.Sequence()})
+	}
+	s.mu.Unlock()
+	wctx, cancel := s.reconcileWait(ctx)
+	defer cancel()
+	if err := s.waitAll(wctx, keys); err != nil {
+		return err
+	}
+	if err := s.store.DeleteTenant(ctx, t); err != nil && !errors.Is(err, persist.ErrNotFound) {
+		return err
+	}
+	s.forgetTenant(t)
+	s.log.Info("tenant deleted", "tenant_id", t)
+	return nil
+}
+
+// forgetTenant removes tenant t from memory (its rows are gone).
+func (s *Service) forgetTenant(t shard.TenantID) {
+	s.lock()
+	if te := s.state.tenants[t]; te != nil {
+		for _, e := range slices.Clone(te.shards) {
+			_ = e.st.ClearIntent(s.state.sched)
+			s.removeShardLocked(e.st.ID)
+		}
+	}
+	s.refreshGauges()
+	s.mu.Unlock()
+	if s.hook != nil {
+		s.hook.Forget(t)
+	}
+}
+
+// dropTenant is the operator's POST /debug/v1/tenant/{id}/drop: forget the
+// tenant without touching any pageserver.
+func (s *Service) dropTenant(ctx context.Context, t shard.TenantID) error {
+	unlock, err := s.lockTenant(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s.lock()
+	_, err = s.tenantShardsLocked(t)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteTenant(ctx, t); err != nil && !errors.Is(err, persist.ErrNotFound) {
+		return err
+	}
+	s.forgetTenant(t)
+	s.log.Info("tenant dropped", "tenant_id", t)
+	return nil
+}
+
+// shardTarget is a shard and the client of the node it is attached to.
+type shardTarget struct {
+	id     shard.TenantShardID
+	client psClient
+}
+
+// attachedTargets returns, by shard index, each shard of t with the node it
+// is attached to, waiting (ReconcileWait) for shards whose attachment is
+// not in place yet.
+func (s *Service) attachedTargets(ctx context.Context, t shard.TenantID) ([]shardTarget, error) {
+	wctx, cancel := s.reconcileWait(ctx)
+	defer cancel()
+	for {
+		s.lock()
+		shards, err := s.tenantShardsLocked(t)
+		if err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		out := make([]shardTarget, 0, len(shards))
+		var pending []shardKey
+		for _, e := range shards {
+			a := e.st.Attached()
+			if a == placement.NoNode {
+				s.mu.Unlock()
+				return nil, fmt.Errorf("%w: shard %s is not attached (policy %s)", ErrPrecondition, e.st.ID, e.st.Policy)
+			}
+			if !s.attachedReadyLocked(e) {
+				s.scheduleReconcileLocked(e, true)
+				pending = append(pending, shardKey{e.st.ID, e.st.Sequence()})
+				continue
+			}
+			out = append(out, shardTarget{id: e.st.ID, client: s.state.nodes[a].client})
+		}
+		s.mu.Unlock()
+		if len(pending) == 0 {
+			return out, nil
+		}
+		if err := s.waitAll(wctx, pending); err != nil {
+			return nil, err
+		}
+		if wctx.Err() != nil {
+			return nil, fmt.Errorf("%w: tenant %s is not attached", ErrTimeout, t)
+		}
+	}
+}
+
+// attachedReadyLocked reports whether e's attached node is available and
+// observed to hold the shard attached with its current generation.
+// Called with s.mu held.
+func (s *Service) attachedReadyLocked(e *shardEntry) bool {
+	a := e.st.Attached()
+	if a == placement.NoNode || !s.state.sched.Available(a) || s.state.nodes[a] == nil {
+		return false
+	}
+	o, ok := e.st.Observed(a)
+	g, _ := e.st.Generation()
+	return ok && o.Known && o.Conf.Mode.Attached() && o.Conf.Generation == g
+}
+
+// createTimeline is POST /v1/tenant/{id}/timeline: the timeline is created
+// on every shard's attached node concurrently; the answer is shard 0's.
+func (s *Service) createTimeline(ctx context.Context, t shard.TenantID, req pageapi.TimelineCreateRequest) (pageapi.TimelineInfo, error) {
+	unlock, err := s.lockTenant(ctx, t)
+	if err != nil {
+		return pageapi.TimelineInfo{}, err
+	}
+	defer unlock()
+	targets, err := s.attachedTargets(ctx, t)
+	if err != nil {
+		return pageapi.TimelineInfo{}, err
+	}
+	infos := make([]pageapi.TimelineInfo, len(targets))
+	errs := make([]error, len(targets))
+	g := clock.NewGroup(s.clk, ctx)
+	for i, tg := range targets {
+		g.Go("timeline create "+tg.id.String(), func(ctx context.Context) error {
+			infos[i], errs[i] = tg.client.createTimeline(ctx, tg.id, req)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := firstError(errs); err != nil {
+		return pageapi.TimelineInfo{}, err
+	}
+	s.log.Info("timeline created", "tenant_id", t, "timeline_id", req.NewTimelineID, "shards", len(targets))
+	return infos[0], nil
+}
+
+// deleteTimeline is DELETE /v1/tenant/{id}/timeline/{tl}: every shard but
+// shard 0 concurrently, then shard 0 last (it holds what the others are
+// found by); a shard that no longer has it counts as done.
+func (s *Service) deleteTimeline(ctx context.Context, t shard.TenantID, tl shard.TimelineID) error {
+	unlock, err := s.lockTenant(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	targets, err := s.attachedTargets(ctx, t)
+	if err != nil {
+		return err
+	}
+	rest := targets[1:]
+	errs := make([]error, len(rest))
+	g := clock.NewGroup(s.clk, ctx)
+	for i, tg := range rest {
+		g.Go("timeline delete "+tg.id.String(), func(ctx context.Context) error {
+			if err := tg.client.deleteTimeline(ctx, tg.id, tl); err != nil && net.CodeOf(err) != net.NotFound {
+				errs[i] = err
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := firstError(errs); err != nil {
+		return err
+	}
+	if err := targets[0].client.deleteTimeline(ctx, targets[0].id, tl); err != nil {
+		return err
+	}
+	s.log.Info("timeline deleted", "tenant_id", t, "timeline_id", tl)
+	return nil
+}
+
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setTenantConfig is PUT /v1/tenant/config: stored, then sent to every
+// location by reconciles (a config-only change keeps the generation).
+func (s *Service) setTenantConfig(ctx context.Context, req storconapi.TenantConfigRequest) error {
+	if _, err := req.Config.Durations(); err != nil {
+		return err
+	}
+	conf := canonicalTenantConf(&req.Config)
+	t := req.TenantID
+	unlock, err := s.lockTenant(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s.lock()
+	_, err = s.tenantShardsLocked(t)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := s.store.UpdateTenantShards(ctx, persist.WholeTenant(t), persist.ShardUpdate{Config: &conf}); err != nil {
+		return err
+	}
+	s.lock()
+	shards, _ := s.tenantShardsLocked(t)
+	keys := make([]shardKey, 0, len(shards))
+	for _, e := range shards {
+		e.st.TenantConf = conf
+		e.st.BumpSequence()
+		s.scheduleReconcileLocked(e, true)
+		keys = append(keys, shardKey{e.st.ID, e.st.Sequence()})
+	}
+	s.mu.Unlock()
+	wctx, cancel := s.reconcileWait(ctx)
+	defer cancel()
+	return s.waitAll(wctx, keys)
+}
+
+// setTenantPolicy is PUT /control/v1/tenant/{id}/policy: the placement
+// and/or shard scheduling policy is stored, applied and scheduled; the
+// reconciles run in the background. A policy without an attachment
+// (Secondary, Detached) also clears the generation's node, so that node's
+// re-attach no longer hands the shard back as attached.
+func (s *Service) setTenantPolicy(ctx context.Context, t shard.TenantID, req storconapi.TenantPolicyRequest) error {
+	var u persist.ShardUpdate
+	if req.Placement != nil {
+		if err := req.Placement.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", storconapi.ErrBadRequest, err)
+		}
+		p := policyJSON(*req.Placement)
+		u.PlacementPolicy = &p
+		u.ClearGenerationNode = req.Placement.Kind != placement.PolicyAttached
+	}
+	if req.Scheduling != nil {
+		if !req.Scheduling.Valid() {
+			return fmt.Errorf("%w: scheduling policy %d", storconapi.ErrBadRequest, *req.Scheduling)
+		}
+		sp := req.Scheduling.String()
+		u.SchedulingPolicy = &sp
+	}
+	if req.Placement == nil && req.Scheduling == nil {
+		return fmt.Errorf("%w: neither placement nor scheduling is set", storconapi.ErrBadRequest)
+	}
+	unlock, err := s.lockTenant(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s.lock()
+	_, err = s.tenantShardsLocked(t)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := s.store.UpdateTenantShards(ctx, persist.WholeTenant(t), u); err != nil {
+		return err
+	}
+	s.lock()
+	defer s.mu.Unlock()
+	shards, _ := s.tenantShardsLocked(t)
+	for _, e := range shards {
+		if req.Placement != nil {
+			e.st.Policy = *req.Placement
+			if u.ClearGenerationNode {
+				if g, _ := e.st.Generation(); g.Valid {
+					_ = e.st.SetGeneration(g, placement.NoNode)
+				}
+			}
+		}
+		if req.Scheduling != nil {
+			e.st.SchedulingPolicy = *req.Scheduling
+		}
+		if err := e.st.Schedule(s.state.sched); err != nil {
+			s.log.Warn("tenant policy not fully placed", "tenant_shard_id", e.st.ID, "err", err)
+		}
+		e.st.BumpSequence()
+		s.scheduleReconcileLocked(e, true)
+	}
+	s.refreshGauges()
+	s.log.Info("tenant policy", "tenant_id", t, "placement", req.Placement, "scheduling", req.Scheduling)
+	return nil
+}
+
+// tenantLocationConfig is the pageserver-compatible PUT
+// /v1/tenant/{tsid}/location_config, used to onboard a tenant (or change
+// one) from a caller that speaks the pageserver's API:
+//
+//   - an attached mode takes the shard under management with policy
+//     Attached (keeping an existing Attached{n}); a generation in the body
+//     is stored (it was issued elsewhere) and the controller's first
+//     attach issues the next one;
+//   - Secondary (no generation) gives policy Secondary;
+//   - Detached gives policy Detached (nothing for an unknown shard).
+//
+// The tenant config in the body becomes the shard's. The call waits
+// (ReconcileWait) for the reconcile and answers where the shard is: the
+// attached node, or the secondary for Secondary. It succeeds even when the
+// compute hook fails (the notification stays pending).
+func (s *Service) tenantLocationConfig(ctx context.Context, id shard.TenantShardID, req pageapi.LocationConfig) (*pageapi.LocationConfigResponse, error) {
+	if err := req.Validate(id); err != nil {
+		return nil, err
+	}
+	ident := req.Identity()
+	conf := canonicalTenantConf(req.TenantConf)
+	var policy placement.Policy
+	switch {
+	case req.Mode.Attached():
+		policy = placement.Attached(0)
+	case req.Mode == pageapi.ModeSecondary:
+		policy = placement.Secondary()
+	default:
+		policy = placement.Detached()
+	}
+	unlock, err := s.lockTenant(ctx, id.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	s.lock()
+	e := s.state.shards[id]
+	if e == nil {
+		if req.Mode == pageapi.ModeDetached {
+			s.mu.Unlock()
+			return nil, nil
+		}
+		if te := s.state.tenants[id.TenantID]; te != nil && len(te.shards) > 0 && te.shards[0].st.Identity.Count != ident.Count {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("%w: tenant %s has %d shards, not %d", ErrConflict, id.TenantID, te.shards[0].st.Identity.Count, ident.Count)
+		}
+		s.mu.Unlock()
+		if err := s.onboardShard(ctx, id, ident, conf, policy, req.Generation); err != nil {
+			return nil, err
+		}
+	} else {
+		if e.st.Identity != ident {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("%w: shard %s is %+v, not %+v (split the tenant instead)", ErrConflict, id, e.st.Identity, ident)
+		}
+		if policy.Kind == placement.PolicyAttached && e.st.Policy.Kind == placement.PolicyAttached {
+			policy = e.st.Policy
+		}
+		cur, _ := e.st.Generation()
+		s.mu.Unlock()
+		p := policyJSON(policy)
+		u := persist.ShardUpdate{PlacementPolicy: &p, Config: &conf, ClearGenerationNode: policy.Kind != placement.PolicyAttached}
+		if req.Generation != nil && (!cur.Valid || *req.Generation > cur.N) {
+			g := layer.Generation(*req.Generation)
+			u.Generation, u.ClearGenerationNode = &g, true
+		}
+		if err := s.store.UpdateTenantShards(ctx, persist.OneShard(id), u); err != nil {
+			return nil, err
+		}
+		s.lock()
+		if e = s.state.shards[id]; e != nil {
+			e.st.Policy, e.st.TenantConf = policy, conf
+			g, _ := e.st.Generation()
+			if u.Generation != nil {
+				g = placement.Gen(uint32(*u.Generation))
+			}
+			if u.ClearGenerationNode && g.Valid {
+				if err := e.st.SetGeneration(g, placement.NoNode); err != nil {
+					s.mu.Unlock()
+					return nil, err
+				}
+			}
+			if err := e.st.Schedule(s.state.sched); err != nil {
+				s.mu.Unlock()
+				return nil, fmt.Errorf("shard %s: %w", id, err)
+			}
+			e.st.BumpSequence()
+		}
+		s.mu.Unlock()
+	}
+	s.lock()
+	e = s.state.shards[id]
+	if e == nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: shard %s", ErrNotFound, id)
+	}
+	s.scheduleReconcileLocked(e, true)
+	key := shardKey{id, e.st.Sequence()}
+	s.mu.Unlock()
+	wctx, cancel := s.reconcileWait(ctx)
+	defer cancel()
+	if err := s.waitReconciled(wctx, key.id, key.seq); err != nil {
+		return nil, err
+	}
+	if req.Mode == pageapi.ModeDetached {
+		return nil, nil
+	}
+	s.lock()
+	defer s.mu.Unlock()
+	e = s.state.shards[id]
+	if e == nil {
+		return nil, fmt.Errorf("%w: shard %s", ErrNotFound, id)
+	}
+	resp := &pageapi.LocationConfigResponse{}
+	where := e.st.Attached()
+	if where == placement.NoNode {
+		if secs := e.st.Secondaries(); len(secs) > 0 {
+			where = secs[0]
+		}
+	}
+	if where != placement.NoNode {
+		resp.Shards = []pageapi.ShardLocation{{ShardID: id.String(), NodeID: uint64(where)}}
+	}
+	if e.st.Attached() != placement.NoNode && ident.Count > 1 {
+		stripe := ident.StripeSize
+		resp.StripeSize = &stripe
+	}
+	return resp, nil
+}
+
+// onboardShard takes a shard the controller does not know under
+// management: scheduled in memory, its row inserted (with the generation
+// the caller had, if any), then released to the reconciler. Called with
+// the tenant's op lock held.
+func (s *Service) onboardShard(ctx context.Context, id shard.TenantShardID, ident shard.ShardIdentity, conf string, policy placement.Policy, gen *uint32) error {
+	st := placement.NewShardState(id, ident, policy)
+	st.TenantConf = conf
+	if gen != nil {
+		if err := st.SetGeneration(placement.Gen(*gen), placement.NoNode); err != nil {
+			return err
+		}
+	}
+	e := &shardEntry{st: st, creating: true}
+	s.lock()
+	s.addShardLocked(e)
+	if err := st.Schedule(s.state.sched); err != nil {
+		_ = st.ClearIntent(s.state.sched)
+		s.removeShardLocked(id)
+		s.mu.Unlock()
+		return fmt.Errorf("shard %s: %w", id, err)
+	}
+	row := shardRow(e)
+	s.mu.Unlock()
+	if err := s.store.InsertTenantShards(ctx, []persist.TenantShard{row}); err != nil {
+		s.lock()
+		_ = st.ClearIntent(s.state.sched)
+		s.removeShardLocked(id)
+		s.mu.Unlock()
+		return err
+	}
+	s.lock()
+	e.creating = false
+	s.refreshGauges()
+	s.mu.Unlock()
+	s.log.Info("shard onboarded", "tenant_shard_id", id, "policy", policy, "generation", st.Snapshot().Generation)
+	return nil
+}
+
+// describeShardLocked describes one shard. Called with s.mu held.
+func (s *Service) describeShardLocked(e *shardEntry) storconapi.ShardDescribe {
+	st := e.st
+	d := storconapi.ShardDescribe{
+		TenantShardID: st.ID, Policy: st.Policy, Scheduling: st.SchedulingPolicy,
+		NodeSecondary: []uint64{}, PreferredAZ: string(st.PreferredAZ()),
+		Observed: []storconapi.ObservedLocation{}, Sequence: st.Sequence(),
+		IsReconciling: e.reconciling, IsDirty: st.Dirty(s.state.sched),
+		PendingComputeNotification: st.PendingComputeNotification, IsSplitting: e.splitting,
+	}
+	if a := st.Attached(); a != placement.NoNode {
+		v := uint64(a)
+		d.NodeAttached = &v
+	}
+	for _, id := range st.Secondaries() {
+		d.NodeSecondary = append(d.NodeSecondary, uint64(id))
+	}
+	g, gn := st.Generation()
+	if g.Valid {
+		n := g.N
+		d.Generation = &n
+		d.GenerationNode = uint64(gn)
+	}
+	for _, o := range st.ObservedLocations() {
+		ol := storconapi.ObservedLocation{NodeID: uint64(o.Node)}
+		if o.Known {
+			c := o.Conf
+			ol.Conf = &c
+		}
+		d.Observed = append(d.Observed, ol)
+	}
+	return d
+}
+
+func (s *Service) describeTenantLocked(t shard.TenantID) (storconapi.TenantDescribe, error) {
+	shards, err := s.tenantShardsLocked(t)
+	if err != nil {
+		return storconapi.TenantDescribe{}, err
+	}
+	d := storconapi.TenantDescribe{
+		TenantID: t, ShardCount: uint8(shards[0].st.Identity.Count), StripeSize: shards[0].st.Identity.StripeSize,
+	}
+	for _, e := range shards {
+		d.Shards = append(d.Shards, s.describeShardLocked(e))
+	}
+	return d, nil
+}
+
+// describeTenant is GET /control/v1/tenant/{id}.
+func (s *Service) describeTenant(ctx context.Context, t shard.TenantID) (storconapi.TenantDescribe, error) {
+	if err := s.waitReady(ctx); err != nil {
+		return storconapi.TenantDescribe{}, err
+	}
+	s.lock()
+	defer s.mu.Unlock()
+	return s.describeTenantLocked(t)
+}
+
+// listTenants is GET /control/v1/tenant: every tenant, by id.
+func (s *Service) listTenants(ctx context.Context) ([]storconapi.TenantDescribe, error) {
+	if err := s.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	s.lock()
+	defer s.mu.Unlock()
+	ids := slices.SortedFunc(maps.Keys(s.state.tenants), func(a, b shard.TenantID) int { return bytes.Compare(a[:], b[:]) })
+	out := make([]storconapi.TenantDescribe, 0, len(ids))
+	for _, t := range ids {
+		if d, err := s.describeTenantLocked(t); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
