@@ -200,9 +200,12 @@ func run(w *sim.World) error {
 		})
 		n.SetClock(time.Duration(rng.IntN(2000)-1000)*time.Millisecond, float64(rng.IntN(400)-200)*1e-6)
 	}
+	// A small open-file limit makes reads reopen layer files under crashes
+	// and disk faults; the default never closes one.
+	maxOpen := sim.Swarm(w, "max_open_layer_files", []int{2, 4, 16, ps.DefaultMaxOpenLayerFiles}[rng.IntN(4)])
 	for i := 1; i <= c.nPS; i++ {
 		n := w.AddNode(psID(i), func(env node.Env) error {
-			_, err := ps.Start(env, ps.Config{NodeID: uint64(i), PageAddr: psPage(i), HTTPAddr: psHTTP(i),
+			_, err := ps.Start(env, ps.Config{NodeID: uint64(i), PageAddr: psPage(i), HTTPAddr: psHTTP(i), MaxOpenLayerFiles: maxOpen,
 				PageService: ps.PageServiceConfig{WaitLSNTimeout: 2 * time.Second},
 				WALReceiver: ps.WALReceiverConfig{BrokerAddr: brokerAddr, PollInterval: 200 * time.Millisecond,
 					StallTimeout: 2 * time.Second, CallTimeout: time.Second},
