@@ -102,7 +102,9 @@ func TestCreateUnschedulableStoresNothing(t *testing.T) {
 	})
 }
 
-func waitFor(c *cluster, d time.Duration, what string, cond func() error) { c.eventually(d, what, cond) }
+func waitFor(c *cluster, d time.Duration, what string, cond func() error) {
+	c.eventually(d, what, cond)
+}
 
 // attachedNode returns shard id's attached node and generation.
 func (c *cluster) attachedNode(id shard.TenantShardID) (uint64, uint32) {
