@@ -54,6 +54,12 @@ func psAZ(i int) string {
 // pageservers.
 func runCluster(t *testing.T, nPS int, cfg Config, body func(c *cluster)) {
 	t.Helper()
+	runClusterToken(t, nPS, cfg, "", body)
+}
+
+// runClusterToken is runCluster with the client sending token (auth on).
+func runClusterToken(t *testing.T, nPS int, cfg Config, token string, body func(c *cluster)) {
+	t.Helper()
 	opts := sim.Options{Seed: 1, MaxVirtualTime: 4 * time.Hour}
 	if os.Getenv("STORCON_TEST_LOG") != "" {
 		opts.Log = os.Stderr
@@ -84,7 +90,7 @@ func runCluster(t *testing.T, nPS int, cfg Config, body func(c *cluster)) {
 			return err
 		})
 		c.cli = w.AddNode("cli", func(node.Env) error { return nil }).Env()
-		c.api = storconapi.Client{HTTP: net.DialHTTP{Net: c.cli.Net, Addr: scAddr}}
+		c.api = storconapi.Client{HTTP: net.DialHTTP{Net: c.cli.Net, Addr: scAddr}, Token: token}
 		ctx, cancel := clock.WithTimeout(w.Clock(), context.Background(), 3*time.Hour)
 		defer cancel()
 		c.ctx = ctx
