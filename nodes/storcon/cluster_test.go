@@ -15,6 +15,7 @@ import (
 	"github.com/stratadb/strata/nodes/pageserver"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/storcon/computehook"
+	"github.com/stratadb/strata/nodes/storcon/persist"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
 	"github.com/stratadb/strata/sim"
 )
@@ -54,11 +55,23 @@ func psAZ(i int) string {
 // pageservers.
 func runCluster(t *testing.T, nPS int, cfg Config, body func(c *cluster)) {
 	t.Helper()
-	runClusterToken(t, nPS, cfg, "", body)
+	runClusterFull(t, nPS, cfg, "", nil, body)
 }
 
 // runClusterToken is runCluster with the client sending token (auth on).
 func runClusterToken(t *testing.T, nPS int, cfg Config, token string, body func(c *cluster)) {
+	t.Helper()
+	runClusterFull(t, nPS, cfg, token, nil, body)
+}
+
+// runClusterWith is runCluster with the controller's store made by
+// mkStore on each start.
+func runClusterWith(t *testing.T, nPS int, cfg Config, mkStore func(env node.Env) persist.Store, body func(c *cluster)) {
+	t.Helper()
+	runClusterFull(t, nPS, cfg, "", mkStore, body)
+}
+
+func runClusterFull(t *testing.T, nPS int, cfg Config, token string, mkStore func(env node.Env) persist.Store, body func(c *cluster)) {
 	t.Helper()
 	opts := sim.Options{Seed: 1, MaxVirtualTime: 4 * time.Hour}
 	if os.Getenv("STORCON_TEST_LOG") != "" {
@@ -83,6 +96,9 @@ func runClusterToken(t *testing.T, nPS int, cfg Config, token string, body func(
 		c.scN = w.AddNode("storcon", func(env node.Env) error {
 			cfg := c.cfg
 			cfg.ComputeHook = net.DialHTTP{Net: env.Net, Addr: hookAddr}
+			if mkStore != nil {
+				cfg.Store = mkStore(env)
+			}
 			s, err := Start(env, cfg)
 			if err == nil {
 				c.sc = s
@@ -269,4 +285,12 @@ func (c *cluster) create(t shard.TenantID, count uint8, policy *placement.Policy
 		c.t.Fatalf("create %s: %v", t, err)
 	}
 	return resp
+}
+
+func createReq(t shard.TenantID) storconapi.TenantCreateRequest {
+	return storconapi.TenantCreateRequest{NewTenantID: t}
+}
+
+func nodeConfigScheduling(p placement.NodePolicy) storconapi.NodeConfigRequest {
+	return storconapi.NodeConfigRequest{Scheduling: &p}
 }
