@@ -68,10 +68,12 @@ func runClusterToken(t *testing.T, nPS int, cfg Config, token string, body func(
 // mkStore on each start.
 func runClusterWith(t *testing.T, nPS int, cfg Config, mkStore func(env node.Env) persist.Store, body func(c *cluster)) {
 	t.Helper()
-	runClusterFull(t, nPS, cfg, "", mkStore, body)
+	runClusterFull(t, nPS, cfg, "", func(env node.Env, cfg *Config) { cfg.Store = mkStore(env) }, body)
 }
 
-func runClusterFull(t *testing.T, nPS int, cfg Config, token string, mkStore func(env node.Env) persist.Store, body func(c *cluster)) {
+// runClusterFull runs a cluster; prep, if set, adjusts each controller
+// incarnation's config with its env.
+func runClusterFull(t *testing.T, nPS int, cfg Config, token string, prep func(env node.Env, cfg *Config), body func(c *cluster)) {
 	t.Helper()
 	opts := sim.Options{Seed: 1, MaxVirtualTime: 4 * time.Hour}
 	if os.Getenv("STORCON_TEST_LOG") != "" {
@@ -96,8 +98,8 @@ func runClusterFull(t *testing.T, nPS int, cfg Config, token string, mkStore fun
 		c.scN = w.AddNode("storcon", func(env node.Env) error {
 			cfg := c.cfg
 			cfg.ComputeHook = net.DialHTTP{Net: env.Net, Addr: hookAddr}
-			if mkStore != nil {
-				cfg.Store = mkStore(env)
+			if prep != nil {
+				prep(env, &cfg)
 			}
 			s, err := Start(env, cfg)
 			if err == nil {
