@@ -17,8 +17,11 @@
 //     synced it and changed nothing there since. Temp files a crash strands
 //     are removed by SweepTemp, per instance id, at start.
 //   - S3 talks to S3 or a compatible service through aws-sdk-go-v2, with an
-//     explicit retry policy and every SDK error classified. Real mode only:
-//     the SDK runs its own goroutines and timers.
+//     explicit retry policy and every SDK error classified (a 409 by its
+//     code: only ConditionalRequestConflict and OperationAborted are
+//     transient). Real mode only: the SDK runs its own goroutines and
+//     timers. Tested against an in-process fake and against a real S3
+//     server in another process (disk/objstore/s3test).
 //   - Faulty wraps any Store and injects latency, throttling, transient
 //     errors before an operation (nothing happened) and after it (it
 //     happened but the caller sees an error), and optionally stale "not

@@ -121,9 +121,11 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 			// callers back off on the classified error.
 			o.RateLimiter = ratelimit.None
 			// A conditional write that raced another is worth retrying: the
-			// retry then gets a definite 412 or success.
+			// retry then gets a definite 412 or success. So is an operation
+			// that met a conflicting one in progress. (The two 409 codes
+			// classifyS3 calls transient.)
 			o.Retryables = append(o.Retryables, retry.RetryableErrorCode{
-				Codes: map[string]struct{}{"ConditionalRequestConflict": {}},
+				Codes: map[string]struct{}{"ConditionalRequestConflict": {}, "OperationAborted": {}},
 			})
 		}),
 		// Checksums only where the API requires them: S3-compatible
@@ -162,11 +164,17 @@ func (s *S3) fullKey(key string) (string, error) {
 // classifyS3 maps an SDK error to exactly one error class:
 // 404 / NoSuchKey / NotFound → ErrNotFound; 412 / PreconditionFailed →
 // ErrPreconditionFailed; SlowDown, throttling codes and 503 → ErrThrottled;
-// 409 (a conditional write raced another), other 5xx, timeouts, cancelled
-// contexts and connection errors → ErrTransient; other 4xx and invalid
-// parameters → ErrPermanent. Unknown errors without an HTTP status are
-// treated as transient (network-level failures), since retrying an
-// idempotent-by-design call is safe.
+// the two 409 codes AWS documents as "try again" (ConditionalRequestConflict:
+// a conditional write raced another; OperationAborted: a conflicting
+// operation is in progress), other 5xx, timeouts, cancelled contexts and
+// connection errors → ErrTransient; every other 409 (BucketAlreadyExists,
+// BucketNotEmpty, InvalidBucketState, a file-backed server's
+// ObjectParentIsFile…), other 4xx and invalid parameters → ErrPermanent,
+// because a conflict with the resource's state does not go away by
+// retrying, and a caller retrying transient errors forever must not spin on
+// it. Unknown errors without an HTTP status are treated as transient
+// (network-level failures), since retrying an idempotent-by-design call is
+// safe.
 func classifyS3(op, key string, err error) error {
 	if err == nil {
 		return nil
@@ -204,9 +212,9 @@ func s3Class(err error) error {
 			return ErrPreconditionFailed
 		case status == 503 || status == 429:
 			return ErrThrottled
-		case status == 409 || status == 408 || status >= 500:
+		case status == 408 || status >= 500:
 			return ErrTransient
-		case status >= 400:
+		case status >= 400: // 409 too: its retryable codes are above
 			return ErrPermanent
 		}
 	}
