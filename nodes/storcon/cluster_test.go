@@ -55,26 +55,35 @@ func psAZ(i int) string {
 // pageservers.
 func runCluster(t *testing.T, nPS int, cfg Config, body func(c *cluster)) {
 	t.Helper()
-	runClusterFull(t, nPS, cfg, "", nil, body)
+	runClusterFull(t, nPS, cfg, clusterOpts{}, body)
 }
 
 // runClusterToken is runCluster with the client sending token (auth on).
 func runClusterToken(t *testing.T, nPS int, cfg Config, token string, body func(c *cluster)) {
 	t.Helper()
-	runClusterFull(t, nPS, cfg, token, nil, body)
+	runClusterFull(t, nPS, cfg, clusterOpts{token: token}, body)
 }
 
 // runClusterWith is runCluster with the controller's store made by
 // mkStore on each start.
 func runClusterWith(t *testing.T, nPS int, cfg Config, mkStore func(env node.Env) persist.Store, body func(c *cluster)) {
 	t.Helper()
-	runClusterFull(t, nPS, cfg, "", func(env node.Env, cfg *Config) { cfg.Store = mkStore(env) }, body)
+	runClusterFull(t, nPS, cfg, clusterOpts{prep: func(env node.Env, cfg *Config) { cfg.Store = mkStore(env) }}, body)
 }
 
-// runClusterFull runs a cluster; prep, if set, adjusts each controller
-// incarnation's config with its env.
-func runClusterFull(t *testing.T, nPS int, cfg Config, token string, prep func(env node.Env, cfg *Config), body func(c *cluster)) {
+type clusterOpts struct {
+	token string // sent by the client
+	// prep, if set, adjusts each controller incarnation's config with its
+	// env.
+	prep func(env node.Env, cfg *Config)
+	// controlPlane: the pageservers re-attach to the controller at start
+	// (and register themselves through it).
+	controlPlane bool
+}
+
+func runClusterFull(t *testing.T, nPS int, cfg Config, o clusterOpts, body func(c *cluster)) {
 	t.Helper()
+	token, prep := o.token, o.prep
 	opts := sim.Options{Seed: 1, MaxVirtualTime: 4 * time.Hour}
 	if os.Getenv("STORCON_TEST_LOG") != "" {
 		opts.Log = os.Stderr
@@ -86,9 +95,14 @@ func runClusterFull(t *testing.T, nPS int, cfg Config, token string, prep func(e
 		c.hookNode()
 		for i := 1; i <= nPS; i++ {
 			c.ps = append(c.ps, w.AddNode(psName(i), func(env node.Env) error {
-				_, err := pageserver.Start(env, pageserver.Config{
+				pc := pageserver.Config{
 					NodeID: uint64(i), PageAddr: psName(i) + ":6400", HTTPAddr: psName(i) + ":9898", AvailabilityZone: psAZ(i),
-				})
+				}
+				if o.controlPlane {
+					pc.ControlPlane = net.DialHTTP{Net: env.Net, Addr: scAddr}
+					pc.ControlPlaneToken = token
+				}
+				_, err := pageserver.Start(env, pc)
 				return err
 			}))
 		}

@@ -77,13 +77,13 @@ func runRecorded(t *testing.T, nPS int, cfg Config, body func(c *cluster, r *rec
 		}
 		return c0.sc.store
 	}
-	runClusterFull(t, nPS, cfg, "", func(env node.Env, cfg *Config) {
+	runClusterFull(t, nPS, cfg, clusterOpts{prep: func(env node.Env, cfg *Config) {
 		cfg.DialPageserver = func(addr string) net.HTTPClient {
 			var n uint64
 			fmt.Sscanf(addr, "ps-%d:", &n)
 			return recordingClient{r: r, node: n, hc: net.DialHTTP{Net: env.Net, Addr: addr}}
 		}
-	}, func(c *cluster) {
+	}}, func(c *cluster) {
 		c0 = c
 		body(c, r)
 	})

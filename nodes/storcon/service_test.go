@@ -413,3 +413,41 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestPageserverRestartReAttaches: real pageservers that re-attach at
+// start (nodes/pageserver's control plane client). A pageserver that
+// restarts gets every shard attached there back with a higher generation,
+// is WarmingUp, then Active, and holds exactly what the controller wants.
+func TestPageserverRestartReAttaches(t *testing.T) {
+	runClusterFull(t, 3, Config{}, clusterOpts{controlPlane: true}, func(c *cluster) {
+		p := placement.Attached(1)
+		tns := []shard.TenantID{tenantID(41), tenantID(42)}
+		c.create(tns[0], 0, &p)
+		c.create(tns[1], 3, nil)
+		for _, tn := range tns {
+			waitFor(c, time.Minute, "converged", func() error { return c.converged(tn) })
+		}
+		gens := c.view(tns...)
+		victim := gens[shard.UnshardedID(tns[0])].attached
+		c.w.Crash(psName(int(victim)), false)
+		c.w.Sleep(2 * time.Second) // well below OfflineAfter: no failover
+		c.w.Restart(psName(int(victim)))
+		c.waitNodes(3)
+		for _, tn := range tns {
+			waitFor(c, time.Minute, "converged", func() error { return c.converged(tn) })
+			c.checkPageservers(tn)
+		}
+		for id, v := range c.view(tns...) {
+			old := gens[id]
+			switch {
+			case old.attached == victim && (v.attached != victim || v.gen <= old.gen):
+				t.Errorf("shard %s on the restarted node: %+v → %+v, want kept with a higher generation", id, old, v)
+			case old.attached != victim && (v.attached != old.attached || v.gen != old.gen):
+				t.Errorf("shard %s elsewhere changed: %+v → %+v", id, old, v)
+			}
+		}
+		if _, err := c.api.ConsistencyCheck(c.ctx); err != nil {
+			t.Errorf("consistency check: %v", err)
+		}
+	})
+}
