@@ -16,16 +16,25 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/stratadb/strata/disk/objstore"
+	"github.com/stratadb/strata/disk/objstore/s3test"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/nodes/compute/walproposer"
 )
 
 const fakeBucket = "strata-wal"
 
+// s3Target is an S3 service the daemons under test offload to, with a
+// client on its raw bucket (no prefix), so tests see the exact keys the
+// daemons wrote.
+type s3Target struct {
+	endpoint, bucket     string
+	accessKey, secretKey string
+	raw                  *objstore.S3
+}
+
 // newFakeS3 serves an in-memory S3 (gofakes3) with one bucket on loopback,
-// in the test process, and returns its URL and a client on the raw bucket
-// (no prefix), so tests see the exact keys the daemons wrote.
-func newFakeS3(t *testing.T) (string, *objstore.S3) {
+// in the test process.
+func newFakeS3(t *testing.T) s3Target {
 	t.Helper()
 	backend := s3mem.New()
 	if err := backend.CreateBucket(fakeBucket); err != nil {
@@ -33,37 +42,69 @@ func newFakeS3(t *testing.T) (string, *objstore.S3) {
 	}
 	srv := httptest.NewServer(gofakes3.New(backend).Server())
 	t.Cleanup(srv.Close)
+	tg := s3Target{endpoint: srv.URL, bucket: fakeBucket, accessKey: "test-ak", secretKey: "test-sk"}
 	raw, err := objstore.NewS3(context.Background(), objstore.S3Config{Endpoint: srv.URL, Bucket: fakeBucket,
-		PathStyle: true, AccessKey: "test-ak", SecretKey: "test-sk", MaxAttempts: 1})
+		PathStyle: true, AccessKey: tg.accessKey, SecretKey: tg.secretKey, MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv.URL, raw
+	tg.raw = raw
+	return tg
 }
 
-// s3Flags points a safekeeper at the fake S3. Credentials travel in the
-// environment, the way the docs recommend.
-func s3Flags(endpoint, bucket, prefix string) (args, env []string) {
-	return []string{"-s3-bucket", bucket, "-s3-endpoint", endpoint, "-s3-path-style", "-s3-prefix", prefix, "-s3-max-attempts", "2"},
-		[]string{"STRATA_SAFEKEEPER_S3_ACCESS_KEY=test-ak", "STRATA_SAFEKEEPER_S3_SECRET_KEY=test-sk"}
+// newRealS3 starts a real S3 server in another process (versitygw, see
+// disk/objstore/s3test) with a fresh bucket. Without the server the test
+// is skipped, or fails under CI.
+func newRealS3(t *testing.T) s3Target {
+	t.Helper()
+	srv := s3test.Start(t)
+	bucket := srv.NewBucket(t)
+	return s3Target{endpoint: srv.Endpoint, bucket: bucket, accessKey: s3test.AccessKey, secretKey: s3test.SecretKey,
+		raw: srv.Store(t, bucket, "")}
 }
 
-// TestS3Offload runs three real safekeeper processes offloading to an
-// in-process fake S3, commits WAL across several small segments through a
-// walproposer, and checks that every sealed, committed segment appears in
-// the bucket under <prefix>/wal/<tenant>/<timeline>/<segno %016X> with
-// exactly the committed WAL's bytes (zeros below the timeline's start), and
-// that nothing else was written under the prefix.
+// s3Targets are the services every S3 test runs against.
+var s3Targets = []struct {
+	name  string
+	start func(t *testing.T) s3Target
+}{
+	{"gofakes3", newFakeS3},
+	{"versitygw", newRealS3},
+}
+
+// s3Flags points a safekeeper at tg's bucket (or at bucket, if not empty).
+// Credentials travel in the environment, the way the docs recommend.
+func s3Flags(tg s3Target, bucket, prefix string) (args, env []string) {
+	if bucket == "" {
+		bucket = tg.bucket
+	}
+	return []string{"-s3-bucket", bucket, "-s3-endpoint", tg.endpoint, "-s3-path-style", "-s3-prefix", prefix, "-s3-max-attempts", "2"},
+		[]string{"STRATA_SAFEKEEPER_S3_ACCESS_KEY=" + tg.accessKey, "STRATA_SAFEKEEPER_S3_SECRET_KEY=" + tg.secretKey}
+}
+
+// TestS3Offload runs three real safekeeper processes offloading to S3 —
+// an in-process fake, then a real S3 server in another process — commits
+// WAL across several small segments through a walproposer, and checks that
+// every sealed, committed segment appears in the bucket under
+// <prefix>/wal/<tenant>/<timeline>/<segno %016X> with exactly the committed
+// WAL's bytes (zeros below the timeline's start), and that nothing else was
+// written under the prefix.
 func TestS3Offload(t *testing.T) {
+	for _, target := range s3Targets {
+		t.Run(target.name, func(t *testing.T) { testS3Offload(t, target.start(t)) })
+	}
+}
+
+func testS3Offload(t *testing.T, tg s3Target) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	endpoint, raw := newFakeS3(t)
+	raw := tg.raw
 	bin := buildBinary(t)
 	const (
 		segBytes = 16 << 10
 		prefix   = "cluster-a"
 	)
-	args, env := s3Flags(endpoint, fakeBucket, prefix)
+	args, env := s3Flags(tg, "", prefix)
 	var procs []*proc
 	var addrs []string
 	for i, addr := range freeAddrs(t, 3) {
@@ -164,9 +205,14 @@ func TestS3Offload(t *testing.T) {
 // does not exist exits at start-up with an error naming the bucket, rather
 // than failing at its first upload.
 func TestS3MissingBucketRefusesToStart(t *testing.T) {
-	endpoint, _ := newFakeS3(t)
+	for _, target := range s3Targets {
+		t.Run(target.name, func(t *testing.T) { testS3MissingBucketRefusesToStart(t, target.start(t)) })
+	}
+}
+
+func testS3MissingBucketRefusesToStart(t *testing.T, tg s3Target) {
 	bin := buildBinary(t)
-	args, env := s3Flags(endpoint, "no-such-bucket", "p")
+	args, env := s3Flags(tg, "no-such-bucket", "p")
 	p := &proc{id: "sk-1", addr: freeAddrs(t, 1)[0], dir: t.TempDir(), args: args, env: env}
 	p.start(t, bin)
 	err := waitExit(p, 10*time.Second)
