@@ -125,6 +125,7 @@ func Start(env node.Env, cfg Config) (*Service, error) {
 		}
 		s.hook = n
 	}
+	s.tasks = clock.NewGroup(env.Clock, context.Background())
 	s.registerAPI()
 	if cfg.ListenAddr != "" {
 		mux := net.NewMux()
@@ -134,7 +135,6 @@ func Start(env node.Env, cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("storcon: listen %s: %w", cfg.ListenAddr, err)
 		}
 	}
-	s.tasks = clock.NewGroup(env.Clock, context.Background())
 	s.tasks.Go("startup", func(ctx context.Context) error {
 		s.startup(ctx)
 		return nil
