@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -85,6 +86,9 @@ func runClusterFull(t *testing.T, nPS int, cfg Config, o clusterOpts, body func(
 	t.Helper()
 	token, prep := o.token, o.prep
 	opts := sim.Options{Seed: 1, MaxVirtualTime: 4 * time.Hour}
+	if v, err := strconv.ParseUint(os.Getenv("STORCON_TEST_SEED"), 10, 64); err == nil {
+		opts.Seed = v // to run the suite under other schedules
+	}
 	if os.Getenv("STORCON_TEST_LOG") != "" {
 		opts.Log = os.Stderr
 		opts.LogLevel = -4

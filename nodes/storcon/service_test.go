@@ -432,6 +432,11 @@ func TestPageserverRestartReAttaches(t *testing.T) {
 		c.w.Crash(psName(int(victim)), false)
 		c.w.Sleep(2 * time.Second) // well below OfflineAfter: no failover
 		c.w.Restart(psName(int(victim)))
+		// The pageserver serves once it has re-attached.
+		waitFor(c, time.Minute, "pageserver up", func() error {
+			_, err := c.psClient(int(victim)).Do(c.ctx, &net.HTTPRequest{Method: "GET", Path: "/v1/utilization"}, nil, nil)
+			return err
+		})
 		c.waitNodes(3)
 		for _, tn := range tns {
 			waitFor(c, time.Minute, "converged", func() error { return c.converged(tn) })
