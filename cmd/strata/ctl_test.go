@@ -3,16 +3,21 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/engine/placement"
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/httpx"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
+	"github.com/stratadb/strata/nodes/storcon"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
 )
 
@@ -264,5 +269,96 @@ func TestParsePolicy(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%q: got %v %v, want %v", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// TestCtlAgainstRealController runs the commands against the controller
+// service itself (in this process, real clock, embedded store on a
+// temporary directory, served over HTTP) with fake pageservers.
+func TestCtlAgainstRealController(t *testing.T) {
+	t.Setenv(controllerEnv, "")
+	t.Setenv(controllerTokenEnv, "")
+	var calls atomic.Int64
+	routers := map[string]*net.Router{"ps-1:9898": fakePageserver(1, &calls), "ps-2:9898": fakePageserver(2, &calls)}
+	svc, err := storcon.Start(benchEnv("storcon", disk.Dir(t.TempDir())), storcon.Config{
+		DialPageserver:    func(addr string) net.HTTPClient { return routerHTTP{rt: routers[addr]} },
+		HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		svc.Shutdown(ctx)
+	}()
+	srv := httptest.NewServer(httpx.Router(svc.Router()))
+	defer srv.Close()
+	ctl := func(args ...string) (string, string) {
+		t.Helper()
+		code, out, errOut := runCLI(t, append([]string{"ctl", "--controller", srv.URL}, args...)...)
+		if code != 0 {
+			t.Fatalf("ctl %v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		return out, errOut
+	}
+	until := func(what string, args []string, want string) string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code, out, errOut := runCLI(t, append([]string{"ctl", "--controller", srv.URL}, args...)...)
+			if code == 0 && strings.Contains(out, want) {
+				return out
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: ctl %v never printed %q; last:\n%s%s", what, args, want, out, errOut)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	ctl("nodes", "register", "--id", "1", "--http", "ps-1:9898", "--pg", "ps-1:6400")
+	ctl("nodes", "register", "--id", "2", "--http", "ps-2:9898", "--pg", "ps-2:6400")
+	until("nodes active", []string{"nodes", "list"}, "2   ps-2:9898  ps-2:6400  -   Active")
+
+	tsid := ctlTenant.String()
+	out, _ := ctl("tenants", "create", "--tenant", tsid, "--shard-count", "2")
+	if !strings.Contains(out, "created tenant "+tsid) || !strings.Contains(out, tsid+"-0002") || !strings.Contains(out, tsid+"-0102") {
+		t.Fatalf("create:\n%s", out)
+	}
+	// Describe as JSON, to find where shard 1 is and move it.
+	out, _ = ctl("tenants", "describe", tsid, "--json")
+	var d storconapi.TenantDescribe
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(d.Shards) != 2 || d.Shards[1].NodeAttached == nil || d.Shards[1].Generation == nil {
+		t.Fatalf("describe: %+v", d)
+	}
+	from, gen := *d.Shards[1].NodeAttached, *d.Shards[1].Generation
+	to := 3 - from
+	out, _ = ctl("tenants", "describe", tsid)
+	if !strings.Contains(out, fmt.Sprintf("%d:AttachedSingle@%d", from, gen)) {
+		t.Errorf("describe table lacks the observed attachment:\n%s", out)
+	}
+	ctl("tenants", "migrate", tsid+"-0102", "--node", fmt.Sprint(to))
+	until("migration done", []string{"tenants", "describe", tsid}, fmt.Sprintf("%d:AttachedSingle@%d", to, gen+1))
+	until("consistent", []string{"consistency-check"}, "consistent: 2 nodes, 2 shards")
+	out, _ = ctl("tenants", "list")
+	if !strings.Contains(out, tsid) || !strings.Contains(out, "Attached{0}") {
+		t.Errorf("list:\n%s", out)
+	}
+	ctl("tenants", "policy", tsid, "--scheduling", "Pause")
+	until("paused", []string{"tenants", "describe", tsid}, "Pause")
+	ctl("nodes", "policy", "1", "--scheduling", "Pause")
+	until("node paused", []string{"nodes", "list"}, "Pause")
+	ctl("tenants", "drop", tsid)
+	if code, _, errOut := runCLI(t, "ctl", "--controller", srv.URL, "tenants", "describe", tsid); code != 1 || !strings.Contains(errOut, "NotFound") {
+		t.Errorf("describe after drop: exit %d, %s", code, errOut)
+	}
+	ctl("nodes", "drop", "2")
+	out, _ = ctl("nodes", "list", "--json")
+	var nodes []storconapi.NodeDescribe
+	if err := json.Unmarshal([]byte(out), &nodes); err != nil || len(nodes) != 1 || nodes[0].ID != 1 {
+		t.Errorf("nodes after drop: %v %s", err, out)
 	}
 }
