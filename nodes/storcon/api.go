@@ -74,6 +74,9 @@ func route[Req, Resp any](s *Service, pattern string, scope jwtauth.Scope, ok in
 			if err := s.authorize(r, scope); err != nil {
 				return nil, jwtauth.StatusOf(err)
 			}
+			if scope != "" && s.stopping() {
+				return nil, apiStatus(ErrShuttingDown)
+			}
 			var req Req
 			if len(strings.TrimSpace(string(r.Body))) > 0 {
 				if err := net.DecodeJSON(strings.NewReader(string(r.Body)), &req); err != nil {
@@ -331,6 +334,12 @@ func (s *Service) registerAPI() {
 		defer s.beginWrite()()
 		return none{}, s.dropTenant(ctx, t)
 	})
+}
+
+func (s *Service) stopping() bool {
+	s.lock()
+	defer s.mu.Unlock()
+	return s.state.shuttingDown
 }
 
 // status answers /status, /live and /ready.

@@ -8,6 +8,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/stratadb/strata/net"
+
 	"github.com/stratadb/strata/nodes/storcon/persist"
 )
 
@@ -132,6 +134,16 @@ func TestReconcileConcurrencyBounded(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	runCluster(t, 1, Config{}, func(c *cluster) {
 		c.create(tenantID(92), 0, nil)
+		// A call routed while shutting down is refused with 503.
+		c.sc.lock()
+		c.sc.state.shuttingDown = true
+		c.sc.mu.Unlock()
+		if _, err := c.api.ListNodes(c.ctx); net.CodeOf(err) != net.Unavailable {
+			t.Errorf("list nodes while shutting down: %v, want Unavailable", err)
+		}
+		if st, err := c.api.Ready(c.ctx); err == nil || st.Ready {
+			t.Errorf("ready while shutting down: %+v %v", st, err)
+		}
 		c.sc.Shutdown(c.ctx)
 		if _, err := c.api.ListNodes(c.ctx); err == nil {
 			t.Error("the API answers after shutdown")
