@@ -36,10 +36,15 @@ func newCtlNodesListCmd(f *ctlFlags) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), nodes)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tHTTP\tPG\tAZ\tAVAILABILITY\tSCHEDULING\tSHARDS\tATTACHED\tUTILIZATION")
+			fmt.Fprintln(tw, "ID\tHTTP\tPAGE\tAZ\tAVAILABILITY\tSCHEDULING\tSHARDS\tATTACHED\tUTILIZATION")
 			for _, n := range nodes {
+				// The page service: gRPC when registered (Strata's
+				// pageservers), else the libpq address.
 				pg := "-"
-				if n.ListenPGAddr != "" {
+				switch {
+				case n.ListenGRPCAddr != "":
+					pg = storconapi.JoinHostPort(n.ListenGRPCAddr, n.ListenGRPCPort)
+				case n.ListenPGAddr != "":
 					pg = storconapi.JoinHostPort(n.ListenPGAddr, n.ListenPGPort)
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", n.ID, storconapi.JoinHostPort(n.ListenHTTPAddr, n.ListenHTTPPort),

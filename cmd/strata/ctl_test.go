@@ -57,7 +57,7 @@ func (fc *fakeController) router() *net.Router {
 	record(storconapi.RouteNodeList, func(*net.HTTPRequest) (any, error) {
 		return []storconapi.NodeDescribe{
 			{ID: 1, Availability: placement.Active, Scheduling: placement.NodeActive, AvailabilityZoneID: "az-1",
-				ListenHTTPAddr: "ps-1", ListenHTTPPort: 9898, ListenPGAddr: "ps-1", ListenPGPort: 6400,
+				ListenHTTPAddr: "ps-1", ListenHTTPPort: 9898, ListenPGAddr: "ps-1", ListenPGPort: 6400, ListenGRPCAddr: "ps-1", ListenGRPCPort: 6401,
 				UtilizationScore: 250_000, Shards: 3, AttachedShards: 2},
 			{ID: 2, Availability: placement.Offline, Scheduling: placement.NodeDraining, ListenHTTPAddr: "ps-2", ListenHTTPPort: 9898},
 		}, nil
@@ -127,7 +127,7 @@ func TestCtlAgainstCannedController(t *testing.T) {
 		wantReq, wantBody string
 	}{
 		{"nodes list", []string{"nodes", "list"}, 0,
-			[]string{"ID  HTTP", "AVAILABILITY", "1   ps-1:9898", "az-1", "Active", "25.0%", "2   ps-2:9898", "Offline", "Draining"}, "", "GET /control/v1/node", ""},
+			[]string{"ID  HTTP", "PAGE", "AVAILABILITY", "1   ps-1:9898  ps-1:6401", "az-1", "Active", "25.0%", "2   ps-2:9898", "Offline", "Draining"}, "", "GET /control/v1/node", ""},
 		{"nodes list json", []string{"nodes", "list", "--json"}, 0, []string{`"id": 1`, `"availability": "Active"`, `"scheduling": "Draining"`}, "", "", ""},
 		{"nodes register", []string{"nodes", "register", "--id", "3", "--http", "ps-3:9898", "--pg", "ps-3:6400", "--az", "az-2"}, 0,
 			[]string{"registered node 3 at ps-3:9898"}, "", "POST /control/v1/node", `"listen_pg_port":6400`},
