@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +17,7 @@ import (
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/httpx"
+	"github.com/stratadb/strata/net/jwtauth"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/storcon/computehook"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
@@ -24,7 +28,8 @@ import (
 const hookToken = "hook-secret"
 
 // scCluster is a storage controller, two pageservers that re-attach to it
-// (-control-plane-api) and a compute hook receiver in the test process.
+// (-control-plane-api) and a compute hook receiver in the test process,
+// with JWT checks on every API.
 type scCluster struct {
 	listen    string
 	storeArgs []string
@@ -33,6 +38,9 @@ type scCluster struct {
 	psHTTP    []string // management API host:port of pageserver i (node id i+1)
 	hook      *computehook.Receiver
 	api       storconapi.Client
+	// admin is a JWT of scope admin: the test's own calls to the
+	// controller and the pageservers carry it.
+	admin string
 }
 
 func (c *scCluster) procs() []*proc { return append([]*proc{c.sc}, c.ps...) }
@@ -48,19 +56,49 @@ func startSCCluster(t *testing.T, storeArgs ...string) *scCluster {
 	c.hook.Register(rt)
 	hookSrv := httptest.NewServer(httpx.Router(rt))
 	t.Cleanup(hookSrv.Close)
-	c.api = storconapi.Client{HTTP: httpx.Client{Base: "http://" + c.listen}}
+	// Every hop checks tokens: the controller's API (-public-key), the
+	// pageservers' management API (-auth-public-key, the controller sends
+	// a pageserverapi token) and the upcalls (the pageservers send a
+	// generations_api token).
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := jwtauth.MarshalPublicKeyPEM(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "auth.pem")
+	if err := os.WriteFile(keyFile, pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sign := func(scope jwtauth.Scope) string {
+		tok, err := jwtauth.Sign(priv, jwtauth.Claims{Scope: scope})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	c.admin = sign(jwtauth.ScopeAdmin)
+	c.api = storconapi.Client{HTTP: httpx.Client{Base: "http://" + c.listen}, Token: c.admin}
 
-	c.sc = &proc{name: "storcon", bin: bin(t, "storcon"), env: []string{"STRATA_STORCON_COMPUTE_HOOK_TOKEN=" + hookToken},
-		args: append([]string{"-listen", c.listen, "-compute-hook-url", hookSrv.URL, "-heartbeat-interval", "500ms",
+	c.sc = &proc{name: "storcon", bin: bin(t, "storcon"),
+		env: []string{"STRATA_STORCON_COMPUTE_HOOK_TOKEN=" + hookToken, "PAGESERVER_JWT_TOKEN=" + sign(jwtauth.ScopePageServerAPI)},
+		args: append([]string{"-listen", c.listen, "-public-key", keyFile, "-compute-hook-url", hookSrv.URL, "-heartbeat-interval", "500ms",
 			"-heartbeat-timeout", "400ms", "-offline-after", "10s", "-reconcile-all-interval", "1s", "-migration-lsn-wait", "5s",
 			"-log-format", "text", "-log-level", "debug"}, storeArgs...)}
 	c.sc.start(t)
 	t.Cleanup(func() { stopAll(t, c.procs()) })
 	waitReady(t, "http://"+c.listen+"/ready", 60*time.Second)
+	anon := storconapi.Client{HTTP: c.api.HTTP}
+	if _, err := anon.ListNodes(context.Background()); net.CodeOf(err) != net.Unauthenticated {
+		t.Fatalf("list nodes without a token: %v, want Unauthenticated", err)
+	}
 	for i := 0; i < 2; i++ {
-		p := &proc{name: fmt.Sprintf("ps-%d", i+1), bin: bin(t, "pageserver"), args: []string{"-id", fmt.Sprint(i + 1),
-			"-listen", a[1+2*i], "-http", c.psHTTP[i], "-data-dir", t.TempDir(), "-control-plane-api", "http://" + c.listen,
-			"-log-format", "text", "-log-level", "info"}}
+		p := &proc{name: fmt.Sprintf("ps-%d", i+1), bin: bin(t, "pageserver"),
+			env: []string{"STRATA_PAGESERVER_CONTROL_PLANE_TOKEN=" + sign(jwtauth.ScopeGenerationsAPI)},
+			args: []string{"-id", fmt.Sprint(i + 1), "-listen", a[1+2*i], "-http", c.psHTTP[i], "-data-dir", t.TempDir(),
+				"-control-plane-api", "http://" + c.listen, "-auth-public-key", keyFile, "-log-format", "text", "-log-level", "info"}}
 		p.start(t)
 		c.ps = append(c.ps, p)
 	}
@@ -100,7 +138,7 @@ func (c *scCluster) restartController(t *testing.T) {
 func (c *scCluster) locations(ctx context.Context, i int) (map[string]pageapi.LocationConfig, error) {
 	var l pageapi.LocationConfigList
 	hc := httpx.Client{Base: "http://" + c.psHTTP[i]}
-	if _, err := hc.Do(ctx, &net.HTTPRequest{Method: "GET", Path: "/v1/location_config"}, nil, &l); err != nil {
+	if _, err := hc.Do(ctx, &net.HTTPRequest{Method: "GET", Path: "/v1/location_config", Authorization: "Bearer " + c.admin}, nil, &l); err != nil {
 		return nil, err
 	}
 	out := map[string]pageapi.LocationConfig{}
