@@ -27,9 +27,9 @@
 //   - it cleans keys as paths: "x/../y" is stored as "y", "x//y" as "x/y",
 //     "/lead" as "lead", and a key ending in "/" with data is refused (400).
 //
-// Strata's key layout needs neither: every key it writes is a fixed
-// directory part made of ids and hex numbers followed by a file name
-// carrying a suffix ("wal/<tenant>/<timeline>/<segment, 16 hex digits>",
+// Strata's key layout needs neither: in every key it writes the
+// directories are fixed words and ids and the object is only the last
+// segment ("wal/<tenant>/<timeline>/<segment, 16 hex digits>",
 // "tenants/<tenant shard>/timelines/<timeline>/<layer name>-<generation>",
 // ".../index_part.json-<generation>", "tenants/<tenant shard>/heatmap-v1.json";
 // docs/neon-compat.md, Remote layout), so no object's key is another's
