@@ -142,6 +142,17 @@ func testS3Offload(t *testing.T, tg s3Target) {
 	if err := w.WaitCommitted(ctx, end); err != nil {
 		t.Fatal(err)
 	}
+	// The commit needs a quorum, not sk-1: wait until sk-1 has the WAL too.
+	for {
+		st, err := status(ctx, e, procs[0].addr)
+		if err == nil && lsn.LSN(st.GetFlushLsn()) >= end {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s never flushed to the commit %s: %v %v", procs[0].id, end, st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	const start = 0x1000
 	wal := readAll(ctx, t, e, procs[0].addr, start, end)
 	sealed := uint64(end) / segBytes
