@@ -41,7 +41,9 @@ const (
 	legacyOptionSome     byte = 1
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is the crc32c table; the standard library builds it once, so
+// no package-level variable is needed.
+func castagnoli() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) }
 
 // MarshalLegacy encodes m in the legacy 512-byte binary form that index
 // versions before 7 carry. Strata never writes it into an index; it exists
@@ -69,7 +71,7 @@ func (m Metadata) MarshalLegacy() []byte {
 	// b shares out's array (the body is at most 62 bytes), so the body is
 	// already in place; only the header is left.
 	size := legacyHeaderSize + len(b)
-	binary.BigEndian.PutUint32(out[0:], crc32.Checksum(out[legacyHeaderSize:size], castagnoli))
+	binary.BigEndian.PutUint32(out[0:], crc32.Checksum(out[legacyHeaderSize:size], castagnoli()))
 	binary.BigEndian.PutUint16(out[4:], uint16(size))
 	binary.BigEndian.PutUint16(out[6:], LegacyMetadataFormat)
 	return out
@@ -90,7 +92,7 @@ func parseLegacyMetadata(field string, b []byte) (Metadata, error) {
 	if size < legacyHeaderSize || size > LegacyMetadataSize {
 		return Metadata{}, fmt.Errorf("%w: %s: %w: header size %d outside [%d, %d]", ErrCorrupt, field, ErrMetadataLength, size, legacyHeaderSize, LegacyMetadataSize)
 	}
-	if got := crc32.Checksum(b[legacyHeaderSize:size], castagnoli); got != sum {
+	if got := crc32.Checksum(b[legacyHeaderSize:size], castagnoli()); got != sum {
 		return Metadata{}, fmt.Errorf("%w: %s: %w: header says %08x, body of %d bytes sums to %08x", ErrCorrupt, field, ErrMetadataChecksum, sum, size-legacyHeaderSize, got)
 	}
 	if format != LegacyMetadataFormat {
