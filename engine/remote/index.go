@@ -3,10 +3,13 @@ package remote
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/stratadb/strata/engine/invariants"
 	"github.com/stratadb/strata/engine/layer"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/shard"
@@ -101,8 +104,9 @@ func (ip *IndexPart) Find(name layer.Name) (Layer, bool) {
 func (ip *IndexPart) SortLayers() { slices.SortFunc(ip.Layers, compareLayers) }
 
 // Validate checks the invariants Encode relies on: every layer name and
-// shard valid, layers sorted and unique by bare name, and the index not
-// empty (ErrEmptyIndex: no layers and no ancestor).
+// shard valid, layers sorted and unique by bare name, timestamps within the
+// four-digit years the text form holds, GC reasons in UTF-8, and the index
+// not empty (ErrEmptyIndex: no layers and no ancestor).
 func (ip *IndexPart) Validate() error {
 	for i, l := range ip.Layers {
 		if err := l.Name.Validate(); err != nil {
@@ -115,10 +119,45 @@ func (ip *IndexPart) Validate() error {
 			return fmt.Errorf("%w: layers not sorted and unique by name at %s (after %s)", ErrInvalidIndex, l.Name.LayerName(), ip.Layers[i-1].Name.LayerName())
 		}
 	}
+	for _, ts := range ip.timestamps() {
+		if y := ts.t.UTC().Year(); y < 0 || y > 9999 {
+			return fmt.Errorf("%w: %s %v is outside years 0000 to 9999", ErrInvalidIndex, ts.field, ts.t)
+		}
+	}
+	if gb := ip.GCBlocking; gb != nil {
+		for _, r := range gb.Reasons {
+			if !utf8.ValidString(r) {
+				return fmt.Errorf("%w: gc_blocking reason %q is not UTF-8", ErrInvalidIndex, r)
+			}
+		}
+	}
 	if len(ip.Layers) == 0 && ip.Metadata.AncestorTimeline == nil {
 		return ErrEmptyIndex
 	}
 	return nil
+}
+
+type namedTime struct {
+	field string
+	t     time.Time
+}
+
+// timestamps lists the index's timestamps that are set.
+func (ip *IndexPart) timestamps() []namedTime {
+	var out []namedTime
+	if ip.DeletedAt != nil {
+		out = append(out, namedTime{"deleted_at", *ip.DeletedAt})
+	}
+	if ip.ArchivedAt != nil {
+		out = append(out, namedTime{"archived_at", *ip.ArchivedAt})
+	}
+	if oa := ip.Lineage.OriginalAncestor; oa != nil {
+		out = append(out, namedTime{"lineage.original_ancestor", oa.DetachedAt})
+	}
+	if gb := ip.GCBlocking; gb != nil {
+		out = append(out, namedTime{"gc_blocking.started_at", gb.StartedAt})
+	}
+	return out
 }
 
 // The JSON shapes Encode writes. Parse reads more (older shapes, aliases),
@@ -215,5 +254,50 @@ func Encode(ip *IndexPart) ([]byte, error) {
 		}
 		out.LayerMetadata[l.Name.LayerName()] = w
 	}
-	return json.Marshal(out)
+	data, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	if invariants.Enabled {
+		// What we upload must read back as what we meant: a writer bug
+		// here would surface only when another pageserver attaches.
+		again, perr := Parse(data)
+		again.Version = ip.Version
+		if err := invariants.Check(perr == nil && reflect.DeepEqual(again, normalized(*ip)), "remote: encoded index does not read back: %v\n%s", perr, data); err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
+}
+
+// normalized is ip as Parse returns it: empty lists are nil and times UTC.
+func normalized(ip IndexPart) IndexPart {
+	utc := func(t *time.Time) *time.Time {
+		if t == nil {
+			return nil
+		}
+		u := t.UTC()
+		return &u
+	}
+	ip.DeletedAt, ip.ArchivedAt = utc(ip.DeletedAt), utc(ip.ArchivedAt)
+	if len(ip.Layers) == 0 {
+		ip.Layers = nil
+	}
+	if len(ip.Lineage.ReparentingHistory) == 0 {
+		ip.Lineage.ReparentingHistory = nil
+	}
+	if oa := ip.Lineage.OriginalAncestor; oa != nil {
+		c := *oa
+		c.DetachedAt = c.DetachedAt.UTC()
+		ip.Lineage.OriginalAncestor = &c
+	}
+	if gb := ip.GCBlocking; gb != nil {
+		c := *gb
+		c.StartedAt = c.StartedAt.UTC()
+		if len(c.Reasons) == 0 {
+			c.Reasons = nil
+		}
+		ip.GCBlocking = &c
+	}
+	return ip
 }

@@ -306,6 +306,25 @@ func TestEncodeCurrentForm(t *testing.T) {
 	}
 }
 
+// TestEncodeConvertsToUTC: a time in another zone is written as its UTC
+// wall time (the format has no zone) and reads back equal.
+func TestEncodeConvertsToUTC(t *testing.T) {
+	zone := time.FixedZone("UTC+2", 2*3600)
+	at := time.Date(2024, 3, 1, 1, 30, 0, 0, zone)
+	ip := IndexPart{Layers: []Layer{{LayerID{Name: delta(t, fxK0, fxKF, 1, 2, 1)}, 1}}, Metadata: Metadata{DiskConsistentLSN: 2}, DeletedAt: &at}
+	data, err := Encode(&ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"deleted_at":"2024-02-29T23:30:00"`) {
+		t.Errorf("Encode = %s", data)
+	}
+	got, err := Parse(data)
+	if err != nil || !got.DeletedAt.Equal(at) {
+		t.Errorf("read back %v, %v; want %v", got.DeletedAt, err, at)
+	}
+}
+
 func TestEncodeRefusesEmptyIndex(t *testing.T) {
 	ip := IndexPart{Metadata: Metadata{DiskConsistentLSN: 0x100, InitdbLSN: 0x100, PGVersion: 16}}
 	if _, err := Encode(&ip); !errors.Is(err, ErrEmptyIndex) {
@@ -339,6 +358,17 @@ func TestEncodeRefusesInvalidIndex(t *testing.T) {
 		"duplicate name": {Layers: []Layer{a, {LayerID{Name: a.Name.WithGeneration(2)}, 5}}, Metadata: meta},
 		"bad name":       {Layers: []Layer{{LayerID{Name: layer.Name{Kind: layer.KindDelta}}, 1}}, Metadata: meta},
 		"bad shard":      {Layers: []Layer{{LayerID{Name: a.Name, Shard: shard.ShardIndex{Number: 2, Count: 2}}, 1}}, Metadata: meta},
+	} {
+		if _, err := Encode(&ip); !errors.Is(err, ErrInvalidIndex) {
+			t.Errorf("%s: Encode = %v, want ErrInvalidIndex", name, err)
+		}
+	}
+	far := utc(10000, 1, 1, 0, 0, 0, 0)
+	for name, ip := range map[string]IndexPart{
+		"year 10000":        {Layers: []Layer{a}, Metadata: meta, DeletedAt: &far},
+		"negative year":     {Layers: []Layer{a}, Metadata: meta, GCBlocking: &GCBlocking{StartedAt: utc(-1, 1, 1, 0, 0, 0, 0)}},
+		"reason not UTF-8":  {Layers: []Layer{a}, Metadata: meta, GCBlocking: &GCBlocking{Reasons: []string{"\xff"}}},
+		"detached in 10000": {Layers: []Layer{a}, Metadata: meta, Lineage: Lineage{OriginalAncestor: &OriginalAncestor{DetachedAt: far}}},
 	} {
 		if _, err := Encode(&ip); !errors.Is(err, ErrInvalidIndex) {
 			t.Errorf("%s: Encode = %v, want ErrInvalidIndex", name, err)
