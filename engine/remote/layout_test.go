@@ -124,10 +124,10 @@ func TestPickIndex(t *testing.T) {
 			}
 		})
 	}
-	if got := IndexFastPath(l, unsharded, testTimeline, 1); fmt.Sprint(got) != "[00000001 none]" {
+	if got := IndexFastPath(1); fmt.Sprint(got) != "[00000001 none]" {
 		t.Errorf("fast path of 1 = %v", got)
 	}
-	if got := IndexFastPath(l, unsharded, testTimeline, layer.GenerationNone); fmt.Sprint(got) != "[none]" {
+	if got := IndexFastPath(layer.GenerationNone); fmt.Sprint(got) != "[none]" {
 		t.Errorf("fast path of none = %v", got)
 	}
 }

@@ -37,11 +37,12 @@ func PickIndex(l Layout, id shard.TenantShardID, tl shard.TimelineID, our layer.
 	return key, gen, ok
 }
 
-// IndexFastPath lists the keys to try before listing, in order: our own
-// generation's index (a restart of the same attachment), then the one
-// before it (the usual previous owner). For generation 1 the one before is
-// the legacy index; for GenerationNone there is only the legacy index.
-func IndexFastPath(l Layout, id shard.TenantShardID, tl shard.TimelineID, our layer.Generation) []layer.Generation {
+// IndexFastPath lists the generations whose indexes to try before
+// listing, in order: our own (a restart of the same attachment), then the
+// one before it (the usual previous owner). For generation 1 the one
+// before is the legacy index; for GenerationNone there is only the legacy
+// index.
+func IndexFastPath(our layer.Generation) []layer.Generation {
 	if our.IsNone() {
 		return []layer.Generation{layer.GenerationNone}
 	}
@@ -72,7 +73,7 @@ func DownloadIndex(ctx context.Context, r *Retrier, store objstore.Store, l Layo
 		}
 		return ip, nil
 	}
-	for _, g := range IndexFastPath(l, id, tl, our) {
+	for _, g := range IndexFastPath(our) {
 		ip, err := get(g)
 		if err == nil {
 			return ip, g, nil
