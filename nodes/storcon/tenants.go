@@ -383,7 +383,10 @@ func (s *Service) attachedTargets(ctx context.Context, t shard.TenantID) ([]shar
 		if err := s.waitAll(wctx, pending); err != nil {
 			return nil, err
 		}
-		if wctx.Err() != nil {
+		// A reconcile that already finished at this sequence (its node is
+		// unavailable, say) answers waitAll at once: pause before looking
+		// again, or this loop never yields.
+		if clock.Sleep(wctx, s.clk, s.cfg.LocationConfigBackoff) != nil {
 			return nil, fmt.Errorf("%w: tenant %s is not attached", ErrTimeout, t)
 		}
 	}
