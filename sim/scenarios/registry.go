@@ -7,6 +7,7 @@ import (
 	"github.com/stratadb/strata/sim"
 	"github.com/stratadb/strata/sim/scenarios/counter"
 	"github.com/stratadb/strata/sim/scenarios/pageserver"
+	"github.com/stratadb/strata/sim/scenarios/storcon"
 	"github.com/stratadb/strata/sim/scenarios/wal"
 )
 
@@ -16,6 +17,7 @@ func All() []sim.Scenario {
 	all := []sim.Scenario{
 		counter.Scenario(),
 		pageserver.Scenario(),
+		storcon.Scenario(),
 		wal.Scenario(),
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })

@@ -1,0 +1,326 @@
+package storcon
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stratadb/strata/engine/shard"
+	"github.com/stratadb/strata/net"
+	"github.com/stratadb/strata/nodes/node"
+	ps "github.com/stratadb/strata/nodes/pageserver"
+	"github.com/stratadb/strata/nodes/storcon"
+	"github.com/stratadb/strata/nodes/storcon/computehook"
+	"github.com/stratadb/strata/nodes/storcon/storconapi"
+	"github.com/stratadb/strata/sim"
+	"github.com/stratadb/strata/sim/simnet"
+)
+
+// Planted bug names (storcon.Bugs). BugValidateMemoryOnly is wired but not
+// declared in Scenario().Bugs: with one controller whose memory takes each
+// generation right after the store does (no task can run in between),
+// validating from memory answers exactly what validating from the store
+// would, so no checker can see it; it becomes catchable only once
+// something can leave memory behind the store (a second controller
+// sharing the database).
+const (
+	BugGenerationPersistAfterAttach = "storcon-generation-persist-after-attach"
+	BugReAttachNoBump               = "storcon-reattach-no-bump"
+	BugValidateMemoryOnly           = "storcon-validate-memory-only"
+	BugNotifyBeforeAllShards        = "storcon-notify-before-all-shards"
+	BugDrainDetachFirst             = "storcon-drain-detach-first"
+)
+
+// Node ids and addresses.
+const (
+	controllerID   = "storcon"
+	controllerAddr = "storcon:1234"
+	hookID         = "compute-hook"
+	hookAddr       = "compute-hook:8080"
+	clientID       = "client"
+)
+
+func psID(i int) string   { return fmt.Sprintf("ps-%d", i) }
+func psHTTP(i int) string { return fmt.Sprintf("ps-%d:9898", i) }
+func psPage(i int) string { return fmt.Sprintf("ps-%d:6400", i) }
+
+// psOfAddr maps a pageserver's management address back to its node id (0
+// if it is none of ours).
+func psOfAddr(addr string) uint64 {
+	host, _, _ := strings.Cut(addr, ":")
+	n, err := strconv.ParseUint(strings.TrimPrefix(host, "ps-"), 10, 64)
+	if err != nil || !strings.HasPrefix(host, "ps-") {
+		return 0
+	}
+	return n
+}
+
+// Scenario returns the registered storcon scenario.
+func Scenario() sim.Scenario {
+	return sim.Scenario{
+		Name: "storcon",
+		Doc:  "the storage controller placing sharded and unsharded tenants on 2-5 pageservers (create, delete, timelines, policies, migrate, drain, fill) under controller and pageserver crashes (incl. lost disks), partitions and slow links; generations only increase, never two valid AttachedSingle, compute told the truth, intent reached after healing",
+		Bugs: []sim.Bug{
+			{Name: BugGenerationPersistAfterAttach, Doc: "a new generation is bumped in memory and sent to the pageserver before it is persisted; a controller crash in between hands the same generation out again (caught: a generation described or validated below one already handed out, or one generation on two nodes)"},
+			{Name: BugReAttachNoBump, Doc: "re-attach answers the stored generation instead of a new one (caught: a re-attach answer not above the generation the node was given before)"},
+			{Name: BugNotifyBeforeAllShards, Doc: "compute is notified as soon as any shard of a tenant is attached (caught: a notification that lacks some of the tenant's shards)"},
+			{Name: BugDrainDetachFirst, Doc: "a drain detaches the old location before the new one is attached (caught: a move that takes a must-stay-attached shard's only attached location away from a live node)"},
+		},
+		Run:            run,
+		MaxVirtualTime: 5 * time.Minute,
+		CISeeds:        4,
+		BugSeeds:       40,
+	}
+}
+
+// cluster is one seed's world: the drawn shape, the model and the
+// checkers' observer.
+type cluster struct {
+	w   *sim.World
+	m   *model
+	o   *observer
+	nPS int
+	// wipe marks pageservers whose next start begins with an empty disk.
+	wipe map[int]bool
+	recv *computehook.Receiver
+	// safety is true while faults are injected.
+	safety bool
+
+	// Targeted controller crashes: right after a location_config that
+	// handed out a new generation, with probability targetProb, at most
+	// maxTargeted times, also cutting the controller off from that
+	// pageserver for a while.
+	targetRand  *rand.Rand
+	targetProb  float64
+	targeted    int
+	maxTargeted int
+
+	timing controllerTiming
+	bugs   storcon.Bugs
+}
+
+// controllerTiming are the controller's intervals and timeouts, short so
+// that a seed covers many heartbeats, reconciles and restarts in virtual
+// time.
+type controllerTiming struct {
+	heartbeat, offlineAfter, reconcileAll time.Duration
+}
+
+func (c *cluster) controllerConfig(env node.Env) storcon.Config {
+	t := c.timing
+	return storcon.Config{
+		ListenAddr: controllerAddr,
+		DialPageserver: func(addr string) net.HTTPClient {
+			return psSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: addr}, node: psOfAddr(addr), afterNewGen: c.afterNewGen}
+		},
+		ComputeHook:                hookSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: hookAddr}},
+		HeartbeatInterval:          t.heartbeat,
+		HeartbeatTimeout:           t.heartbeat / 2,
+		OfflineAfter:               t.offlineAfter,
+		WarmingUpTimeout:           4 * t.offlineAfter,
+		LocationConfigTimeout:      time.Second,
+		LocationConfigBackoff:      100 * time.Millisecond,
+		PageserverTimeout:          time.Second,
+		ReconcileAllInterval:       t.reconcileAll,
+		ReconcileWait:              4 * time.Second,
+		StartupBudget:              4 * time.Second,
+		StartupNodeTimeout:         500 * time.Millisecond,
+		StartupNodeRetries:         2,
+		StartupWait:                5 * time.Second,
+		ComputeHookTimeout:         500 * time.Millisecond,
+		ComputeHookRetries:         4,
+		ComputeHookBusyWait:        200 * time.Millisecond,
+		MaxConcurrentNotifications: 4,
+		MigrationLSNWait:           time.Second,
+		MigrationTimeout:           10 * time.Second,
+		DrainFillConcurrency:       2,
+		NodeDeleteTimeout:          20 * time.Second,
+		Bugs:                       c.bugs,
+	}
+}
+
+func (c *cluster) pageserverConfig(env node.Env, i int) ps.Config {
+	return ps.Config{
+		NodeID: uint64(i), PageAddr: psPage(i), HTTPAddr: psHTTP(i),
+		ControlPlane:    cpSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: controllerAddr}, node: uint64(i)},
+		ReAttachRetries: 1000, ReAttachBackoff: 100 * time.Millisecond, ReAttachBackoffMax: time.Second, ReAttachTimeout: 3 * time.Second,
+	}
+}
+
+// startPageserver boots pageserver i, first emptying its disk if it was
+// marked as lost (the wipe is made durable before the mark is cleared, so
+// a crash during it wipes again).
+func (c *cluster) startPageserver(env node.Env, i int) error {
+	if c.wipe[i] {
+		ents, err := env.Disk.ReadDir(".")
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := env.Disk.RemoveAll(e.Name()); err != nil {
+				return err
+			}
+		}
+		if err := env.Disk.SyncDir("."); err != nil {
+			return err
+		}
+		delete(c.wipe, i)
+		env.Log.Info("started with an empty disk (the old one was lost)")
+	}
+	_, err := ps.Start(env, c.pageserverConfig(env, i))
+	return err
+}
+
+// afterNewGen is the targeted crash: called in the controller's task once
+// a location_config handing out a new generation was answered.
+func (c *cluster) afterNewGen(node uint64, id shard.TenantShardID) {
+	if !c.safety || c.targeted >= c.maxTargeted || c.targetRand.Float64() >= c.targetProb {
+		return
+	}
+	c.targeted++
+	w := c.w
+	d := time.Duration(500+c.targetRand.IntN(4000)) * time.Millisecond
+	tear := c.targetRand.IntN(2) == 0
+	w.Log().Info("targeted crash: controller right after handing out a new generation", "node", node, "tenant_shard_id", id, "isolate", d)
+	from, to := controllerID, psID(int(node))
+	heal1, heal2 := w.Net().Cut(from, to), w.Net().Cut(to, from)
+	w.Go("targeted-heal", func(context.Context) {
+		w.Sleep(d)
+		heal1()
+		heal2()
+	})
+	w.Crash(controllerID, tear) // does not return
+}
+
+// diskLoss crashes a random pageserver now and then and marks its disk
+// lost; the nemesis' supervisor restarts it on an empty one.
+func (c *cluster) diskLoss(mean time.Duration) {
+	w := c.w
+	rng := w.NewRand("disk-loss")
+	for c.safety {
+		w.Sleep(time.Duration(rng.ExpFloat64() * float64(mean)))
+		if !c.safety {
+			return
+		}
+		i := 1 + rng.IntN(c.nPS)
+		w.Log().Info("nemesis: pageserver loses its disk", "target", psID(i))
+		c.wipe[i] = true
+		w.Crash(psID(i), false)
+	}
+}
+
+func run(w *sim.World) error {
+	rng := w.Rand()
+	c := &cluster{w: w, m: newModel(), wipe: map[int]bool{}, recv: computehook.NewReceiver(""), targetRand: w.NewRand("targeted-crash")}
+	c.o = newObserver(w, c.m)
+	c.nPS = sim.Swarm(w, "pageservers", 2+rng.IntN(4))
+	c.timing = controllerTiming{
+		heartbeat:    time.Duration(300+rng.IntN(700)) * time.Millisecond,
+		offlineAfter: time.Duration(2+rng.IntN(3)) * time.Second,
+		reconcileAll: time.Duration(1+rng.IntN(3)) * time.Second,
+	}
+	sim.Swarm(w, "timing", fmt.Sprintf("heartbeat=%v offline=%v reconcile_all=%v", c.timing.heartbeat, c.timing.offlineAfter, c.timing.reconcileAll))
+	safety := sim.Swarm(w, "safety", time.Duration(20+rng.IntN(20))*time.Second)
+	workers := sim.Swarm(w, "workers", 1+rng.IntN(3))
+	think := sim.Swarm(w, "think", time.Duration(50+rng.IntN(300))*time.Millisecond)
+	c.targetProb = sim.Swarm(w, "targeted_crash_prob", []float64{0.05, 0.15, 0.3}[rng.IntN(3)])
+	c.maxTargeted = 3
+	diskLossMean := sim.Swarm(w, "disk_loss_mean", time.Duration(5+rng.IntN(20))*time.Second)
+	c.bugs = storcon.Bugs{
+		GenerationPersistAfterAttach: w.Bug(BugGenerationPersistAfterAttach),
+		ReAttachNoBump:               w.Bug(BugReAttachNoBump),
+		ValidateMemoryOnly:           w.Bug(BugValidateMemoryOnly),
+		NotifyBeforeAllShards:        w.Bug(BugNotifyBeforeAllShards),
+		DrainDetachFirst:             w.Bug(BugDrainDetachFirst),
+	}
+
+	lat := simnet.Latency{
+		Base:     time.Duration(100+rng.IntN(400)) * time.Microsecond,
+		Jitter:   time.Duration(100+rng.IntN(1900)) * time.Microsecond,
+		TailProb: 0.02 * rng.Float64(),
+		Tail:     time.Duration(1+rng.IntN(30)) * time.Millisecond,
+	}
+	sim.Swarm(w, "net_latency", fmt.Sprintf("%v+%v tail %.3f/%v", lat.Base, lat.Jitter, lat.TailProb, lat.Tail))
+	w.UseNet(simnet.Options{Latency: lat, DeadLinkTimeout: 2 * time.Second})
+
+	skew := func(n *sim.Node) {
+		n.SetClock(time.Duration(rng.IntN(4000)-2000)*time.Millisecond, float64(rng.IntN(400)-200)*1e-6)
+	}
+	syncLatency := func(n *sim.Node, maxSync time.Duration) {
+		n.SetDiskLatency(func(op string) time.Duration {
+			if op == "sync" || op == "syncdir" {
+				return time.Duration(1 + n.FaultRand().Int64N(int64(maxSync)))
+			}
+			return 0
+		})
+	}
+
+	w.AddNode(hookID, func(env node.Env) error {
+		rt := net.NewRouter()
+		c.recv.Register(rt)
+		mux := net.NewMux()
+		rt.Register(mux)
+		_, err := env.Net.Listen(hookAddr, mux)
+		return err
+	})
+	ctl := w.AddNode(controllerID, func(env node.Env) error {
+		_, err := storcon.Start(env, c.controllerConfig(env))
+		return err
+	})
+	skew(ctl)
+	syncLatency(ctl, time.Duration(1+rng.IntN(5))*time.Millisecond)
+	var pss []string
+	for i := 1; i <= c.nPS; i++ {
+		n := w.AddNode(psID(i), func(env node.Env) error { return c.startPageserver(env, i) })
+		skew(n)
+		syncLatency(n, 2*time.Millisecond)
+		pss = append(pss, psID(i))
+	}
+	cl := w.AddNode(clientID, func(node.Env) error { return nil })
+	wl := &workload{c: c, env: cl.Env(), rng: w.NewRand("workload"),
+		api:          storconapi.Client{HTTP: net.DialHTTP{Net: cl.Env().Net, Addr: controllerAddr}},
+		unknownSince: map[shard.TenantID]time.Duration{}, outcomes: map[string]int{}}
+
+	nem := sim.Nemesis{
+		Crashable:     append([]string{controllerID}, pss...),
+		CrashMean:     time.Duration(2000+rng.IntN(5000)) * time.Millisecond,
+		TearProb:      rng.Float64(),
+		StopProb:      0.2 * rng.Float64(),
+		RestartAfter:  time.Duration(100+rng.IntN(1400)) * time.Millisecond,
+		Linked:        append([]string{controllerID, hookID, clientID}, pss...),
+		PartitionMean: time.Duration(1+rng.IntN(5)) * time.Second,
+		PartitionFor:  time.Duration(200+rng.IntN(2000)) * time.Millisecond,
+		OneWayProb:    0.3,
+		BreakMean:     time.Duration(1+rng.IntN(4)) * time.Second,
+		SlowMean:      time.Duration(1+rng.IntN(5)) * time.Second,
+		SlowLatency:   simnet.Latency{Base: 5 * time.Millisecond, Jitter: 40 * time.Millisecond},
+	}
+	sim.Swarm(w, "nemesis", nem.String())
+
+	w.Phase("safety")
+	c.safety = true
+	stopPollers := false
+	w.Go("describer", func(context.Context) { wl.describer(time.Duration(200+rng.IntN(300))*time.Millisecond, &stopPollers) })
+	w.Go("prober", func(context.Context) { wl.prober(time.Duration(100+rng.IntN(300))*time.Millisecond, &stopPollers) })
+	for i := range workers {
+		w.Go(fmt.Sprintf("worker-%d", i), func(context.Context) { wl.worker(think) })
+	}
+	if err := w.StartNemesis(nem); err != nil {
+		return err
+	}
+	w.Go("disk-loss", func(context.Context) { c.diskLoss(diskLossMean) })
+	w.Sleep(safety)
+
+	w.Phase("liveness")
+	c.safety = false
+	wl.stopped = true
+	w.HealAll()
+	err := c.liveness(wl)
+	stopPollers = true
+	c.o.stats()
+	wl.stats()
+	return err
+}
