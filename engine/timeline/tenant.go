@@ -48,6 +48,13 @@ type Options struct {
 	Log *slog.Logger
 	// Bugs plants deliberate defects (tests only; see Bugs).
 	Bugs Bugs
+	// OnEdit, if set, is told about every change of a timeline's
+	// persisted state (flush, compaction, image creation, GC), after its
+	// metadata is durable: the pageserver's upload queue hooks here. It is
+	// called with the timeline's layer-set writer held, so it sees one
+	// timeline's edits in order; it must return quickly and must not call
+	// back into the timeline's writers (Flush, Compact, GC, Delete).
+	OnEdit func(Edit)
 }
 
 // Tenant holds a tenant's timelines on one disk directory:
@@ -62,6 +69,8 @@ type Tenant struct {
 	gen  layer.Generation
 	log  *slog.Logger
 	bugs Bugs
+	// onEdit is Options.OnEdit (nil: nobody is told).
+	onEdit func(Edit)
 	// cache holds the readers of the tenant's layer files (shared with
 	// other tenants when Options.LayerCache is).
 	cache *layercache.Cache
@@ -104,7 +113,7 @@ func Open(o Options) (*Tenant, error) {
 			return nil, err
 		}
 	}
-	tn := &Tenant{fs: o.FS, clk: o.Clock, dir: o.Dir, cfg: cfg, gen: o.Generation, log: log, bugs: o.Bugs,
+	tn := &Tenant{fs: o.FS, clk: o.Clock, dir: o.Dir, cfg: cfg, gen: o.Generation, log: log, bugs: o.Bugs, onEdit: o.OnEdit,
 		cache: cache, createMu: clock.NewMutex(o.Clock), timelines: map[ID]*Timeline{}}
 	root := tn.timelinesDir()
 	if err := disk.MkdirAllDurable(tn.fs, root); err != nil {
@@ -178,12 +187,7 @@ func Open(o Options) (*Tenant, error) {
 	return tn, nil
 }
 
-func (tn *Tenant) timelinesDir() string {
-	if tn.dir == "" || tn.dir == "." {
-		return "timelines"
-	}
-	return tn.dir + "/timelines"
-}
+func (tn *Tenant) timelinesDir() string { return timelinesDirOf(tn.dir) }
 
 func (tn *Tenant) newTimeline(id ID, m metadata) *Timeline {
 	t := &Timeline{

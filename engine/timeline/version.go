@@ -256,6 +256,7 @@ func (t *Timeline) apply(e *versionEdit) error {
 		t.rebased++
 	}
 	t.mu.Unlock()
+	t.notify(e, n)
 	if t.tenant.bugs.DeleteReplacedEarly {
 		t.mu.Lock()
 		var early []*fileLayer
