@@ -653,12 +653,21 @@ func (s *Service) tenantLocationConfig(ctx context.Context, id shard.TenantShard
 		s.lock()
 		if e = s.state.shards[id]; e != nil {
 			e.st.Policy, e.st.TenantConf = policy, conf
-			g, _ := e.st.Generation()
-			if u.Generation != nil {
-				g = placement.Gen(uint32(*u.Generation))
+			// A reconcile may have issued a generation since cur was read
+			// (before or after the store update): memory never goes below
+			// it. The body's generation raises the floor only when it is
+			// higher, and the node is cleared only when no generation was
+			// issued meanwhile — one that was keeps the node it was issued
+			// to (the store's increment set it again).
+			g, gn := e.st.Generation()
+			switch {
+			case u.Generation != nil && (!g.Valid || g.N < uint32(*u.Generation)):
+				g, gn = placement.Gen(uint32(*u.Generation)), placement.NoNode
+			case u.ClearGenerationNode && g.Valid && (!cur.Valid || g.N <= cur.N):
+				gn = placement.NoNode
 			}
-			if u.ClearGenerationNode && g.Valid {
-				if err := e.st.SetGeneration(g, placement.NoNode); err != nil {
+			if g.Valid {
+				if err := e.st.SetGeneration(g, gn); err != nil {
 					s.mu.Unlock()
 					return nil, err
 				}
