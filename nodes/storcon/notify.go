@@ -12,17 +12,25 @@ import (
 // current generation (compute given a partial map would route pages of the
 // missing shards nowhere). Notifications of one tenant are serialized and
 // each is built from the state at the time it is sent, so an older map is
-// never sent after a newer one. A failure sets the shards' pending flag,
+// never sent after a newer one. A failure — the hook's answer, or ctx
+// ending before this notification's turn — sets the shards' pending flag,
 // which makes them need a reconcile: a later one (reconcile_all) resends.
-func (s *Service) notifyTenant(ctx context.Context, t shard.TenantID) {
+// Only a success clears it. It returns the failure (nil also when there is
+// nothing to send yet).
+func (s *Service) notifyTenant(ctx context.Context, t shard.TenantID) error {
 	s.lock()
 	te := s.state.tenants[t]
 	s.mu.Unlock()
 	if te == nil {
-		return
+		return nil
 	}
 	if err := te.notify.Lock(ctx); err != nil {
-		return
+		s.lock()
+		if _, ok := s.notifyRequestLocked(te); ok && s.hook != nil {
+			s.setPendingLocked(te, true)
+		}
+		s.mu.Unlock()
+		return err
 	}
 	defer te.notify.Unlock()
 	s.lock()
@@ -32,7 +40,7 @@ func (s *Service) notifyTenant(ctx context.Context, t shard.TenantID) {
 	}
 	s.mu.Unlock()
 	if !ok || s.hook == nil {
-		return
+		return nil
 	}
 	err := s.hook.Notify(ctx, req)
 	s.lock()
@@ -41,6 +49,7 @@ func (s *Service) notifyTenant(ctx context.Context, t shard.TenantID) {
 		s.log.Warn("compute notification failed; will retry", "tenant_id", t, "err", err)
 	}
 	s.setPendingLocked(te, err != nil)
+	return err
 }
 
 func (s *Service) setPendingLocked(te *tenantEntry, pending bool) {

@@ -424,7 +424,7 @@ func (s *Service) reconcile(ctx context.Context, j *reconcileJob) error {
 	// 5. Tell compute.
 	switch {
 	case attachOK && j.attached != placement.NoNode && (attachedChanged || j.notify):
-		s.notifyTenant(ctx, j.id.TenantID)
+		_ = s.notifyTenant(ctx, j.id.TenantID) // a failure leaves the pending flag
 	case j.notify && j.attached == placement.NoNode:
 		// Nothing attached, nothing to tell: the flag would only make the
 		// shard need reconciles forever.

@@ -88,3 +88,35 @@ func TestLocationConfigGenerationNeverLowers(t *testing.T) {
 		c.checkPageservers(tn)
 	})
 }
+
+// TestStartupNotifiesEveryTenantEventually: a restarted controller cannot
+// know what compute last heard, so every fully attached tenant must reach
+// compute eventually — also one the start-up round never got to because
+// the budget ran out while another tenant's notification was retried.
+func TestStartupNotifiesEveryTenantEventually(t *testing.T) {
+	cfg := Config{
+		StartupBudget: 10 * time.Second, MaxConcurrentNotifications: 1,
+		ReconcileAllInterval: 30 * time.Second,
+	}
+	runCluster(t, 2, cfg, func(c *cluster) {
+		a, b := tenantID(91), tenantID(92)
+		c.hook.FailNext(2, 404) // both creations' notifications fail
+		c.create(a, 0, nil)
+		c.create(b, 0, nil)
+		for _, tn := range []shard.TenantID{a, b} {
+			if _, ok := c.hook.Last(tn); ok {
+				t.Fatalf("tenant %s: notification recorded while the hook failed", tn)
+			}
+		}
+		// Compute is busy through the whole start-up: a's notification
+		// waits out the budget, b's turn never comes.
+		c.hook.FailNext(1<<20, 429)
+		c.w.Crash("storcon", false)
+		c.w.Restart("storcon")
+		c.waitReady()
+		c.hook.FailNext(0, 429)
+		for _, tn := range []shard.TenantID{a, b} {
+			waitFor(c, 5*time.Minute, "tenant "+tn.String()+" notified", func() error { return c.notified(tn) })
+		}
+	})
+}

@@ -206,29 +206,35 @@ func (s *Service) startupHeartbeats(ctx context.Context, ids []placement.NodeID)
 
 // startupNotify tells compute where each tenant is attached,
 // MaxConcurrentNotifications at a time, within what is left of the
-// start-up budget. A tenant not fully attached is notified by the
-// reconcile that attaches it; a failed notification leaves the pending
-// flag for a later reconcile.
+// start-up budget. A new process cannot know what compute last heard, so
+// every fully attached tenant is first marked pending (the flag is not
+// persisted): one this round does not reach (the budget ran out) or whose
+// notification fails keeps the flag, and a reconcile sends it later; only
+// a success clears it. A tenant not fully attached is notified by the
+// reconcile that attaches it.
 func (s *Service) startupNotify(ctx context.Context, tenants []shard.TenantID) {
 	if s.hook == nil {
 		return
 	}
+	var due []shard.TenantID
+	s.lock()
+	for _, t := range tenants {
+		te := s.state.tenants[t]
+		if _, ok := s.notifyRequestLocked(te); ok {
+			s.setPendingLocked(te, true)
+			due = append(due, t)
+		}
+	}
+	s.mu.Unlock()
 	sem := clock.NewSemaphore(s.clk, int64(s.cfg.MaxConcurrentNotifications))
 	g := clock.NewGroup(s.clk, ctx)
-	for _, t := range tenants {
-		s.lock()
-		te := s.state.tenants[t]
-		_, ok := s.notifyRequestLocked(te)
-		s.mu.Unlock()
-		if !ok {
-			continue
-		}
+	for _, t := range due {
 		if sem.Acquire(ctx, 1) != nil {
 			break
 		}
 		g.Go("start-up notify "+t.String(), func(ctx context.Context) error {
 			defer sem.Release(1)
-			s.notifyTenant(ctx, t)
+			_ = s.notifyTenant(ctx, t) // a failure leaves the pending flag
 			return nil
 		})
 	}
