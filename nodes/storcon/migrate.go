@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/placement"
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
+	"github.com/stratadb/strata/nodes/storcon/computehook"
 )
 
 // migrate is PUT /control/v1/tenant/{tsid}/migrate: move the shard's
@@ -38,7 +40,9 @@ func (s *Service) migrate(ctx context.Context, id shard.TenantShardID, dest plac
 //     on a timeout or a timeline dest does not have yet, continue with a
 //     warning (remote storage, which would bring the timeline over, is a
 //     later issue);
-//  7. tell compute the shard is on dest;
+//  7. tell compute the shard is on dest, retried (MigrationNotifyBackoff)
+//     within the migration's time; if compute cannot be told, the
+//     migration stops here, before the origin is demoted;
 //  8. origin → Secondary (warm);
 //  9. dest → AttachedSingle.
 //
@@ -200,8 +204,13 @@ func (s *Service) liveMigrate(ctx context.Context, j *reconcileJob, origin, dest
 			s.log.Warn("migration: destination did not catch up; continuing", "tenant_shard_id", id, "err", err)
 		}
 	}
-	// 7. Compute follows dest.
-	s.notifyTenant(ctx, id.TenantID)
+	// 7. Compute follows dest — before the origin stops serving: retried
+	// until it succeeds, is refused (fatal) or the migration's time is up.
+	// On a failure the origin is left as it is (the pending flag stays for
+	// the reconciler).
+	if err := s.notifyForMigration(ctx, id.TenantID); err != nil {
+		return fmt.Errorf("migration step 7 (notify compute): %w", err)
+	}
 	// 8. Origin → warm Secondary.
 	if !detachFirst {
 		sec := j.wantSecondary
@@ -220,6 +229,26 @@ func (s *Service) liveMigrate(ctx context.Context, j *reconcileJob, origin, dest
 		return fmt.Errorf("migration step 9 (destination attached single): %w", err)
 	}
 	return nil
+}
+
+// MigrationNotifyBackoff is the pause between a live migration's attempts
+// to tell compute about the destination (each attempt is the compute
+// hook's own bounded retries); MigrationTimeout bounds them all.
+const MigrationNotifyBackoff = time.Second
+
+// notifyForMigration is step 7: notifyTenant until it succeeds, compute
+// refuses it (computehook.ErrFatal) or ctx ends.
+func (s *Service) notifyForMigration(ctx context.Context, t shard.TenantID) error {
+	for {
+		err := s.notifyTenant(ctx, t)
+		if err == nil || errors.Is(err, computehook.ErrFatal) || ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("migration: compute not told yet; retrying", "tenant_id", t, "err", err)
+		if serr := clock.Sleep(ctx, s.clk, MigrationNotifyBackoff); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
 }
 
 // migrateAway migrates the shards keys names off node from (a drain or a

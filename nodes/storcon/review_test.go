@@ -2,11 +2,14 @@ package storcon
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stratadb/strata/engine/placement"
 	"github.com/stratadb/strata/engine/shard"
+	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/storcon/persist"
@@ -118,5 +121,70 @@ func TestStartupNotifiesEveryTenantEventually(t *testing.T) {
 		for _, tn := range []shard.TenantID{a, b} {
 			waitFor(c, 5*time.Minute, "tenant "+tn.String()+" notified", func() error { return c.notified(tn) })
 		}
+	})
+}
+
+// demoteWatch wraps the controller's pageserver clients: when the origin
+// of a migration is told to become Secondary (step 8), it records what
+// compute had last heard for the tenant at that moment.
+type demoteWatch struct {
+	hc     net.HTTPClient
+	node   uint64
+	onConf func(node uint64, path string, conf pageapi.LocationConfig)
+}
+
+func (d demoteWatch) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int, error) {
+	if conf, ok := in.(pageapi.LocationConfig); ok && d.onConf != nil {
+		d.onConf(d.node, req.Path, conf)
+	}
+	return d.hc.Do(ctx, req, in, out)
+}
+
+// TestMigrationRetriesComputeBeforeDemotingOrigin: when compute does not
+// take the destination at the first notification (the hook gives up after
+// its retries), the migration keeps telling it before the origin stops
+// being attached (step 8).
+func TestMigrationRetriesComputeBeforeDemotingOrigin(t *testing.T) {
+	var onConf func(node uint64, path string, conf pageapi.LocationConfig)
+	prep := func(env node.Env, cfg *Config) {
+		cfg.DialPageserver = func(addr string) net.HTTPClient {
+			var n uint64
+			fmt.Sscanf(addr, "ps-%d:", &n)
+			return demoteWatch{hc: net.DialHTTP{Net: env.Net, Addr: addr}, node: n,
+				onConf: func(node uint64, path string, conf pageapi.LocationConfig) {
+					if onConf != nil {
+						onConf(node, path, conf)
+					}
+				}}
+		}
+	}
+	runClusterFull(t, 2, Config{ComputeHookRetries: 1}, clusterOpts{prep: prep}, func(c *cluster) {
+		tn := tenantID(93)
+		c.create(tn, 0, nil)
+		id := shard.UnshardedID(tn)
+		from, _ := c.attachedNode(id)
+		to := 3 - from
+		demoted, toldFirst := false, false
+		onConf = func(node uint64, path string, conf pageapi.LocationConfig) {
+			if node != from || conf.Mode != pageapi.ModeSecondary || !strings.Contains(path, id.String()) || demoted {
+				return
+			}
+			demoted = true
+			last, ok := c.hook.Last(tn)
+			toldFirst = ok && len(last.Shards) == 1 && last.Shards[0].NodeID == to
+		}
+		// The first notification gives up (two attempts, both 503); the
+		// next attempt succeeds.
+		c.hook.FailNext(3, 503)
+		if err := c.api.Migrate(c.ctx, id, to); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		if !demoted {
+			t.Fatal("the origin was never made secondary")
+		}
+		if !toldFirst {
+			t.Error("the origin was demoted before compute was told about the destination")
+		}
+		waitFor(c, time.Minute, "notified", func() error { return c.notified(tn) })
 	})
 }
