@@ -24,7 +24,9 @@
 // calls, and applies each result under the lock as it arrives. Callers
 // that need a change carried out wait for the shard's sequence: a finished
 // reconcile records the sequence it started from (doneSeq) and broadcasts
-// Service.changed. Node registry changes are serialized by Service.nodeMu,
+// Service.changed; a caller that asks for a reconcile bumps the sequence
+// first (requestReconcileLocked), so an earlier reconcile's outcome never
+// answers it. Node registry changes are serialized by Service.nodeMu,
 // which is taken before mu, store write included, so memory and the store
 // change in the same order.
 //

@@ -86,10 +86,9 @@ func (s *Service) migrateShard(ctx context.Context, id shard.TenantShardID, dest
 	}
 	origin := e.st.Attached()
 	if origin == dest {
-		s.scheduleReconcileLocked(e, true)
-		seq := e.st.Sequence()
+		k := s.requestReconcileLocked(e, true)
 		s.mu.Unlock()
-		return s.waitReconciled(ctx, id, seq)
+		return s.waitReconciled(ctx, id, k.seq)
 	}
 	if err := e.st.MoveAttached(s.state.sched, dest); err != nil {
 		s.mu.Unlock()

@@ -288,8 +288,7 @@ func (s *Service) moveShardsOff(ctx context.Context, id placement.NodeID) error 
 				s.log.Warn("secondary of a deleted node not replaced", "tenant_shard_id", sid, "err", err)
 			}
 		}
-		s.scheduleReconcileLocked(e, true)
-		wait = append(wait, shardKey{sid, e.st.Sequence()})
+		wait = append(wait, s.requestReconcileLocked(e, true))
 	}
 	s.mu.Unlock()
 	return s.waitAll(ctx, wait)

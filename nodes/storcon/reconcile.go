@@ -126,6 +126,17 @@ func (s *Service) scheduleReconcileLocked(e *shardEntry, priority bool) {
 	}
 }
 
+// requestReconcileLocked asks for a reconcile of e that starts after this
+// call and returns the key to wait for. The sequence is bumped first, so
+// neither a reconcile that already finished at the old sequence nor one
+// running now (which runs again) can answer the waiter with its older
+// outcome. Called with s.mu held.
+func (s *Service) requestReconcileLocked(e *shardEntry, priority bool) shardKey {
+	e.st.BumpSequence()
+	s.scheduleReconcileLocked(e, priority)
+	return shardKey{e.st.ID, e.st.Sequence()}
+}
+
 // scheduleAllLocked schedules every shard (intent repairs: shards left on
 // offline nodes, policies not yet satisfied) and reconciles those that
 // need it. It returns how many reconciles it started or queued. Called

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratadb/strata/engine/layer"
 	"github.com/stratadb/strata/engine/placement"
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/net"
@@ -21,6 +22,8 @@ import (
 type storeHooks struct {
 	// afterUpdate runs once UpdateTenantShards succeeded.
 	afterUpdate func(ctx context.Context, sel persist.Selector, u persist.ShardUpdate)
+	// failIncrement: IncrementGeneration fails (the store is unreachable).
+	failIncrement bool
 }
 
 // hookStore is the controller's embedded store with storeHooks around it.
@@ -37,6 +40,13 @@ func (s hookStore) UpdateTenantShards(ctx context.Context, sel persist.Selector,
 		s.h.afterUpdate(ctx, sel, u)
 	}
 	return nil
+}
+
+func (s hookStore) IncrementGeneration(ctx context.Context, id shard.TenantShardID, node persist.NodeID) (layer.Generation, error) {
+	if s.h.failIncrement {
+		return 0, fmt.Errorf("test: store unreachable")
+	}
+	return s.Store.IncrementGeneration(ctx, id, node)
 }
 
 // runHooked runs a cluster whose controller uses a fresh embedded store in
@@ -186,5 +196,24 @@ func TestMigrationRetriesComputeBeforeDemotingOrigin(t *testing.T) {
 			t.Error("the origin was demoted before compute was told about the destination")
 		}
 		waitFor(c, time.Minute, "notified", func() error { return c.notified(tn) })
+	})
+}
+
+// TestRetriedCreateWaitsForANewReconcile: a create whose reconcile failed
+// (no generation could be stored) is retried once the store works; the
+// retry must wait for a reconcile that starts after it, not answer the
+// earlier reconcile's failure again.
+func TestRetriedCreateWaitsForANewReconcile(t *testing.T) {
+	h := &storeHooks{failIncrement: true}
+	runHooked(t, 2, Config{ReconcileAllInterval: time.Hour}, h, func(c *cluster) {
+		tn := tenantID(94)
+		if _, err := c.api.CreateTenant(c.ctx, createReq(tn)); err == nil {
+			t.Fatal("create succeeded without a generation")
+		}
+		h.failIncrement = false
+		if _, err := c.api.CreateTenant(c.ctx, createReq(tn)); err != nil {
+			t.Fatalf("retried create: %v", err)
+		}
+		c.checkPageservers(tn)
 	})
 }

@@ -161,8 +161,7 @@ func (s *Service) createTenant(ctx context.Context, req storconapi.TenantCreateR
 		}
 		var keys []shardKey
 		for _, e := range existing.shards {
-			s.scheduleReconcileLocked(e, true)
-			keys = append(keys, shardKey{e.st.ID, e.st.Sequence()})
+			keys = append(keys, s.requestReconcileLocked(e, true))
 		}
 		s.mu.Unlock()
 		return s.awaitCreated(ctx, t, keys)
@@ -370,8 +369,7 @@ func (s *Service) attachedTargets(ctx context.Context, t shard.TenantID) ([]shar
 				return nil, fmt.Errorf("%w: shard %s is not attached (policy %s)", ErrPrecondition, e.st.ID, e.st.Policy)
 			}
 			if !s.attachedReadyLocked(e) {
-				s.scheduleReconcileLocked(e, true)
-				pending = append(pending, shardKey{e.st.ID, e.st.Sequence()})
+				pending = append(pending, s.requestReconcileLocked(e, true))
 				continue
 			}
 			out = append(out, shardTarget{id: e.st.ID, client: s.state.nodes[a].client})
@@ -686,8 +684,7 @@ func (s *Service) tenantLocationConfig(ctx context.Context, id shard.TenantShard
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: shard %s", ErrNotFound, id)
 	}
-	s.scheduleReconcileLocked(e, true)
-	key := shardKey{id, e.st.Sequence()}
+	key := s.requestReconcileLocked(e, true)
 	s.mu.Unlock()
 	wctx, cancel := s.reconcileWait(ctx)
 	defer cancel()
