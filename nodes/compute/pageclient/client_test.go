@@ -436,70 +436,85 @@ func TestIdleReaping(t *testing.T) {
 // TestLimitsHonoured: many concurrent callers never make the client
 // exceed its streams per shard, requests in flight per stream, clients
 // per connection or connections per shard, in the normal and the bulk
-// pool; requests of BulkThreshold blocks use the bulk pool.
+// pool; requests of BulkThreshold blocks use the bulk pool. In the first
+// case the stream limit binds, in the second the connection limit.
 func TestLimitsHonoured(t *testing.T) {
-	f := newFake("ps-0", 1)
-	f.delay = 5 * time.Millisecond
-	runWorld(t, []*fake{f}, func(w *world) {
-		cfg := Config{ClientsPerConn: 2, MaxConnsPerShard: 2, StreamsPerShard: 3, InflightPerStream: 2,
-			BulkClientsPerConn: 1, BulkStreamsPerShard: 1, BulkThreshold: 4}
-		c := w.client(cfg, one(f))
-		defer c.Close()
-		pool := c.route.Load().pools[0]
-		var peak poolCounts
-		stop := false
-		g := clock.NewGroup(w.env.Clock, w.ctx)
-		g.Go("watch", func(ctx context.Context) error {
-			for !stop {
-				n := pool.counts()
-				for k := range 2 {
-					peak.Streams[k] = max(peak.Streams[k], n.Streams[k])
-					peak.Conns[k] = max(peak.Conns[k], n.Conns[k])
+	for _, tc := range []struct {
+		name         string
+		cfg          Config
+		streams      [2]int // peak streams, normal and bulk
+		conns        [2]int
+		dials        int
+		maxServerOps int // streams open at once at the server, at most
+	}{
+		{"streams bind", Config{ClientsPerConn: 2, MaxConnsPerShard: 2, StreamsPerShard: 3, InflightPerStream: 2,
+			BulkClientsPerConn: 1, BulkStreamsPerShard: 1, BulkThreshold: 4}, [2]int{3, 1}, [2]int{2, 1}, 3, 4},
+		{"connections bind", Config{ClientsPerConn: 1, MaxConnsPerShard: 2, StreamsPerShard: 8, InflightPerStream: 2,
+			BulkClientsPerConn: 1, BulkStreamsPerShard: 1, BulkThreshold: 4}, [2]int{2, 1}, [2]int{2, 1}, 3, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake("ps-0", 1)
+			f.delay = 5 * time.Millisecond
+			runWorld(t, []*fake{f}, func(w *world) {
+				c := w.client(tc.cfg, one(f))
+				defer c.Close()
+				pool := c.route.Load().pools[0]
+				var peak poolCounts
+				stop := false
+				g := clock.NewGroup(w.env.Clock, w.ctx)
+				g.Go("watch", func(ctx context.Context) error {
+					for !stop {
+						n := pool.counts()
+						for k := range 2 {
+							peak.Streams[k] = max(peak.Streams[k], n.Streams[k])
+							peak.Conns[k] = max(peak.Conns[k], n.Conns[k])
+						}
+						peak.MaxInflight = max(peak.MaxInflight, n.MaxInflight)
+						_ = clock.Sleep(ctx, w.env.Clock, 100*time.Microsecond)
+					}
+					return nil
+				})
+				w.parallel(24, func(ctx context.Context, i int) {
+					blocks := []uint32{uint32(i)}
+					if i%4 == 0 {
+						blocks = []uint32{uint32(i), uint32(i + 1), uint32(i + 2), uint32(i + 3)}
+					}
+					out, err := c.GetPages(ctx, Request{Rel: testRel, Blocks: blocks, LSN: ReadLSN{Request: 0x100}})
+					if err != nil {
+						t.Errorf("caller %d: %v", i, err)
+						return
+					}
+					checkPages(t, out, blocks, 0x100)
+				})
+				stop = true
+				_ = g.Wait()
+				seen, maxOpen, _, maxInflight, _ := f.snapshot()
+				if maxOpen > tc.maxServerOps || maxInflight != 2 {
+					t.Errorf("server: %d streams open at most (want <= %d), %d in flight on one (limit 2, pipelined)", maxOpen, tc.maxServerOps, maxInflight)
 				}
-				peak.MaxInflight = max(peak.MaxInflight, n.MaxInflight)
-				_ = clock.Sleep(ctx, w.env.Clock, 100*time.Microsecond)
-			}
-			return nil
+				if peak.Streams != tc.streams || peak.Conns != tc.conns || peak.MaxInflight != 2 {
+					t.Errorf("peak pool %+v, want streams %v, conns %v, 2 in flight", peak, tc.streams, tc.conns)
+				}
+				if d := w.net.count(f.addr); d != tc.dials {
+					t.Errorf("%d dials, want %d", d, tc.dials)
+				}
+				bulkStreams := map[int]bool{}
+				for _, r := range seen {
+					if len(r.blocks) >= 4 {
+						bulkStreams[r.stream] = true
+					}
+				}
+				if len(bulkStreams) != 1 {
+					t.Errorf("bulk requests on %d streams, want the one bulk stream", len(bulkStreams))
+				}
+				for _, r := range seen {
+					if len(r.blocks) < 4 && bulkStreams[r.stream] {
+						t.Errorf("a 1-block request went to the bulk stream")
+					}
+				}
+			})
 		})
-		w.parallel(24, func(ctx context.Context, i int) {
-			blocks := []uint32{uint32(i)}
-			if i%4 == 0 {
-				blocks = []uint32{uint32(i), uint32(i + 1), uint32(i + 2), uint32(i + 3)}
-			}
-			out, err := c.GetPages(ctx, Request{Rel: testRel, Blocks: blocks, LSN: ReadLSN{Request: 0x100}})
-			if err != nil {
-				t.Errorf("caller %d: %v", i, err)
-				return
-			}
-			checkPages(t, out, blocks, 0x100)
-		})
-		stop = true
-		_ = g.Wait()
-		seen, maxOpen, _, maxInflight, _ := f.snapshot()
-		if maxOpen > 4 || maxInflight != 2 {
-			t.Errorf("server: %d streams open at most (limit 3+1), %d in flight on one (limit 2, pipelined)", maxOpen, maxInflight)
-		}
-		if peak.Streams != [2]int{3, 1} || peak.Conns != [2]int{2, 1} || peak.MaxInflight != 2 {
-			t.Errorf("peak pool %+v, want streams [3 1], conns [2 1], 2 in flight", peak)
-		}
-		if d := w.net.count(f.addr); d != 3 {
-			t.Errorf("%d dials, want 3 (2 normal connections, 1 bulk)", d)
-		}
-		bulkStreams := map[int]bool{}
-		for _, r := range seen {
-			if len(r.blocks) >= 4 {
-				bulkStreams[r.stream] = true
-			}
-		}
-		if len(bulkStreams) != 1 {
-			t.Errorf("bulk requests on %d streams, want the one bulk stream", len(bulkStreams))
-		}
-		for _, r := range seen {
-			if len(r.blocks) < 4 && bulkStreams[r.stream] {
-				t.Errorf("a 1-block request went to the bulk stream")
-			}
-		}
-	})
+	}
 }
 
 // TestConfigValidate: defaults fill zero fields; negative or inconsistent
