@@ -14,6 +14,7 @@ import (
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/storcon/persist"
+	"github.com/stratadb/strata/nodes/storcon/storconapi"
 )
 
 // storeHooks are run by hookStore around the calls the tests need to
@@ -24,6 +25,9 @@ type storeHooks struct {
 	afterUpdate func(ctx context.Context, sel persist.Selector, u persist.ShardUpdate)
 	// failIncrement: IncrementGeneration fails (the store is unreachable).
 	failIncrement bool
+	// lostInsertAcks: the next n InsertTenantShards commit but answer an
+	// error (a database whose acknowledgement was lost).
+	lostInsertAcks int
 }
 
 // hookStore is the controller's embedded store with storeHooks around it.
@@ -47,6 +51,17 @@ func (s hookStore) IncrementGeneration(ctx context.Context, id shard.TenantShard
 		return 0, fmt.Errorf("test: store unreachable")
 	}
 	return s.Store.IncrementGeneration(ctx, id, node)
+}
+
+func (s hookStore) InsertTenantShards(ctx context.Context, rows []persist.TenantShard) error {
+	if err := s.Store.InsertTenantShards(ctx, rows); err != nil {
+		return err
+	}
+	if s.h.lostInsertAcks > 0 {
+		s.h.lostInsertAcks--
+		return fmt.Errorf("test: connection lost before the commit was acknowledged")
+	}
+	return nil
 }
 
 // runHooked runs a cluster whose controller uses a fresh embedded store in
@@ -215,5 +230,39 @@ func TestRetriedCreateWaitsForANewReconcile(t *testing.T) {
 			t.Fatalf("retried create: %v", err)
 		}
 		c.checkPageservers(tn)
+	})
+}
+
+// TestInsertWithLostAcknowledgementIsAdopted: an insert whose commit
+// happened but whose answer was lost is not "not inserted": the create (and
+// an onboarding location_config) succeeds, or its retry does, and memory
+// agrees with the store — never a 409 for every retry.
+func TestInsertWithLostAcknowledgementIsAdopted(t *testing.T) {
+	h := &storeHooks{}
+	runHooked(t, 2, Config{}, h, func(c *cluster) {
+		tn := tenantID(95)
+		h.lostInsertAcks = 1
+		if _, err := c.api.CreateTenant(c.ctx, storconapi.TenantCreateRequest{NewTenantID: tn, ShardParameters: storconapi.ShardParameters{Count: 2}}); err != nil {
+			if _, err := c.api.CreateTenant(c.ctx, storconapi.TenantCreateRequest{NewTenantID: tn, ShardParameters: storconapi.ShardParameters{Count: 2}}); err != nil {
+				t.Fatalf("create after a lost acknowledgement, retried: %v", err)
+			}
+		}
+		c.checkPageservers(tn)
+
+		on := tenantID(96)
+		id := shard.UnshardedID(on)
+		g := uint32(3)
+		lc := pageapi.LocationConfig{Mode: pageapi.ModeAttachedSingle, Generation: &g, TenantConf: &pageapi.TenantConf{}}
+		h.lostInsertAcks = 1
+		if _, err := c.api.LocationConfig(c.ctx, id, lc); err != nil {
+			if _, err := c.api.LocationConfig(c.ctx, id, lc); err != nil {
+				t.Fatalf("onboarding after a lost acknowledgement, retried: %v", err)
+			}
+		}
+		c.checkPageservers(on)
+		waitFor(c, time.Minute, "consistent", func() error {
+			_, err := c.api.ConsistencyCheck(c.ctx)
+			return err
+		})
 	})
 }

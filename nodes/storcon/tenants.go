@@ -200,18 +200,21 @@ func (s *Service) createTenant(ctx context.Context, req storconapi.TenantCreateR
 	}
 	s.mu.Unlock()
 
-	if err := s.store.InsertTenantShards(ctx, rows); err != nil {
+	stored, err := s.insertShardRows(ctx, t, rows)
+	if err != nil {
 		s.lock()
 		undo()
 		s.mu.Unlock()
-		if errors.Is(err, persist.ErrExists) {
-			return resp, fmt.Errorf("%w: tenant %s: %w", ErrConflict, t, err)
-		}
 		return resp, err
 	}
 	s.lock()
 	keys := make([]shardKey, len(entries))
 	for i, e := range entries {
+		if err := adoptGeneration(e, stored[i]); err != nil {
+			undo()
+			s.mu.Unlock()
+			return resp, err
+		}
 		e.creating = false
 		s.scheduleReconcileLocked(e, true)
 		keys[i] = shardKey{e.st.ID, e.st.Sequence()}
@@ -220,6 +223,67 @@ func (s *Service) createTenant(ctx context.Context, req storconapi.TenantCreateR
 	s.mu.Unlock()
 	s.log.Info("tenant created", "tenant_id", t, "shards", n, "policy", policy)
 	return s.awaitCreated(ctx, t, keys)
+}
+
+// insertShardRows inserts tenant t's rows in one transaction and returns
+// them as stored. An error other than the store's argument classes leaves
+// the outcome unknown (the commit may have happened, its answer lost), and
+// ErrExists may be such an earlier attempt's rows: either way the tenant's
+// rows are read back, and if every row is stored as asked (its generation
+// at least the one asked for) the insert counts as done. Rows that exist
+// with other values are a conflict; rows that are not there return the
+// insert's error.
+func (s *Service) insertShardRows(ctx context.Context, t shard.TenantID, rows []persist.TenantShard) ([]persist.TenantShard, error) {
+	err := s.store.InsertTenantShards(ctx, rows)
+	switch {
+	case err == nil:
+		return rows, nil
+	case errors.Is(err, persist.ErrInvalid), errors.Is(err, persist.ErrConflict), errors.Is(err, persist.ErrGenerationExhausted):
+		return nil, err
+	}
+	have, rerr := s.store.TenantShards(ctx, t)
+	if rerr != nil {
+		s.log.Error("insert outcome unknown and the rows unreadable", "tenant_id", t, "err", err, "read_err", rerr)
+		return nil, err
+	}
+	byID := make(map[shard.TenantShardID]persist.TenantShard, len(have))
+	for _, r := range have {
+		byID[r.ID] = r
+	}
+	out := make([]persist.TenantShard, len(rows))
+	missing := 0
+	for i, want := range rows {
+		got, ok := byID[want.ID]
+		if !ok {
+			missing++
+			continue
+		}
+		a, b := got, want
+		a.Generation, a.GenerationNode, b.Generation, b.GenerationNode = 0, 0, 0, 0
+		if a != b || got.Generation < want.Generation {
+			return nil, fmt.Errorf("%w: shard %s exists with other parameters: %w", ErrConflict, want.ID, persist.ErrExists)
+		}
+		out[i] = got
+	}
+	switch {
+	case missing == len(rows) && !errors.Is(err, persist.ErrExists):
+		return nil, err // not inserted
+	case missing > 0:
+		return nil, fmt.Errorf("%w: tenant %s: %d of %d shards stored: %w", ErrConflict, t, len(rows)-missing, len(rows), err)
+	}
+	s.log.Warn("insert answered an error but its rows are stored; adopted", "tenant_id", t, "shards", len(rows), "err", err)
+	return out, nil
+}
+
+// adoptGeneration takes a stored row's generation (and its node) into e
+// when it is ahead of e's (rows adopted by insertShardRows). Called with
+// s.mu held.
+func adoptGeneration(e *shardEntry, row persist.TenantShard) error {
+	g, _ := e.st.Generation()
+	if row.Generation == layer.GenerationNone || g.Valid && uint32(row.Generation) <= g.N {
+		return nil
+	}
+	return e.st.SetGeneration(placement.Gen(uint32(row.Generation)), placement.NodeID(row.GenerationNode))
 }
 
 // awaitCreated waits for a new tenant's shards to be attached and answers
@@ -740,14 +804,17 @@ func (s *Service) onboardShard(ctx context.Context, id shard.TenantShardID, iden
 	}
 	row := shardRow(e)
 	s.mu.Unlock()
-	if err := s.store.InsertTenantShards(ctx, []persist.TenantShard{row}); err != nil {
-		s.lock()
+	stored, err := s.insertShardRows(ctx, id.TenantID, []persist.TenantShard{row})
+	s.lock()
+	if err == nil {
+		err = adoptGeneration(e, stored[0])
+	}
+	if err != nil {
 		_ = st.ClearIntent(s.state.sched)
 		s.removeShardLocked(id)
 		s.mu.Unlock()
 		return err
 	}
-	s.lock()
 	e.creating = false
 	s.refreshGauges()
 	s.mu.Unlock()
