@@ -89,7 +89,9 @@ func (s *Service) startNodeOp(ctx context.Context, id placement.NodeID, kind str
 
 // stopNodeOp is DELETE …/drain|fill: the operation is cancelled and the
 // node's policy goes back to Active. Migrations in flight end at their
-// next step; the reconciler completes them.
+// next step; the reconciler completes them. A node left Draining or
+// Filling with no operation running (one that ended without resetting it)
+// is set Active too.
 func (s *Service) stopNodeOp(ctx context.Context, id placement.NodeID, kind string) error {
 	if err := s.nodeMu.Lock(ctx); err != nil {
 		return err
@@ -98,7 +100,12 @@ func (s *Service) stopNodeOp(ctx context.Context, id placement.NodeID, kind stri
 	s.lock()
 	op := s.state.nodeOps[id]
 	if op == nil || op.kind != kind {
+		n, known := s.state.schedNode(id)
 		s.mu.Unlock()
+		if op == nil && known && n.Policy == nodeOpPolicy(kind) {
+			s.log.Info(kind+" stopped: none running, policy reset", "node_id", id)
+			return s.setNodePolicy(ctx, id, placement.NodeActive)
+		}
 		return fmt.Errorf("%w: no %s of node %d in progress", ErrPrecondition, kind, id)
 	}
 	delete(s.state.nodeOps, id)
@@ -106,6 +113,14 @@ func (s *Service) stopNodeOp(ctx context.Context, id placement.NodeID, kind stri
 	op.cancel()
 	s.log.Info(kind+" cancelled", "node_id", id)
 	return s.setNodePolicy(ctx, id, placement.NodeActive)
+}
+
+// nodeOpPolicy is the policy a drain or fill gives its node while it runs.
+func nodeOpPolicy(kind string) placement.NodePolicy {
+	if kind == "drain" {
+		return placement.NodeDraining
+	}
+	return placement.NodeFilling
 }
 
 // cancelNodeOp cancels node id's operation without waiting and without

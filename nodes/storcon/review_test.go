@@ -266,3 +266,49 @@ func TestInsertWithLostAcknowledgementIsAdopted(t *testing.T) {
 		})
 	})
 }
+
+// TestInterruptedDrainAndFillEnd: a node left Draining or Filling by a
+// controller restart (the operation ran in the process that is gone) is
+// Active again after start-up, so a drain can be started; a node left
+// Filling with no fill running can be stopped.
+func TestInterruptedDrainAndFillEnd(t *testing.T) {
+	runCluster(t, 2, Config{}, func(c *cluster) {
+		if err := c.api.NodeConfig(c.ctx, 1, nodeConfigScheduling(placement.NodeDraining)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.api.NodeConfig(c.ctx, 2, nodeConfigScheduling(placement.NodeFilling)); err != nil {
+			t.Fatal(err)
+		}
+		c.w.Crash("storcon", false)
+		c.w.Restart("storcon")
+		c.waitReady()
+		for _, id := range []uint64{1, 2} {
+			if p := c.nodePolicy(id); p != placement.NodeActive {
+				t.Errorf("node %d after restart: policy %s, want Active", id, p)
+			}
+		}
+		if err := c.api.Drain(c.ctx, 1, false); err != nil {
+			t.Errorf("drain after restart: %v", err)
+		}
+		waitFor(c, time.Minute, "drain done", func() error {
+			if p := c.nodePolicy(1); p != placement.NodePauseForRestart {
+				return fmt.Errorf("node 1 policy %s", p)
+			}
+			return nil
+		})
+		// Filling with no fill running: stopping it resets the policy.
+		if err := c.api.NodeConfig(c.ctx, 2, nodeConfigScheduling(placement.NodeFilling)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.api.Fill(c.ctx, 2, true); err != nil {
+			t.Errorf("stop a fill that is not running on a Filling node: %v", err)
+		}
+		if p := c.nodePolicy(2); p != placement.NodeActive {
+			t.Errorf("node 2 after stop: policy %s", p)
+		}
+		waitFor(c, time.Minute, "consistent", func() error {
+			_, err := c.api.ConsistencyCheck(c.ctx)
+			return err
+		})
+	})
+}

@@ -72,6 +72,7 @@ func (s *Service) startup(ctx context.Context) {
 		clients[i] = s.state.nodes[id].client
 	}
 	s.mu.Unlock()
+	s.endInterruptedNodeOps(ctx)
 
 	// 2. Read every node's locations.
 	lists := s.readLocations(ctx, clients)
@@ -118,6 +119,41 @@ func (s *Service) startup(ctx context.Context) {
 	s.mu.Unlock()
 	s.spawn("heartbeats", s.heartbeatLoop)
 	s.spawn("reconcile_all", s.reconcileLoop)
+}
+
+// endInterruptedNodeOps resets nodes whose stored policy is Draining or
+// Filling to Active: the drain or fill that set it ran in a process that is
+// gone, and nothing would ever end it (a new one needs policy Active, and
+// stopping one needs one running). A node whose policy cannot be stored
+// keeps it; the operator can set it (PUT …/config) or stop it (DELETE
+// …/drain|fill).
+func (s *Service) endInterruptedNodeOps(ctx context.Context) {
+	if err := s.nodeMu.Lock(ctx); err != nil {
+		return
+	}
+	defer s.nodeMu.Unlock()
+	s.lock()
+	var stuck []placement.NodeID
+	for _, id := range s.state.sortedNodeIDs() {
+		if n, _ := s.state.schedNode(id); n.Policy == placement.NodeDraining || n.Policy == placement.NodeFilling {
+			stuck = append(stuck, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range stuck {
+		if err := s.store.SetNodeSchedulingPolicy(ctx, persist.NodeID(id), placement.NodeActive.String()); err != nil {
+			s.log.Error("start-up: interrupted drain or fill not ended", "node_id", id, "err", err)
+			continue
+		}
+		s.lock()
+		if e := s.state.nodes[id]; e != nil {
+			n, _ := s.state.schedNode(id)
+			s.log.Warn("start-up: node's drain or fill was interrupted by the restart; policy Active", "node_id", id, "was", n.Policy)
+			e.row.SchedulingPolicy = placement.NodeActive.String()
+			_ = s.state.updateNode(id, func(n *placement.Node) { n.Policy = placement.NodeActive })
+		}
+		s.mu.Unlock()
+	}
 }
 
 // failStartup records that start-up could not load the store; the
