@@ -80,8 +80,9 @@ type Config struct {
 	// 30s.
 	ReconcileWait time.Duration
 
-	// StartupBudget bounds start-up; reading the nodes' locations may take
-	// half of it. Default 30s.
+	// StartupBudget bounds start-up once the store has been read (reading
+	// it is retried until it succeeds); reading the nodes' locations may
+	// take half of it. Default 30s.
 	StartupBudget time.Duration
 	// StartupNodeTimeout bounds one node's location listing at start-up.
 	// Default 5s.

@@ -28,6 +28,8 @@ type storeHooks struct {
 	// lostInsertAcks: the next n InsertTenantShards commit but answer an
 	// error (a database whose acknowledgement was lost).
 	lostInsertAcks int
+	// failList: ListNodes fails (the database is down).
+	failList bool
 }
 
 // hookStore is the controller's embedded store with storeHooks around it.
@@ -62,6 +64,13 @@ func (s hookStore) InsertTenantShards(ctx context.Context, rows []persist.Tenant
 		return fmt.Errorf("test: connection lost before the commit was acknowledged")
 	}
 	return nil
+}
+
+func (s hookStore) ListNodes(ctx context.Context) ([]persist.Node, error) {
+	if s.h.failList {
+		return nil, fmt.Errorf("test: database down")
+	}
+	return s.Store.ListNodes(ctx)
 }
 
 // runHooked runs a cluster whose controller uses a fresh embedded store in
@@ -310,5 +319,28 @@ func TestInterruptedDrainAndFillEnd(t *testing.T) {
 			_, err := c.api.ConsistencyCheck(c.ctx)
 			return err
 		})
+	})
+}
+
+// TestStartupOutlastsAnUnreadableStore: a controller that starts while its
+// store cannot be read keeps trying past StartupBudget (503 meanwhile) and
+// turns ready once the store answers.
+func TestStartupOutlastsAnUnreadableStore(t *testing.T) {
+	h := &storeHooks{}
+	runHooked(t, 1, Config{StartupBudget: 10 * time.Second}, h, func(c *cluster) {
+		tn := tenantID(97)
+		c.create(tn, 0, nil)
+		h.failList = true
+		c.w.Crash("storcon", false)
+		c.w.Restart("storcon")
+		c.w.Sleep(2 * time.Minute)
+		if st, err := c.api.Ready(c.ctx); err == nil || st.Ready {
+			t.Fatalf("ready while the store is unreadable: %+v %v", st, err)
+		}
+		h.failList = false
+		c.waitReady()
+		if err := c.converged(tn); err != nil {
+			t.Error(err)
+		}
 	})
 }

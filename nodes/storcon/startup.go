@@ -3,6 +3,7 @@ package storcon
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -15,14 +16,20 @@ import (
 	"github.com/stratadb/strata/nodes/storcon/persist"
 )
 
-// StartupStoreRetry is the pause between attempts to read the store at
-// start-up (the controller cannot serve before it has).
-const StartupStoreRetry = time.Second
+// The pause between attempts to read the store at start-up doubles from
+// StartupStoreRetry up to StartupStoreMaxRetry. The controller cannot serve
+// before it has read the store, so it keeps trying (logging each failure)
+// until it succeeds or the service shuts down.
+const (
+	StartupStoreRetry    = time.Second
+	StartupStoreMaxRetry = 30 * time.Second
+)
 
 // startup rebuilds the controller's memory and then opens it for business:
 //
-//  1. load the node registry and the shard rows (policies, generations);
-//     every node starts Offline;
+//  1. load the node registry and the shard rows (policies, generations),
+//     retried with back-off until it succeeds (StartupBudget counts from
+//     then); every node starts Offline;
 //  2. read every node's locations concurrently — each node
 //     StartupNodeTimeout per attempt, StartupNodeRetries attempts, all
 //     within half of StartupBudget; stragglers are ignored (they are read
@@ -37,13 +44,13 @@ const StartupStoreRetry = time.Second
 //     ordinary reconciles.
 func (s *Service) startup(ctx context.Context) {
 	begin := s.clk.Mono()
-	ctx, cancel := clock.WithTimeout(s.clk, ctx, s.cfg.StartupBudget)
-	defer cancel()
-	nodes, rows := s.loadStore(ctx)
-	if ctx.Err() != nil && nodes == nil {
+	nodes, rows, err := s.loadStore(ctx)
+	if err != nil {
 		s.failStartup(ctx, "store unreadable")
 		return
 	}
+	ctx, cancel := clock.WithTimeout(s.clk, ctx, s.cfg.StartupBudget)
+	defer cancel()
 	s.lock()
 	for _, r := range nodes {
 		if r.Lifecycle == persist.LifecycleDeleted {
@@ -165,21 +172,27 @@ func (s *Service) failStartup(ctx context.Context, why string) {
 	s.log.Error("start-up failed", "why", why, "err", ctx.Err())
 }
 
-// loadStore reads the node registry and every shard row, retrying until
-// ctx ends.
-func (s *Service) loadStore(ctx context.Context) ([]persist.Node, []persist.TenantShard) {
-	for {
+// loadStore reads the node registry and every shard row, retrying with
+// back-off (StartupStoreRetry doubling to StartupStoreMaxRetry) until it
+// succeeds; an error only once ctx ended (shutdown).
+func (s *Service) loadStore(ctx context.Context) ([]persist.Node, []persist.TenantShard, error) {
+	pause := StartupStoreRetry
+	for attempt := 1; ; attempt++ {
 		nodes, err := s.store.ListNodes(ctx)
 		if err == nil {
 			var rows []persist.TenantShard
 			if rows, err = s.store.ListTenantShards(ctx); err == nil {
-				return nodes, rows
+				return nodes, rows, nil
 			}
 		}
-		s.log.Error("start-up: reading the store", "err", err)
-		if clock.Sleep(ctx, s.clk, StartupStoreRetry) != nil {
-			return nil, nil
+		s.log.Error("start-up: reading the store; retrying", "attempt", attempt, "retry_in", pause, "err", err)
+		s.lock()
+		s.state.startupMsg = fmt.Sprintf("reading the store (attempt %d): %v", attempt, err)
+		s.mu.Unlock()
+		if serr := clock.Sleep(ctx, s.clk, pause); serr != nil {
+			return nil, nil, errors.Join(err, serr)
 		}
+		pause = min(2*pause, StartupStoreMaxRetry)
 	}
 }
 
