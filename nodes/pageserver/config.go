@@ -64,6 +64,11 @@ type Config struct {
 	ReAttachBackoff, ReAttachBackoffMax time.Duration
 	// ReAttachTimeout bounds one re-attach call. Default 30s.
 	ReAttachTimeout time.Duration
+	// RemoteStorage configures uploads to and downloads from the object
+	// store the node is given (env.Store; nil: no remote storage, the
+	// local disk is all there is). docs/remote-storage.md, "The
+	// pageserver's side".
+	RemoteStorage RemoteStorageConfig
 	// Bugs plants deliberate defects; only the simulator sets it.
 	Bugs Bugs
 }
@@ -95,6 +100,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.PageService = c.PageService.withDefaults()
 	c.WALReceiver = c.WALReceiver.withDefaults()
+	c.RemoteStorage = c.RemoteStorage.withDefaults()
 	if c.ReAttachRetries == 0 {
 		c.ReAttachRetries = DefaultReAttachRetries
 	}
@@ -137,6 +143,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.WALReceiver.Validate(); err != nil {
+		return err
+	}
+	if err := c.RemoteStorage.Validate(); err != nil {
 		return err
 	}
 	return c.PageService.Validate()

@@ -58,7 +58,13 @@ func Start(env node.Env, cfg Config) (*Node, error) {
 	if cfg.WALReceiver.BrokerAddr != "" {
 		n.tenants.broker = brokerapi.NewClient(env.Net, env.Clock, cfg.WALReceiver.BrokerAddr, cfg.WALReceiver.CallTimeout)
 	}
+	if env.Store != nil {
+		if err := n.startRemote(); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.tenants.load(); err != nil {
+		n.tasks.stop(context.Background(), nodeScope())
 		return nil, err
 	}
 	ps, err := newPageService(env.Clock, env.Log, env.Metrics, n.tasks, cfg.PageService, n.tenants, n.auth)
@@ -120,6 +126,7 @@ func (n *Node) Shutdown(ctx context.Context, drain time.Duration) []string {
 	left := n.tasks.stop(ctx, nodeScope(), taskPageStream, taskPageRecv)
 	left = append(left, n.tasks.stop(ctx, nodeScope(), taskWALReceiver)...)
 	n.tenants.flushAll()
+	n.tenants.drainUploads(ctx)
 	left = append(left, n.tasks.stop(ctx, nodeScope(), taskBackground)...)
 	n.pageLis.Close()
 	if n.httpLis != nil {

@@ -28,13 +28,24 @@ type nodeFixture struct {
 	ctx  context.Context
 }
 
+// runNode runs body against a pageserver without remote storage (the
+// world's object store is not given to it): what these tests check is the
+// node on its local disk. runRemoteNode gives it the store.
 func runNode(t *testing.T, cfg Config, body func(f *nodeFixture)) {
+	t.Helper()
+	runNodeWith(t, cfg, false, body)
+}
+
+func runNodeWith(t *testing.T, cfg Config, withStore bool, body func(f *nodeFixture)) {
 	t.Helper()
 	cfg.NodeID, cfg.PageAddr, cfg.HTTPAddr = 7, "ps:6400", "ps:9898"
 	w := sim.New(sim.Options{Seed: 1})
 	err := w.Run(func(w *sim.World) error {
 		f := &nodeFixture{w: w}
 		f.ps = w.AddNode("ps", func(env node.Env) error {
+			if !withStore {
+				env.Store = nil
+			}
 			n, err := Start(env, cfg)
 			if err == nil {
 				f.node = n

@@ -35,6 +35,18 @@ type shardTimeline struct {
 	// GC that read the leases before a grant could raise the cutoff past
 	// an LSN just leased.
 	gcMu *clock.Mutex
+	// remote is the timeline's upload queue (nil without remote storage).
+	remote *uploadQueue
+}
+
+// remoteConsistentLSN is what the timeline reports as
+// remote_consistent_lsn: uploaded under a generation that validated since
+// (0 without remote storage).
+func (s *shardTimeline) remoteConsistentLSN() lsn.LSN {
+	if s.remote == nil {
+		return 0
+	}
+	return s.remote.remoteConsistentLSN()
 }
 
 var _ Timeline = (*shardTimeline)(nil)

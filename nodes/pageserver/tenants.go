@@ -17,6 +17,7 @@ import (
 	"github.com/stratadb/strata/engine/layer"
 	"github.com/stratadb/strata/engine/layercache"
 	"github.com/stratadb/strata/engine/lsn"
+	"github.com/stratadb/strata/engine/remote"
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/engine/timeline"
 	"github.com/stratadb/strata/nodes/broker/brokerapi"
@@ -64,6 +65,9 @@ type tenantShard struct {
 	// still to be applied to its location file (reattach.go); nil once
 	// applied, and always without a controller.
 	assigned *pageapi.LocationConfig
+	// remote is the attachment's remote storage (upload queues); nil
+	// without an object store or while not attached.
+	remote *remoteTenant
 }
 
 func (ts *tenantShard) dir() string { return tenantsDir + "/" + ts.id.String() }
@@ -87,6 +91,8 @@ type tenantManager struct {
 	// layers is the node's open-file cache, shared by every shard's engine
 	// (Config.MaxOpenLayerFiles).
 	layers *layercache.Cache
+	// remote is the node's object storage side; nil without env.Store.
+	remote *remoteStorage
 
 	mu     sync.Mutex
 	shards map[shard.TenantShardID]*tenantShard
@@ -111,6 +117,11 @@ func (m *tenantManager) startTimeline(ts *tenantShard, tl *timeline.Timeline) *s
 	st := newShardTimeline(m.clk, ts.conf.Identity(), tl, horizon)
 	st.leaseLength = scheduleOf(ts.conf.TenantConf).leaseLength
 	tid := shard.TimelineID(tl.ID())
+	ts.mu.Lock()
+	if rt := ts.remote; rt != nil {
+		st.remote = rt.queue(tid)
+	}
+	ts.mu.Unlock()
 	m.tasks.spawn(context.Background(), taskBackground, timelineScope(ts.id, tid), ts.id.String()+"/"+tid.String(),
 		func(ctx context.Context) { m.background(ctx, ts.id, st, scheduleOf(ts.conf.TenantConf)) })
 	if m.broker != nil {
@@ -269,13 +280,36 @@ func engineConfig(tc *pageapi.TenantConf) timeline.Config {
 
 // attach opens the engine tenant of an attached shard and wraps its
 // timelines. Called with ts.op held (or during load, before serving).
+// With remote storage, the shard's timelines are first brought in line
+// with object storage (remote_attach.go) and each gets its upload queue
+// before anything can edit it.
 func (m *tenantManager) attach(ts *tenantShard) error {
-	eng, err := timeline.Open(timeline.Options{
+	gen := layer.Generation(*ts.conf.Generation)
+	opts := timeline.Options{
 		FS: m.fs, Dir: ts.dir(), Clock: m.clk, Config: engineConfig(ts.conf.TenantConf),
-		Generation: layer.Generation(*ts.conf.Generation), Bugs: m.cfg.Bugs.Engine, LayerCache: m.layers,
+		Generation: gen, Bugs: m.cfg.Bugs.Engine, LayerCache: m.layers,
 		Log: m.log.With("tenant_shard_id", ts.id.String()),
-	})
+	}
+	var rt *remoteTenant
+	var indexes map[shard.TimelineID]*remote.IndexPart
+	var deleted []shard.TimelineID
+	if m.remote != nil {
+		ctx, done := m.tasks.register(context.Background(), taskDownload, tenantScope(ts.id), "attach "+ts.id.String())
+		var err error
+		indexes, deleted, err = m.prepareRemote(ctx, ts, gen)
+		done()
+		if err != nil {
+			return err
+		}
+		rt = newRemoteTenant(m.remote, ts.id, gen, ts.conf.Mode)
+		opts.OnEdit = rt.onEdit
+	}
+	eng, err := timeline.Open(opts)
 	if err != nil {
+		return err
+	}
+	if err := m.removeDeleted(ts, eng, deleted); err != nil {
+		eng.Close()
 		return err
 	}
 	ids := eng.Timelines()
@@ -283,10 +317,17 @@ func (m *tenantManager) attach(ts *tenantShard) error {
 		eng.Close()
 		return fmt.Errorf("%w: %d timelines, limit %d", ErrLimit, len(ids), m.cfg.MaxTimelinesPerTenant)
 	}
+	ts.mu.Lock()
+	ts.remote = rt
+	ts.mu.Unlock()
 	tls := map[shard.TimelineID]*shardTimeline{}
 	for _, id := range ids {
 		tl, err := eng.Get(id)
+		if err == nil && rt != nil {
+			err = m.addUploadQueue(ts, rt, tl, indexes[shard.TimelineID(id)])
+		}
 		if err != nil {
+			m.stopRemote(ts)
 			m.tasks.stop(context.Background(), tenantScope(ts.id))
 			eng.Close()
 			return err
@@ -297,6 +338,35 @@ func (m *tenantManager) attach(ts *tenantShard) error {
 	ts.engine, ts.timelines, ts.broken = eng, tls, nil
 	ts.mu.Unlock()
 	return nil
+}
+
+// addUploadQueue gives timeline tl of an attachment its upload queue,
+// starting from the index the attachment loaded for it (nil: none).
+func (m *tenantManager) addUploadQueue(ts *tenantShard, rt *remoteTenant, tl *timeline.Timeline, idx *remote.IndexPart) error {
+	st, err := tl.State()
+	if err != nil {
+		return err
+	}
+	tid := shard.TimelineID(tl.ID())
+	q := newUploadQueue(rt, tid, ts.dir()+"/timelines/"+tid.String(), st, idx)
+	rt.addQueue(q)
+	q.begin()
+	return nil
+}
+
+// stopRemote stops the shard's upload queues and forgets its attachment
+// to remote storage (their running uploads end with the shard's tasks).
+func (m *tenantManager) stopRemote(ts *tenantShard) {
+	ts.mu.Lock()
+	rt := ts.remote
+	ts.remote = nil
+	ts.mu.Unlock()
+	if rt == nil {
+		return
+	}
+	for _, q := range rt.allQueues() {
+		q.stop()
+	}
 }
 
 // detachEngine stops serving the shard's timelines, stops every task of
@@ -310,6 +380,7 @@ func (m *tenantManager) detachEngine(ts *tenantShard) {
 	for _, id := range slices.SortedFunc(maps.Keys(tls), compareTimelineID) {
 		tls[id].shutdown()
 	}
+	m.stopRemote(ts)
 	if left := m.tasks.stop(context.Background(), tenantScope(ts.id)); len(left) > 0 {
 		m.log.Error("tasks outlived their tenant's shutdown", "tenant_shard_id", ts.id, "tasks", left)
 	}
@@ -442,10 +513,16 @@ func (m *tenantManager) setLocation(ctx context.Context, id shard.TenantShardID,
 	ts.conf = conf
 	ts.assigned = nil // a location config supersedes the re-attach answer
 	running := ts.engine != nil
+	rt := ts.remote
 	ts.mu.Unlock()
 	if running && reopen {
 		m.detachEngine(ts)
 		running = false
+	}
+	if running && rt != nil {
+		// Same generation, another attached mode: uploads and deletions
+		// follow it at once.
+		rt.setMode(conf.Mode)
 	}
 	if conf.Mode.Attached() && !running {
 		if err := m.attach(ts); err != nil {
@@ -575,6 +652,16 @@ func (m *tenantManager) createTimeline(ctx context.Context, id shard.TenantShard
 		}
 		return pageapi.TimelineInfo{}, err
 	}
+	ts.mu.Lock()
+	rt := ts.remote
+	ts.mu.Unlock()
+	if rt != nil {
+		// Its first index (a branch's names its ancestor; a new root
+		// timeline's, with no layers yet, is not uploaded).
+		if err := m.addUploadQueue(ts, rt, tl, nil); err != nil {
+			return pageapi.TimelineInfo{}, err
+		}
+	}
 	st := m.startTimeline(ts, tl)
 	ts.mu.Lock()
 	ts.timelines[req.NewTimelineID] = st
@@ -617,21 +704,55 @@ func (m *tenantManager) deleteTimeline(ctx context.Context, id shard.TenantShard
 	}
 	ts.mu.Lock()
 	delete(ts.timelines, tid)
+	rt := ts.remote
 	ts.mu.Unlock()
 	st.shutdown()
+	var q *uploadQueue
+	if rt != nil {
+		if q = rt.removeQueue(tid); q != nil {
+			q.stop()
+		}
+	}
 	if left := m.tasks.stop(ctx, timelineScope(id, tid)); len(left) > 0 {
 		// The engine still waits for a flush, compaction or GC in flight
 		// and refuses everything after, so deleting is safe; say so.
 		m.log.Error("tasks outlived their timeline's shutdown", "tenant_shard_id", id, "timeline_id", tid, "tasks", left)
 	}
-	if err := eng.Delete(timeline.ID(tid)); err != nil {
-		if tl, gerr := eng.Get(timeline.ID(tid)); gerr == nil {
-			restarted := m.startTimeline(ts, tl)
-			ts.mu.Lock()
-			ts.timelines[tid] = restarted
-			ts.mu.Unlock()
+	// restart serves the timeline again after a failed delete, if the
+	// engine still holds it.
+	restart := func() {
+		tl, gerr := eng.Get(timeline.ID(tid))
+		if gerr != nil {
+			return
 		}
+		if rt != nil {
+			// Without an index to start from: its layers are uploaded
+			// again (the same objects) and its index after them.
+			if qerr := m.addUploadQueue(ts, rt, tl, nil); qerr != nil {
+				m.log.Error("restarting the upload queue of a timeline whose delete failed", "tenant_shard_id", id, "timeline_id", tid, "err", qerr)
+			}
+		}
+		restarted := m.startTimeline(ts, tl)
+		ts.mu.Lock()
+		ts.timelines[tid] = restarted
+		ts.mu.Unlock()
+	}
+	var drop []remote.LayerID
+	if q != nil {
+		// Object storage first: once its index says deleted, no later
+		// attachment brings the timeline back (a local copy included).
+		var err error
+		if drop, err = q.markDeleted(ctx); err != nil {
+			restart()
+			return fmt.Errorf("delete timeline %s/%s: in object storage: %w", id, tid, err)
+		}
+	}
+	if err := eng.Delete(timeline.ID(tid)); err != nil {
+		restart()
 		return fmt.Errorf("delete timeline %s/%s: %w", id, tid, err)
+	}
+	if len(drop) > 0 {
+		m.remote.deletions.push(id, rt.gen, tid, drop)
 	}
 	m.log.Info("timeline deleted", "tenant_shard_id", id, "timeline_id", tid)
 	return nil
@@ -639,11 +760,12 @@ func (m *tenantManager) deleteTimeline(ctx context.Context, id shard.TenantShard
 
 func timelineInfo(id shard.TenantShardID, st *shardTimeline) pageapi.TimelineInfo {
 	info := pageapi.TimelineInfo{
-		TenantID:          id.String(),
-		TimelineID:        shard.TimelineID(st.tl.ID()),
-		LastRecordLSN:     st.LastRecordLSN(),
-		DiskConsistentLSN: st.tl.DiskConsistentLSN(),
-		LatestGCCutoffLSN: st.tl.GCCutoff(),
+		TenantID:            id.String(),
+		TimelineID:          shard.TimelineID(st.tl.ID()),
+		LastRecordLSN:       st.LastRecordLSN(),
+		DiskConsistentLSN:   st.tl.DiskConsistentLSN(),
+		LatestGCCutoffLSN:   st.tl.GCCutoff(),
+		RemoteConsistentLSN: st.remoteConsistentLSN(),
 	}
 	if a, at, ok := st.tl.Ancestor(); ok {
 		aid := shard.TimelineID(a)

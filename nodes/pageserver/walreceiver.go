@@ -247,9 +247,10 @@ func (r *walReceiver) ingest(from lsn.LSN, wal []byte) (int, error) {
 	return off, nil
 }
 
-// feedback is the timeline's progress as the safekeepers see it.
-// remote_consistent_lsn stays 0 until remote storage lands.
+// feedback is the timeline's progress as the safekeepers see it:
+// remote_consistent_lsn only once uploaded under a generation that
+// validated since (0 without remote storage).
 func (r *walReceiver) feedback() *skapi.PageserverFeedback {
 	return &skapi.PageserverFeedback{PageserverId: r.nodeID, LastRecordLsn: uint64(r.st.LastRecordLSN()),
-		DiskConsistentLsn: uint64(r.st.tl.DiskConsistentLSN())}
+		DiskConsistentLsn: uint64(r.st.tl.DiskConsistentLSN()), RemoteConsistentLsn: uint64(r.st.remoteConsistentLSN())}
 }
