@@ -26,8 +26,10 @@ import (
 	"github.com/stratadb/strata/engine/walrec"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/grpcx"
+	"github.com/stratadb/strata/nodes/compute/pageclient"
 	"github.com/stratadb/strata/nodes/compute/walproposer"
 	"github.com/stratadb/strata/nodes/node"
+	"github.com/stratadb/strata/nodes/pageserver"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 )
 
@@ -165,10 +167,13 @@ commit, reads every block and the relation's size at it, reads a sample of
 answer them the same; one refused as below the GC cutoff is skipped), and
 prints a summary.
 
-Reads that fail because the pageserver is unreachable or has not ingested
-far enough are retried for --read-timeout (so a pageserver or safekeeper may
-be restarted meanwhile). A page that differs from the model is a mismatch:
-it is printed, and the workload exits non-zero.`,
+Pages are read through the compute's page client (nodes/compute/pageclient:
+pooled, pipelined GetPages streams, answers checked against their requests),
+which retries reads that fail because the pageserver is unreachable for
+--read-timeout; reads the pageserver fails because its ingest is behind are
+retried for --read-timeout too (so a pageserver or safekeeper may be
+restarted meanwhile). A page that differs from the model is a mismatch: it
+is printed, and the workload exits non-zero.`,
 		Example: `  strata workload --safekeepers 127.0.0.1:5451,127.0.0.1:5452,127.0.0.1:5453 \
     --pageserver 127.0.0.1:6400 --pageserver-http http://127.0.0.1:9898 \
     --tenant 0a0b0c0d0e0f00010203040506070809 --timeline f0e0d0c0b0a090807060504030201000 --duration 10s`,
@@ -232,10 +237,13 @@ type workload struct {
 	cfg      workloadConfig
 	out, log io.Writer
 	wp       *walproposer.WALProposer
-	conn     net.Conn
+	pc       *pageclient.Client
 	rng      *rand.Rand
 	model    [][]byte // the page of each block after every record appended
 
+	// retries counts the reads retried here because the pageserver's
+	// ingest was behind (the page client retries everything else itself
+	// and counts it in its Stats).
 	records, walBytes, pagesRead, retries, mismatches atomic.Int64
 	// verified is the LSN of the last check read back (and compared).
 	verified atomic.Uint64
@@ -351,29 +359,18 @@ func (w *workload) appendRecords(ctx context.Context, recs []walrec.Record) (lsn
 	return end, nil
 }
 
-// read reads blocks at "at", retrying what may heal (the pageserver
-// unreachable or restarting, ingest behind) for --read-timeout.
-func (w *workload) read(ctx context.Context, ps *pageStream, blocks []uint32, at lsn.LSN) ([]*pageapi.Page, error) {
-	var firstFail time.Time
-	var lastLog time.Time
-	backoff := 50 * time.Millisecond
+// read reads blocks at "at" through the page client, which retries what
+// may heal (the pageserver unreachable or restarting) for up to
+// --read-timeout. A read the pageserver fails because its ingest did not
+// reach "at" in time (Internal, which the client never retries) is
+// retried here within the same --read-timeout: the WAL is committed, so
+// ingest catches up.
+func (w *workload) read(ctx context.Context, blocks []uint32, at lsn.LSN) ([][]byte, error) {
+	var firstFail, lastLog time.Time
 	for {
-		rctx, cancel := context.WithTimeout(ctx, w.cfg.readTimeout)
-		pages, err := ps.get(rctx, w.cfg.rel, blocks, at)
-		cancel()
-		if err == nil {
-			return pages, nil
-		}
-		var se *pageStatusError
-		if errors.As(err, &se) && (se.code == pageapi.GetPageStatusCode_GET_PAGE_STATUS_CODE_NOT_FOUND ||
-			se.code == pageapi.GetPageStatusCode_GET_PAGE_STATUS_CODE_INVALID_REQUEST) {
-			return nil, err // will not heal
-		}
-		if code := net.CodeOf(err); code == net.PermissionDenied || code == net.Unauthenticated || code == net.InvalidArgument || code == net.NotFound {
-			return nil, err
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		pages, err := w.pc.GetPages(ctx, pageclient.Request{Rel: w.cfg.rel, Blocks: blocks, LSN: pageclient.ReadLSN{Request: at}})
+		if err == nil || !ingestBehind(err) || ctx.Err() != nil {
+			return pages, err
 		}
 		now := time.Now()
 		if firstFail.IsZero() {
@@ -390,39 +387,45 @@ func (w *workload) read(ctx context.Context, ps *pageStream, blocks []uint32, at
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(50 * time.Millisecond):
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 
-// verify compares pages with want and reports each mismatch.
-func (w *workload) verify(at lsn.LSN, blocks []uint32, pages []*pageapi.Page, want [][]byte) {
+// ingestBehind reports a read the pageserver refused because its ingest
+// had not reached the LSN within its wait timeout.
+func ingestBehind(err error) bool {
+	return net.CodeOf(err) == net.Internal && strings.Contains(err.Error(), pageserver.ErrWaitLSNTimeout.Error())
+}
+
+// totalRetries is the reads retried by the page client and here.
+func (w *workload) totalRetries() int64 { return w.retries.Load() + w.pc.Stats().Retries }
+
+// verify compares pages (in the order of blocks: the page client
+// guarantees it) with want and reports each mismatch.
+func (w *workload) verify(at lsn.LSN, blocks []uint32, pages [][]byte, want [][]byte) {
 	for i, p := range pages {
 		w.pagesRead.Add(1)
-		if p.BlockNumber == blocks[i] && bytes.Equal(p.Image, want[i]) {
+		if bytes.Equal(p, want[i]) {
 			continue
 		}
 		w.mismatches.Add(1)
 		w.printMu.Lock()
 		if w.reported < maxReportedMismatches {
 			w.reported++
-			fmt.Fprintf(w.out, "MISMATCH block %d of %v at %s: %s\n", blocks[i], w.cfg.rel, at, describeDiff(p, blocks[i], want[i]))
+			fmt.Fprintf(w.out, "MISMATCH block %d of %v at %s: %s\n", blocks[i], w.cfg.rel, at, describeDiff(p, want[i]))
 		}
 		w.printMu.Unlock()
 	}
 }
 
-func describeDiff(p *pageapi.Page, blk uint32, want []byte) string {
-	if p.BlockNumber != blk {
-		return fmt.Sprintf("answer is for block %d", p.BlockNumber)
-	}
-	if len(p.Image) != len(want) {
-		return fmt.Sprintf("%d bytes, want %d", len(p.Image), len(want))
+func describeDiff(p, want []byte) string {
+	if len(p) != len(want) {
+		return fmt.Sprintf("%d bytes, want %d", len(p), len(want))
 	}
 	for i := range want {
-		if p.Image[i] != want[i] {
-			return fmt.Sprintf("first difference at byte %d: got 0x%02x, want 0x%02x", i, p.Image[i], want[i])
+		if p[i] != want[i] {
+			return fmt.Sprintf("first difference at byte %d: got 0x%02x, want 0x%02x", i, p[i], want[i])
 		}
 	}
 	return "differs"
@@ -430,13 +433,11 @@ func describeDiff(p *pageapi.Page, blk uint32, want []byte) string {
 
 // reader serves checks until the channel closes or an error.
 func (w *workload) reader(ctx context.Context, checks <-chan readCheck) error {
-	ps := &pageStream{conn: w.conn, target: w.cfg.target, token: w.cfg.token}
-	defer ps.close()
 	for c := range checks {
 		if err := w.wp.WaitCommitted(ctx, c.at); err != nil {
 			return fmt.Errorf("wait for commit of %s: %w", c.at, err)
 		}
-		pages, err := w.read(ctx, ps, c.blocks, c.at)
+		pages, err := w.read(ctx, c.blocks, c.at)
 		if err != nil {
 			return fmt.Errorf("read %d blocks at %s: %w", len(c.blocks), c.at, err)
 		}
@@ -464,12 +465,11 @@ func (w *workload) keepHistory(c readCheck) {
 // recheckHistory reads the sampled checks again at their LSNs. A read the
 // pageserver refuses because GC has moved its cutoff past the LSN is
 // counted as skipped, not as a failure.
-func (w *workload) recheckHistory(ctx context.Context, ps *pageStream) (checked, skipped int, err error) {
+func (w *workload) recheckHistory(ctx context.Context) (checked, skipped int, err error) {
 	slices.SortFunc(w.history, func(a, b readCheck) int { return cmp.Compare(a.at, b.at) })
 	for _, c := range w.history {
-		pages, err := w.read(ctx, ps, c.blocks, c.at)
-		var se *pageStatusError
-		if errors.As(err, &se) && se.code == pageapi.GetPageStatusCode_GET_PAGE_STATUS_CODE_INVALID_REQUEST && strings.Contains(se.reason, "GC cutoff") {
+		pages, err := w.read(ctx, c.blocks, c.at)
+		if net.CodeOf(err) == net.InvalidArgument && strings.Contains(err.Error(), "GC cutoff") {
 			skipped++
 			continue
 		}
@@ -501,7 +501,7 @@ func (w *workload) progressLoop(ctx context.Context, start time.Time, every time
 			}
 			w.printf("%5.1fs  records %8d (%6.0f/s)  WAL %7.1f MiB (%5.1f MiB/s)  commit %-11s read at %-11s pages read %7d (%5.0f/s)  retries %d  mismatches %d\n",
 				now.Sub(start).Seconds(), rec, float64(rec-lastRec)/dt, float64(b)/(1<<20), float64(b-lastBytes)/(1<<20)/dt,
-				commit, lsn.LSN(w.verified.Load()), pages, float64(pages-lastPages)/dt, w.retries.Load(), w.mismatches.Load())
+				commit, lsn.LSN(w.verified.Load()), pages, float64(pages-lastPages)/dt, w.totalRetries(), w.mismatches.Load())
 			lastRec, lastBytes, lastPages, last = rec, b, pages, now
 		}
 	}
@@ -530,15 +530,22 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 			return sum, fmt.Errorf("workload setup: %w", err)
 		}
 	}
-	conn, err := dialPageService(ctx, cfg.pageserver)
+	env := workloadEnv(log, cfg.seed)
+	// The page client gets its own random source: the walproposer's
+	// tasks use env.Rand, and a rand.Rand is not safe for concurrent use.
+	pcEnv := env
+	pcEnv.Rand = rand.New(rand.NewPCG(cfg.seed, 4))
+	pc, err := pageclient.New(pcEnv, pageclient.Config{Tenant: cfg.target.Shard.TenantID, Timeline: cfg.target.Timeline, Token: cfg.token,
+		CallTimeout: cfg.readTimeout, AttemptTimeout: min(pageclient.DefaultAttemptTimeout, cfg.readTimeout)},
+		pageclient.ShardMap{Addrs: []string{cfg.pageserver}})
 	if err != nil {
 		return sum, err
 	}
-	defer conn.Close()
-	w.conn = conn
+	defer pc.Close()
+	w.pc = pc
 	var idb [4]byte
 	binary.LittleEndian.PutUint32(idb[:], uint32(time.Now().UnixNano()))
-	wp, err := walproposer.New(workloadEnv(log, cfg.seed), walproposer.Config{ID: fmt.Sprintf("workload-%x", idb),
+	wp, err := walproposer.New(env, walproposer.Config{ID: fmt.Sprintf("workload-%x", idb),
 		TenantID: cfg.target.Shard.TenantID.String(), TimelineID: cfg.target.Timeline.String(), StartLSN: cfg.startLSN,
 		Safekeepers: cfg.safekeepers, PeerTimeout: 2 * time.Second, MaxReconnectBackoff: 500 * time.Millisecond})
 	if err != nil {
@@ -583,34 +590,32 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 
 	// Every block, and the relation's size, at the last commit.
 	readStart := time.Now()
-	ps := &pageStream{conn: conn, target: cfg.target, token: cfg.token}
-	defer ps.close()
 	for b := 0; b < cfg.blocks; b += maxBlocksPerRead {
 		var blocks []uint32
 		var want [][]byte
 		for i := b; i < min(b+maxBlocksPerRead, cfg.blocks); i++ {
 			blocks, want = append(blocks, uint32(i)), append(want, w.model[i])
 		}
-		pages, err := w.read(ctx, ps, blocks, end)
+		pages, err := w.read(ctx, blocks, end)
 		if err != nil {
 			return sum, fmt.Errorf("final check: %w", err)
 		}
 		w.verify(end, blocks, pages, want)
 	}
-	histChecked, histSkipped, err := w.recheckHistory(ctx, ps)
+	histChecked, histSkipped, err := w.recheckHistory(ctx)
 	if err != nil {
 		return sum, err
 	}
-	rs, err := relSize(ctx, conn, cfg.target, cfg.token, cfg.rel, end)
+	nblocks, missing, err := pc.GetRelSize(ctx, cfg.rel, pageclient.ReadLSN{Request: end}, true)
 	if err != nil {
 		return sum, fmt.Errorf("final check: GetRelSize: %w", err)
 	}
-	if rs.Missing || rs.NumBlocks != uint32(cfg.blocks) {
+	if missing || nblocks != uint32(cfg.blocks) {
 		w.mismatches.Add(1)
-		w.printf("MISMATCH size of %v at %s: %d blocks (missing %v), want %d\n", cfg.rel, end, rs.NumBlocks, rs.Missing, cfg.blocks)
+		w.printf("MISMATCH size of %v at %s: %d blocks (missing %v), want %d\n", cfg.rel, end, nblocks, missing, cfg.blocks)
 	}
 	sum = workloadSummary{Records: w.records.Load(), WALBytes: w.walBytes.Load(), CommitLSN: end, WriteSeconds: writeSecs,
-		PagesRead: w.pagesRead.Load(), Retries: w.retries.Load(), Mismatches: w.mismatches.Load(),
+		PagesRead: w.pagesRead.Load(), Retries: w.totalRetries(), Mismatches: w.mismatches.Load(),
 		ReadSeconds: time.Since(start).Seconds(), FinalBlocksVerified: cfg.blocks}
 	sum.RecordsPerSec = float64(sum.Records) / writeSecs
 	sum.MiBSec = float64(sum.WALBytes) / (1 << 20) / writeSecs
@@ -619,6 +624,8 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 		sum.Records, float64(sum.WALBytes)/(1<<20), writeSecs, sum.RecordsPerSec, sum.MiBSec, end)
 	w.printf("summary: %d pages read and compared with the model (%.0f pages/s), %d read retries; final check of all %d blocks and the size at %s, and %d earlier LSNs again (%d below the GC cutoff skipped), took %.2fs\n",
 		sum.PagesRead, sum.PagesPerSec, sum.Retries, cfg.blocks, end, histChecked, histSkipped, time.Since(readStart).Seconds())
+	st := pc.Stats()
+	w.printf("summary: page client: %d calls, %d retried by the client, %d shard map updates, map %s\n", st.Requests, st.Retries, st.MapUpdates, pc.ShardMap())
 	if sum.Mismatches > 0 {
 		w.printf("summary: %d MISMATCHES\n", sum.Mismatches)
 		return sum, fmt.Errorf("%w: %d mismatches (seed %d)", errMismatch, sum.Mismatches, cfg.seed)

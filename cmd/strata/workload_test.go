@@ -30,7 +30,8 @@ func TestWorkload(t *testing.T) {
 		t.Fatalf("workload: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	for _, want := range []string{"attached tenant " + testTenant + " at generation 1", "created timeline " + testTimeline + " (init_lsn 0/1000)",
-		"seed 7", "pages read", "records/s", "final check of all 48 blocks", "summary: 0 mismatches"} {
+		"seed 7", "pages read", "records/s", "final check of all 48 blocks", "summary: 0 mismatches",
+		"summary: page client: ", "map unsharded@" + c.pageAddr} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
