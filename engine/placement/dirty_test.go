@@ -54,6 +54,19 @@ func TestDirty(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, true},
+		{"generation not issued to the attached node", func(_ *Scheduler, st *ShardState) {
+			// Onboarding or a policy flip cleared the generation's node: the
+			// node holds what Wanted says, but its re-attach would not list
+			// the shard, so a generation must be issued to it.
+			if err := st.SetGeneration(Gen(5), NoNode); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"generation issued to another node", func(_ *Scheduler, st *ShardState) {
+			if err := st.SetGeneration(Gen(5), 2); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
 		{"extra location on another node", func(_ *Scheduler, st *ShardState) { st.SetObserved(3, secondary) }, true},
 		{"extra unknown location on another node", func(_ *Scheduler, st *ShardState) { st.SetObservedUnknown(3) }, true},
 		{"extra location, its node offline", func(s *Scheduler, st *ShardState) {

@@ -87,13 +87,15 @@ func (st *ShardState) Wanted(id NodeID) LocationConf {
 
 // Dirty reports whether a reconcile has work to do on an available node:
 // a node intent names whose observed conf is absent, unknown or differs
-// from Wanted (an attachment without a generation always differs: one must
-// be issued), or a node holding a location (known or unknown) that intent
-// does not name. Unavailable nodes are ignored: nothing can be done there
-// until they return.
+// from Wanted (an attachment without a generation, or whose generation was
+// not issued to the attached node, always differs: one must be issued — a
+// node holding a generation issued to no one is not handed the shard back
+// by its re-attach), or a node holding a location (known or unknown) that
+// intent does not name. Unavailable nodes are ignored: nothing can be done
+// there until they return.
 func (st *ShardState) Dirty(s *Scheduler) bool {
 	if st.attached != NoNode && s.Available(st.attached) {
-		if !st.generation.Valid || !st.observedIs(st.attached) {
+		if !st.generation.Valid || st.generationNode != st.attached || !st.observedIs(st.attached) {
 			return true
 		}
 	}

@@ -389,7 +389,10 @@ func (s *Service) reconcile(ctx context.Context, j *reconcileJob) error {
 	if c, ok := j.clients[j.attached]; ok {
 		o, _ := j.observedOn(j.attached)
 		want := j.wantAttached
-		if !(o.Known && o.Conf == want) {
+		// In place only with a generation issued to this node: one issued
+		// to no one (onboarding, a policy flip) is not listed by the node's
+		// re-attach, which would drop the shard.
+		if !(o.Known && o.Conf == want && j.genNode == j.attached) {
 			attachedChanged = true
 			if err := s.attach(ctx, j, c, o, want); err != nil {
 				errs = append(errs, err)

@@ -344,3 +344,37 @@ func TestStartupOutlastsAnUnreadableStore(t *testing.T) {
 		}
 	})
 }
+
+// TestGenerationIssuedToTheAttachedNode: after a policy flip that cleared
+// the generation's node while the attached node kept its location (the
+// shard was frozen by scheduling policy Stop), the attached node holds
+// exactly what intent wants — but a generation issued to no node, which
+// its re-attach would not list. The reconciler must issue one to it.
+func TestGenerationIssuedToTheAttachedNode(t *testing.T) {
+	runCluster(t, 2, Config{}, func(c *cluster) {
+		tn := tenantID(98)
+		c.create(tn, 0, nil)
+		id := shard.UnshardedID(tn)
+		node, g0 := c.attachedNode(id)
+		stop, active := placement.ShardStop, placement.ShardActive
+		sec, att := placement.Secondary(), placement.Attached(0)
+		for _, req := range []storconapi.TenantPolicyRequest{
+			{Scheduling: &stop}, {Placement: &sec}, {Placement: &att}, {Scheduling: &active},
+		} {
+			if err := c.api.SetTenantPolicy(c.ctx, tn, req); err != nil {
+				t.Fatalf("policy %+v: %v", req, err)
+			}
+		}
+		waitFor(c, time.Minute, "converged", func() error { return c.converged(tn) })
+		d := c.describe(tn).Shards[0]
+		if d.NodeAttached == nil || *d.NodeAttached != node || d.GenerationNode != node || *d.Generation <= g0 {
+			t.Fatalf("attached %v generation %v issued to node %d; want node %d with a generation above %d issued to it",
+				d.NodeAttached, d.Generation, d.GenerationNode, node, g0)
+		}
+		c.checkPageservers(tn)
+		// The node's re-attach hands the shard back.
+		if err := c.checkReAttachBumps(node, []shard.TenantShardID{id}); err != nil {
+			t.Error(err)
+		}
+	})
+}
