@@ -250,6 +250,7 @@ func (s *Service) registerAPI() {
 			if err != nil {
 				return none{}, err
 			}
+			defer s.beginWrite()()
 			return none{}, op.run(ctx, id)
 		})
 		route(s, op.stop, admin, 200, func(ctx context.Context, r *net.HTTPRequest, _ none) (none, error) {
@@ -257,6 +258,7 @@ func (s *Service) registerAPI() {
 			if err != nil {
 				return none{}, err
 			}
+			defer s.beginWrite()()
 			return none{}, s.stopNodeOp(ctx, id, op.kind)
 		})
 	}

@@ -47,15 +47,21 @@ func (s *Service) startNodeOp(ctx context.Context, id placement.NodeID, kind str
 		s.mu.Unlock()
 		return fmt.Errorf("%w: node %d is %s with policy %s (want Active, Active)", ErrPrecondition, id, n.Availability, n.Policy)
 	}
-	s.mu.Unlock()
-	if err := s.setNodePolicy(ctx, id, policy); err != nil {
-		return err
-	}
+	// The operation is registered before its policy is stored and stays
+	// registered until the policy it ends with is stored: the consistency
+	// check refuses to run while it is (memory and store differ between a
+	// store write and its application to memory).
 	opCtx, cancel := clock.WithCancel(s.tasks.Context())
 	op := &nodeOp{kind: kind, cancel: cancel}
-	s.lock()
 	s.state.nodeOps[id] = op
 	s.mu.Unlock()
+	if err := s.setNodePolicy(ctx, id, policy); err != nil {
+		s.lock()
+		delete(s.state.nodeOps, id)
+		s.mu.Unlock()
+		cancel()
+		return err
+	}
 	s.log.Info(kind+" started", "node_id", id)
 	s.spawn(fmt.Sprintf("%s node %d", kind, id), func(context.Context) {
 		defer cancel()
@@ -68,10 +74,14 @@ func (s *Service) startNodeOp(ctx context.Context, id placement.NodeID, kind str
 		defer s.nodeMu.Unlock()
 		s.lock()
 		mine := s.state.nodeOps[id] == op
-		if mine {
-			delete(s.state.nodeOps, id)
-		}
 		s.mu.Unlock()
+		defer func() {
+			if mine {
+				s.lock()
+				delete(s.state.nodeOps, id)
+				s.mu.Unlock()
+			}
+		}()
 		if !mine || opCtx.Err() != nil {
 			return
 		}

@@ -2,6 +2,7 @@ package storcon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -30,6 +31,8 @@ type storeHooks struct {
 	lostInsertAcks int
 	// failList: ListNodes fails (the database is down).
 	failList bool
+	// afterNodePolicy runs once SetNodeSchedulingPolicy succeeded.
+	afterNodePolicy func(ctx context.Context, id persist.NodeID, policy string)
 }
 
 // hookStore is the controller's embedded store with storeHooks around it.
@@ -71,6 +74,16 @@ func (s hookStore) ListNodes(ctx context.Context) ([]persist.Node, error) {
 		return nil, fmt.Errorf("test: database down")
 	}
 	return s.Store.ListNodes(ctx)
+}
+
+func (s hookStore) SetNodeSchedulingPolicy(ctx context.Context, id persist.NodeID, policy string) error {
+	if err := s.Store.SetNodeSchedulingPolicy(ctx, id, policy); err != nil {
+		return err
+	}
+	if s.h.afterNodePolicy != nil {
+		s.h.afterNodePolicy(ctx, id, policy)
+	}
+	return nil
 }
 
 // runHooked runs a cluster whose controller uses a fresh embedded store in
@@ -376,5 +389,53 @@ func TestGenerationIssuedToTheAttachedNode(t *testing.T) {
 		if err := c.checkReAttachBumps(node, []shard.TenantShardID{id}); err != nil {
 			t.Error(err)
 		}
+	})
+}
+
+// TestConsistencyCheckDuringDrainAndFill: a consistency check that runs
+// right after a drain's or fill's node policy was stored, before memory
+// has it, must not report a difference (it is refused while the operation
+// or the call that changes the policy runs).
+func TestConsistencyCheckDuringDrainAndFill(t *testing.T) {
+	h := &storeHooks{}
+	runHooked(t, 2, Config{}, h, func(c *cluster) {
+		c.create(tenantID(99), 0, nil)
+		var checked []string
+		h.afterNodePolicy = func(ctx context.Context, id persist.NodeID, policy string) {
+			_, err := c.sc.consistencyCheck(ctx)
+			if errors.Is(err, ErrInconsistent) {
+				t.Errorf("consistency check right after node %d's policy %s was stored: %v", id, policy, err)
+			}
+			checked = append(checked, policy)
+		}
+		if err := c.api.Drain(c.ctx, 1, false); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(c, time.Minute, "drained", func() error {
+			if p := c.nodePolicy(1); p != placement.NodePauseForRestart {
+				return fmt.Errorf("node 1 policy %s", p)
+			}
+			return nil
+		})
+		if err := c.api.NodeConfig(c.ctx, 1, nodeConfigScheduling(placement.NodeActive)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.api.Fill(c.ctx, 1, false); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(c, time.Minute, "filled", func() error {
+			if p := c.nodePolicy(1); p != placement.NodeActive {
+				return fmt.Errorf("node 1 policy %s", p)
+			}
+			return nil
+		})
+		h.afterNodePolicy = nil
+		if len(checked) < 4 {
+			t.Errorf("checks ran after %v only", checked)
+		}
+		waitFor(c, time.Minute, "consistent", func() error {
+			_, err := c.api.ConsistencyCheck(c.ctx)
+			return err
+		})
 	})
 }
