@@ -15,6 +15,11 @@ import (
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 )
 
+// ErrPageserver wraps every failed call to a pageserver (with the node, the
+// operation and the pageserver's or transport's status), so the API edge
+// can tell a pageserver's answer from the controller's own (api.go).
+var ErrPageserver = errors.New("storcon: pageserver call failed")
+
 // psClient calls one pageserver's management API. Every failure is counted
 // in storage_controller_pageserver_request_error and wrapped with the node
 // and operation; the *net.Status the pageserver answered stays reachable
@@ -39,7 +44,7 @@ func (c psClient) do(ctx context.Context, op, method, path string, query map[str
 	}
 	if _, err := c.hc.Do(ctx, r, in, out); err != nil {
 		c.s.metrics.pageserverErrors.WithLabelValues(strconv.FormatUint(uint64(c.id), 10), op, net.CodeOf(err).String()).Inc()
-		return fmt.Errorf("storcon: node %d %s: %w", c.id, op, err)
+		return fmt.Errorf("%w: node %d %s: %w", ErrPageserver, c.id, op, err)
 	}
 	return nil
 }

@@ -439,3 +439,34 @@ func TestConsistencyCheckDuringDrainAndFill(t *testing.T) {
 		})
 	})
 }
+
+// TestAPIStatusMapping: a pageserver refusing the controller's own token
+// is not passed to the caller as 401/403 (which would say the caller's
+// token is bad); a reconcile that found its shard changed and a store that
+// is closed or failed are 503 (retry), not 500.
+func TestAPIStatusMapping(t *testing.T) {
+	psErr := func(c net.Code) error {
+		return fmt.Errorf("%w: node 1 location_config: %w", ErrPageserver, net.Errorf(c, "pageserver says no"))
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"pageserver 401", psErr(net.Unauthenticated), 500},
+		{"pageserver 403", psErr(net.PermissionDenied), 500},
+		{"pageserver 404 keeps its code", psErr(net.NotFound), 404},
+		{"pageserver 503 keeps its code", psErr(net.Unavailable), 503},
+		{"shard changed during reconcile", fmt.Errorf("%w: generation 3 issued while 2 was", errStale), 503},
+		{"store failed", fmt.Errorf("update: %w", persist.ErrFailed), 503},
+		{"store closed", fmt.Errorf("update: %w", persist.ErrClosed), 503},
+		{"own auth error unchanged", net.Errorf(net.Unauthenticated, "no token"), 401},
+	} {
+		if got := httpStatusOf(apiStatus(tc.err), 200); got != tc.want {
+			t.Errorf("%s: %v → %d, want %d", tc.name, tc.err, got, tc.want)
+		}
+	}
+	if err := apiStatus(psErr(net.Unauthenticated)); !strings.Contains(err.Error(), "pageserver token") {
+		t.Errorf("message does not say whose token: %v", err)
+	}
+}
