@@ -470,3 +470,17 @@ func TestAPIStatusMapping(t *testing.T) {
 		t.Errorf("message does not say whose token: %v", err)
 	}
 }
+
+// TestCreateNeedsATenantID: a create without new_tenant_id (an empty
+// body) is 400, not the all-zero tenant.
+func TestCreateNeedsATenantID(t *testing.T) {
+	runCluster(t, 1, Config{}, func(c *cluster) {
+		_, err := c.api.CreateTenant(c.ctx, storconapi.TenantCreateRequest{})
+		if got := httpStatusOf(err, 201); got != 400 {
+			t.Fatalf("create without a tenant id: %v (status %d), want 400", err, got)
+		}
+		if _, err := c.api.DescribeTenant(c.ctx, shard.TenantID{}); net.CodeOf(err) != net.NotFound {
+			t.Errorf("the zero tenant: %v, want NotFound", err)
+		}
+	})
+}

@@ -128,6 +128,10 @@ func (s *Service) reconcileWait(ctx context.Context) (context.Context, context.C
 // another count it is a conflict.
 func (s *Service) createTenant(ctx context.Context, req storconapi.TenantCreateRequest) (storconapi.TenantCreateResponse, error) {
 	var resp storconapi.TenantCreateResponse
+	if req.NewTenantID == (shard.TenantID{}) {
+		// An empty body would otherwise create the all-zero tenant.
+		return resp, fmt.Errorf("%w: new_tenant_id is required", storconapi.ErrBadRequest)
+	}
 	count := shard.ShardCount(req.ShardParameters.Count)
 	stripe := req.ShardParameters.StripeSize
 	if stripe == 0 {
