@@ -45,8 +45,11 @@
 //     step before answering; validate answers valid only when memory and
 //     the store both hold the generation.
 //   - One reconcile (or live migration) per shard at a time; at most
-//     MaxConcurrentReconciles plus MaxPriorityReconciles run, and at most
-//     MaxDelayedReconciles wait.
+//     MaxConcurrentReconciles plus MaxPriorityReconciles reconciles run,
+//     and at most MaxDelayedReconciles wait. Live migrations take no
+//     reconcile slot: they are bounded on their own — one per migrate
+//     call (the tenant's operation lock) and DrainFillConcurrency per
+//     drain, fill or node delete.
 //   - A reconcile never detaches a shard's old locations before its
 //     attached location is in place.
 //   - Compute is told a tenant's map only when every shard of its current
