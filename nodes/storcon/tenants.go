@@ -502,7 +502,10 @@ func (s *Service) createTimeline(ctx context.Context, t shard.TenantID, req page
 
 // deleteTimeline is DELETE /v1/tenant/{id}/timeline/{tl}: every shard but
 // shard 0 concurrently, then shard 0 last (it holds what the others are
-// found by); a shard that no longer has it counts as done.
+// found by). Another shard that no longer has the timeline counts as done
+// (a retry after a partial delete goes on to shard 0); shard 0's answer is
+// the caller's, 404 included — as from a pageserver, 404 is how a retried
+// delete (or a poll) learns the timeline is gone.
 func (s *Service) deleteTimeline(ctx context.Context, t shard.TenantID, tl shard.TimelineID) error {
 	unlock, err := s.lockTenant(ctx, t)
 	if err != nil {
