@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stratadb/strata/disk/objstore"
 	"github.com/stratadb/strata/engine/lsn"
@@ -246,5 +247,74 @@ func TestReattachKeepsLocalWorkAndHealsAStaleDisk(t *testing.T) {
 			t.Error("nothing downloaded for a disk missing a layer")
 		}
 		f.readAll(pages)
+	})
+}
+
+// TestDeletedTimelineStaysDeleted: a deleted timeline's index is marked
+// deleted in object storage before its local files go, and its layers are
+// deleted after; attached again after a lost disk it does not come back,
+// and a local copy that survived (the delete cut short after the mark)
+// is removed at attach.
+func TestDeletedTimelineStaysDeleted(t *testing.T) {
+	cfg := Config{RemoteStorage: RemoteStorageConfig{DeletionFlushInterval: 100 * time.Millisecond}}
+	runRemote(t, cfg, false, func(f *remoteFixture) {
+		if err := f.attachA(1, pageapi.ModeAttachedSingle); err != nil {
+			t.Fatal(err)
+		}
+		pages := f.history()
+		bIdx, err := f.index(timelineB, 1)
+		if err != nil || len(bIdx.Layers) == 0 {
+			t.Fatalf("branch index: %+v %v", bIdx, err)
+		}
+		// Mark it deleted in object storage, as a delete cut short after
+		// the mark leaves it (the local copy is still there).
+		q := f.timeline(timelineB).remote
+		if _, err := q.markDeleted(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		f.restart(true)
+		var list []pageapi.TimelineInfo
+		if err := f.do("GET", "/v1/tenant/"+tsidA.String()+"/timeline", nil, &list); err != nil || len(list) != 1 || list[0].TimelineID != timelineA {
+			t.Fatalf("after a restart the marked branch must be gone here too: %+v %v", list, err)
+		}
+		// A real delete now: create another branch and delete it.
+		at := f.timeline(timelineA).LastRecordLSN()
+		tc := shard.TimelineID{0xcc}
+		if err := f.do("POST", "/v1/tenant/"+tsidA.String()+"/timeline", pageapi.TimelineCreateRequest{
+			NewTimelineID: tc, AncestorTimelineID: &timelineA, AncestorStartLSN: &at}, nil); err != nil {
+			t.Fatal(err)
+		}
+		br := f.timeline(tc)
+		f.writeFlush(br, at, 0x55, 0)
+		f.barrier(tc)
+		cIdx, err := f.index(tc, 1)
+		if err != nil || len(cIdx.Layers) != 1 {
+			t.Fatalf("second branch index: %+v %v", cIdx, err)
+		}
+		if err := f.do("DELETE", "/v1/tenant/"+tsidA.String()+"/timeline/"+tc.String(), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if ip, err := f.index(tc, 1); err != nil || ip.DeletedAt == nil {
+			t.Fatalf("index after delete: deleted_at %v, %v", ip.DeletedAt, err)
+		}
+		f.eventually(time.Minute, "the deleted branch's layer removed", func() bool {
+			_, err := f.w.Store().Head(f.ctx, remote.Layout{}.LayerKey(tenantA, tc, cIdx.Layers[0].LayerID))
+			return err != nil
+		})
+		f.wipe = true
+		f.restart(false)
+		if err := f.attachA(2, pageapi.ModeAttachedSingle); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.do("GET", "/v1/tenant/"+tsidA.String()+"/timeline", nil, &list); err != nil || len(list) != 1 || list[0].TimelineID != timelineA {
+			t.Fatalf("after a lost disk: %+v %v, want only %s", list, err, timelineA)
+		}
+		var rootPages []pageAt
+		for _, p := range pages {
+			if p.tid == timelineA {
+				rootPages = append(rootPages, p)
+			}
+		}
+		f.readAll(rootPages)
 	})
 }
