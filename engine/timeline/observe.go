@@ -27,7 +27,7 @@ type State struct {
 
 // Edit tells an observer (Options.OnEdit) about one change of a
 // timeline's persisted state, after the metadata holding it is durable and
-// the version is installed.
+// before the files it removes can be deleted.
 type Edit struct {
 	Timeline ID
 	// Kind names the edit: flush, dcl, compact, images or gc.
@@ -65,9 +65,10 @@ func (t *Timeline) stateOf(v *version) State {
 	return st
 }
 
-// notify tells the tenant's observer about persisted edit e, which
-// installed version n. Called by apply with the writer lock held, so an
-// observer sees a timeline's edits one at a time, in version order.
+// notify tells the tenant's observer about persisted edit e, whose
+// version n is durable and about to be installed. Called by apply with the
+// writer lock held, so an observer sees a timeline's edits one at a time,
+// in version order, and before any file the edit removes can be deleted.
 func (t *Timeline) notify(e *versionEdit, n *version) {
 	obs := t.tenant.onEdit
 	if obs == nil {

@@ -250,13 +250,16 @@ func (t *Timeline) apply(e *versionEdit) error {
 	if err := t.persist(n.files, n.dcl, n.gcCutoff); err != nil {
 		return err
 	}
+	// The observer hears of the edit once it is durable and before it is
+	// installed: a file the edit removes cannot be deleted (that waits
+	// for the install and the last reader) before the observer knows.
+	t.notify(e, n)
 	t.mu.Lock()
 	t.installLocked(n, e.remove)
 	if e.base != 0 && e.base != cur.seq {
 		t.rebased++
 	}
 	t.mu.Unlock()
-	t.notify(e, n)
 	if t.tenant.bugs.DeleteReplacedEarly {
 		t.mu.Lock()
 		var early []*fileLayer

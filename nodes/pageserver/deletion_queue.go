@@ -177,11 +177,11 @@ func (dq *deletionQueue) load() error {
 }
 
 func validTenants(ts map[string]*deletionTenantFile) bool {
-	for k, t := range ts {
+	for k, t := range ts { //strata:nondeterministic every entry must pass; the answer does not depend on order
 		if _, err := shard.ParseTenantShardID(k); err != nil || t == nil {
 			return false
 		}
-		for tl := range t.Timelines {
+		for tl := range t.Timelines { //strata:nondeterministic every entry must pass; the answer does not depend on order
 			if _, err := shard.ParseTimelineID(tl); err != nil {
 				return false
 			}
@@ -234,8 +234,9 @@ func (dq *deletionQueue) flushLocked() {
 		return
 	}
 	f := deletionListFile{Version: deletionVersion, Sequence: dq.next, Tenants: dq.pending, Size: dq.pendingKeys}
-	for _, t := range f.Tenants {
-		for tl := range t.Timelines {
+	for _, k := range slices.Sorted(maps.Keys(f.Tenants)) {
+		t := f.Tenants[k]
+		for _, tl := range slices.Sorted(maps.Keys(t.Timelines)) {
 			slices.Sort(t.Timelines[tl])
 		}
 	}
@@ -286,7 +287,7 @@ func (dq *deletionQueue) applyValidation(lists []*deletionList, valid map[genKey
 		for _, k := range l.genKeys() {
 			t := l.file.Tenants[k.id.String()]
 			n := 0
-			for _, objs := range t.Timelines {
+			for _, objs := range t.Timelines { //strata:nondeterministic a sum does not depend on order
 				n += len(objs)
 			}
 			if !valid[k] {

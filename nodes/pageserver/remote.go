@@ -179,11 +179,7 @@ func (rt *remoteTenant) setMode(mode pageapi.LocationMode) {
 
 // sortedQueues lists the queues by timeline id; rt.mu is held.
 func (rt *remoteTenant) sortedQueues() []*uploadQueue {
-	ids := make([]shard.TimelineID, 0, len(rt.queues))
-	for id := range rt.queues {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, compareTimelineID)
+	ids := slices.SortedFunc(maps.Keys(rt.queues), compareTimelineID)
 	out := make([]*uploadQueue, len(ids))
 	for i, id := range ids {
 		out[i] = rt.queues[id]
@@ -293,6 +289,9 @@ func (m *tenantManager) drainUploads(ctx context.Context) {
 		ts.mu.Unlock()
 		if rt == nil {
 			continue
+		}
+		if mode := rt.currentMode(); mode != pageapi.ModeAttachedSingle && mode != pageapi.ModeAttachedMulti {
+			continue // uploads are suspended: nothing would drain
 		}
 		for _, q := range rt.allQueues() {
 			if err := q.barrier(ctx); err != nil {

@@ -140,7 +140,7 @@ func (m *tenantManager) prepareRemote(ctx context.Context, ts *tenantShard, gen 
 		}
 	}
 	out := map[shard.TimelineID]*remote.IndexPart{}
-	for tid, rt := range found {
+	for tid, rt := range found { //strata:nondeterministic building a map from a map; order cannot matter
 		out[tid] = &rt.idx
 	}
 	return out, deleted, nil

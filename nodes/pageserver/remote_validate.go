@@ -3,6 +3,7 @@ package pageserver
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/stratadb/strata/clock"
@@ -168,11 +169,7 @@ func (v *validator) requeue(rcl []rclUpdate, lists bool) {
 // controller's answer (an omitted shard is invalid), or without a
 // controller whether the shard is attached here with that generation.
 func (v *validator) validate(ctx context.Context, keys map[genKey]bool) (map[genKey]bool, error) {
-	sorted := make([]genKey, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	slices.SortFunc(sorted, compareGenKey)
+	sorted := slices.SortedFunc(maps.Keys(keys), compareGenKey)
 	out := map[genKey]bool{}
 	if v.ctl == nil {
 		for _, k := range sorted {

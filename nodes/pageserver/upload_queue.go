@@ -592,7 +592,7 @@ func (q *uploadQueue) markDeleted(ctx context.Context) ([]remote.LayerID, error)
 		}
 	}
 	var ids []remote.LayerID
-	for _, l := range q.known {
+	for _, l := range q.known { //strata:nondeterministic collected, then sorted below
 		if l.Shard == q.tsid.Shard {
 			ids = append(ids, l.LayerID)
 		}
