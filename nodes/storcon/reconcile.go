@@ -106,7 +106,7 @@ func (s *Service) scheduleReconcileLocked(e *shardEntry, priority bool) {
 	case e.reconciling:
 		e.again = true
 		return
-	case !e.st.NeedsReconcile(s.state.sched):
+	case !s.needsReconcileLocked(e):
 		e.doneSeq, e.doneErr = e.st.Sequence(), nil
 		s.changed.Broadcast()
 		return
@@ -124,6 +124,34 @@ func (s *Service) scheduleReconcileLocked(e *shardEntry, priority bool) {
 		e.queued = true
 		s.state.delayed = append(s.state.delayed, e.st.ID)
 	}
+}
+
+// needsReconcileLocked is placement's NeedsReconcile with one refinement:
+// a pending compute notification counts only when a reconcile can act on
+// it — the tenant's map is complete (every shard attached in place), or
+// the shard's policy has no attachment (the reconcile clears the flag). A
+// tenant still missing an attachment would otherwise be reconciled every
+// reconcile_all for nothing; the reconcile that completes it, or the
+// first reconcile_all after it is complete, sends the notification.
+// Called with s.mu held.
+func (s *Service) needsReconcileLocked(e *shardEntry) bool {
+	st := e.st
+	switch {
+	case st.SchedulingPolicy == placement.ShardStop:
+		return false
+	case st.Dirty(s.state.sched):
+		return true
+	case !st.PendingComputeNotification:
+		return false
+	case st.Policy.Kind != placement.PolicyAttached:
+		return true // nothing to tell: the reconcile clears the flag
+	}
+	te := s.state.tenants[st.ID.TenantID]
+	if te == nil {
+		return false
+	}
+	_, complete := s.notifyRequestLocked(te)
+	return complete
 }
 
 // requestReconcileLocked asks for a reconcile of e that starts after this
@@ -152,7 +180,7 @@ func (s *Service) scheduleAllLocked() int {
 			continue
 		}
 		s.repairIntentLocked(e)
-		if !e.reconciling && !e.queued && e.st.NeedsReconcile(s.state.sched) {
+		if !e.reconciling && !e.queued && s.needsReconcileLocked(e) {
 			n++
 		}
 		s.scheduleReconcileLocked(e, false)
@@ -214,6 +242,9 @@ type reconcileJob struct {
 	// clients of the nodes involved that are available (Active).
 	clients map[placement.NodeID]psClient
 	notify  bool // a compute notification is pending
+	// noAttachment: the policy has no attached location (Secondary,
+	// Detached): there is nothing to tell compute.
+	noAttachment bool
 }
 
 func (s *Service) jobLocked(e *shardEntry) *reconcileJob {
@@ -221,6 +252,7 @@ func (s *Service) jobLocked(e *shardEntry) *reconcileJob {
 	j := &reconcileJob{
 		id: st.ID, seq: st.Sequence(), attached: st.Attached(), secondaries: st.Secondaries(),
 		observed: st.ObservedLocations(), notify: st.PendingComputeNotification,
+		noAttachment: st.Policy.Kind != placement.PolicyAttached,
 		clients: map[placement.NodeID]psClient{},
 	}
 	j.gen, j.genNode = st.Generation()
@@ -325,7 +357,7 @@ func (s *Service) startDelayedLocked() {
 			continue
 		}
 		e.queued = false
-		if e.creating || e.reconciling || !e.st.NeedsReconcile(s.state.sched) || s.state.shuttingDown {
+		if e.creating || e.reconciling || !s.needsReconcileLocked(e) || s.state.shuttingDown {
 			s.slots.Release(1)
 			if !e.reconciling {
 				e.doneSeq, e.doneErr = e.st.Sequence(), nil
@@ -439,9 +471,10 @@ func (s *Service) reconcile(ctx context.Context, j *reconcileJob) error {
 	switch {
 	case attachOK && j.attached != placement.NoNode && (attachedChanged || j.notify):
 		_ = s.notifyTenant(ctx, j.id.TenantID) // a failure leaves the pending flag
-	case j.notify && j.attached == placement.NoNode:
-		// Nothing attached, nothing to tell: the flag would only make the
-		// shard need reconciles forever.
+	case j.notify && j.attached == placement.NoNode && j.noAttachment:
+		// Nothing to attach, nothing to tell: the flag would only make the
+		// shard need reconciles forever. (A shard that should be attached
+		// but is not placed yet keeps it: compute is told once it is.)
 		s.lock()
 		if e := s.state.shards[j.id]; e != nil {
 			e.st.PendingComputeNotification = false

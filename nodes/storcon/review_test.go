@@ -484,3 +484,71 @@ func TestCreateNeedsATenantID(t *testing.T) {
 		}
 	})
 }
+
+// TestStartupNotifiesTenantCompletedLater: a tenant compute never heard of
+// whose node did not answer start-up comes back holding exactly what
+// intent wants, so no pageserver call is needed — compute must still be
+// told (the restarted controller cannot know what it heard).
+func TestStartupNotifiesTenantCompletedLater(t *testing.T) {
+	runCluster(t, 1, Config{StartupBudget: 10 * time.Second, ReconcileAllInterval: 5 * time.Second}, func(c *cluster) {
+		tn := tenantID(100)
+		c.hook.FailNext(1, 404)
+		c.create(tn, 0, nil)
+		if _, ok := c.hook.Last(tn); ok {
+			t.Fatal("notification recorded while the hook failed")
+		}
+		c.w.Crash("storcon", false)
+		c.w.Net().Partition("storcon", psName(1))
+		c.w.Restart("storcon")
+		c.waitReady()
+		c.w.Net().Heal()
+		c.waitNodes(1)
+		waitFor(c, 2*time.Minute, "notified", func() error { return c.notified(tn) })
+		waitFor(c, time.Minute, "nothing pending", func() error {
+			if sh := c.describe(tn).Shards[0]; sh.PendingComputeNotification || sh.IsDirty {
+				return fmt.Errorf("shard %+v", sh)
+			}
+			return nil
+		})
+	})
+}
+
+// reconcileSpawns is how many reconciles the controller has started.
+func (c *cluster) reconcileSpawns() float64 {
+	vals, _ := c.metricValues()
+	return vals["storage_controller_reconcile_spawn"]
+}
+
+// TestPendingNotificationOfAnIncompleteTenantWaits: a pending
+// notification of a tenant whose map is incomplete (one shard's node did
+// not come back and nothing else may take the shard) does not make its
+// other shard reconcile over and over; once the map is complete the
+// notification is sent.
+func TestPendingNotificationOfAnIncompleteTenantWaits(t *testing.T) {
+	runCluster(t, 2, Config{ReconcileAllInterval: 2 * time.Second, StartupBudget: 10 * time.Second}, func(c *cluster) {
+		tn := tenantID(101)
+		c.create(tn, 2, nil)
+		d := c.describe(tn)
+		if *d.Shards[0].NodeAttached == *d.Shards[1].NodeAttached {
+			t.Fatalf("both shards on node %d", *d.Shards[0].NodeAttached)
+		}
+		// Node 2 may not take shards; node 1 is down across a controller
+		// restart (which marks every tenant's notification pending).
+		if err := c.api.NodeConfig(c.ctx, 2, nodeConfigScheduling(placement.NodePause)); err != nil {
+			t.Fatal(err)
+		}
+		c.w.Crash(psName(1), false)
+		c.w.Crash("storcon", false)
+		c.w.Restart("storcon")
+		c.waitReady()
+		c.w.Sleep(10 * time.Second)
+		before := c.reconcileSpawns()
+		c.w.Sleep(30 * time.Second)
+		if n := c.reconcileSpawns() - before; n > 2 {
+			t.Errorf("%v reconciles in 30s of an incomplete tenant with a pending notification", n)
+		}
+		c.w.Restart(psName(1))
+		waitFor(c, 2*time.Minute, "notified", func() error { return c.notified(tn) })
+		waitFor(c, time.Minute, "nothing pending", func() error { return c.converged(tn) })
+	})
+}

@@ -256,11 +256,12 @@ func (s *Service) startupHeartbeats(ctx context.Context, ids []placement.NodeID)
 // startupNotify tells compute where each tenant is attached,
 // MaxConcurrentNotifications at a time, within what is left of the
 // start-up budget. A new process cannot know what compute last heard, so
-// every fully attached tenant is first marked pending (the flag is not
-// persisted): one this round does not reach (the budget ran out) or whose
-// notification fails keeps the flag, and a reconcile sends it later; only
-// a success clears it. A tenant not fully attached is notified by the
-// reconcile that attaches it.
+// every tenant is first marked pending (the flag is not persisted): one
+// this round does not reach (the budget ran out), whose notification fails
+// or that is not fully attached yet keeps the flag, and a reconcile sends
+// it once its map is complete — even when that needs no pageserver call
+// (a node that did not answer start-up comes back holding what intent
+// wants); only a success clears it.
 func (s *Service) startupNotify(ctx context.Context, tenants []shard.TenantID) {
 	if s.hook == nil {
 		return
@@ -269,8 +270,8 @@ func (s *Service) startupNotify(ctx context.Context, tenants []shard.TenantID) {
 	s.lock()
 	for _, t := range tenants {
 		te := s.state.tenants[t]
+		s.setPendingLocked(te, true)
 		if _, ok := s.notifyRequestLocked(te); ok {
-			s.setPendingLocked(te, true)
 			due = append(due, t)
 		}
 	}
