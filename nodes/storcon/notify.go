@@ -15,8 +15,11 @@ import (
 // never sent after a newer one. A failure — the hook's answer, or ctx
 // ending before this notification's turn — sets the shards' pending flag,
 // which makes them need a reconcile: a later one (reconcile_all) resends.
-// Only a success clears it. It returns the failure (nil also when there is
-// nothing to send yet).
+// So does a map that is not complete yet (the change that made this call
+// must still reach compute once it is, and the map may become complete
+// without any reconcile: a node that comes back holding what intent
+// wants). Only a success clears it. It returns the failure (nil also when
+// there is nothing to send yet).
 func (s *Service) notifyTenant(ctx context.Context, t shard.TenantID) error {
 	s.lock()
 	te := s.state.tenants[t]
@@ -35,8 +38,11 @@ func (s *Service) notifyTenant(ctx context.Context, t shard.TenantID) error {
 	defer te.notify.Unlock()
 	s.lock()
 	req, ok := s.notifyRequestLocked(te)
-	if ok && s.hook == nil {
+	switch {
+	case s.hook == nil:
 		s.setPendingLocked(te, false)
+	case !ok:
+		s.setPendingLocked(te, true)
 	}
 	s.mu.Unlock()
 	if !ok || s.hook == nil {

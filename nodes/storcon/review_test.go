@@ -552,3 +552,46 @@ func TestPendingNotificationOfAnIncompleteTenantWaits(t *testing.T) {
 		waitFor(c, time.Minute, "nothing pending", func() error { return c.converged(tn) })
 	})
 }
+
+// TestNotificationOwedUntilTheMapIsComplete: a migration whose tenant's
+// map is incomplete at step 7 (another shard's node is offline, the
+// tenant's intent frozen) cannot tell compute; once that node is back —
+// holding what intent wants, so no reconcile has work there — compute must
+// still learn where the migrated shard went.
+func TestNotificationOwedUntilTheMapIsComplete(t *testing.T) {
+	cfg := Config{HeartbeatInterval: time.Second, HeartbeatTimeout: 500 * time.Millisecond, OfflineAfter: 3 * time.Second,
+		ReconcileAllInterval: 2 * time.Second}
+	runCluster(t, 3, cfg, func(c *cluster) {
+		tn := tenantID(102)
+		c.create(tn, 2, nil)
+		d := c.describe(tn)
+		a, b := *d.Shards[0].NodeAttached, *d.Shards[1].NodeAttached
+		if a == b {
+			t.Fatalf("both shards on node %d", a)
+		}
+		dest := 6 - a - b
+		pause := placement.ShardPause
+		if err := c.api.SetTenantPolicy(c.ctx, tn, storconapi.TenantPolicyRequest{Scheduling: &pause}); err != nil {
+			t.Fatal(err)
+		}
+		c.w.Net().Partition("storcon", psName(int(a)))
+		waitFor(c, time.Minute, "node offline", func() error {
+			nodes, err := c.api.ListNodes(c.ctx)
+			if err != nil {
+				return err
+			}
+			for _, n := range nodes {
+				if n.ID == a && n.Availability != placement.Offline {
+					return fmt.Errorf("node %d is %s", a, n.Availability)
+				}
+			}
+			return nil
+		})
+		if err := c.api.Migrate(c.ctx, d.Shards[1].TenantShardID, dest); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		c.w.Net().Heal()
+		c.waitNodes(3)
+		waitFor(c, time.Minute, "notified", func() error { return c.notified(tn) })
+	})
+}
