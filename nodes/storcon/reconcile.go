@@ -435,13 +435,20 @@ func (s *Service) reconcile(ctx context.Context, j *reconcileJob) error {
 		attachOK = false // nothing can be done until the node is back
 	}
 
-	// 3. Secondaries.
+	// 3. Secondaries. One that holds (or may hold) the shard attached —
+	// the origin of a migration that failed part-way, say — keeps it until
+	// the attached location is in place: demoting it first could leave no
+	// attached location at all.
 	for _, id := range j.secondaries {
 		c, ok := j.clients[id]
 		if !ok {
 			continue
 		}
-		if o, _ := j.observedOn(id); o.Known && o.Conf == j.wantSecondary {
+		o, _ := j.observedOn(id)
+		if o.Known && o.Conf == j.wantSecondary {
+			continue
+		}
+		if !attachOK && (!o.Known || o.Conf.Mode.Attached()) {
 			continue
 		}
 		err := c.locationConfig(ctx, j.id, j.wantSecondary)

@@ -595,3 +595,31 @@ func TestNotificationOwedUntilTheMapIsComplete(t *testing.T) {
 		waitFor(c, time.Minute, "notified", func() error { return c.notified(tn) })
 	})
 }
+
+// TestFailedAttachKeepsTheOriginAttached: a migration to a node that died
+// right then fails at step 5; the reconciles that follow cannot attach the
+// destination either, and must not demote the origin — a secondary in
+// intent (Attached{1}) but the only attached location there is.
+func TestFailedAttachKeepsTheOriginAttached(t *testing.T) {
+	runClusterFull(t, 2, Config{ReconcileAllInterval: time.Second}, clusterOpts{controlPlane: true}, func(c *cluster) {
+		tn := tenantID(104)
+		p := placement.Attached(1)
+		c.create(tn, 0, &p)
+		waitFor(c, time.Minute, "converged", func() error { return c.converged(tn) })
+		id := shard.UnshardedID(tn)
+		from, _ := c.attachedNode(id)
+		to := 3 - from
+		c.w.Crash(psName(int(to)), false)
+		if err := c.api.Migrate(c.ctx, id, to); err == nil {
+			t.Fatal("migration to a dead node succeeded")
+		}
+		c.w.Sleep(10 * time.Second) // reconciles try (and fail) to attach the destination
+		if conf := c.locations(int(from))[id]; conf == nil || !conf.Mode.Attached() {
+			t.Fatalf("origin ps-%d holds %+v while the destination is down: no attached location left", from, conf)
+		}
+		c.w.Restart(psName(int(to)))
+		c.waitNodes(2)
+		waitFor(c, time.Minute, "converged", func() error { return c.converged(tn) })
+		c.checkPageservers(tn)
+	})
+}
