@@ -623,3 +623,34 @@ func TestFailedAttachKeepsTheOriginAttached(t *testing.T) {
 		c.checkPageservers(tn)
 	})
 }
+
+// TestReAttachThatCompletesAMoveTellsCompute: a migration to a node that
+// died right then leaves the new generation issued to it but not applied;
+// the node's re-attach is what makes it hold the shard attached, so no
+// reconcile attaches anything — compute must still learn the new node.
+func TestReAttachThatCompletesAMoveTellsCompute(t *testing.T) {
+	runClusterFull(t, 2, Config{}, clusterOpts{controlPlane: true}, func(c *cluster) {
+		tn := tenantID(103)
+		c.create(tn, 0, nil)
+		id := shard.UnshardedID(tn)
+		from, _ := c.attachedNode(id)
+		to := 3 - from
+		if err := c.notified(tn); err != nil {
+			t.Fatal(err)
+		}
+		c.w.Crash(psName(int(to)), false)
+		if err := c.api.Migrate(c.ctx, id, to); err == nil {
+			t.Fatal("migration to a dead node succeeded")
+		}
+		c.w.Restart(psName(int(to)))
+		c.waitNodes(2)
+		waitFor(c, time.Minute, "converged", func() error {
+			if n, _ := c.attachedNode(id); n != to {
+				return fmt.Errorf("attached to %d", n)
+			}
+			return c.converged(tn)
+		})
+		c.checkPageservers(tn)
+		waitFor(c, time.Minute, "notified", func() error { return c.notified(tn) })
+	})
+}

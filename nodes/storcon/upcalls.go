@@ -21,6 +21,8 @@ import (
 // node held besides the answer. The node is WarmingUp until its first
 // heartbeat; a node that was paused for its restart, draining or filling
 // goes back to policy Active (the restart is done, the operation with it).
+// The shards answered attached get a pending compute notification: the
+// node holds them now whatever compute last heard.
 func (s *Service) reAttach(ctx context.Context, req storconapi.ReAttachRequest) (storconapi.ReAttachResponse, error) {
 	var resp storconapi.ReAttachResponse
 	if req.NodeID == 0 {
@@ -84,6 +86,14 @@ func (s *Service) reAttach(ctx context.Context, req storconapi.ReAttachRequest) 
 			se.st.SetObservedUnknown(id)
 		} else {
 			se.st.SetObserved(id, conf)
+		}
+		// The node now holds the shard attached without any reconcile
+		// having attached it there (a move to it that failed part-way is
+		// completed by this answer): compute may not know. The flag makes
+		// a reconcile tell it once the tenant's map is complete (the
+		// notifier sends nothing if compute already has that map).
+		if s.hook != nil {
+			se.st.PendingComputeNotification = true
 		}
 		g := gen.N
 		resp.Tenants = append(resp.Tenants, storconapi.ReAttachTenant{ID: r.ID, Gen: &g, Mode: pageapi.ModeAttachedSingle, StripeSize: se.st.Identity.StripeSize})
