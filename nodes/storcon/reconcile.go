@@ -433,6 +433,11 @@ func (s *Service) reconcile(ctx context.Context, j *reconcileJob) error {
 		}
 	} else if j.attached != placement.NoNode {
 		attachOK = false // nothing can be done until the node is back
+	} else if !j.noAttachment {
+		// The policy wants an attachment that intent has not placed (no
+		// node may take it, or the intent is frozen): whatever a node holds
+		// attached is all there is, so nothing is detached or demoted.
+		attachOK = false
 	}
 
 	// 3. Secondaries. One that holds (or may hold) the shard attached —

@@ -654,3 +654,38 @@ func TestReAttachThatCompletesAMoveTellsCompute(t *testing.T) {
 		waitFor(c, time.Minute, "notified", func() error { return c.notified(tn) })
 	})
 }
+
+// TestUnplacedAttachmentIsNotDetached: a shard whose policy wants an
+// attachment but whose intent has none (its node did not answer start-up
+// and the tenant's intent is frozen) must not lose the attached location
+// its node turns out to hold when it comes back: nothing replaces it.
+func TestUnplacedAttachmentIsNotDetached(t *testing.T) {
+	runCluster(t, 1, Config{StartupBudget: 10 * time.Second, ReconcileAllInterval: 2 * time.Second}, func(c *cluster) {
+		tn := tenantID(105)
+		c.create(tn, 0, nil)
+		id := shard.UnshardedID(tn)
+		pause := placement.ShardPause
+		if err := c.api.SetTenantPolicy(c.ctx, tn, storconapi.TenantPolicyRequest{Scheduling: &pause}); err != nil {
+			t.Fatal(err)
+		}
+		c.w.Crash("storcon", false)
+		c.w.Net().Partition("storcon", psName(1))
+		c.w.Restart("storcon")
+		c.waitReady()
+		if d := c.describe(tn).Shards[0]; d.NodeAttached != nil {
+			t.Fatalf("intent attached to %d without the node answering", *d.NodeAttached)
+		}
+		c.w.Net().Heal()
+		c.waitNodes(1)
+		c.w.Sleep(10 * time.Second)
+		if conf := c.locations(1)[id]; conf == nil || !conf.Mode.Attached() {
+			t.Fatalf("ps-1 holds %+v: its attached location was removed with nothing to replace it", conf)
+		}
+		active := placement.ShardActive
+		if err := c.api.SetTenantPolicy(c.ctx, tn, storconapi.TenantPolicyRequest{Scheduling: &active}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(c, time.Minute, "converged", func() error { return c.converged(tn) })
+		c.checkPageservers(tn)
+	})
+}
