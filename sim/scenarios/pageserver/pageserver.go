@@ -203,8 +203,17 @@ func run(w *sim.World) error {
 	// A small open-file limit makes reads reopen layer files under crashes
 	// and disk faults; the default never closes one.
 	maxOpen := sim.Swarm(w, "max_open_layer_files", []int{2, 4, 16, ps.DefaultMaxOpenLayerFiles}[rng.IntN(4)])
+	// Half the seeds give the pageservers the world's object store (they
+	// upload, and attach from it after a crash). Not with the planted
+	// DCL-before-layer-sync bug: a layer the local disk lost is then
+	// downloaded again, which heals exactly what that bug plants. A rand of
+	// its own keeps the other draws of each seed as they were.
+	remoteStorage := sim.Swarm(w, "remote_storage", !w.Bug(BugDCLBeforeLayerSync) && w.NewRand("remote_storage").IntN(2) == 0)
 	for i := 1; i <= c.nPS; i++ {
 		n := w.AddNode(psID(i), func(env node.Env) error {
+			if !remoteStorage {
+				env.Store = nil
+			}
 			_, err := ps.Start(env, ps.Config{NodeID: uint64(i), PageAddr: psPage(i), HTTPAddr: psHTTP(i), MaxOpenLayerFiles: maxOpen,
 				PageService: ps.PageServiceConfig{WaitLSNTimeout: 2 * time.Second},
 				WALReceiver: ps.WALReceiverConfig{BrokerAddr: brokerAddr, PollInterval: 200 * time.Millisecond,
