@@ -99,6 +99,15 @@
 // layer file for good (its last version released, a failed edit's new
 // files) removes it from the cache before the file is deleted.
 //
+// Observing edits and installing fetched state (observe.go): with
+// Options.OnEdit set, every persisted edit is reported (kind, layers added
+// and removed, the state after it) once its metadata is durable and before
+// it is installed, so before any file it removes can be deleted; the
+// pageserver's upload queue hooks here. Stage and Install put a timeline
+// whose layer files were fetched elsewhere (object storage) in place of the
+// local one by renames, while the tenant is not open; ReadState reads a
+// timeline's persisted state without opening it.
+//
 // Persisted: the metadata file and the layer files. Rebuilt at start-up: the
 // layer map, the in-memory layers (empty; refilled by re-ingest), the
 // parent/child links and branch points.

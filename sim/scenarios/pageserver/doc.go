@@ -6,7 +6,11 @@
 // page engine's checkpoint, compaction and GC settings, and the faults:
 // crashes (torn writes) and graceful stops of every kind of node,
 // partitions including one-way cuts, slow links, broken connections, disk
-// errors on the pageservers, clock offsets.
+// errors on the pageservers, clock offsets. In half the seeds (swarm
+// parameter remote_storage) the pageservers have the world's object store:
+// they upload their layers and indexes and, after a crash, reconcile their
+// disk with object storage (never with the planted
+// ps-dcl-before-layer-sync, whose lost layer object storage would heal).
 //
 // Checkers (docs/architecture.md, Invariants, Pages):
 //   - every page the reader was answered with at LSN L equals the redo of
