@@ -360,8 +360,11 @@ func (s *Service) status() storconapi.Status {
 	if msg == "" {
 		msg = "start-up reconcile running"
 	}
+	if s.state.storeFailed != nil {
+		msg = "store failed (restart the controller): " + s.state.storeFailed.Error()
+	}
 	if s.state.shuttingDown {
 		msg = "shutting down"
 	}
-	return storconapi.Status{Ready: s.state.ready && !s.state.shuttingDown, Startup: msg}
+	return storconapi.Status{Ready: s.state.ready && !s.state.shuttingDown && s.state.storeFailed == nil, Startup: msg}
 }

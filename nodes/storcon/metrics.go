@@ -132,75 +132,81 @@ func httpStatusOf(err error, ok int) int {
 }
 
 // timedStore is the store with every call's latency recorded in
-// storage_controller_database_query_latency{op}.
+// storage_controller_database_query_latency{op}; an error wrapping
+// persist.ErrFailed (the embedded store broke and must be reopened) is
+// reported to failed.
 type timedStore struct {
 	persist.Store
-	clk clock.Clock
-	m   *metrics
+	clk    clock.Clock
+	m      *metrics
+	failed func(error)
 }
 
-func (t *timedStore) observe(op string, start int64) {
+func (t *timedStore) observe(op string, start int64, err *error) {
 	t.m.dbLatency.WithLabelValues(op).Observe(float64(int64(t.clk.Mono())-start) / 1e9)
+	if *err != nil && errors.Is(*err, persist.ErrFailed) && t.failed != nil {
+		t.failed(*err)
+	}
 }
 
 func (t *timedStore) now() int64 { return int64(t.clk.Mono()) }
 
-func (t *timedStore) UpsertNode(ctx context.Context, n persist.Node) error {
-	defer t.observe("upsert_node", t.now())
+func (t *timedStore) UpsertNode(ctx context.Context, n persist.Node) (err error) {
+	defer t.observe("upsert_node", t.now(), &err)
 	return t.Store.UpsertNode(ctx, n)
 }
 
-func (t *timedStore) SetNodeSchedulingPolicy(ctx context.Context, id persist.NodeID, policy string) error {
-	defer t.observe("set_node_scheduling_policy", t.now())
+func (t *timedStore) SetNodeSchedulingPolicy(ctx context.Context, id persist.NodeID, policy string) (err error) {
+	defer t.observe("set_node_scheduling_policy", t.now(), &err)
 	return t.Store.SetNodeSchedulingPolicy(ctx, id, policy)
 }
 
-func (t *timedStore) MarkNodeDeleted(ctx context.Context, id persist.NodeID) error {
-	defer t.observe("mark_node_deleted", t.now())
+func (t *timedStore) MarkNodeDeleted(ctx context.Context, id persist.NodeID) (err error) {
+	defer t.observe("mark_node_deleted", t.now(), &err)
 	return t.Store.MarkNodeDeleted(ctx, id)
 }
 
-func (t *timedStore) DeleteNode(ctx context.Context, id persist.NodeID) error {
-	defer t.observe("delete_node", t.now())
+func (t *timedStore) DeleteNode(ctx context.Context, id persist.NodeID) (err error) {
+	defer t.observe("delete_node", t.now(), &err)
 	return t.Store.DeleteNode(ctx, id)
 }
 
-func (t *timedStore) ListNodes(ctx context.Context) ([]persist.Node, error) {
-	defer t.observe("list_nodes", t.now())
+func (t *timedStore) ListNodes(ctx context.Context) (_ []persist.Node, err error) {
+	defer t.observe("list_nodes", t.now(), &err)
 	return t.Store.ListNodes(ctx)
 }
 
-func (t *timedStore) InsertTenantShards(ctx context.Context, shards []persist.TenantShard) error {
-	defer t.observe("insert_tenant_shards", t.now())
+func (t *timedStore) InsertTenantShards(ctx context.Context, shards []persist.TenantShard) (err error) {
+	defer t.observe("insert_tenant_shards", t.now(), &err)
 	return t.Store.InsertTenantShards(ctx, shards)
 }
 
-func (t *timedStore) DeleteTenant(ctx context.Context, tenant shard.TenantID) error {
-	defer t.observe("delete_tenant", t.now())
+func (t *timedStore) DeleteTenant(ctx context.Context, tenant shard.TenantID) (err error) {
+	defer t.observe("delete_tenant", t.now(), &err)
 	return t.Store.DeleteTenant(ctx, tenant)
 }
 
-func (t *timedStore) ListTenantShards(ctx context.Context) ([]persist.TenantShard, error) {
-	defer t.observe("list_tenant_shards", t.now())
+func (t *timedStore) ListTenantShards(ctx context.Context) (_ []persist.TenantShard, err error) {
+	defer t.observe("list_tenant_shards", t.now(), &err)
 	return t.Store.ListTenantShards(ctx)
 }
 
-func (t *timedStore) UpdateTenantShards(ctx context.Context, sel persist.Selector, u persist.ShardUpdate) error {
-	defer t.observe("update_tenant_shards", t.now())
+func (t *timedStore) UpdateTenantShards(ctx context.Context, sel persist.Selector, u persist.ShardUpdate) (err error) {
+	defer t.observe("update_tenant_shards", t.now(), &err)
 	return t.Store.UpdateTenantShards(ctx, sel, u)
 }
 
-func (t *timedStore) IncrementGeneration(ctx context.Context, id shard.TenantShardID, node persist.NodeID) (layer.Generation, error) {
-	defer t.observe("increment_generation", t.now())
+func (t *timedStore) IncrementGeneration(ctx context.Context, id shard.TenantShardID, node persist.NodeID) (_ layer.Generation, err error) {
+	defer t.observe("increment_generation", t.now(), &err)
 	return t.Store.IncrementGeneration(ctx, id, node)
 }
 
-func (t *timedStore) ReAttach(ctx context.Context, node persist.NodeID) ([]persist.TenantShard, error) {
-	defer t.observe("re_attach", t.now())
+func (t *timedStore) ReAttach(ctx context.Context, node persist.NodeID) (_ []persist.TenantShard, err error) {
+	defer t.observe("re_attach", t.now(), &err)
 	return t.Store.ReAttach(ctx, node)
 }
 
-func (t *timedStore) Generation(ctx context.Context, id shard.TenantShardID) (layer.Generation, persist.NodeID, error) {
-	defer t.observe("generation", t.now())
+func (t *timedStore) Generation(ctx context.Context, id shard.TenantShardID) (_ layer.Generation, _ persist.NodeID, err error) {
+	defer t.observe("generation", t.now(), &err)
 	return t.Store.Generation(ctx, id)
 }

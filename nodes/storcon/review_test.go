@@ -33,6 +33,8 @@ type storeHooks struct {
 	failList bool
 	// afterNodePolicy runs once SetNodeSchedulingPolicy succeeded.
 	afterNodePolicy func(ctx context.Context, id persist.NodeID, policy string)
+	// incrementErr, if set, is IncrementGeneration's answer.
+	incrementErr error
 }
 
 // hookStore is the controller's embedded store with storeHooks around it.
@@ -54,6 +56,9 @@ func (s hookStore) UpdateTenantShards(ctx context.Context, sel persist.Selector,
 func (s hookStore) IncrementGeneration(ctx context.Context, id shard.TenantShardID, node persist.NodeID) (layer.Generation, error) {
 	if s.h.failIncrement {
 		return 0, fmt.Errorf("test: store unreachable")
+	}
+	if s.h.incrementErr != nil {
+		return 0, s.h.incrementErr
 	}
 	return s.Store.IncrementGeneration(ctx, id, node)
 }
@@ -687,5 +692,28 @@ func TestUnplacedAttachmentIsNotDetached(t *testing.T) {
 		}
 		waitFor(c, time.Minute, "converged", func() error { return c.converged(tn) })
 		c.checkPageservers(tn)
+	})
+}
+
+// TestFailedStoreMakesTheControllerUnready: once the store answers
+// persist.ErrFailed (it must be reopened) the controller cannot change
+// anything; /ready must say so (503) instead of 200.
+func TestFailedStoreMakesTheControllerUnready(t *testing.T) {
+	h := &storeHooks{}
+	runHooked(t, 1, Config{}, h, func(c *cluster) {
+		h.incrementErr = fmt.Errorf("increment: %w", persist.ErrFailed)
+		if _, err := c.api.CreateTenant(c.ctx, createReq(tenantID(106))); err == nil {
+			t.Fatal("create succeeded on a failed store")
+		}
+		st, err := c.api.Ready(c.ctx)
+		if net.CodeOf(err) != net.Unavailable || st.Ready {
+			t.Fatalf("/ready after the store failed: %+v %v, want 503", st, err)
+		}
+		if !strings.Contains(err.Error(), "store failed") {
+			t.Errorf("/ready does not say why: %v", err)
+		}
+		if c.sc.Ready() {
+			t.Error("Ready() true after the store failed")
+		}
 	})
 }

@@ -114,7 +114,7 @@ func Start(env node.Env, cfg Config) (*Service, error) {
 		}
 		store, s.ownStore = ds, ds
 	}
-	s.store = &timedStore{Store: store, clk: env.Clock, m: m}
+	s.store = &timedStore{Store: store, clk: env.Clock, m: m, failed: s.storeFailed}
 	if cfg.ComputeHook != nil {
 		n, err := computehook.New(env.Clock, s.log, env.Metrics, cfg.ComputeHook, cfg.ComputeHookToken, computehook.Config{
 			Timeout: cfg.ComputeHookTimeout, MaxRetries: cfg.ComputeHookRetries, BusyWait: cfg.ComputeHookBusyWait,
@@ -156,11 +156,12 @@ func (s *Service) Addr() string {
 	return s.lis.Addr()
 }
 
-// Ready reports whether start-up reconcile has finished.
+// Ready reports whether start-up reconcile has finished (and the store
+// has not failed since: see storeFailed).
 func (s *Service) Ready() bool {
 	s.lock()
 	defer s.mu.Unlock()
-	return s.state.ready
+	return s.state.ready && s.state.storeFailed == nil
 }
 
 // Shutdown stops the service: new API calls are refused (503), every task
@@ -186,6 +187,21 @@ func (s *Service) Shutdown(ctx context.Context) {
 	}
 	s.closeStore()
 	s.log.Info("storage controller stopped")
+}
+
+// storeFailed records that the store broke (persist.ErrFailed): the
+// controller goes unready, so an orchestrator restarts it (which reopens
+// the store), instead of serving 200 on /ready while every change fails.
+func (s *Service) storeFailed(err error) {
+	s.lock()
+	first := s.state.storeFailed == nil
+	if first {
+		s.state.storeFailed = err
+	}
+	s.mu.Unlock()
+	if first {
+		s.log.Error("store failed: nothing can change until the controller is restarted; /ready answers 503", "err", err)
+	}
 }
 
 func (s *Service) closeStore() {
@@ -237,6 +253,10 @@ type state struct {
 	ready        bool
 	startupMsg   string
 	shuttingDown bool
+	// storeFailed: the store answered persist.ErrFailed (a write or sync
+	// failed; it must be reopened). Nothing can change until the
+	// controller restarts, so /ready answers 503 from then on.
+	storeFailed error
 }
 
 func newState() state {
