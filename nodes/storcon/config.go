@@ -101,6 +101,11 @@ type Config struct {
 	ComputeHookRetries int
 	// ComputeHookBusyWait is the wait after a 429. Default 5s.
 	ComputeHookBusyWait time.Duration
+	// ReconcileNotifyTimeout bounds the compute notification a reconcile
+	// sends (all its attempts): a hook that keeps failing must not hold a
+	// reconcile slot for minutes; the pending flag makes a later reconcile
+	// try again. Default 15s.
+	ReconcileNotifyTimeout time.Duration
 	// MaxConcurrentNotifications bounds the notifications start-up sends
 	// at once. Default 16.
 	MaxConcurrentNotifications int
@@ -166,6 +171,7 @@ const (
 	DefaultComputeHookRetries         = 10
 	DefaultComputeHookBusyWait        = 5 * time.Second
 	DefaultMaxConcurrentNotifications = 16
+	DefaultReconcileNotifyTimeout     = 15 * time.Second
 	DefaultMigrationLSNWait           = 30 * time.Second
 	DefaultMigrationTimeout           = 5 * time.Minute
 	DefaultDrainFillConcurrency       = 4
@@ -207,6 +213,7 @@ func (c Config) withDefaults() Config {
 	defInt(&c.ComputeHookRetries, DefaultComputeHookRetries)
 	def(&c.ComputeHookBusyWait, DefaultComputeHookBusyWait)
 	defInt(&c.MaxConcurrentNotifications, DefaultMaxConcurrentNotifications)
+	def(&c.ReconcileNotifyTimeout, DefaultReconcileNotifyTimeout)
 	def(&c.MigrationLSNWait, DefaultMigrationLSNWait)
 	def(&c.MigrationTimeout, DefaultMigrationTimeout)
 	defInt(&c.DrainFillConcurrency, DefaultDrainFillConcurrency)
@@ -229,6 +236,7 @@ func (c Config) Validate() error {
 		{"StartupNodeTimeout", c.StartupNodeTimeout}, {"StartupWait", c.StartupWait},
 		{"ComputeHookTimeout", c.ComputeHookTimeout}, {"ComputeHookBusyWait", c.ComputeHookBusyWait},
 		{"MigrationLSNWait", c.MigrationLSNWait}, {"MigrationTimeout", c.MigrationTimeout},
+		{"ReconcileNotifyTimeout", c.ReconcileNotifyTimeout},
 		{"NodeDeleteTimeout", c.NodeDeleteTimeout},
 	} {
 		if d.v < 0 {

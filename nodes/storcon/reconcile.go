@@ -253,7 +253,7 @@ func (s *Service) jobLocked(e *shardEntry) *reconcileJob {
 		id: st.ID, seq: st.Sequence(), attached: st.Attached(), secondaries: st.Secondaries(),
 		observed: st.ObservedLocations(), notify: st.PendingComputeNotification,
 		noAttachment: st.Policy.Kind != placement.PolicyAttached,
-		clients: map[placement.NodeID]psClient{},
+		clients:      map[placement.NodeID]psClient{},
 	}
 	j.gen, j.genNode = st.Generation()
 	if j.attached != placement.NoNode {
@@ -482,7 +482,11 @@ func (s *Service) reconcile(ctx context.Context, j *reconcileJob) error {
 	// 5. Tell compute.
 	switch {
 	case attachOK && j.attached != placement.NoNode && (attachedChanged || j.notify):
-		_ = s.notifyTenant(ctx, j.id.TenantID) // a failure leaves the pending flag
+		// Bounded: a failure leaves the pending flag for a later reconcile
+		// rather than holding this slot through every retry.
+		nctx, cancel := clock.WithTimeout(s.clk, ctx, s.cfg.ReconcileNotifyTimeout)
+		_ = s.notifyTenant(nctx, j.id.TenantID)
+		cancel()
 	case j.notify && j.attached == placement.NoNode && j.noAttachment:
 		// Nothing to attach, nothing to tell: the flag would only make the
 		// shard need reconciles forever. (A shard that should be attached

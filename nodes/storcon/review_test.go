@@ -717,3 +717,24 @@ func TestFailedStoreMakesTheControllerUnready(t *testing.T) {
 		}
 	})
 }
+
+// TestBusyComputeDoesNotHoldReconciles: compute answering 429 for good
+// (each retry waits ComputeHookBusyWait) must not keep a reconcile — and
+// the create waiting for it — past ReconcileNotifyTimeout: creation
+// succeeds, the notification stays pending.
+func TestBusyComputeDoesNotHoldReconciles(t *testing.T) {
+	runCluster(t, 1, Config{ReconcileAllInterval: time.Hour}, func(c *cluster) {
+		c.hook.FailNext(1<<20, 429)
+		tn := tenantID(107)
+		start := c.w.Now()
+		if _, err := c.api.CreateTenant(c.ctx, createReq(tn)); err != nil {
+			t.Fatalf("create while compute is busy: %v", err)
+		}
+		if took := c.w.Now() - start; took > 20*time.Second {
+			t.Errorf("create took %v", took)
+		}
+		if !c.describe(tn).Shards[0].PendingComputeNotification {
+			t.Error("no pending notification")
+		}
+	})
+}
