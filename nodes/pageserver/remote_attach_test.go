@@ -318,3 +318,31 @@ func TestDeletedTimelineStaysDeleted(t *testing.T) {
 		f.readAll(rootPages)
 	})
 }
+
+// TestStartupAttachRetriesObjectStorage: a restart while object storage
+// fails every operation's first 20 attempts leaves the shard broken at
+// first (its attach ran out of download retries), and the background
+// attach retry brings it back once object storage answers.
+func TestStartupAttachRetriesObjectStorage(t *testing.T) {
+	runRemote(t, Config{}, false, func(f *remoteFixture) {
+		if err := f.attachA(1, pageapi.ModeAttachedSingle); err != nil {
+			t.Fatal(err)
+		}
+		pages := f.history()
+		f.cfg.RemoteStorage.TestFailures = 20
+		f.w.Stop("ps")
+		f.w.Restart("ps")
+		// Start-up waits for the attach, which runs out of download
+		// retries (about 15 s of back-off) before the node serves.
+		f.eventually(time.Minute, "the node up", func() bool {
+			return f.do("GET", "/v1/utilization", nil, nil) == nil
+		})
+		if err := f.do("GET", "/v1/tenant/"+tsidA.String()+"/timeline", nil, nil); net.CodeOf(err) != net.FailedPrecondition {
+			t.Fatalf("right after start: %v, want broken", err)
+		}
+		f.eventually(10*time.Minute, "the shard attached by the retry", func() bool {
+			return f.do("GET", "/v1/tenant/"+tsidA.String()+"/timeline", nil, nil) == nil
+		})
+		f.readAll(pages)
+	})
+}

@@ -851,13 +851,16 @@ const (
 )
 
 // transient reports an error worth retrying: the device failed an
-// operation (EIO, ENOSPC), which says nothing about what is on it.
+// operation (EIO, ENOSPC), which says nothing about what is on it, or
+// object storage kept failing a download through the whole retry policy
+// (it may be back later).
 func transient(err error) bool {
-	return errors.Is(err, disk.ErrIO) || errors.Is(err, disk.ErrNoSpace)
+	return errors.Is(err, disk.ErrIO) || errors.Is(err, disk.ErrNoSpace) || errors.Is(err, remote.ErrRetriesExhausted)
 }
 
 // retryAttach retries a shard's attach in the background after a transient
-// disk error at start-up, with doubling back-off, until it succeeds, the
+// error at start-up (a disk error, object storage failing downloads), with
+// doubling back-off, until it succeeds, the
 // shard's config changes, it fails for another reason, or
 // MaxAttachRetries run out.
 func (m *tenantManager) retryAttach(ts *tenantShard) {

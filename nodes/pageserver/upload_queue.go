@@ -202,19 +202,6 @@ func (q *uploadQueue) scheduleEdit(e timeline.Edit) {
 	q.launchLocked()
 }
 
-// scheduleIndex schedules an upload of the index describing st (a new
-// timeline, whose creation is no edit).
-func (q *uploadQueue) scheduleIndex(st timeline.State) {
-	_ = q.mu.Lock(context.Background())
-	defer q.mu.Unlock()
-	if q.stopped {
-		return
-	}
-	q.pushLocked(&uploadOp{kind: opIndex, state: st})
-	q.latest = st
-	q.launchLocked()
-}
-
 // kick re-evaluates the queue after the attachment's mode changed.
 func (q *uploadQueue) kick() {
 	_ = q.mu.Lock(context.Background())

@@ -306,6 +306,9 @@ func TestRemoteConsistentLSNOnlyAfterValidation(t *testing.T) {
 		if got := f.listed(timelineA).RemoteConsistentLSN; got != 0 {
 			t.Fatalf("remote_consistent_lsn %s reported for an invalid generation", got)
 		}
+		if got := f.metric("strata_pageserver_remote_consistent_lsn_lag_bytes", "timeline_id", timelineA.String()); got != float64(at) {
+			t.Errorf("remote_consistent_lsn lag %v, want %d (nothing visible)", got, at)
+		}
 		f.ctl.setValid(tsidA, true)
 		at = f.writeFlush(st, at, 3, 2)
 		f.barrier(timelineA)
