@@ -12,6 +12,7 @@ import (
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
+	"github.com/stratadb/strata/nodes/storcon/storconapi"
 )
 
 var timelineB = shard.TimelineID{0xbb}
@@ -344,5 +345,30 @@ func TestStartupAttachRetriesObjectStorage(t *testing.T) {
 			return f.do("GET", "/v1/tenant/"+tsidA.String()+"/timeline", nil, nil) == nil
 		})
 		f.readAll(pages)
+	})
+}
+
+// TestReattachAfterLostDiskWithController: with a storage controller, a
+// pageserver that lost its disk is told at start (re-attach) that it holds
+// tenantA with a new generation; the shard comes back from object storage
+// before the node serves, every page reads back, and the new attachment
+// reports remote_consistent_lsn once the controller validates it.
+func TestReattachAfterLostDiskWithController(t *testing.T) {
+	runRemote(t, Config{}, true, func(f *remoteFixture) {
+		f.ctl.setValid(tsidA, true)
+		if err := f.attachA(1, pageapi.ModeAttachedSingle); err != nil {
+			t.Fatal(err)
+		}
+		pages := f.history()
+		f.ctl.mu.Lock()
+		f.ctl.reattach = []storconapi.ReAttachTenant{{ID: tsidA, Gen: gen(2), Mode: pageapi.ModeAttachedSingle}}
+		f.ctl.mu.Unlock()
+		f.wipe = true
+		f.restart(true)
+		f.readAll(pages)
+		want := f.listed(timelineA).DiskConsistentLSN
+		f.eventually(time.Minute, "remote_consistent_lsn validated", func() bool {
+			return f.listed(timelineA).RemoteConsistentLSN == want
+		})
 	})
 }
