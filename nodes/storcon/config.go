@@ -119,6 +119,10 @@ type Config struct {
 	// DrainFillConcurrency bounds the migrations a drain or fill runs at
 	// once. Default 4.
 	DrainFillConcurrency int
+	// DrainFillTimeout bounds one drain or fill; one that has not finished
+	// by then ends with its node's policy Active (as if stopped). Default
+	// 30m.
+	DrainFillTimeout time.Duration
 	// NodeDeleteTimeout bounds a graceful node delete (moving its shards
 	// away). Default 10m.
 	NodeDeleteTimeout time.Duration
@@ -176,6 +180,7 @@ const (
 	DefaultMigrationTimeout           = 5 * time.Minute
 	DefaultDrainFillConcurrency       = 4
 	DefaultNodeDeleteTimeout          = 10 * time.Minute
+	DefaultDrainFillTimeout           = 30 * time.Minute
 )
 
 func (c Config) withDefaults() Config {
@@ -218,6 +223,7 @@ func (c Config) withDefaults() Config {
 	def(&c.MigrationTimeout, DefaultMigrationTimeout)
 	defInt(&c.DrainFillConcurrency, DefaultDrainFillConcurrency)
 	def(&c.NodeDeleteTimeout, DefaultNodeDeleteTimeout)
+	def(&c.DrainFillTimeout, DefaultDrainFillTimeout)
 	return c
 }
 
@@ -237,7 +243,7 @@ func (c Config) Validate() error {
 		{"ComputeHookTimeout", c.ComputeHookTimeout}, {"ComputeHookBusyWait", c.ComputeHookBusyWait},
 		{"MigrationLSNWait", c.MigrationLSNWait}, {"MigrationTimeout", c.MigrationTimeout},
 		{"ReconcileNotifyTimeout", c.ReconcileNotifyTimeout},
-		{"NodeDeleteTimeout", c.NodeDeleteTimeout},
+		{"NodeDeleteTimeout", c.NodeDeleteTimeout}, {"DrainFillTimeout", c.DrainFillTimeout},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s %v is negative", ErrConfig, d.name, d.v)

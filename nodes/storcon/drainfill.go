@@ -2,6 +2,7 @@ package storcon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -51,7 +52,7 @@ func (s *Service) startNodeOp(ctx context.Context, id placement.NodeID, kind str
 	// registered until the policy it ends with is stored: the consistency
 	// check refuses to run while it is (memory and store differ between a
 	// store write and its application to memory).
-	opCtx, cancel := clock.WithCancel(s.tasks.Context())
+	opCtx, cancel := clock.WithTimeout(s.clk, s.tasks.Context(), s.cfg.DrainFillTimeout)
 	op := &nodeOp{kind: kind, cancel: cancel}
 	s.state.nodeOps[id] = op
 	s.mu.Unlock()
@@ -82,12 +83,18 @@ func (s *Service) startNodeOp(ctx context.Context, id placement.NodeID, kind str
 				s.mu.Unlock()
 			}
 		}()
-		if !mine || opCtx.Err() != nil {
+		// Cancelled (stopped, re-attached, shutting down): whoever
+		// cancelled it set the policy. Timed out (DrainFillTimeout): it
+		// did not finish, the node goes back to Active.
+		if !mine || errors.Is(opCtx.Err(), context.Canceled) {
 			return
 		}
 		p := after
-		if !done {
+		if !done || opCtx.Err() != nil {
 			p = placement.NodeActive
+			if opCtx.Err() != nil {
+				s.log.Warn(kind+" timed out", "node_id", id, "after", s.cfg.DrainFillTimeout)
+			}
 		}
 		if err := s.setNodePolicy(s.tasks.Context(), id, p); err != nil {
 			s.log.Error(kind+": node policy not set", "node_id", id, "policy", p, "err", err)

@@ -738,3 +738,22 @@ func TestBusyComputeDoesNotHoldReconciles(t *testing.T) {
 		}
 	})
 }
+
+// TestDrainBoundedByDrainFillTimeout: a drain that has not finished within
+// DrainFillTimeout ends as an unfinished one: its node Active again, not
+// PauseForRestart.
+func TestDrainBoundedByDrainFillTimeout(t *testing.T) {
+	runCluster(t, 2, Config{DrainFillTimeout: time.Millisecond}, func(c *cluster) {
+		n := c.attachedOn(1, 108)
+		if err := c.api.Drain(c.ctx, 1, false); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(c, time.Minute, "drain ended", func() error {
+			if p := c.nodePolicy(1); p != placement.NodeActive {
+				return fmt.Errorf("node 1 policy %s", p)
+			}
+			return nil
+		})
+		c.attachedNode(n) // still described, wherever it ended
+	})
+}
