@@ -50,6 +50,11 @@ type tenantEntry struct {
 	notify *clock.Mutex
 	// shards are the tenant's shards, by shard index.
 	shards []*shardEntry
+	// refs counts the callers holding or waiting for op (lockTenant): the
+	// entry is removed once it has no shards and no such caller, so
+	// operations on tenants that do not exist (or no longer do) leave
+	// nothing behind.
+	refs int
 }
 
 // shardKey names a shard and the sequence to wait for.
@@ -73,6 +78,14 @@ func (s *Service) tenantLocked(t shard.TenantID) *tenantEntry {
 		s.state.tenants[t] = te
 	}
 	return te
+}
+
+// dropTenantIfUnusedLocked removes tenant t's entry if it has no shards
+// and nobody holds or waits for its operation lock. Called with s.mu held.
+func (s *Service) dropTenantIfUnusedLocked(t shard.TenantID) {
+	if te := s.state.tenants[t]; te != nil && te.refs == 0 && len(te.shards) == 0 {
+		delete(s.state.tenants, t)
+	}
 }
 
 // addShardLocked puts a shard under management. Called with s.mu held.

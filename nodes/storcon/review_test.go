@@ -757,3 +757,40 @@ func TestDrainBoundedByDrainFillTimeout(t *testing.T) {
 		c.attachedNode(n) // still described, wherever it ended
 	})
 }
+
+// tenantEntries is how many tenant entries the controller keeps in memory.
+func (c *cluster) tenantEntries() int {
+	c.sc.lock()
+	defer c.sc.mu.Unlock()
+	return len(c.sc.state.tenants)
+}
+
+// TestTenantEntriesDoNotLeak: calls naming tenants that do not exist, and
+// tenants deleted or dropped, leave no entry behind in memory.
+func TestTenantEntriesDoNotLeak(t *testing.T) {
+	runCluster(t, 1, Config{}, func(c *cluster) {
+		keep := tenantID(109)
+		c.create(keep, 0, nil)
+		base := c.tenantEntries()
+		for b := byte(110); b < 120; b++ {
+			if err := c.api.DeleteTenant(c.ctx, tenantID(b)); net.CodeOf(err) != net.NotFound {
+				t.Fatalf("delete of an unknown tenant: %v", err)
+			}
+		}
+		gone, dropped := tenantID(120), tenantID(121)
+		c.create(gone, 2, nil)
+		c.create(dropped, 0, nil)
+		if err := c.api.DeleteTenant(c.ctx, gone); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.api.DropTenant(c.ctx, dropped); err != nil {
+			t.Fatal(err)
+		}
+		if n := c.tenantEntries(); n != base {
+			t.Errorf("%d tenant entries, want %d", n, base)
+		}
+		if _, err := c.api.DescribeTenant(c.ctx, keep); err != nil {
+			t.Error(err)
+		}
+	})
+}

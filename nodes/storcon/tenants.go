@@ -97,11 +97,22 @@ func (s *Service) lockTenant(ctx context.Context, t shard.TenantID) (unlock func
 	}
 	s.lock()
 	te := s.tenantLocked(t)
+	te.refs++
 	s.mu.Unlock()
+	release := func() {
+		s.lock()
+		te.refs--
+		s.dropTenantIfUnusedLocked(t)
+		s.mu.Unlock()
+	}
 	if err := te.op.Lock(ctx); err != nil {
+		release()
 		return nil, fmt.Errorf("%w: tenant %s is busy: %w", ErrTimeout, t, err)
 	}
-	return te.op.Unlock, nil
+	return func() {
+		te.op.Unlock()
+		release()
+	}, nil
 }
 
 // tenantShardsLocked lists tenant t's shards by index; ErrNotFound if it
