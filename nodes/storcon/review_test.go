@@ -794,3 +794,37 @@ func TestTenantEntriesDoNotLeak(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateNotAttachedIsNotSuccess: a (retried) create whose shard's
+// attached node is unavailable must not answer success naming that node:
+// the reconcile had nothing to do there, the tenant is not attached.
+func TestCreateNotAttachedIsNotSuccess(t *testing.T) {
+	cfg := Config{HeartbeatInterval: time.Second, HeartbeatTimeout: 500 * time.Millisecond, OfflineAfter: 3 * time.Second}
+	runCluster(t, 1, cfg, func(c *cluster) {
+		tn := tenantID(122)
+		c.create(tn, 0, nil)
+		c.w.Crash(psName(1), false)
+		waitFor(c, time.Minute, "node offline", func() error {
+			nodes, err := c.api.ListNodes(c.ctx)
+			if err != nil {
+				return err
+			}
+			if nodes[0].Availability != placement.Offline {
+				return fmt.Errorf("node 1 is %s", nodes[0].Availability)
+			}
+			return nil
+		})
+		resp, err := c.api.CreateTenant(c.ctx, createReq(tn))
+		if err == nil {
+			t.Fatalf("create answered success with its only node offline: %+v", resp)
+		}
+		if net.CodeOf(err) != net.DeadlineExceeded {
+			t.Errorf("create: %v, want DeadlineExceeded (408: stored, not attached yet)", err)
+		}
+		c.w.Restart(psName(1))
+		c.waitNodes(1)
+		if _, err := c.api.CreateTenant(c.ctx, createReq(tn)); err != nil {
+			t.Errorf("create once the node is back: %v", err)
+		}
+	})
+}

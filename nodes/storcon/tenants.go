@@ -302,7 +302,10 @@ func adoptGeneration(e *shardEntry, row persist.TenantShard) error {
 }
 
 // awaitCreated waits for a new tenant's shards to be attached and answers
-// where.
+// where. A reconcile that could not reach the attached node (unavailable:
+// nothing to do until it is back) ends without an error, so each shard is
+// checked: one not attached in place yet is ErrTimeout — the tenant is
+// stored, and a retried create waits again.
 func (s *Service) awaitCreated(ctx context.Context, t shard.TenantID, keys []shardKey) (storconapi.TenantCreateResponse, error) {
 	var resp storconapi.TenantCreateResponse
 	wctx, cancel := s.reconcileWait(ctx)
@@ -315,6 +318,12 @@ func (s *Service) awaitCreated(ctx context.Context, t shard.TenantID, keys []sha
 	shards, err := s.tenantShardsLocked(t)
 	if err != nil {
 		return resp, err
+	}
+	for _, e := range shards {
+		if e.st.Policy.Kind == placement.PolicyAttached && !s.attachedReadyLocked(e) {
+			return resp, fmt.Errorf("%w: tenant %s is stored but shard %s is not attached yet (node %d unavailable)",
+				ErrTimeout, t, e.st.ID, e.st.Attached())
+		}
 	}
 	for _, e := range shards {
 		resp.Shards = append(resp.Shards, pageapi.ShardLocation{ShardID: e.st.ID.String(), NodeID: uint64(e.st.Attached())})
