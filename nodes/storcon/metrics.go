@@ -191,6 +191,11 @@ func (t *timedStore) ListTenantShards(ctx context.Context) (_ []persist.TenantSh
 	return t.Store.ListTenantShards(ctx)
 }
 
+func (t *timedStore) TenantShards(ctx context.Context, tenant shard.TenantID) (_ []persist.TenantShard, err error) {
+	defer t.observe("tenant_shards", t.now(), &err)
+	return t.Store.TenantShards(ctx, tenant)
+}
+
 func (t *timedStore) UpdateTenantShards(ctx context.Context, sel persist.Selector, u persist.ShardUpdate) (err error) {
 	defer t.observe("update_tenant_shards", t.now(), &err)
 	return t.Store.UpdateTenantShards(ctx, sel, u)

@@ -35,6 +35,8 @@ type storeHooks struct {
 	afterNodePolicy func(ctx context.Context, id persist.NodeID, policy string)
 	// incrementErr, if set, is IncrementGeneration's answer.
 	incrementErr error
+	// reads counts Generation and TenantShards calls.
+	reads int
 }
 
 // hookStore is the controller's embedded store with storeHooks around it.
@@ -89,6 +91,16 @@ func (s hookStore) SetNodeSchedulingPolicy(ctx context.Context, id persist.NodeI
 		s.h.afterNodePolicy(ctx, id, policy)
 	}
 	return nil
+}
+
+func (s hookStore) Generation(ctx context.Context, id shard.TenantShardID) (layer.Generation, persist.NodeID, error) {
+	s.h.reads++
+	return s.Store.Generation(ctx, id)
+}
+
+func (s hookStore) TenantShards(ctx context.Context, t shard.TenantID) ([]persist.TenantShard, error) {
+	s.h.reads++
+	return s.Store.TenantShards(ctx, t)
 }
 
 // runHooked runs a cluster whose controller uses a fresh embedded store in
@@ -825,6 +837,38 @@ func TestCreateNotAttachedIsNotSuccess(t *testing.T) {
 		c.waitNodes(1)
 		if _, err := c.api.CreateTenant(c.ctx, createReq(tn)); err != nil {
 			t.Errorf("create once the node is back: %v", err)
+		}
+	})
+}
+
+// TestValidateReadsTheStoreOncePerTenant: validating every shard of a
+// sharded tenant reads the store once, not once per shard, and still
+// answers from memory and store both.
+func TestValidateReadsTheStoreOncePerTenant(t *testing.T) {
+	h := &storeHooks{}
+	runHooked(t, 2, Config{}, h, func(c *cluster) {
+		tn := tenantID(123)
+		c.create(tn, 4, nil)
+		var req storconapi.ValidateRequest
+		for _, sh := range c.describe(tn).Shards {
+			req.Tenants = append(req.Tenants, storconapi.ValidateTenant{ID: sh.TenantShardID, Gen: *sh.Generation})
+		}
+		req.Tenants[3].Gen-- // an old generation: invalid
+		h.reads = 0
+		resp, err := c.api.Validate(c.ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.reads != 1 {
+			t.Errorf("%d store reads to validate 4 shards of one tenant", h.reads)
+		}
+		if len(resp.Tenants) != 4 {
+			t.Fatalf("answer %+v", resp.Tenants)
+		}
+		for i, rt := range resp.Tenants {
+			if rt.Valid != (i != 3) {
+				t.Errorf("shard %s valid=%v", rt.ID, rt.Valid)
+			}
 		}
 	})
 }

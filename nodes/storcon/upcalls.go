@@ -2,11 +2,11 @@ package storcon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/stratadb/strata/engine/layer"
 	"github.com/stratadb/strata/engine/placement"
+	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/storcon/persist"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
@@ -173,15 +173,27 @@ func (s *Service) validate(ctx context.Context, req storconapi.ValidateRequest) 
 		checks = append(checks, check{t: t, mem: g.Valid && g.N == t.Gen})
 	}
 	s.mu.Unlock()
+	// The store is read once per tenant (a sharded tenant's shards are
+	// usually validated together), only for shards memory finds valid.
+	stored := map[shard.TenantID]map[shard.TenantShardID]layer.Generation{}
 	for _, c := range checks {
 		valid := c.mem
 		if valid && !s.cfg.Bugs.ValidateMemoryOnly {
-			g, _, err := s.store.Generation(ctx, c.t.ID)
-			switch {
-			case errors.Is(err, persist.ErrNotFound):
-				continue
-			case err != nil:
-				return storconapi.ValidateResponse{}, err
+			gens, ok := stored[c.t.ID.TenantID]
+			if !ok {
+				rows, err := s.store.TenantShards(ctx, c.t.ID.TenantID)
+				if err != nil {
+					return storconapi.ValidateResponse{}, err
+				}
+				gens = make(map[shard.TenantShardID]layer.Generation, len(rows))
+				for _, r := range rows {
+					gens[r.ID] = r.Generation
+				}
+				stored[c.t.ID.TenantID] = gens
+			}
+			g, ok := gens[c.t.ID]
+			if !ok {
+				continue // not in the store: omitted, as unknown shards are
 			}
 			valid = uint32(g) == c.t.Gen
 		}
