@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/placement"
@@ -13,8 +14,13 @@ import (
 )
 
 // errStale: a reconcile found the shard changed under it (another
-// generation was issued meanwhile); it ends and runs again.
+// generation was issued meanwhile); it ends and runs again after
+// StaleRetryBackoff.
 var errStale = errors.New("storcon: shard changed during reconcile")
+
+// StaleRetryBackoff is the pause before a reconcile that found its shard
+// changed under it runs again.
+const StaleRetryBackoff = 500 * time.Millisecond
 
 // shardEntry is one shard under management: the placement core's state
 // plus the service's bookkeeping of reconciles.
@@ -345,11 +351,27 @@ func (s *Service) finishReconcile(job *reconcileJob, err error, sem *clock.Semap
 	s.metrics.reconcileComplete.WithLabelValues(status).Inc()
 	if e := s.state.shards[job.id]; e != nil {
 		e.reconciling = false
-		if !errors.Is(err, errStale) {
+		stale := errors.Is(err, errStale)
+		if !stale {
 			e.doneSeq, e.doneErr = job.seq, err
 		}
-		if e.again || errors.Is(err, errStale) {
+		switch {
+		case e.again:
 			s.scheduleReconcileLocked(e, false)
+		case stale:
+			// Whatever made it stale (a re-attach issuing generations) may
+			// still be going on: run again after a pause, not at once.
+			id := job.id
+			s.spawn("reconcile retry "+id.String(), func(ctx context.Context) {
+				if clock.Sleep(ctx, s.clk, StaleRetryBackoff) != nil {
+					return
+				}
+				s.lock()
+				defer s.mu.Unlock()
+				if e := s.state.shards[id]; e != nil {
+					s.scheduleReconcileLocked(e, false)
+				}
+			})
 		}
 	}
 	sem.Release(1)

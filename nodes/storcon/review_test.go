@@ -37,6 +37,9 @@ type storeHooks struct {
 	incrementErr error
 	// reads counts Generation and TenantShards calls.
 	reads int
+	// afterIncrement runs once IncrementGeneration succeeded.
+	// inner is the store under the hooks.
+	afterIncrement func(ctx context.Context, inner persist.Store, id shard.TenantShardID, node persist.NodeID, g layer.Generation)
 }
 
 // hookStore is the controller's embedded store with storeHooks around it.
@@ -62,7 +65,11 @@ func (s hookStore) IncrementGeneration(ctx context.Context, id shard.TenantShard
 	if s.h.incrementErr != nil {
 		return 0, s.h.incrementErr
 	}
-	return s.Store.IncrementGeneration(ctx, id, node)
+	g, err := s.Store.IncrementGeneration(ctx, id, node)
+	if err == nil && s.h.afterIncrement != nil {
+		s.h.afterIncrement(ctx, s.Store, id, node, g)
+	}
+	return g, err
 }
 
 func (s hookStore) InsertTenantShards(ctx context.Context, rows []persist.TenantShard) error {
@@ -870,5 +877,45 @@ func TestValidateReadsTheStoreOncePerTenant(t *testing.T) {
 				t.Errorf("shard %s valid=%v", rt.ID, rt.Valid)
 			}
 		}
+	})
+}
+
+// TestStaleReconcileBacksOff: a reconcile that finds a newer generation
+// issued while it issued its own (a re-attach, simulated here each time)
+// runs again after a pause, not at once in a tight loop.
+func TestStaleReconcileBacksOff(t *testing.T) {
+	h := &storeHooks{}
+	runHooked(t, 2, Config{}, h, func(c *cluster) {
+		tn := tenantID(124)
+		c.create(tn, 0, nil)
+		id := shard.UnshardedID(tn)
+		stale := 0
+		h.afterIncrement = func(ctx context.Context, inner persist.Store, sid shard.TenantShardID, node persist.NodeID, g layer.Generation) {
+			if sid != id || stale >= 200 {
+				return
+			}
+			stale++
+			// Another generation is issued (and recorded) meanwhile.
+			g2, err := inner.IncrementGeneration(ctx, sid, node)
+			if err != nil {
+				t.Errorf("increment: %v", err)
+				return
+			}
+			c.sc.lock()
+			defer c.sc.mu.Unlock()
+			if err := c.sc.state.shards[sid].st.SetGeneration(placement.Gen(uint32(g2)), placement.NodeID(node)); err != nil {
+				t.Errorf("set generation: %v", err)
+			}
+		}
+		from, _ := c.attachedNode(id)
+		before := c.reconcileSpawns()
+		// A migration (then the reconciles finishing it) needs a new
+		// generation; every one finds another issued meanwhile.
+		_ = c.api.Migrate(c.ctx, id, 3-from)
+		c.w.Sleep(5 * time.Second)
+		if n := c.reconcileSpawns() - before; n > 30 {
+			t.Errorf("%v reconciles in 5s for one shard whose reconciles keep finding it changed", n)
+		}
+		h.afterIncrement = nil
 	})
 }
