@@ -505,6 +505,10 @@ func (s *Service) reconcile(ctx context.Context, j *reconcileJob) error {
 			if !ok || o.Node == j.attached || slices.Contains(j.secondaries, o.Node) {
 				continue
 			}
+			if err := s.stillCurrent(j); err != nil {
+				errs = append(errs, err)
+				break
+			}
 			conf := detachedConf(j.wantSecondary.Shard)
 			err := c.locationConfig(ctx, j.id, conf)
 			s.applyObserved(j, o.Node, conf, err)
@@ -548,6 +552,9 @@ func (s *Service) attach(ctx context.Context, j *reconcileJob, c psClient, o pla
 	if s.cfg.Bugs.GenerationPersistAfterAttach {
 		return s.attachPersistAfter(ctx, j, c, want)
 	}
+	if err := s.stillCurrent(j); err != nil {
+		return err
+	}
 	g, err := s.issueGeneration(ctx, j.id, j.attached)
 	if err != nil {
 		return err
@@ -556,6 +563,27 @@ func (s *Service) attach(ctx context.Context, j *reconcileJob, c psClient, o pla
 	err = c.locationConfig(ctx, j.id, want)
 	s.applyObserved(j, j.attached, want, err)
 	return err
+}
+
+// stillCurrent reports errStale if shard j.id's intent (attached and
+// secondary nodes) changed since the job was made: a generation issued,
+// or a location detached, on the strength of an old snapshot could serve
+// an intent that no longer exists (detach a node intent now attaches). The
+// reconcile stops; the one the change scheduled runs with the new intent.
+// (Sequence bumps that leave intent as it was — a caller asking for a
+// reconcile, a config change — do not stop it.)
+func (s *Service) stillCurrent(j *reconcileJob) error {
+	s.lock()
+	defer s.mu.Unlock()
+	e := s.state.shards[j.id]
+	if e == nil {
+		return fmt.Errorf("%w: shard %s", ErrNotFound, j.id)
+	}
+	if a := e.st.Attached(); a != j.attached || !slices.Equal(e.st.Secondaries(), j.secondaries) {
+		return fmt.Errorf("%w: intent now attached %d secondaries %v, the reconcile started with %d %v",
+			errStale, a, e.st.Secondaries(), j.attached, j.secondaries)
+	}
+	return nil
 }
 
 // issueGeneration persists the shard's next generation for node, then

@@ -919,3 +919,52 @@ func TestStaleReconcileBacksOff(t *testing.T) {
 		h.afterIncrement = nil
 	})
 }
+
+// TestReconcileStopsOnAStaleIntent: a reconcile whose shard's intent
+// changed after its snapshot was taken (here: moved to node B, then back
+// to A, the reconcile still working for B) must not issue a generation for
+// B or detach A, which intent attaches again.
+func TestReconcileStopsOnAStaleIntent(t *testing.T) {
+	runCluster(t, 2, Config{}, func(c *cluster) {
+		tn := tenantID(125)
+		c.create(tn, 0, nil)
+		id := shard.UnshardedID(tn)
+		a, g0 := c.attachedNode(id)
+		b := 3 - a
+		stop := placement.ShardStop // no reconcile of its own interferes
+		if err := c.api.SetTenantPolicy(c.ctx, tn, storconapi.TenantPolicyRequest{Scheduling: &stop}); err != nil {
+			t.Fatal(err)
+		}
+		s := c.sc
+		s.lock()
+		e := s.state.shards[id]
+		e.st.SchedulingPolicy = placement.ShardActive // lets the moves below change intent
+		move := func(to uint64) {
+			if err := e.st.MoveAttached(s.state.sched, placement.NodeID(to)); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.st.Schedule(s.state.sched); err != nil {
+				t.Fatal(err)
+			}
+		}
+		move(b)
+		job := s.jobLocked(e) // attach B, then detach A
+		move(a)
+		e.st.SchedulingPolicy = placement.ShardStop
+		s.mu.Unlock()
+
+		err := s.reconcile(c.ctx, job)
+		if !errors.Is(err, errStale) {
+			t.Errorf("stale reconcile: %v, want errStale", err)
+		}
+		if conf := c.locations(int(a))[id]; conf == nil || conf.Mode != pageapi.ModeAttachedSingle {
+			t.Errorf("ps-%d (attached in intent) holds %+v after a stale reconcile", a, conf)
+		}
+		if conf := c.locations(int(b))[id]; conf != nil {
+			t.Errorf("ps-%d (not in intent) holds %+v after a stale reconcile", b, conf)
+		}
+		if _, g := c.attachedNode(id); g != g0 {
+			t.Errorf("generation %d → %d issued for a stale intent", g0, g)
+		}
+	})
+}
