@@ -214,15 +214,7 @@ func Encode(ip *IndexPart) ([]byte, error) {
 		Version:           CurrentVersion,
 		LayerMetadata:     make(map[string]wireLayerOut, len(ip.Layers)),
 		DiskConsistentLSN: m.DiskConsistentLSN,
-		Metadata: wireMetadataOut{
-			DiskConsistentLSN: m.DiskConsistentLSN,
-			PrevRecordLSN:     m.PrevRecordLSN,
-			AncestorTimeline:  m.AncestorTimeline,
-			AncestorLSN:       m.AncestorLSN,
-			LatestGCCutoffLSN: m.LatestGCCutoffLSN,
-			InitdbLSN:         m.InitdbLSN,
-			PGVersion:         m.PGVersion,
-		},
+		Metadata:          wireMetadataOut(m),
 		Lineage: wireLineageOut{
 			ReparentingHistoryTruncated: ip.Lineage.ReparentingHistoryTruncated,
 			ReparentingHistory:          ip.Lineage.ReparentingHistory,

@@ -162,10 +162,6 @@ var (
 	tenantD, _ = shard.ParseTenantID("0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d")
 )
 
-func secondaryConf() pageapi.LocationConfig {
-	return pageapi.LocationConfig{Mode: pageapi.ModeSecondary, SecondaryConf: &pageapi.SecondaryConf{Warm: true}, TenantConf: &pageapi.TenantConf{}}
-}
-
 // Without a controller the local location files are authoritative across
 // restarts; with one, the re-attach answer decides: listed shards take the
 // answered mode and generation (persisted), a listed shard with no local

@@ -106,7 +106,8 @@ func (s *Service) consistencyCheck(ctx context.Context) (storconapi.ConsistencyR
 		return report, err
 	}
 	s.lock()
-	if err := s.quietLocked(); err == nil && (s.state.started != started || s.state.epoch != epoch) {
+	err = s.quietLocked()
+	if err == nil && (s.state.started != started || s.state.epoch != epoch) {
 		err = fmt.Errorf("%w: state changed during the check", ErrBusy)
 	}
 	s.mu.Unlock()
