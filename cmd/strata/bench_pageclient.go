@@ -47,6 +47,7 @@ type benchPageClientFlags struct {
 	rounds, pages, stripe int
 	callers, batch        int
 	batchCallers          int
+	streams, inflight     int
 	json                  bool
 	cpuProfile            string
 }
@@ -60,7 +61,7 @@ func (f benchPageClientFlags) validate() error {
 		n, lo, hi int
 	}{{"--rounds", f.rounds, 1, 99}, {"--pages", f.pages, 1, 1 << 20}, {"--stripe", f.stripe, 1, 1 << 20},
 		{"--callers", f.callers, 1, 1024}, {"--batch", f.batch, 1, pageserver.DefaultMaxBlocksPerRequest},
-		{"--batch-callers", f.batchCallers, 1, 1024}} {
+		{"--batch-callers", f.batchCallers, 1, 1024}, {"--streams", f.streams, 0, 1024}, {"--inflight", f.inflight, 0, pageserver.DefaultMaxInflightPerStream}} {
 		if v.n < v.lo || v.n > v.hi {
 			return fmt.Errorf("%w: %s %d not in [%d, %d]", errBenchFlag, v.name, v.n, v.lo, v.hi)
 		}
@@ -165,6 +166,8 @@ Every page the client returns is checked against its block.`,
 	fl.IntVar(&f.callers, "callers", 32, "concurrent callers of 1-block requests")
 	fl.IntVar(&f.batch, "batch", 32, "blocks per request in the batch measurement")
 	fl.IntVar(&f.batchCallers, "batch-callers", 4, "concurrent callers of --batch-block requests")
+	fl.IntVar(&f.streams, "streams", 0, fmt.Sprintf("the client's GetPages streams per shard and pool (0: its default, %d normal, %d bulk)", pageclient.DefaultStreamsPerShard, pageclient.DefaultBulkStreamsPerShard))
+	fl.IntVar(&f.inflight, "inflight", 0, fmt.Sprintf("the client's requests in flight per stream (0: its default, %d)", pageclient.DefaultInflightPerStream))
 	fl.BoolVar(&f.json, "json", false, "one JSON object per figure")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (servers and clients share the process) to this file")
 	return cmd
@@ -273,7 +276,8 @@ func benchPageClient(ctx context.Context, dir string, f benchPageClientFlags, lo
 	for i, t := range []*benchTenant{unsharded, sharded} {
 		env := node.Env{ID: "compute", Clock: clock.NewReal(), Net: grpcx.New(grpcx.Options{}), Rand: rand.New(rand.NewPCG(5, uint64(i))),
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry()}
-		if clients[i], err = pageclient.New(env, pageclient.Config{Tenant: t.target.Shard.TenantID, Timeline: tl}, maps[i]); err != nil {
+		cfg := pageclient.Config{Tenant: t.target.Shard.TenantID, Timeline: tl, StreamsPerShard: f.streams, BulkStreamsPerShard: f.streams, InflightPerStream: f.inflight}
+		if clients[i], err = pageclient.New(env, cfg, maps[i]); err != nil {
 			return nil, err
 		}
 		defer clients[i].Close()

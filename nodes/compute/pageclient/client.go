@@ -79,7 +79,7 @@ type Client struct {
 	mu     *clock.Mutex
 	pools  []*shardPool // every open pool, in creation order
 	byKey  map[string]*shardPool
-	closed bool
+	closed atomic.Bool // written under mu
 
 	requests, retries, updates atomic.Int64
 }
@@ -134,7 +134,7 @@ func (c *Client) Stats() Stats {
 func (c *Client) UpdateShardMap(next ShardMap) error {
 	_ = c.mu.Lock(context.Background())
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed.Load() {
 		return ErrClosed
 	}
 	cur := c.route.Load().m
@@ -206,22 +206,18 @@ func (c *Client) reap(force bool) {
 // and stops the client's tasks. Calls after Close fail with ErrClosed.
 func (c *Client) Close() error {
 	_ = c.mu.Lock(context.Background())
-	if c.closed {
+	if c.closed.Load() {
 		c.mu.Unlock()
 		return nil
 	}
-	c.closed = true
+	c.closed.Store(true)
 	c.mu.Unlock()
 	c.group.Cancel()
 	c.reap(true)
 	return c.group.Wait()
 }
 
-func (c *Client) isClosed() bool {
-	_ = c.mu.Lock(context.Background())
-	defer c.mu.Unlock()
-	return c.closed
-}
+func (c *Client) isClosed() bool { return c.closed.Load() }
 
 // GetPages reads req's blocks and returns their images in request order.
 // Blocks are split by owner shard and the parts sent in parallel; a part

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,8 +48,13 @@ type connEntry struct {
 // ClientsPerConn (BulkClientsPerConn) clients, and a set of GetPages
 // streams, each holding one client and up to InflightPerStream requests.
 // Unary calls lease a client of the normal connections for their duration.
-// Everything below mu is guarded by it; cond is broadcast whenever a stream
-// slot, a client or a stream opening frees up.
+//
+// Everything below mu is guarded by it. mu is a sync.Mutex, never held
+// across a wait (in the simulator a task never parks holding it): every
+// request takes it twice, and the clock package's FIFO mutex would hand it
+// from task to task in a convoy under load. A caller that finds no room
+// parks on a Waiter it registers in waiters under mu; whatever frees a
+// stream slot, a client or a stream opening wakes them all.
 type shardPool struct {
 	c      *Client
 	key    string
@@ -56,9 +62,9 @@ type shardPool struct {
 	addr   string
 	target pageapi.Target
 
-	mu     *clock.Mutex
-	cond   *clock.Cond
-	closed atomic.Bool // written under mu; read by the map update without it
+	mu      sync.Mutex
+	waiters []*poolWaiter
+	closed  atomic.Bool // written under mu; read by the map update without it
 
 	conns   [2][]*connEntry
 	streams [2][]*stream
@@ -66,9 +72,40 @@ type shardPool struct {
 }
 
 func newShardPool(c *Client, key string, idx shard.ShardIndex, addr string) *shardPool {
-	mu := clock.NewMutex(c.clk)
-	return &shardPool{c: c, key: key, index: idx, addr: addr, mu: mu, cond: clock.NewCond(mu),
+	return &shardPool{c: c, key: key, index: idx, addr: addr,
 		target: pageapi.Target{Shard: shard.TenantShardID{TenantID: c.cfg.Tenant, Shard: idx}, Timeline: c.cfg.Timeline}}
+}
+
+// poolWaiter is a task parked until the pool changes.
+type poolWaiter struct{ w clock.Waiter }
+
+// waitLocked parks the caller (mu held) until the pool changes or ctx ends
+// and returns with mu held again: ctx's error, or nil (the caller re-checks
+// what it waits for; a wake-up may be spurious).
+func (p *shardPool) waitLocked(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	pw := &poolWaiter{w: p.c.clk.NewWaiter()}
+	p.waiters = append(p.waiters, pw)
+	p.mu.Unlock()
+	stop := clock.OnDone(ctx, pw.w.Wake)
+	pw.w.Wait()
+	stop()
+	p.mu.Lock()
+	if i := slices.Index(p.waiters, pw); i >= 0 {
+		p.waiters = slices.Delete(p.waiters, i, i+1)
+	}
+	return ctx.Err()
+}
+
+// wakeLocked wakes every parked caller.
+func (p *shardPool) wakeLocked() {
+	for _, pw := range p.waiters {
+		pw.w.Wake()
+	}
+	clear(p.waiters)
+	p.waiters = p.waiters[:0]
 }
 
 func (p *shardPool) limits(k poolKind) (perConn, streams int) {
@@ -125,9 +162,7 @@ func (p *shardPool) releaseConnAtLocked(e *connEntry, at time.Duration) {
 // stream limit (Neon's one-request-per-stream shape); else the least loaded
 // stream with room (pipelining); else wait.
 func (p *shardPool) acquireStream(ctx context.Context, k poolKind) (*stream, error) {
-	if err := p.mu.Lock(ctx); err != nil {
-		return nil, err
-	}
+	p.mu.Lock()
 	for {
 		if p.closed.Load() {
 			p.mu.Unlock()
@@ -163,7 +198,7 @@ func (p *shardPool) acquireStream(ctx context.Context, k poolKind) (*stream, err
 			p.mu.Unlock()
 			return best, nil
 		}
-		if err := p.cond.Wait(ctx); err != nil {
+		if err := p.waitLocked(ctx); err != nil {
 			p.mu.Unlock()
 			return nil, err
 		}
@@ -178,15 +213,15 @@ func (p *shardPool) openStreamLocked(k poolKind, e *connEntry) (*stream, error) 
 	p.opening[k]++
 	p.mu.Unlock()
 	s, err := p.c.openStream(p, k, e)
-	_ = p.mu.Lock(context.Background()) // cannot fail: Background is never done
+	p.mu.Lock()
 	p.opening[k]--
 	if err == nil && p.closed.Load() {
 		err = p.closedErr()
-		s.cancel()
+		defer s.cancel() // after Unlock: cancelling runs callbacks
 	}
 	if err != nil {
 		p.releaseConnLocked(e)
-		p.cond.Broadcast()
+		p.wakeLocked()
 		p.mu.Unlock()
 		return nil, err
 	}
@@ -200,22 +235,22 @@ func (p *shardPool) openStreamLocked(k poolKind, e *connEntry) (*stream, error) 
 
 // releaseSlots gives back n request slots of s.
 func (p *shardPool) releaseSlots(s *stream, n int) {
-	_ = p.mu.Lock(context.Background())
+	p.mu.Lock()
 	s.inflight -= n
 	if s.inflight == 0 {
 		s.idleSince = p.c.clk.Mono()
 	}
-	p.cond.Broadcast()
+	p.wakeLocked()
 	p.mu.Unlock()
 }
 
 // remove drops a broken stream from the pool (once) and gives back its
 // client slot and n request slots.
 func (p *shardPool) remove(s *stream, n int) {
-	_ = p.mu.Lock(context.Background())
+	p.mu.Lock()
 	s.inflight -= n
 	p.removeLocked(s)
-	p.cond.Broadcast()
+	p.wakeLocked()
 	p.mu.Unlock()
 }
 
@@ -238,9 +273,7 @@ func (p *shardPool) removeLocked(s *stream) {
 // leaseClient takes a client slot on a normal connection for a unary call;
 // release gives it back.
 func (p *shardPool) leaseClient(ctx context.Context) (conn net.Conn, release func(), err error) {
-	if err := p.mu.Lock(ctx); err != nil {
-		return nil, nil, err
-	}
+	p.mu.Lock()
 	for {
 		if p.closed.Load() {
 			p.mu.Unlock()
@@ -254,13 +287,13 @@ func (p *shardPool) leaseClient(ctx context.Context) (conn net.Conn, release fun
 		if e != nil {
 			p.mu.Unlock()
 			return e.conn, func() {
-				_ = p.mu.Lock(context.Background())
+				p.mu.Lock()
 				p.releaseConnLocked(e)
-				p.cond.Broadcast()
+				p.wakeLocked()
 				p.mu.Unlock()
 			}, nil
 		}
-		if err := p.cond.Wait(ctx); err != nil {
+		if err := p.waitLocked(ctx); err != nil {
 			p.mu.Unlock()
 			return nil, nil, err
 		}
@@ -272,7 +305,7 @@ func (p *shardPool) leaseClient(ctx context.Context) (conn net.Conn, release fun
 // when retired and empty (or when force: the client is closing, and every
 // stream goes, busy or not). It reports whether the pool is closed.
 func (p *shardPool) reap(now time.Duration, retired, force bool) bool {
-	_ = p.mu.Lock(context.Background())
+	p.mu.Lock()
 	idle := p.c.cfg.IdleTimeout
 	var streams []*stream
 	var conns []net.Conn
@@ -300,7 +333,7 @@ func (p *shardPool) reap(now time.Duration, retired, force bool) bool {
 	empty := len(p.streams[0])+len(p.streams[1])+len(p.conns[0])+len(p.conns[1])+p.opening[0]+p.opening[1] == 0
 	if force || retired && empty {
 		p.closed.Store(true)
-		p.cond.Broadcast()
+		p.wakeLocked()
 	}
 	closed := p.closed.Load()
 	p.mu.Unlock()
@@ -326,7 +359,7 @@ type poolCounts struct {
 }
 
 func (p *shardPool) counts() poolCounts {
-	_ = p.mu.Lock(context.Background())
+	p.mu.Lock()
 	defer p.mu.Unlock()
 	var c poolCounts
 	for k := range 2 {
