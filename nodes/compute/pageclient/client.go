@@ -144,6 +144,9 @@ func (c *Client) UpdateShardMap(next ShardMap) error {
 		return err
 	}
 	c.installLocked(next.clone())
+	// The pools of shards that left the map close now if idle (else at a
+	// later pass, once their requests are done).
+	c.reapLocked(false)
 	c.updates.Add(1)
 	c.m.mapUpdates.WithLabelValues("applied").Inc()
 	c.log.Info("pageclient: shard map updated", "from", cur.String(), "to", next.String())
@@ -182,6 +185,10 @@ func (c *Client) reapLoop(ctx context.Context) error {
 func (c *Client) reap(force bool) {
 	_ = c.mu.Lock(context.Background())
 	defer c.mu.Unlock()
+	c.reapLocked(force)
+}
+
+func (c *Client) reapLocked(force bool) {
 	cur := c.route.Load()
 	now := c.clk.Mono()
 	keep := c.pools[:0]

@@ -256,10 +256,27 @@ func TestShardMapSwap(t *testing.T) {
 		if applied, refused := counterValue(t, c.m.mapUpdates, "applied"), counterValue(t, c.m.mapUpdates, "refused"); applied != 1 || refused != 4 {
 			t.Errorf("map updates applied %v refused %v, want 1 and 4", applied, refused)
 		}
-		// The old shard's pool goes once idle, long before IdleTimeout.
-		w.w.Sleep(DefaultIdleTimeout / 2)
+		// The old shard's pool went once idle, long before IdleTimeout:
+		// at the first reaper pass after its requests were done.
+		w.w.Sleep(DefaultIdleTimeout/4 + time.Second)
 		if _, _, _, _, open := a.snapshot(); open != 0 {
 			t.Errorf("%d streams still open to the shard that left the map", open)
+		}
+		// An update closes at once the idle pools of shards that leave.
+		b.set(func(f *fake) { f.hold = false })
+		if _, err := c.GetPages(w.ctx, Request{Rel: testRel, Blocks: stay, LSN: ReadLSN{Request: 0x200}}); err != nil {
+			t.Fatalf("read on the new map: %v", err)
+		}
+		if _, _, _, _, open := b.snapshot(); open == 0 {
+			t.Fatalf("no stream open to %s", b.name)
+		}
+		moved4 := ShardMap{Count: 4, StripeSize: 1, Addrs: []string{a.addr, c2.addr, a.addr, c2.addr}}
+		if err := c.UpdateShardMap(moved4); err != nil {
+			t.Fatalf("update to 4 shards: %v", err)
+		}
+		w.w.Sleep(10 * time.Millisecond)
+		if _, _, _, _, open := b.snapshot(); open != 0 {
+			t.Errorf("%d streams still open to %s right after the update that moved its shard", open, b.name)
 		}
 	})
 }
