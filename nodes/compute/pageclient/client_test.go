@@ -597,3 +597,31 @@ func TestShardMapValidate(t *testing.T) {
 		t.Errorf("unsharded -> 1 shard: %v", err)
 	}
 }
+
+// TestUnaryRetries: unary calls retry what may heal, never Internal.
+func TestUnaryRetries(t *testing.T) {
+	for _, tc := range []struct {
+		code  net.Code
+		calls int
+		ok    bool
+	}{{net.Unavailable, 3, true}, {net.ResourceExhausted, 3, true}, {net.Internal, 1, false}, {net.NotFound, 1, false}} {
+		t.Run(tc.code.String(), func(t *testing.T) {
+			f := newFake("ps-0", 1)
+			f.unaryFail, f.unaryCode = 2, tc.code
+			runWorld(t, []*fake{f}, func(w *world) {
+				c := w.client(Config{}, one(f))
+				defer c.Close()
+				n, _, err := c.GetRelSize(w.ctx, testRel, ReadLSN{Request: 0x100}, false)
+				if tc.ok != (err == nil) || (err == nil && n != 42) || (err != nil && net.CodeOf(err) != tc.code) {
+					t.Fatalf("GetRelSize: %d, %v", n, err)
+				}
+				if len(f.unary) != tc.calls {
+					t.Errorf("%d calls, want %d", len(f.unary), tc.calls)
+				}
+				if got := counterValue(t, c.m.requests, "GetRelSize", map[bool]string{true: "OK", false: tc.code.String()}[tc.ok]); got != 1 {
+					t.Errorf("requests_total{GetRelSize} = %v, want 1", got)
+				}
+			})
+		})
+	}
+}

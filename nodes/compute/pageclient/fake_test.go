@@ -75,6 +75,9 @@ type fake struct {
 	maxInflight int
 	unary       []string // neon-shard-id of each unary call
 	served      int      // requests answered (or dropped) so far
+	// unaryFail GetRelSize calls fail with unaryCode before one succeeds.
+	unaryFail int
+	unaryCode net.Code
 }
 
 func newFake(name string, stripe uint32) *fake {
@@ -103,11 +106,43 @@ func (f *fake) mux() *net.Mux {
 		}
 		f.mu.Lock()
 		f.unary = append(f.unary, t.Shard.Shard.String())
+		fail := f.unaryFail
+		if fail != 0 {
+			f.unaryFail--
+		}
 		f.mu.Unlock()
+		if fail != 0 {
+			return nil, net.Errorf(f.unaryCode, "planted")
+		}
 		if t.Shard.Shard.Number != 0 {
 			return nil, net.Errorf(net.InvalidArgument, "fake: GetRelSize sent to shard %s", t.Shard.Shard)
 		}
 		return &pageapi.GetRelSizeResponse{NumBlocks: 42}, nil
+	})
+	shard0 := func(ctx context.Context, method string) error {
+		t, err := pageapi.ParseTarget(net.IncomingMetadata(ctx))
+		if err != nil {
+			return net.Wrap(net.InvalidArgument, err)
+		}
+		f.mu.Lock()
+		f.unary = append(f.unary, method+" "+t.Shard.Shard.String())
+		f.mu.Unlock()
+		if t.Shard.Shard.Number != 0 {
+			return net.Errorf(net.InvalidArgument, "fake: %s sent to shard %s", method, t.Shard.Shard)
+		}
+		return nil
+	}
+	net.HandleUnary(m, pageapi.PageService_GetDbSize_FullMethodName, func(ctx context.Context, r *pageapi.GetDbSizeRequest) (*pageapi.GetDbSizeResponse, error) {
+		if err := shard0(ctx, "GetDbSize"); err != nil {
+			return nil, err
+		}
+		return &pageapi.GetDbSizeResponse{NumBytes: uint64(r.DbOid) * 8192}, nil
+	})
+	net.HandleUnary(m, pageapi.PageService_GetSlruSegment_FullMethodName, func(ctx context.Context, r *pageapi.GetSlruSegmentRequest) (*pageapi.GetSlruSegmentResponse, error) {
+		if err := shard0(ctx, "GetSlruSegment"); err != nil {
+			return nil, err
+		}
+		return &pageapi.GetSlruSegmentResponse{Segment: []byte{byte(r.Kind), byte(r.Segno)}}, nil
 	})
 	return m
 }

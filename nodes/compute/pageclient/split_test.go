@@ -175,16 +175,29 @@ func TestClientSplitsAcrossShards(t *testing.T) {
 						}
 					}
 				}
-				// Relation size goes to shard 0, addressed as shard 0 of the count.
+				// Relation size, database size and SLRU segments go to shard
+				// 0, addressed as shard 0 of the count.
 				n, _, err := c.GetRelSize(w.ctx, testRel, ReadLSN{Request: at}, false)
 				if err != nil || n != 42 {
 					t.Fatalf("GetRelSize: %d, %v", n, err)
 				}
+				if b, err := c.GetDbSize(w.ctx, 5, ReadLSN{Request: at}); err != nil || b != 5*8192 {
+					t.Fatalf("GetDbSize: %d, %v", b, err)
+				}
+				if seg, err := c.GetSlruSegment(w.ctx, 1, 3, ReadLSN{Request: at}); err != nil || string(seg) != "\x01\x03" {
+					t.Fatalf("GetSlruSegment: %q, %v", seg, err)
+				}
+				for _, f := range fakes[1:] {
+					if len(f.unary) != 0 {
+						t.Errorf("%s got unary calls %v", f.name, f.unary)
+					}
+				}
 				fakes[0].mu.Lock()
 				unary := slices.Clone(fakes[0].unary)
 				fakes[0].mu.Unlock()
-				if want := m.Index(0).String(); len(unary) != 1 || unary[0] != want {
-					t.Errorf("GetRelSize went to shard 0 as %v, want [%s]", unary, want)
+				idx := m.Index(0).String()
+				if want := []string{idx, "GetDbSize " + idx, "GetSlruSegment " + idx}; !slices.Equal(unary, want) {
+					t.Errorf("shard 0 got unary calls %v, want %v", unary, want)
 				}
 			})
 		})
