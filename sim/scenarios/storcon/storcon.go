@@ -72,7 +72,7 @@ func Scenario() sim.Scenario {
 		Run:            run,
 		MaxVirtualTime: 5 * time.Minute,
 		CISeeds:        4,
-		BugSeeds:       40,
+		BugSeeds:       20,
 	}
 }
 
