@@ -108,8 +108,11 @@ func TestClusterProcesses(t *testing.T) {
 			t.Errorf("workload output lacks %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(wl.log.String(), "retrying") {
-		t.Errorf("no read was retried while the pageserver was down:\n%s", wl.log)
+	// Reads retry in the page client (its summary counts them) or, for
+	// reads whose ingest is behind, in the workload itself (it logs them).
+	clientRetries := regexp.MustCompile(`page client: \d+ calls, (\d+) retried`).FindStringSubmatch(out)
+	if !strings.Contains(wl.log.String(), "retrying") && (clientRetries == nil || clientRetries[1] == "0") {
+		t.Errorf("no read was retried while the pageserver was down:\n%s\n%s", out, wl.log)
 	}
 	// It went on reading after the restart.
 	after := progress.FindAllStringSubmatch(strings.Join(strings.Split(out, "\n")[killedAt:], "\n"), -1)
