@@ -95,6 +95,7 @@ func (s *Service) migrateShard(ctx context.Context, id shard.TenantShardID, dest
 		return err
 	}
 	e.reconciling = true
+	e.runs++
 	s.state.running++
 	s.state.started++
 	oo, _ := e.st.Observed(origin)

@@ -37,6 +37,10 @@ type shardEntry struct {
 	reconciling bool
 	// again: the shard changed while reconciling; reconcile once more.
 	again bool
+	// runs counts the reconciles and live migrations started on the shard:
+	// with reconciling, it tells whether the one running now is the one
+	// that ran earlier (waitRunsEnded).
+	runs uint64
 	// queued: waiting in state.delayed for a slot.
 	queued bool
 	// doneSeq is the sequence the last finished reconcile started from,
@@ -323,6 +327,7 @@ func cmpNode(a, b placement.NodeID) int {
 // holds one unit of sem until it ends. Called with s.mu held.
 func (s *Service) startReconcileLocked(e *shardEntry, sem *clock.Semaphore) {
 	e.reconciling, e.again = true, false
+	e.runs++
 	s.state.running++
 	s.state.started++
 	job := s.jobLocked(e)
@@ -684,6 +689,36 @@ func (s *Service) waitReconciled(ctx context.Context, id shard.TenantShardID, se
 			return fmt.Errorf("%w: shard %s not reconciled to sequence %d: %w", ErrTimeout, id, seq, err)
 		}
 	}
+}
+
+// runMark names the run (reconcile or live migration) a shard had under
+// way at some moment.
+type runMark struct {
+	id  shard.TenantShardID
+	run uint64
+}
+
+// waitRunsEnded waits until every run of marks has ended (its shard is no
+// longer reconciling, runs another since, or is gone), whatever its
+// outcome; ErrTimeout when ctx ends first.
+func (s *Service) waitRunsEnded(ctx context.Context, marks []runMark) error {
+	s.lock()
+	defer s.mu.Unlock()
+	for _, m := range marks {
+		for {
+			e := s.state.shards[m.id]
+			if e == nil || !e.reconciling || e.runs != m.run {
+				break
+			}
+			if s.state.shuttingDown {
+				return ErrShuttingDown
+			}
+			if err := s.changed.Wait(ctx); err != nil {
+				return fmt.Errorf("%w: shard %s: a reconcile started before the change still runs: %w", ErrTimeout, m.id, err)
+			}
+		}
+	}
+	return nil
 }
 
 // waitAll waits for every shard of keys (waitReconciled) and joins the

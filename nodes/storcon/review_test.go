@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/layer"
 	"github.com/stratadb/strata/engine/placement"
 	"github.com/stratadb/strata/engine/shard"
@@ -965,6 +966,91 @@ func TestReconcileStopsOnAStaleIntent(t *testing.T) {
 		}
 		if _, g := c.attachedNode(id); g != g0 {
 			t.Errorf("generation %d → %d issued for a stale intent", g0, g)
+		}
+	})
+}
+
+// slowDemote wraps the controller's pageserver clients: a location config
+// that is not attached, sent to node for shard id while armed, waits delay
+// before it goes out, and done is set once the node has answered it.
+type slowDemote struct {
+	hc    net.HTTPClient
+	env   node.Env
+	node  uint64
+	state *slowDemoteState
+}
+
+type slowDemoteState struct {
+	armed      bool
+	node       uint64
+	id         shard.TenantShardID
+	delay      time.Duration
+	sent, done bool
+}
+
+func (d slowDemote) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int, error) {
+	st := d.state
+	conf, ok := in.(pageapi.LocationConfig)
+	slow := ok && st.armed && d.node == st.node && !conf.Mode.Attached() && strings.Contains(req.Path, st.id.String())
+	if !slow {
+		return d.hc.Do(ctx, req, in, out)
+	}
+	st.sent = true
+	if err := clock.Sleep(ctx, d.env.Clock, st.delay); err != nil {
+		return 0, err
+	}
+	status, err := d.hc.Do(ctx, req, in, out)
+	st.done = st.done || err == nil
+	return status, err
+}
+
+// TestPolicyBackToAttachedWaitsForTheEarlierDemotion: a Secondary policy's
+// reconcile demotes the attached location; the tenant is set back to
+// Attached while that demotion is on its way. The demotion cannot be
+// called back, so the second policy call must not answer before it has
+// landed: otherwise a tenant acknowledged as Attached loses its only
+// attached location afterwards, to a node that is alive. The shard is then
+// attached again.
+func TestPolicyBackToAttachedWaitsForTheEarlierDemotion(t *testing.T) {
+	st := &slowDemoteState{delay: 5 * time.Second}
+	prep := func(env node.Env, cfg *Config) {
+		cfg.DialPageserver = func(addr string) net.HTTPClient {
+			var n uint64
+			fmt.Sscanf(addr, "ps-%d:", &n)
+			return slowDemote{hc: net.DialHTTP{Net: env.Net, Addr: addr}, env: env, node: n, state: st}
+		}
+	}
+	runClusterFull(t, 2, Config{}, clusterOpts{prep: prep}, func(c *cluster) {
+		tn := tenantID(95)
+		c.create(tn, 0, nil)
+		id := shard.UnshardedID(tn)
+		from, g0 := c.attachedNode(id)
+		st.armed, st.node, st.id = true, from, id
+		sec := placement.Secondary()
+		if err := c.api.SetTenantPolicy(c.ctx, tn, storconapi.TenantPolicyRequest{Placement: &sec}); err != nil {
+			t.Fatalf("policy Secondary: %v", err)
+		}
+		waitFor(c, time.Minute, "demotion sent", func() error {
+			if !st.sent {
+				return fmt.Errorf("ps-%d not told to give up the attachment yet", from)
+			}
+			return nil
+		})
+		if st.done {
+			t.Fatal("the demotion landed before the test could change the policy (delay too short)")
+		}
+		att := placement.Attached(0)
+		if err := c.api.SetTenantPolicy(c.ctx, tn, storconapi.TenantPolicyRequest{Placement: &att}); err != nil {
+			t.Fatalf("policy Attached: %v", err)
+		}
+		if !st.done {
+			t.Errorf("policy Attached acknowledged while the Secondary policy's demotion of ps-%d was still on its way", from)
+		}
+		st.armed = false
+		waitFor(c, time.Minute, "attached again", func() error { return c.converged(tn) })
+		c.checkPageservers(tn)
+		if _, g := c.attachedNode(id); g <= g0 {
+			t.Errorf("attached again with generation %d, not above %d", g, g0)
 		}
 	})
 }

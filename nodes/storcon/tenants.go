@@ -606,9 +606,11 @@ func (s *Service) setTenantConfig(ctx context.Context, req storconapi.TenantConf
 
 // setTenantPolicy is PUT /control/v1/tenant/{id}/policy: the placement
 // and/or shard scheduling policy is stored, applied and scheduled; the
-// reconciles run in the background. A policy without an attachment
-// (Secondary, Detached) also clears the generation's node, so that node's
-// re-attach no longer hands the shard back as attached.
+// reconciles run in the background, but the call waits (ReconcileWait)
+// for a reconcile or live migration that was running under the earlier
+// policy to end. A policy without an attachment (Secondary, Detached) also
+// clears the generation's node, so that node's re-attach no longer hands
+// the shard back as attached.
 func (s *Service) setTenantPolicy(ctx context.Context, t shard.TenantID, req storconapi.TenantPolicyRequest) error {
 	var u persist.ShardUpdate
 	if req.Placement != nil {
@@ -644,9 +646,12 @@ func (s *Service) setTenantPolicy(ctx context.Context, t shard.TenantID, req sto
 		return err
 	}
 	s.lock()
-	defer s.mu.Unlock()
 	shards, _ := s.tenantShardsLocked(t)
+	var earlier []runMark
 	for _, e := range shards {
+		if e.reconciling {
+			earlier = append(earlier, runMark{e.st.ID, e.runs})
+		}
 		if req.Placement != nil {
 			e.st.Policy = *req.Placement
 			if u.ClearGenerationNode {
@@ -665,8 +670,17 @@ func (s *Service) setTenantPolicy(ctx context.Context, t shard.TenantID, req sto
 		s.scheduleReconcileLocked(e, true)
 	}
 	s.refreshGauges()
+	s.mu.Unlock()
 	s.log.Info("tenant policy", "tenant_id", t, "placement", req.Placement, "scheduling", req.Scheduling)
-	return nil
+	// A reconcile that started under the earlier policy may have sent a
+	// location config already (a Secondary policy demoting the attached
+	// location): it cannot be called back, so the call answers only once
+	// that reconcile has ended and nothing of the earlier policy lands
+	// after the new one is acknowledged. The new policy's own reconciles
+	// still run in the background.
+	wctx, cancel := s.reconcileWait(ctx)
+	defer cancel()
+	return s.waitRunsEnded(wctx, earlier)
 }
 
 // tenantLocationConfig is the pageserver-compatible PUT
