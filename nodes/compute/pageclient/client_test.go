@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"strings"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,8 +53,12 @@ func TestStreamMismatchFailsLoudly(t *testing.T) {
 		name string
 		edit func(id *pageapi.RequestID) *pageapi.RequestID
 	}{
-		{"another id", func(id *pageapi.RequestID) *pageapi.RequestID { return &pageapi.RequestID{Id: id.Id + 1, Attempt: id.Attempt} }},
-		{"another attempt", func(id *pageapi.RequestID) *pageapi.RequestID { return &pageapi.RequestID{Id: id.Id, Attempt: id.Attempt + 1} }},
+		{"another id", func(id *pageapi.RequestID) *pageapi.RequestID {
+			return &pageapi.RequestID{Id: id.Id + 1, Attempt: id.Attempt}
+		}},
+		{"another attempt", func(id *pageapi.RequestID) *pageapi.RequestID {
+			return &pageapi.RequestID{Id: id.Id, Attempt: id.Attempt + 1}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake("ps-0", 1)
@@ -280,7 +284,6 @@ func TestShardMapSwap(t *testing.T) {
 		}
 	})
 }
-
 
 // drop answers nothing to the requests for which pred holds (the answer is
 // lost: the caller can only time out).
