@@ -10,13 +10,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/cmd/internal/daemon"
 	"github.com/stratadb/strata/disk"
-	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/grpcx"
 	"github.com/stratadb/strata/net/httpx"
 	"github.com/stratadb/strata/net/jwtauth"
@@ -108,61 +106,32 @@ const maxStopTime = time.Minute
 // tenants) while the HTTP side already answers /live and, with 503, /ready
 // and the management API.
 type server struct {
-	drain    time.Duration
-	started  chan struct{} // closed when pageserver.Start returned
-	node     *pageserver.Node
-	startErr error
-	api      atomic.Pointer[http.Handler]
-	stopping atomic.Bool
+	*daemon.StartGate
+	drain time.Duration
+	node  *pageserver.Node // set before the gate serves its router
 }
 
-// ready decides /ready: not before the node started, nor once shutdown
-// began.
-func (s *server) ready() error {
-	switch {
-	case s.stopping.Load():
-		return errors.New("shutting down")
-	case s.api.Load() == nil:
-		return errors.New("starting (re-attaching to the storage controller, loading tenants)")
-	}
-	return nil
-}
-
-// ServeHTTP serves the management API once the node has started.
-func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := s.api.Load()
-	if h == nil {
-		httpx.WriteError(w, net.Errorf(net.Unavailable, "pageserver: starting"))
-		return
-	}
-	(*h).ServeHTTP(w, r)
+func newServer(drain time.Duration) *server {
+	return &server{StartGate: daemon.NewStartGate("pageserver", "starting (re-attaching to the storage controller, loading tenants)"), drain: drain}
 }
 
 // start runs pageserver.Start; a failure cancels the daemon (stop).
 func (s *server) start(env node.Env, cfg pageserver.Config, stop context.CancelFunc) {
-	defer close(s.started)
-	n, err := pageserver.Start(env, cfg)
-	if err != nil {
-		s.startErr = err
-		stop()
-		return
-	}
-	s.node = n
-	h := httpx.Router(n.Router())
-	s.api.Store(&h)
+	s.Start(func() (http.Handler, error) {
+		n, err := pageserver.Start(env, cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.node = n
+		return httpx.Router(n.Router()), nil
+	}, stop)
 }
 
 // shutdown is the daemon's drain: wait for a start in progress, then
 // Node.Shutdown with what is left of ctx's deadline as the drain.
 func (s *server) shutdown(ctx context.Context) error {
-	s.stopping.Store(true)
-	select {
-	case <-s.started:
-	case <-ctx.Done():
-		return errors.New("pageserver: still starting when the drain timeout ended")
-	}
-	if s.startErr != nil {
-		return s.startErr
+	if err := s.WaitStarted(ctx); err != nil {
+		return err
 	}
 	drain := s.drain
 	if d, ok := ctx.Deadline(); ok {
@@ -204,9 +173,9 @@ func run(o options) error {
 		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))), Log: log, Metrics: reg}
 	ctx, stop := daemon.SignalContext()
 	defer stop()
-	s := &server{drain: o.daemon.DrainTimeout, started: make(chan struct{})}
+	s := newServer(o.daemon.DrainTimeout)
 	go s.start(env, o.ps, stop)
 	log.Info("pageserver starting", "id", o.ps.NodeID, "listen", o.ps.PageAddr, "http", o.daemon.HTTPAddr,
 		"data_dir", o.dataDir, "broker", o.ps.WALReceiver.BrokerAddr, "auth", len(o.ps.AuthKeys) > 0, "control_plane", o.controlPlaneAPI)
-	return daemon.Serve(ctx, o.daemon, log, daemon.Service{Name: "pageserver", Registry: reg, Ready: s.ready, Drain: s.shutdown, Handler: s})
+	return daemon.Serve(ctx, o.daemon, log, daemon.Service{Name: "pageserver", Registry: reg, Ready: s.Ready, Drain: s.shutdown, Handler: s.StartGate})
 }

@@ -290,8 +290,8 @@ func TestParseFlagsAndEnv(t *testing.T) {
 // until the node has started, then 200; /ready fails again once shutdown
 // began, and shutdown waits for a start in progress.
 func TestReadyAndAPIFollowStart(t *testing.T) {
-	s := &server{drain: time.Second, started: make(chan struct{})}
-	mux := daemon.Mux(prometheus.NewRegistry(), s.ready, false)
+	s := newServer(time.Second)
+	mux := daemon.Mux(prometheus.NewRegistry(), s.Ready, false)
 	mux.Handle("/", s)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -317,8 +317,8 @@ func TestReadyAndAPIFollowStart(t *testing.T) {
 		Rand: rand.New(rand.NewPCG(1, 2)), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry()}
 	stopped := false
 	s.start(env, pageserver.Config{NodeID: 1, PageAddr: "127.0.0.1:0"}, func() { stopped = true })
-	if s.startErr != nil || stopped {
-		t.Fatalf("start: %v (stop called %v)", s.startErr, stopped)
+	if s.Err() != nil || stopped {
+		t.Fatalf("start: %v (stop called %v)", s.Err(), stopped)
 	}
 	if code, _ := get("/ready"); code != 200 {
 		t.Fatalf("/ready after start: %d", code)
@@ -341,7 +341,7 @@ func TestReadyAndAPIFollowStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	s2 := &server{drain: time.Second, started: make(chan struct{})}
+	s2 := newServer(time.Second)
 	env.Metrics = prometheus.NewRegistry()
 	s2.start(env, pageserver.Config{NodeID: 1, PageAddr: l.Addr().String()}, func() { stopped = true })
 	if err := s2.shutdown(ctx); !stopped || err == nil || !strings.Contains(err.Error(), "page service") {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/stratadb/strata/clock"
@@ -138,63 +137,43 @@ const maxStopTime = 30 * time.Second
 // once and the API with 503 until storcon.Start returned; /ready follows
 // the service's start-up reconcile.
 type server struct {
-	started  chan struct{} // closed when start returned
-	svc      *storcon.Service
-	startErr error
-	api      atomic.Pointer[http.Handler]
-	stopping atomic.Bool
+	*daemon.StartGate
+	svc *storcon.Service // set before the gate serves its router
 	// closeStore closes a store the daemon opened (PostgreSQL); nil for
 	// the embedded store, which the service opens and closes.
 	closeStore func() error
 }
 
 func (s *server) ready() error {
-	switch {
-	case s.stopping.Load():
-		return errors.New("shutting down")
-	case s.api.Load() == nil:
-		return errors.New("starting")
-	case !s.svc.Ready():
+	if err := s.Ready(); err != nil {
+		return err
+	}
+	if !s.svc.Ready() {
 		return errors.New("start-up reconcile in progress")
 	}
 	return nil
 }
 
-// ServeHTTP serves the controller's API once the service has started.
-func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := s.api.Load()
-	if h == nil {
-		httpx.WriteError(w, net.Errorf(net.Unavailable, "storcon: starting"))
-		return
-	}
-	(*h).ServeHTTP(w, r)
-}
-
 // start runs storcon.Start; a failure cancels the daemon (stop).
 func (s *server) start(env node.Env, cfg storcon.Config, stop context.CancelFunc) {
-	defer close(s.started)
-	svc, err := storcon.Start(env, cfg)
-	if err != nil {
-		s.startErr = err
-		stop()
-		return
-	}
-	s.svc = svc
-	h := httpx.Router(svc.Router())
-	s.api.Store(&h)
+	s.Start(func() (http.Handler, error) {
+		svc, err := storcon.Start(env, cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.svc = svc
+		return httpx.Router(svc.Router()), nil
+	}, stop)
 }
 
 // shutdown waits for a start in progress, then shuts the service down
 // within ctx's deadline (plus maxStopTime) and closes a store the daemon
 // opened.
 func (s *server) shutdown(ctx context.Context) error {
-	s.stopping.Store(true)
-	select {
-	case <-s.started:
-	case <-ctx.Done():
-		return errors.New("storcon: still starting when the drain timeout ended")
+	err := s.WaitStarted(ctx)
+	if errors.Is(err, daemon.ErrStillStarting) {
+		return err
 	}
-	err := s.startErr
 	if s.svc != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), maxStopTime)
 		if d, ok := ctx.Deadline(); ok {
@@ -257,7 +236,7 @@ func run(o options) error {
 	clk := clock.NewReal()
 	env := node.Env{ID: "storcon", Clock: clk, Net: grpcx.New(grpcx.Options{}),
 		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))), Log: log, Metrics: reg}
-	s := &server{started: make(chan struct{})}
+	s := &server{StartGate: daemon.NewStartGate("storcon", "starting")}
 	store := "embedded " + o.dataDir
 	if o.databaseURL == "" {
 		// Before anything reads or writes the directory: two controllers
@@ -291,5 +270,5 @@ func run(o options) error {
 	go s.start(env, o.sc, stop)
 	log.Info("storcon starting", "listen", o.listen, "store", store, "auth", len(o.sc.AuthKeys) > 0,
 		"compute_hook", o.computeHookURL != "", "pageserver_token", o.sc.PageserverToken != "")
-	return daemon.Serve(ctx, o.daemon, log, daemon.Service{Name: "storcon", Registry: reg, Ready: s.ready, Drain: s.shutdown, Handler: s})
+	return daemon.Serve(ctx, o.daemon, log, daemon.Service{Name: "storcon", Registry: reg, Ready: s.ready, Drain: s.shutdown, Handler: s.StartGate})
 }
