@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -213,35 +212,11 @@ echo; batched >= 90k pages/s and >= 0.8x echo; ingest >= 100 MiB/s.`,
 			if err := f.validate(); err != nil {
 				return err
 			}
-			dir, err := os.MkdirTemp(f.dir, "strata-bench-getpage-")
-			if err != nil {
-				return fmt.Errorf("bench getpage: %w", err)
-			}
-			defer os.RemoveAll(dir)
-			if f.cpuProfile != "" {
-				pf, err := os.Create(f.cpuProfile)
-				if err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
-				}
-				defer pf.Close()
-				if err := pprof.StartCPUProfile(pf); err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
-				}
-				defer pprof.StopCPUProfile()
-			}
-			results, err := benchGetPage(cmd.Context(), dir, f, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if f.json {
-				for _, r := range results {
-					b, _ := json.Marshal(r)
-					fmt.Fprintln(out, string(b))
-				}
-				return nil
-			}
-			return writeGetPageResults(out, f, results)
+			return benchRun(cmd, "getpage", f.dir, f.cpuProfile, f.json,
+				func(dir string) ([]getPageResult, error) {
+					return benchGetPage(cmd.Context(), dir, f, cmd.ErrOrStderr())
+				},
+				func(out io.Writer, results []getPageResult) error { return writeGetPageResults(out, f, results) })
 		},
 	}
 	fl := cmd.Flags()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -126,35 +124,11 @@ Every page the client returns is checked against its block.`,
 			if err := f.validate(); err != nil {
 				return err
 			}
-			dir, err := os.MkdirTemp(f.dir, "strata-bench-pageclient-")
-			if err != nil {
-				return fmt.Errorf("bench pageclient: %w", err)
-			}
-			defer os.RemoveAll(dir)
-			if f.cpuProfile != "" {
-				pf, err := os.Create(f.cpuProfile)
-				if err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
-				}
-				defer pf.Close()
-				if err := pprof.StartCPUProfile(pf); err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
-				}
-				defer pprof.StopCPUProfile()
-			}
-			results, err := benchPageClient(cmd.Context(), dir, f, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if f.json {
-				for _, r := range results {
-					b, _ := json.Marshal(r)
-					fmt.Fprintln(out, string(b))
-				}
-				return nil
-			}
-			return writePageClientResults(out, f, results)
+			return benchRun(cmd, "pageclient", f.dir, f.cpuProfile, f.json,
+				func(dir string) ([]pageClientResult, error) {
+					return benchPageClient(cmd.Context(), dir, f, cmd.ErrOrStderr())
+				},
+				func(out io.Writer, results []pageClientResult) error { return writePageClientResults(out, f, results) })
 		},
 	}
 	fl := cmd.Flags()
