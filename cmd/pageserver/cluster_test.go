@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/stratadb/strata/cmd/internal/proctest"
 	"io"
 	"net/http"
 	"regexp"
@@ -32,7 +33,7 @@ func (c *cluster) procs() []*proc { return append([]*proc{c.broker, c.ps}, c.sks
 // startCluster starts the processes; psArgs are extra pageserver flags.
 func startCluster(t *testing.T, nSK int, psArgs ...string) *cluster {
 	t.Helper()
-	a := freeAddrs(t, 3+nSK)
+	a := proctest.FreeAddrs(t, 3+nSK)
 	c := &cluster{pageAddr: a[1], httpAddr: a[2]}
 	c.broker = &proc{name: "broker", bin: bin(t, "broker"), args: []string{"-listen", a[0], "-log-level", "warn"}}
 	c.broker.start(t)

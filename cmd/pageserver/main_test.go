@@ -1,11 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/stratadb/strata/cmd/internal/proctest"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -68,58 +68,13 @@ func bin(t *testing.T, name string) string {
 	return filepath.Join(binDir, name)
 }
 
-// cleanEnv is the environment without STRATA_* variables, so a
-// developer's settings cannot change what a test runs.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "STRATA_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// freeAddrs returns n distinct free loopback addresses: the listeners stay
-// open until all are chosen, so the kernel cannot hand out one port twice.
-func freeAddrs(t *testing.T, n int) []string {
-	var out []string
-	for i := 0; i < n; i++ {
-		l, err := stdnet.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		out = append(out, l.Addr().String())
-	}
-	return out
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is one daemon (or CLI) process a test runs.
 type proc struct {
 	name     string
 	bin      string
 	args     []string
 	cmd      *exec.Cmd
-	out, log *syncBuffer
+	out, log *proctest.SyncBuffer
 	done     chan struct{} // closed when the process was waited for
 	err      error         // its exit (after done)
 	env      []string      // added to the clean environment
@@ -127,9 +82,9 @@ type proc struct {
 
 func (p *proc) start(t *testing.T) {
 	t.Helper()
-	p.out, p.log = &syncBuffer{}, &syncBuffer{}
+	p.out, p.log = &proctest.SyncBuffer{}, &proctest.SyncBuffer{}
 	p.cmd = exec.Command(p.bin, p.args...)
-	p.cmd.Env = append(cleanEnv(), p.env...)
+	p.cmd.Env = append(proctest.CleanEnv("STRATA_"), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -380,7 +335,7 @@ func TestCommandLine(t *testing.T) {
 	if err := os.WriteFile(badKey, []byte("not a key"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := freeAddrs(t, 1)[0]
+	httpAddr := proctest.FreeAddrs(t, 1)[0]
 	base := []string{"-id", "1", "-data-dir", dir, "-http", httpAddr, "-listen", "127.0.0.1:0"}
 	for _, tc := range []struct {
 		name     string
@@ -427,7 +382,7 @@ func TestCommandLine(t *testing.T) {
 // TestSecondPageserverOnSameDataDir: a second pageserver on a data
 // directory the first holds exits 1 naming the directory and the holder.
 func TestSecondPageserverOnSameDataDir(t *testing.T) {
-	addrs := freeAddrs(t, 4)
+	addrs := proctest.FreeAddrs(t, 4)
 	dir := t.TempDir()
 	first := &proc{name: "first", bin: bin(t, "pageserver"), args: []string{"-id", "1", "-data-dir", dir, "-listen", addrs[0], "-http", addrs[1]}}
 	first.start(t)
@@ -474,7 +429,7 @@ func TestControlPlaneReAttach(t *testing.T) {
 		_, _ = io.WriteString(w, `{"tenants":[{"id":"`+tenant+`","gen":3,"mode":"AttachedSingle","stripe_size":2048}]}`)
 	}))
 	defer ctl.Close()
-	addrs := freeAddrs(t, 2)
+	addrs := proctest.FreeAddrs(t, 2)
 	args := []string{"-id", "4", "-data-dir", t.TempDir(), "-listen", addrs[0], "-http", addrs[1], "-availability-zone", "az-9", "-control-plane-api", ctl.URL}
 	p := &proc{name: "pageserver", bin: bin(t, "pageserver"), args: args, env: []string{"STRATA_PAGESERVER_CONTROL_PLANE_TOKEN=tok"}}
 	p.start(t)

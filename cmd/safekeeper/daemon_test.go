@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/stratadb/strata/cmd/internal/proctest"
 	stdnet "net"
 	"os"
 	"os/exec"
@@ -17,23 +18,11 @@ import (
 	"github.com/stratadb/strata/cmd/internal/daemon"
 )
 
-// cleanEnv is the environment without STRATA_SAFEKEEPER_* variables, so a
-// developer's settings cannot satisfy a required flag.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "STRATA_SAFEKEEPER_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
 // runBinary runs the safekeeper binary to completion (within 20 s).
 func runBinary(t *testing.T, bin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = proctest.CleanEnv("STRATA_SAFEKEEPER_")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
@@ -111,7 +100,7 @@ func TestCommandLine(t *testing.T) {
 // directory and the holder's pid, and the first keeps running.
 func TestSecondSafekeeperOnSameDataDir(t *testing.T) {
 	bin := buildBinary(t)
-	addrs := freeAddrs(t, 2)
+	addrs := proctest.FreeAddrs(t, 2)
 	first := &proc{id: "sk-1", addr: addrs[0], dir: t.TempDir()}
 	first.start(t, bin)
 	defer func() {

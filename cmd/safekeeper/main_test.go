@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/stratadb/strata/cmd/internal/proctest"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	stdnet "net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -119,21 +119,6 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// freeAddrs returns n distinct free loopback addresses: the listeners stay
-// open until all are chosen, so the kernel cannot hand out one port twice.
-func freeAddrs(t *testing.T, n int) []string {
-	var out []string
-	for i := 0; i < n; i++ {
-		l, err := stdnet.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		out = append(out, l.Addr().String())
-	}
-	return out
-}
-
 func (p *proc) start(t *testing.T, bin string) {
 	p.log = &bytes.Buffer{}
 	seg := p.segBytes
@@ -198,7 +183,7 @@ func TestThreeProcesses(t *testing.T) {
 	bin := buildBinary(t)
 	var procs []*proc
 	var addrs []string
-	free := freeAddrs(t, 4)
+	free := proctest.FreeAddrs(t, 4)
 	for i := 1; i <= 3; i++ {
 		p := &proc{id: fmt.Sprintf("sk-%d", i), addr: free[i-1], dir: t.TempDir()}
 		if i == 1 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/stratadb/strata/cmd/internal/proctest"
 	"io"
 	"net/http"
 	"strings"
@@ -14,7 +15,7 @@ import (
 // failures on /metrics; a safekeeper without -broker stays ready.
 func TestReadyReportsUnreachableBroker(t *testing.T) {
 	bin := buildBinary(t)
-	free := freeAddrs(t, 5)
+	free := proctest.FreeAddrs(t, 5)
 	bad := &proc{id: "sk-1", addr: free[0], dir: t.TempDir(), httpAddr: free[1],
 		args: []string{"-broker", free[2], "-publish-interval", "50ms", "-publish-failure-threshold", "300ms"}}
 	alone := &proc{id: "sk-2", addr: free[3], dir: t.TempDir(), httpAddr: free[4]}

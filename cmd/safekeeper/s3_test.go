@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/stratadb/strata/cmd/internal/proctest"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -107,7 +108,7 @@ func testS3Offload(t *testing.T, tg s3Target) {
 	args, env := s3Flags(tg, "", prefix)
 	var procs []*proc
 	var addrs []string
-	for i, addr := range freeAddrs(t, 3) {
+	for i, addr := range proctest.FreeAddrs(t, 3) {
 		p := &proc{id: fmt.Sprintf("sk-%d", i+1), addr: addr, dir: t.TempDir(), segBytes: segBytes, args: args, env: env}
 		p.start(t, bin)
 		procs = append(procs, p)
@@ -224,7 +225,7 @@ func TestS3MissingBucketRefusesToStart(t *testing.T) {
 func testS3MissingBucketRefusesToStart(t *testing.T, tg s3Target) {
 	bin := buildBinary(t)
 	args, env := s3Flags(tg, "no-such-bucket", "p")
-	p := &proc{id: "sk-1", addr: freeAddrs(t, 1)[0], dir: t.TempDir(), args: args, env: env}
+	p := &proc{id: "sk-1", addr: proctest.FreeAddrs(t, 1)[0], dir: t.TempDir(), args: args, env: env}
 	p.start(t, bin)
 	err := waitExit(p, 10*time.Second)
 	if err == nil || !strings.Contains(p.log.String(), "no-such-bucket") {

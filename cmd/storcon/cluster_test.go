@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"github.com/stratadb/strata/cmd/internal/proctest"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -50,7 +51,7 @@ func (c *scCluster) procs() []*proc { return append([]*proc{c.sc}, c.ps...) }
 // both nodes Active.
 func startSCCluster(t *testing.T, storeArgs ...string) *scCluster {
 	t.Helper()
-	a := freeAddrs(t, 5)
+	a := proctest.FreeAddrs(t, 5)
 	c := &scCluster{listen: a[0], storeArgs: storeArgs, psHTTP: []string{a[2], a[4]}, hook: computehook.NewReceiver(hookToken)}
 	rt := net.NewRouter()
 	c.hook.Register(rt)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ed25519"
+	"github.com/stratadb/strata/cmd/internal/proctest"
 	stdnet "net"
 	"os"
 	"path/filepath"
@@ -157,7 +158,7 @@ func TestCommandLine(t *testing.T) {
 	if err := os.WriteFile(badKey, []byte("not a key"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	listen := freeAddrs(t, 1)[0]
+	listen := proctest.FreeAddrs(t, 1)[0]
 	base := []string{"-data-dir", dir, "-listen", listen}
 	for _, tc := range []struct {
 		name     string
@@ -218,7 +219,7 @@ func busyClosedAddr(t *testing.T) string {
 // holder, and SIGTERM stops the first cleanly (exit 0); restarted, it is
 // ready again on the same store.
 func TestDaemonLifecycle(t *testing.T) {
-	addrs := freeAddrs(t, 2)
+	addrs := proctest.FreeAddrs(t, 2)
 	dir := t.TempDir()
 	first := &proc{name: "first", bin: bin(t, "storcon"), args: []string{"-data-dir", dir, "-listen", addrs[0], "-log-format", "text"}}
 	first.start(t)

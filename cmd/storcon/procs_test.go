@@ -1,15 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	stdnet "net"
+	"github.com/stratadb/strata/cmd/internal/proctest"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -49,76 +49,23 @@ func bin(t *testing.T, name string) string {
 	return filepath.Join(binDir, name)
 }
 
-// cleanEnv is the environment without STRATA_* variables and the secret
-// aliases, so a developer's settings cannot change what a test runs.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "STRATA_") {
-			continue
-		}
-		alias := false
-		for _, a := range secretAliases {
-			alias = alias || k == a
-		}
-		if !alias {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// freeAddrs returns n distinct free loopback addresses: the listeners stay
-// open until all are chosen, so the kernel cannot hand out one port twice.
-func freeAddrs(t *testing.T, n int) []string {
-	var out []string
-	for i := 0; i < n; i++ {
-		l, err := stdnet.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		out = append(out, l.Addr().String())
-	}
-	return out
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is one daemon (or CLI) process a test runs.
 type proc struct {
 	name     string
 	bin      string
 	args     []string
-	env      []string // added to cleanEnv()
+	env      []string // added to proctest.CleanEnv("STRATA_", slices.Collect(maps.Values(secretAliases))...)
 	cmd      *exec.Cmd
-	out, log *syncBuffer
+	out, log *proctest.SyncBuffer
 	done     chan struct{} // closed when the process was waited for
 	err      error         // its exit (after done)
 }
 
 func (p *proc) start(t *testing.T) {
 	t.Helper()
-	p.out, p.log = &syncBuffer{}, &syncBuffer{}
+	p.out, p.log = &proctest.SyncBuffer{}, &proctest.SyncBuffer{}
 	p.cmd = exec.Command(p.bin, p.args...)
-	p.cmd.Env = append(cleanEnv(), p.env...)
+	p.cmd.Env = append(proctest.CleanEnv("STRATA_", slices.Collect(maps.Values(secretAliases))...), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
