@@ -23,6 +23,7 @@ const (
 	RouteUtilization        = "GET /v1/utilization"
 	RouteWaitLSN            = "POST /v1/tenant/{tenant_shard_id}/wait_lsn"
 	RouteDebugTasks         = "GET /v1/debug/tasks"
+	RouteShardSplit         = "PUT /v1/tenant/{tenant_shard_id}/shard_split"
 )
 
 // LocationMode is how a pageserver holds a tenant shard.
@@ -205,6 +206,21 @@ func (l *TenantShardLocation) UnmarshalJSON(b []byte) error {
 // LocationConfigList answers GET /v1/location_config.
 type LocationConfigList struct {
 	TenantShards []TenantShardLocation `json:"tenant_shards"`
+}
+
+// ShardSplitRequest is the body of PUT …/shard_split: split the addressed
+// (parent) shard into its children of NewShardCount. NewStripeSize may
+// change the stripe only when the tenant is unsharded (count 0 or 1);
+// nil keeps the parent's.
+type ShardSplitRequest struct {
+	NewShardCount shard.ShardCount `json:"new_shard_count"`
+	NewStripeSize *uint32          `json:"new_stripe_size,omitempty"`
+}
+
+// ShardSplitResponse answers a split with the children now attached on
+// this pageserver, in shard-number order.
+type ShardSplitResponse struct {
+	NewShards []shard.TenantShardID `json:"new_shards"`
 }
 
 // TimelineCreateRequest is the body of POST …/timeline. A branch names its
