@@ -288,8 +288,12 @@ func (c *Client) fetch(ctx context.Context, req *Request, positions []int, out [
 			return err
 		}
 	}
+	next := 0
 	for i := range parts {
 		for j, at := range parts[i].Positions {
+			if c.cfg.Bugs.ReassembleOutOfOrder {
+				at, next = next, next+1 // the planted bug: concatenated in part order
+			}
 			parts[i].Positions[j] = positions[at]
 		}
 	}
@@ -413,7 +417,8 @@ func (c *Client) callErr(parent, cctx context.Context, method string, err error)
 // never Internal, InvalidArgument, NotFound, PermissionDenied, …), attempts
 // remain and the client is open.
 func (c *Client) shouldRetry(ctx context.Context, err error, attempt int) bool {
-	return ctx.Err() == nil && net.Retryable(err) && attempt+1 < c.cfg.MaxAttempts && !c.isClosed()
+	retryable := net.Retryable(err) || (c.cfg.Bugs.RetryInternal && net.CodeOf(err) == net.Internal)
+	return ctx.Err() == nil && retryable && attempt+1 < c.cfg.MaxAttempts && !c.isClosed()
 }
 
 func (c *Client) countRetry(method string, err error, attempt int) {

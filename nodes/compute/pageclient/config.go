@@ -78,6 +78,21 @@ type Config struct {
 	BackoffBase         time.Duration
 	BackoffMax          time.Duration
 	MaxAttempts         int
+
+	// Bugs are planted for the simulator to prove its checkers; all off
+	// in real use.
+	Bugs Bugs
+}
+
+// Bugs are the client's planted bugs.
+type Bugs struct {
+	// ReassembleOutOfOrder puts a split request's answers back in the
+	// order of its parts (shard order) instead of at each block's request
+	// position.
+	ReassembleOutOfOrder bool
+	// RetryInternal retries an attempt that failed with Internal, which
+	// may never heal and must reach the caller.
+	RetryInternal bool
 }
 
 func (c Config) withDefaults() Config {
