@@ -24,6 +24,7 @@ import (
 	"github.com/stratadb/strata/nodes/safekeeper"
 	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 	"github.com/stratadb/strata/sim"
+	"github.com/stratadb/strata/sim/scenarios/pagecheck"
 	"github.com/stratadb/strata/sim/simdisk"
 	"github.com/stratadb/strata/sim/simnet"
 )
@@ -229,7 +230,7 @@ func run(w *sim.World) error {
 			return 0
 		})
 	}
-	h := &history{}
+	h := &pagecheck.History{Start: startLSN}
 	cl := w.AddNode("client", func(node.Env) error { return nil })
 	ctl := &controller{c: c, env: cl.Env()}
 	if err := ctl.setup(); err != nil {
@@ -248,7 +249,7 @@ func run(w *sim.World) error {
 		return err
 	}
 	w.Sleep(safety)
-	if err := h.failure(); err != nil {
+	if err := h.Failure(); err != nil {
 		return err
 	}
 
@@ -314,7 +315,7 @@ func (ctl *controller) setup() error {
 // compute writes page records through a walproposer and reads pages back.
 type compute struct {
 	c   *cluster
-	h   *history
+	h   *pagecheck.History
 	seq int
 }
 
@@ -325,12 +326,12 @@ func (cp *compute) work(ctx context.Context, env node.Env) {
 			CallTimeout: time.Second, ReconnectBackoff: 20 * time.Millisecond, MaxReconnectBackoff: 500 * time.Millisecond})
 		cp.seq++
 		if err != nil {
-			cp.h.fail(fmt.Errorf("pageserver: walproposer: %w", err))
+			cp.h.Fail(fmt.Errorf("pageserver: walproposer: %w", err))
 			return
 		}
 		wp.Start(ctx)
 		cp.drive(ctx, env, wp)
-		if cp.h.isStopped() {
+		if cp.h.Stopped() {
 			// Keep this proposer running: the safekeepers learn the last
 			// commit LSN only from it, and the pageservers stream only
 			// what the safekeepers know committed. Replace it if it
@@ -351,7 +352,7 @@ func (cp *compute) work(ctx context.Context, env node.Env) {
 // drive appends batches of page records and waits for each to commit.
 func (cp *compute) drive(ctx context.Context, env node.Env, wp *walproposer.WALProposer) {
 	rel := relation()
-	for ctx.Err() == nil && !cp.h.isStopped() {
+	for ctx.Err() == nil && !cp.h.Stopped() {
 		n := 1 + env.Rand.IntN(4)
 		var recs [][]byte
 		for range n {
@@ -389,7 +390,7 @@ func (cp *compute) drive(ctx context.Context, env node.Env, wp *walproposer.WALP
 		cancel()
 		switch {
 		case err == nil:
-			cp.h.committed(end)
+			cp.h.Committed(end)
 		case errors.Is(err, skproto.ErrDefeated) || errors.Is(err, walproposer.ErrStopped):
 			return
 		}
@@ -409,7 +410,7 @@ func (cp *compute) read(ctx context.Context, env node.Env) {
 		}
 	}()
 	for clock.Sleep(ctx, env.Clock, time.Duration(5+env.Rand.IntN(40))*time.Millisecond) == nil {
-		at, ok := cp.h.readLSN(env.Rand.IntN(4) == 0, env.Rand.IntN)
+		at, ok := cp.h.ReadLSN(env.Rand.IntN(4) == 0, 0, env.Rand.IntN)
 		if !ok {
 			continue
 		}
@@ -435,7 +436,8 @@ func (cp *compute) read(ctx context.Context, env node.Env) {
 		if err != nil {
 			continue // the stream failed (a fault): nothing was answered
 		}
-		cp.h.read(readResult{at: at, blk: blk, shard: si, probe: probe, status: resp.StatusCode, reason: resp.Reason, page: pageOf(resp)})
+		cp.h.Record(pagecheck.Read{At: at, Blk: blk, Shard: cp.c.shardID(si).String(), Probe: probe, Owner: cp.c.shardID(cp.c.owner(blk)).String(),
+			Status: resp.StatusCode, Reason: resp.Reason, Page: pageOf(resp)})
 	}
 }
 
@@ -465,7 +467,7 @@ func getPage(ctx context.Context, conn net.Conn, at lsn.LSN, blk uint32) (*pagea
 // auditor runs the liveness phase and the final checks.
 type auditor struct {
 	c   *cluster
-	h   *history
+	h   *pagecheck.History
 	env node.Env
 }
 
@@ -476,10 +478,10 @@ func (a *auditor) check() error {
 	w := a.c.w
 	ctx := context.Background()
 	// A fresh record commits after healing.
-	base := a.h.maxCommit()
+	base := a.h.MaxCommit()
 	deadline := w.Now() + livenessBudget
-	for a.h.maxCommit() <= base {
-		if err := a.h.failure(); err != nil {
+	for a.h.MaxCommit() <= base {
+		if err := a.h.Failure(); err != nil {
 			return err
 		}
 		if w.Now() >= deadline {
@@ -487,7 +489,7 @@ func (a *auditor) check() error {
 		}
 		w.Sleep(50 * time.Millisecond)
 	}
-	a.h.stop()
+	a.h.Stop()
 	commit, err := a.finalCommit(ctx, deadline)
 	if err != nil {
 		return err
@@ -496,7 +498,7 @@ func (a *auditor) check() error {
 	if err != nil {
 		return err
 	}
-	m, err := newModel(wal)
+	m, err := pagecheck.NewModel(wal, startLSN)
 	if err != nil {
 		return err
 	}
@@ -513,20 +515,20 @@ func (a *auditor) check() error {
 		if err != nil {
 			return err
 		}
-		a.h.read(r)
+		a.h.Record(r)
 	}
-	counts, err := a.h.verify(m, a.c)
+	counts, err := a.h.Verify(m)
 	if err != nil {
 		return err
 	}
-	w.Log().Info("pageserver checked", "commit", commit, "records", len(m.recs), "reads", len(a.h.reads), "answers", fmt.Sprint(counts))
-	w.Note(uint64(commit), uint64(len(a.h.reads)))
+	w.Log().Info("pageserver checked", "commit", commit, "records", m.Records(), "reads", a.h.Reads(), "answers", fmt.Sprint(counts))
+	w.Note(uint64(commit), uint64(a.h.Reads()))
 	if counts["OK"] < blocks/2 {
 		// The final reads alone give one OK per block written: a run with
 		// fewer checked pages proves too little.
 		return fmt.Errorf("pageserver: only %d pages checked (%v)", counts["OK"], counts)
 	}
-	return a.h.failure()
+	return a.h.Failure()
 }
 
 // finalCommit waits, once the workload stopped appending, until the
@@ -537,7 +539,7 @@ func (a *auditor) finalCommit(ctx context.Context, deadline time.Duration) (lsn.
 	prev := lsn.LSN(0)
 	for {
 		w.Sleep(500 * time.Millisecond)
-		cur := a.h.maxCommit()
+		cur := a.h.MaxCommit()
 		for _, addr := range a.c.skAddrs {
 			cctx, cancel := clock.WithTimeout(a.env.Clock, ctx, time.Second)
 			if conn, err := a.env.Net.Dial(cctx, addr); err == nil {
@@ -623,7 +625,7 @@ func (a *auditor) waitIngested(ctx context.Context, si int, commit lsn.LSN, dead
 	}
 }
 
-func (a *auditor) readFinal(ctx context.Context, si int, at lsn.LSN, blk uint32, deadline time.Duration) (readResult, error) {
+func (a *auditor) readFinal(ctx context.Context, si int, at lsn.LSN, blk uint32, deadline time.Duration) (pagecheck.Read, error) {
 	w := a.c.w
 	for {
 		cctx, cancel := clock.WithTimeout(a.env.Clock, ctx, opTimeout)
@@ -636,10 +638,10 @@ func (a *auditor) readFinal(ctx context.Context, si int, at lsn.LSN, blk uint32,
 		}
 		cancel()
 		if err == nil && resp.StatusCode != pageapi.GetPageStatusCode_GET_PAGE_STATUS_CODE_INTERNAL_ERROR {
-			return readResult{at: at, blk: blk, shard: si, status: resp.StatusCode, reason: resp.Reason, page: pageOf(resp), final: true}, nil
+			return pagecheck.Read{At: at, Blk: blk, Shard: a.c.shardID(si).String(), Status: resp.StatusCode, Reason: resp.Reason, Page: pageOf(resp), Final: true}, nil
 		}
 		if w.Now() >= deadline {
-			return readResult{}, fmt.Errorf("%w: block %d at %s from shard %s unreadable: %v %v", ErrNoProgress, blk, at, a.c.shardID(si), resp, err)
+			return pagecheck.Read{}, fmt.Errorf("%w: block %d at %s from shard %s unreadable: %v %v", ErrNoProgress, blk, at, a.c.shardID(si), resp, err)
 		}
 		w.Sleep(100 * time.Millisecond)
 	}
