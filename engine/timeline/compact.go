@@ -75,6 +75,11 @@ func (t *Timeline) compactL0(st *CompactStats) error {
 			return fmt.Errorf("timeline %s: compact: read %s: %w", t.id, l.name, err)
 		}
 	}
+	if keep := t.tenant.keepKey; keep != nil {
+		// Left out of the L1s: keys this tenant does not keep (KeepKey).
+		// If none is left the L0s go with nothing in their place.
+		all = slices.DeleteFunc(all, func(e layer.DeltaEntry) bool { return !keep(e.Key) })
+	}
 	slices.SortStableFunc(all, func(a, b layer.DeltaEntry) int {
 		if c := a.Key.Compare(b.Key); c != 0 {
 			return c
@@ -186,6 +191,11 @@ func (t *Timeline) createImages(st *CompactStats) error {
 	ks, err := keysAt(chain, dcl)
 	if err != nil {
 		return fmt.Errorf("timeline %s: images: %w", t.id, err)
+	}
+	if keep := t.tenant.keepKey; keep != nil {
+		// An image covers its whole range, so a key left out of it reads
+		// as absent above it: only keys never served here may go.
+		ks = slices.DeleteFunc(ks, func(k keys.Key) bool { return !keep(k) })
 	}
 	var added []*fileLayer
 	fail := func(err error) error {

@@ -14,6 +14,7 @@ import (
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/engine/inmem"
+	"github.com/stratadb/strata/engine/keys"
 	"github.com/stratadb/strata/engine/layer"
 	"github.com/stratadb/strata/engine/layercache"
 	"github.com/stratadb/strata/engine/layermap"
@@ -55,6 +56,13 @@ type Options struct {
 	// timeline's edits in order; it must return quickly and must not call
 	// back into the timeline's writers (Flush, Compact, GC, Delete).
 	OnEdit func(Edit)
+	// KeepKey, if set, says which keys the tenant keeps when it rewrites
+	// layers: compaction leaves the others out of the L1 deltas it writes
+	// and image creation out of the images. A shard made by a split starts
+	// from its parent's layers, which hold keys other shards own; this
+	// drops them in time (GC then removes the old layers, as ever). Reads
+	// of a key it does not keep are the caller's to refuse. Nil keeps all.
+	KeepKey func(keys.Key) bool
 }
 
 // Tenant holds a tenant's timelines on one disk directory:
@@ -71,6 +79,8 @@ type Tenant struct {
 	bugs Bugs
 	// onEdit is Options.OnEdit (nil: nobody is told).
 	onEdit func(Edit)
+	// keepKey is Options.KeepKey (nil: every key is kept).
+	keepKey func(keys.Key) bool
 	// cache holds the readers of the tenant's layer files (shared with
 	// other tenants when Options.LayerCache is).
 	cache *layercache.Cache
@@ -113,7 +123,7 @@ func Open(o Options) (*Tenant, error) {
 			return nil, err
 		}
 	}
-	tn := &Tenant{fs: o.FS, clk: o.Clock, dir: o.Dir, cfg: cfg, gen: o.Generation, log: log, bugs: o.Bugs, onEdit: o.OnEdit,
+	tn := &Tenant{fs: o.FS, clk: o.Clock, dir: o.Dir, cfg: cfg, gen: o.Generation, log: log, bugs: o.Bugs, onEdit: o.OnEdit, keepKey: o.KeepKey,
 		cache: cache, createMu: clock.NewMutex(o.Clock), timelines: map[ID]*Timeline{}}
 	root := tn.timelinesDir()
 	if err := disk.MkdirAllDurable(tn.fs, root); err != nil {
