@@ -52,7 +52,7 @@ func (ps *PageService) baseBackup(ctx context.Context, st *baseBackupStream) err
 	default:
 		return fmt.Errorf("%w: compression %v (want NONE or GZIP)", ErrBadRequest, req.Compression)
 	}
-	if req.Full && tl.Shard().Count >= 2 {
+	if _, routed := tl.(*routedTimeline); req.Full && (tl.Shard().Count >= 2 || routed) {
 		return fmt.Errorf("%w: a full base backup holds every relation block, and shard %s holds only its own", ErrBadRequest, tl.Shard().Index())
 	}
 	var at lsn.LSN

@@ -15,6 +15,15 @@ type Bugs struct {
 	// ServeOtherShards: the page service answers blocks its shard does not
 	// own (from whatever that shard's timeline holds for them).
 	ServeOtherShards bool
+	// RouteWithParentStripe: a request addressed to a split parent is
+	// routed to the children by the parent's stripe size instead of the
+	// children's (route.go), which differ when the split changed the
+	// stripe.
+	RouteWithParentStripe bool
+	// ChildServesUnownedKey: a shard made by a split answers blocks it
+	// does not own, from the parent's layers it started with (stale once
+	// the owner has ingested later writes), directly or when routed to.
+	ChildServesUnownedKey bool
 	// Engine are the page engine's own planted bugs, passed to every
 	// tenant it opens (they belong to engine/timeline, which honours them).
 	Engine timeline.Bugs

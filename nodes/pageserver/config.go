@@ -69,6 +69,10 @@ type Config struct {
 	// local disk is all there is). docs/remote-storage.md, "The
 	// pageserver's side".
 	RemoteStorage RemoteStorageConfig
+	// ShardSplitTimeout bounds the waits of one shard split: for the
+	// parent's uploads to drain and for the children's ingest to reach the
+	// parent's last record LSN (split.go). Default 60s.
+	ShardSplitTimeout time.Duration
 	// Bugs plants deliberate defects; only the simulator sets it.
 	Bugs Bugs
 }
@@ -83,6 +87,7 @@ const (
 	DefaultReAttachBackoff         = time.Second
 	DefaultReAttachBackoffMax      = 10 * time.Second
 	DefaultReAttachTimeout         = 30 * time.Second
+	DefaultShardSplitTimeout       = 60 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -113,6 +118,9 @@ func (c Config) withDefaults() Config {
 	if c.ReAttachTimeout == 0 {
 		c.ReAttachTimeout = DefaultReAttachTimeout
 	}
+	if c.ShardSplitTimeout == 0 {
+		c.ShardSplitTimeout = DefaultShardSplitTimeout
+	}
 	if c.AdvertiseHTTPAddr == "" {
 		c.AdvertiseHTTPAddr = c.HTTPAddr
 	}
@@ -138,6 +146,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxTimelinesPerTenant %d < 1", ErrConfig, c.MaxTimelinesPerTenant)
 	case c.MaxOpenLayerFiles < 1:
 		return fmt.Errorf("%w: MaxOpenLayerFiles %d < 1", ErrConfig, c.MaxOpenLayerFiles)
+	case c.ShardSplitTimeout < 0:
+		return fmt.Errorf("%w: ShardSplitTimeout %v < 0", ErrConfig, c.ShardSplitTimeout)
 	}
 	if err := c.validateReAttach(); err != nil {
 		return err

@@ -26,9 +26,9 @@ func mgmtStatus(err error) error {
 		return nil
 	case errors.Is(err, pageapi.ErrBadConfig), errors.Is(err, timeline.ErrFutureLSN):
 		return net.Wrap(net.InvalidArgument, err)
-	case errors.Is(err, ErrTimelineExists), errors.Is(err, ErrStaleGeneration):
+	case errors.Is(err, ErrTimelineExists), errors.Is(err, ErrStaleGeneration), errors.Is(err, ErrSplitConflict):
 		return net.Wrap(net.AlreadyExists, err)
-	case errors.Is(err, ErrNotAttached), errors.Is(err, ErrBroken), errors.Is(err, timeline.ErrHasChildren):
+	case errors.Is(err, ErrNotAttached), errors.Is(err, ErrBroken), errors.Is(err, timeline.ErrHasChildren), errors.Is(err, ErrShardSplit):
 		return net.Wrap(net.FailedPrecondition, err)
 	case errors.Is(err, ErrLimit):
 		return net.Wrap(net.ResourceExhausted, err)
@@ -123,6 +123,18 @@ func (n *Node) registerMgmt() {
 			return struct{}{}, err
 		}
 		return struct{}{}, n.waitLSN(ctx, id, req)
+	})
+	// Shard split (split.go): 200 with the children, also for a repeat
+	// of a split already done; 400 for a split that cannot be (a shrink,
+	// a ratio that is not a power of two, a stripe change once sharded),
+	// 404 for an unknown shard, 409 for a conflicting earlier split.
+	mgmtRoute(n, pageapi.RouteShardSplit, 200, func(ctx context.Context, r *net.HTTPRequest, req pageapi.ShardSplitRequest) (pageapi.ShardSplitResponse, error) {
+		id, err := tenantShardParam(r)
+		if err != nil {
+			return pageapi.ShardSplitResponse{}, err
+		}
+		kids, err := n.tenants.split(ctx, id, req)
+		return pageapi.ShardSplitResponse{NewShards: kids}, err
 	})
 	mgmtRoute(n, pageapi.RouteDebugTasks, 200, func(ctx context.Context, r *net.HTTPRequest, _ struct{}) ([]pageapi.TaskInfo, error) {
 		return n.tasks.list(), nil

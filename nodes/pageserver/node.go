@@ -53,6 +53,9 @@ func Start(env node.Env, cfg Config) (*Node, error) {
 	if n.tenants.layers, err = newLayerCache(env.Metrics, cfg.MaxOpenLayerFiles); err != nil {
 		return nil, err
 	}
+	if n.tenants.splitMetrics, err = newSplitMetrics(env.Metrics); err != nil {
+		return nil, err
+	}
 	n.tenants.wal = walEnv{clk: env.Clock, net: env.Net}
 	n.tenants.walMetrics = wm
 	if cfg.WALReceiver.BrokerAddr != "" {

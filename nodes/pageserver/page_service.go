@@ -63,7 +63,7 @@ func StatusOf(err error) error {
 		return net.Wrap(net.FailedPrecondition, err)
 	case errors.Is(err, timeline.ErrNotFound), errors.Is(err, ErrUnknownTenant), errors.Is(err, ErrUnknownTimeline):
 		return net.Wrap(net.NotFound, err)
-	case errors.Is(err, ErrShuttingDown):
+	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrShardSplit), errors.Is(err, ErrChildrenNotLocal):
 		return net.Wrap(net.Unavailable, err)
 	case errors.Is(err, ErrBusy):
 		return net.Wrap(net.ResourceExhausted, err)
@@ -183,6 +183,7 @@ type PageService struct {
 
 	requests *prometheus.CounterVec // by method and code
 	pages    prometheus.Counter
+	routed   prometheus.Counter   // GetPage requests for a split parent, served by its children
 	latency  prometheus.Histogram // one GetPage request, receive to send
 }
 
@@ -204,13 +205,17 @@ func newPageService(clk clock.Clock, log *slog.Logger, reg prometheus.Registerer
 			Name: "strata_pageserver_pages_served_total",
 			Help: "Pages returned by GetPages.",
 		}),
+		routed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strata_pageserver_routed_requests_total",
+			Help: "GetPage requests addressed to a split parent shard, served by its local children.",
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "strata_pageserver_getpage_seconds",
 			Help:    "GetPage request latency on the server, from receipt to answer.",
 			Buckets: prometheus.ExponentialBuckets(20e-6, 2, 18),
 		}),
 	}
-	for _, c := range []prometheus.Collector{ps.requests, ps.pages, ps.latency} {
+	for _, c := range []prometheus.Collector{ps.requests, ps.pages, ps.routed, ps.latency} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("pageserver: register metrics: %w", err)
 		}
@@ -353,6 +358,17 @@ func (ps *PageService) getPages(ctx context.Context, st *net.ServerStreamOf[*pag
 	// tenant, or the node) down cancels ctx and so ends the stream.
 	ctx, done := ps.tasks.register(ctx, taskPageStream, timelineScope(target.Shard, target.Timeline), "GetPages "+target.Shard.String())
 	defer done()
+	routed, _ := tl.(*routedTimeline)
+	if routed != nil {
+		// Served by a split parent's children (route.go): the stream is a
+		// task of each of them too, so that any of them shutting down
+		// (moved away, detached) ends it and the client re-resolves.
+		for _, sc := range routed.scopes {
+			var d func()
+			ctx, d = ps.tasks.register(ctx, taskPageStream, sc, "GetPages "+target.Shard.String()+" routed")
+			defer d()
+		}
+	}
 	queue := clock.NewChan[*pageapi.GetPageRequest](ps.clk, ps.cfg.MaxInflightPerStream)
 	var recvMu sync.Mutex
 	var recvErr error
@@ -391,6 +407,9 @@ func (ps *PageService) getPages(ctx context.Context, st *net.ServerStreamOf[*pag
 		}
 		start := ps.clk.Mono()
 		resp, err := ps.getPage(ctx, tl, req)
+		if routed != nil {
+			ps.routed.Inc()
+		}
 		if err != nil { // ends the stream
 			ps.count(method, net.CodeOf(err))
 			return err
@@ -438,8 +457,12 @@ func (ps *PageService) readPages(ctx context.Context, tl Timeline, req *pageapi.
 		return nil, fmt.Errorf("%w: %d blocks, limit %d", ErrBadRequest, n, ps.cfg.MaxBlocksPerRequest)
 	}
 	id := tl.Shard()
+	check := !id.IsUnsharded() && !ps.bugs.ServeOtherShards
+	if st, ok := tl.(*shardTimeline); ok && st.fromSplit && ps.bugs.ChildServesUnownedKey {
+		check = false
+	}
 	for _, blk := range req.BlockNumber {
-		if k := keys.RelBlockKey(rel, blk); !id.IsUnsharded() && !ps.bugs.ServeOtherShards {
+		if k := keys.RelBlockKey(rel, blk); check {
 			if owner := id.ShardOf(k); owner != id.Number {
 				return nil, fmt.Errorf("%w: block %d of %v is on shard %s, not %s", ErrWrongShard, blk, rel,
 					shard.ShardIndex{Number: owner, Count: id.Count}, id.Index())

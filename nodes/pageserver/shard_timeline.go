@@ -37,6 +37,9 @@ type shardTimeline struct {
 	gcMu *clock.Mutex
 	// remote is the timeline's upload queue (nil without remote storage).
 	remote *uploadQueue
+	// fromSplit: the shard was made by a split (for the planted bug
+	// Bugs.ChildServesUnownedKey).
+	fromSplit bool
 }
 
 // remoteConsistentLSN is what the timeline reports as

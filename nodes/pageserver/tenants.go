@@ -68,6 +68,11 @@ type tenantShard struct {
 	// remote is the attachment's remote storage (upload queues); nil
 	// without an object store or while not attached.
 	remote *remoteTenant
+	// split is the shard's committed split (split.go): set, the shard no
+	// longer serves and requests for it are routed to its children.
+	split *splitRecord
+	// splitFrom is the parent a split made this shard from (nil if none).
+	splitFrom *shard.TenantShardID
 }
 
 func (ts *tenantShard) dir() string { return tenantsDir + "/" + ts.id.String() }
@@ -93,6 +98,13 @@ type tenantManager struct {
 	layers *layercache.Cache
 	// remote is the node's object storage side; nil without env.Store.
 	remote *remoteStorage
+	// splitMetrics count shard splits (nil in tests that build a manager
+	// without a node).
+	splitMetrics *splitMetrics
+	// splitHook, if set (tests only), is called at the named points of a
+	// split (split.go), from the split's task: a test crashes the node
+	// there.
+	splitHook func(point string)
 
 	mu     sync.Mutex
 	shards map[shard.TenantShardID]*tenantShard
@@ -118,6 +130,7 @@ func (m *tenantManager) startTimeline(ts *tenantShard, tl *timeline.Timeline) *s
 	st.leaseLength = scheduleOf(ts.conf.TenantConf).leaseLength
 	tid := shard.TimelineID(tl.ID())
 	ts.mu.Lock()
+	st.fromSplit = ts.splitFrom != nil
 	if rt := ts.remote; rt != nil {
 		st.remote = rt.queue(tid)
 	}
@@ -157,7 +170,9 @@ func (m *tenantManager) load() error {
 	var shards []*tenantShard
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasSuffix(name, deletingSuffix) {
+		// A staging directory of a split that did not finish goes like
+		// a deleting one.
+		if strings.HasSuffix(name, deletingSuffix) || strings.HasSuffix(name, splitStagingSuffix) {
 			if err := m.fs.RemoveAll(tenantsDir + "/" + name); err != nil {
 				return fmt.Errorf("pageserver: remove %s: %w", name, err)
 			}
@@ -176,6 +191,9 @@ func (m *tenantManager) load() error {
 			return fmt.Errorf("pageserver: sync %s: %w", tenantsDir, err)
 		}
 	}
+	// The children of a split that did not commit go before anything
+	// else sees them (split.go).
+	shards = m.loadSplits(shards)
 	if m.cfg.ControlPlane != nil {
 		// Before any engine opens: the controller decides which shards
 		// stay, in which mode, with which generation.
@@ -187,7 +205,7 @@ func (m *tenantManager) load() error {
 		id := ts.id
 		m.shards[id] = ts
 		if ts.broken != nil {
-			continue // refused by the re-attach (logged there)
+			continue // refused by the re-attach or the split markers (logged there)
 		}
 		if err := m.startLocation(ts); err != nil {
 			ts.broken = fmt.Errorf("%w: location config: %v", ErrBroken, err)
@@ -197,7 +215,12 @@ func (m *tenantManager) load() error {
 			}
 			continue
 		}
-		if ts.conf.Mode.Attached() {
+		if err := m.loadSplitMarker(ts); err != nil {
+			ts.broken = fmt.Errorf("%w: split marker: %v", ErrBroken, err)
+			m.log.Error("tenant shard broken", "tenant_shard_id", id, "err", ts.broken)
+			continue
+		}
+		if ts.conf.Mode.Attached() && ts.split == nil {
 			if err := m.attach(ts); err != nil {
 				ts.broken = fmt.Errorf("%w: %v", ErrBroken, err)
 				m.log.Error("tenant shard broken", "tenant_shard_id", id, "err", ts.broken)
@@ -289,6 +312,11 @@ func (m *tenantManager) attach(ts *tenantShard) error {
 		FS: m.fs, Dir: ts.dir(), Clock: m.clk, Config: engineConfig(ts.conf.TenantConf),
 		Generation: gen, Bugs: m.cfg.Bugs.Engine, LayerCache: m.layers,
 		Log: m.log.With("tenant_shard_id", ts.id.String()),
+	}
+	if ident := ts.conf.Identity(); ident.Count >= 2 {
+		// A shard keeps only its own keys (and the global ones): a split
+		// child's layers, its parent's, lose the others in compaction.
+		opts.KeepKey = ident.IsKeyLocal
 	}
 	var rt *remoteTenant
 	var indexes map[shard.TimelineID]*remote.IndexPart
@@ -410,6 +438,8 @@ func (ts *tenantShard) servingLocked() error {
 	switch {
 	case ts.broken != nil:
 		return ts.broken
+	case ts.split != nil:
+		return fmt.Errorf("%w: %s into %d shards", ErrShardSplit, ts.id, ts.split.NewShardCount)
 	case !ts.conf.Mode.Attached() || ts.engine == nil:
 		return fmt.Errorf("%w: %s is %s", ErrNotAttached, ts.id, ts.conf.Mode)
 	}
@@ -447,19 +477,25 @@ func (ts *tenantShard) lookup(tid shard.TimelineID) (*shardTimeline, error) {
 
 // Resolve implements Resolver for the page service: only attached,
 // healthy shards serve.
+// A shard split here, or not here at all, is served by its local children
+// if they are all here (route.go).
 func (m *tenantManager) Resolve(t pageapi.Target) (Timeline, error) {
 	ts, err := m.get(t.Shard)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrUnknownTenant) {
 		return nil, err
 	}
-	tl, err := ts.lookup(t.Timeline)
-	if errors.Is(err, ErrNotAttached) {
-		return nil, fmt.Errorf("%w: %v", ErrUnknownTenant, err)
+	if ts != nil {
+		tl, err := ts.lookup(t.Timeline)
+		switch {
+		case err == nil:
+			return tl, nil
+		case errors.Is(err, ErrNotAttached):
+			return nil, fmt.Errorf("%w: %v", ErrUnknownTenant, err)
+		case !errors.Is(err, ErrShardSplit):
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return tl, nil
+	return m.route(t, ts)
 }
 
 // setLocation applies a location config: persisted first, then acted on.
@@ -505,6 +541,11 @@ func (m *tenantManager) setLocation(ctx context.Context, id shard.TenantShardID,
 		return nil, fmt.Errorf("%w: shard identity %+v cannot change to %+v (split the tenant instead)", ErrBadRequest, old.Identity(), conf.Identity())
 	}
 	if err := m.persistLocation(ts, conf); err != nil {
+		return nil, err
+	}
+	// A location config for a split parent is the controller taking the
+	// parent back (a rolled-back split): it serves again.
+	if err := m.clearSplit(ts); err != nil {
 		return nil, err
 	}
 	reopen := !conf.Mode.Attached() || old.Generation == nil || conf.Generation == nil || *old.Generation != *conf.Generation ||
