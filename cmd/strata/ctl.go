@@ -102,6 +102,7 @@ controller's answer for scripts.`,
   strata ctl tenants create --shard-count 4 --placement attached:1
   strata ctl tenants describe 0a0b0c0d0e0f00010203040506070809
   strata ctl tenants migrate 0a0b0c0d0e0f00010203040506070809-0004 --node 2
+  strata ctl tenants split 0a0b0c0d0e0f00010203040506070809 --shard-count 8
   strata ctl nodes drain 1
   strata ctl consistency-check`,
 	}

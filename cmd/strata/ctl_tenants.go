@@ -19,9 +19,9 @@ import (
 )
 
 func newCtlTenantsCmd(f *ctlFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "tenants", Short: "Create, list, describe, migrate and configure tenants"}
+	cmd := &cobra.Command{Use: "tenants", Aliases: []string{"tenant"}, Short: "Create, list, describe, migrate, split and configure tenants"}
 	cmd.AddCommand(newCtlTenantsCreateCmd(f), newCtlTenantsListCmd(f), newCtlTenantsDescribeCmd(f),
-		newCtlTenantsMigrateCmd(f), newCtlTenantsPolicyCmd(f), newCtlTenantsDeleteCmd(f), newCtlTenantsDropCmd(f))
+		newCtlTenantsMigrateCmd(f), newCtlTenantsSplitCmd(f), newCtlTenantsPolicyCmd(f), newCtlTenantsDeleteCmd(f), newCtlTenantsDropCmd(f))
 	return cmd
 }
 
@@ -273,6 +273,58 @@ only shard; a sharded shard is <tenant>-<nn><cc>. Follow it with
 		},
 	}
 	cmd.Flags().Uint64Var(&node, "node", 0, "destination node id (required)")
+	return cmd
+}
+
+func newCtlTenantsSplitCmd(f *ctlFlags) *cobra.Command {
+	var count uint8
+	var stripe uint32
+	cmd := &cobra.Command{
+		Use:   "split TENANT_ID --shard-count N [--stripe-size PAGES]",
+		Short: "Split every shard of a tenant into more shards",
+		Long: `split grows a tenant's shard count (PUT /control/v1/tenant/ID/shard_split):
+each shard is split on its pageserver into its share of the new count,
+which must be the current count times a power of two; the children stay
+where their parent was, in its generation, and compute is told the new
+map. A split that fails part-way is rolled back: the tenant keeps the
+shards it had. Repeating a split that is done answers its shards.
+--stripe-size changes the stripe only while the tenant is unsharded. A
+large tenant may take longer than the default --timeout.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := parseTenantArg(args[0])
+			if err != nil {
+				return err
+			}
+			if count == 0 {
+				return fmt.Errorf("%w: --shard-count is required (the new count, 2 to 255)", errUsage)
+			}
+			req := storconapi.ShardSplitRequest{NewShardCount: shard.ShardCount(count)}
+			if cmd.Flags().Changed("stripe-size") {
+				req.NewStripeSize = &stripe
+			}
+			c, cancel, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			resp, err := c.api.ShardSplit(c.ctx, t, req)
+			if err != nil {
+				return c.fail(fmt.Sprintf("split tenant %s into %d shards", t, count), err)
+			}
+			if f.json {
+				return writeJSON(cmd.OutOrStdout(), resp)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "tenant %s has %d shards\n", t, len(resp.NewShards))
+			for _, id := range resp.NewShards {
+				fmt.Fprintln(out, id)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().Uint8Var(&count, "shard-count", 0, "the new shard count (required)")
+	cmd.Flags().Uint32Var(&stripe, "stripe-size", 0, "new stripe size in pages (unsharded tenants only; default: keep)")
 	return cmd
 }
 

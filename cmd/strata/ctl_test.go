@@ -94,6 +94,20 @@ func (fc *fakeController) router() *net.Router {
 		}
 		return describe, nil
 	})
+	record(storconapi.RouteShardSplit, func(r *net.HTTPRequest) (any, error) {
+		var req storconapi.ShardSplitRequest
+		if err := json.Unmarshal(r.Body, &req); err != nil {
+			return nil, net.Errorf(net.InvalidArgument, "%v", err)
+		}
+		if req.NewShardCount <= 2 {
+			return nil, net.Errorf(net.InvalidArgument, "new_shard_count %d is not an increase", req.NewShardCount)
+		}
+		var out storconapi.ShardSplitResponse
+		for i := range int(req.NewShardCount) {
+			out.NewShards = append(out.NewShards, shard.TenantShardID{TenantID: ctlTenant, Shard: shard.ShardIndex{Number: shard.ShardNumber(i), Count: req.NewShardCount}})
+		}
+		return out, nil
+	})
 	record(storconapi.RouteConsistencyCheck, func(*net.HTTPRequest) (any, error) {
 		return storconapi.ConsistencyReport{Nodes: 2, Shards: 5}, nil
 	})
@@ -167,6 +181,13 @@ func TestCtlAgainstCannedController(t *testing.T) {
 		{"tenants migrate", []string{"tenants", "migrate", tsid + "-0102", "--node", "1"}, 0, []string{"migrating " + tsid + "-0102 to node 1"}, "",
 			"PUT /control/v1/tenant/" + tsid + "-0102/migrate", `{"node_id":1}`},
 		{"tenants migrate without node", []string{"tenants", "migrate", tsid}, 1, nil, "--node is required", "", ""},
+		{"tenants split", []string{"tenants", "split", tsid, "--shard-count", "4"}, 0,
+			[]string{"tenant " + tsid + " has 4 shards", tsid + "-0004", tsid + "-0304"}, "", "PUT /control/v1/tenant/" + tsid + "/shard_split", `{"new_shard_count":4}`},
+		{"tenant split alias stripe json", []string{"tenant", "split", tsid, "--shard-count", "8", "--stripe-size", "1024", "--json"}, 0,
+			[]string{`"new_shards"`, tsid + "-0708"}, "", "PUT /control/v1/tenant/" + tsid + "/shard_split", `{"new_shard_count":8,"new_stripe_size":1024}`},
+		{"tenants split refused", []string{"tenants", "split", tsid, "--shard-count", "2"}, 1, nil,
+			"split tenant " + tsid + " into 2 shards: net: InvalidArgument: new_shard_count 2 is not an increase", "", ""},
+		{"tenants split without count", []string{"tenants", "split", tsid}, 1, nil, "--shard-count is required", "", ""},
 		{"tenants policy", []string{"tenants", "policy", tsid, "--placement", `{"Attached":2}`, "--scheduling", "Stop"}, 0,
 			[]string{"tenant " + tsid + " policy set"}, "", "PUT /control/v1/tenant/" + tsid + "/policy", `{"placement":{"Attached":2},"scheduling":"Stop"}`},
 		{"tenants policy secondary", []string{"tenants", "policy", tsid, "--placement", "Secondary"}, 0, nil, "", "", `{"placement":"Secondary"}`},

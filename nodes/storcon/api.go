@@ -32,6 +32,14 @@ func apiStatus(err error) error {
 		return nil
 	case errors.Is(err, ErrPageserver) && (net.CodeOf(err) == net.Unauthenticated || net.CodeOf(err) == net.PermissionDenied):
 		return net.Errorf(net.Internal, "the controller's pageserver token was refused: %w", err)
+	case errors.Is(err, ErrSplitRolledBack):
+		// The tenant is as before the split; the cause says whether trying
+		// again may succeed (its own code would misname the tenant: a
+		// pageserver's 404 is not "no such tenant").
+		if retryable(err) || errors.Is(err, persist.ErrFailed) || errors.Is(err, persist.ErrClosed) {
+			return net.Wrap(net.Unavailable, err)
+		}
+		return net.Wrap(net.Internal, err)
 	case errors.Is(err, errStale), errors.Is(err, persist.ErrFailed), errors.Is(err, persist.ErrClosed):
 		return net.Wrap(net.Unavailable, err)
 	case errors.Is(err, storconapi.ErrBadRequest), errors.Is(err, pageapi.ErrBadConfig),
@@ -289,6 +297,14 @@ func (s *Service) registerAPI() {
 		}
 		defer s.beginWrite()()
 		return none{}, s.setTenantPolicy(ctx, t, req)
+	})
+	route(s, storconapi.RouteShardSplit, admin, 200, func(ctx context.Context, r *net.HTTPRequest, req storconapi.ShardSplitRequest) (storconapi.ShardSplitResponse, error) {
+		t, err := tenantParam(r)
+		if err != nil {
+			return storconapi.ShardSplitResponse{}, err
+		}
+		defer s.beginWrite()()
+		return s.splitTenant(ctx, t, req)
 	})
 	route(s, storconapi.RouteShardMigrate, admin, 200, func(ctx context.Context, r *net.HTTPRequest, req storconapi.MigrateRequest) (none, error) {
 		id, err := tenantShardParam(r)

@@ -127,6 +127,13 @@ type Config struct {
 	// away). Default 10m.
 	NodeDeleteTimeout time.Duration
 
+	// ShardSplitTimeout bounds one attempt of a pageserver's shard split
+	// (it waits for the children to catch up with the parent). Default 2m.
+	ShardSplitTimeout time.Duration
+	// ShardSplitRetries bounds the attempts of one pageserver shard split
+	// (only failures that may pass are retried). Default 3.
+	ShardSplitRetries int
+
 	// Bugs plants deliberate defects; only the simulator sets it.
 	Bugs Bugs
 }
@@ -149,6 +156,10 @@ type Bugs struct {
 	// DrainDetachFirst: a drain detaches the old location before the new
 	// one is attached.
 	DrainDetachFirst bool
+	// CommitSplitEarly commits a shard split in the store (parents
+	// deleted, children kept) before every parent's pageserver split has
+	// returned: a pageserver split that then fails cannot be rolled back.
+	CommitSplitEarly bool
 }
 
 // Defaults of Config.
@@ -181,6 +192,8 @@ const (
 	DefaultDrainFillConcurrency       = 4
 	DefaultNodeDeleteTimeout          = 10 * time.Minute
 	DefaultDrainFillTimeout           = 30 * time.Minute
+	DefaultShardSplitTimeout          = 2 * time.Minute
+	DefaultShardSplitRetries          = 3
 )
 
 func (c Config) withDefaults() Config {
@@ -224,6 +237,8 @@ func (c Config) withDefaults() Config {
 	defInt(&c.DrainFillConcurrency, DefaultDrainFillConcurrency)
 	def(&c.NodeDeleteTimeout, DefaultNodeDeleteTimeout)
 	def(&c.DrainFillTimeout, DefaultDrainFillTimeout)
+	def(&c.ShardSplitTimeout, DefaultShardSplitTimeout)
+	defInt(&c.ShardSplitRetries, DefaultShardSplitRetries)
 	return c
 }
 
@@ -244,6 +259,7 @@ func (c Config) Validate() error {
 		{"MigrationLSNWait", c.MigrationLSNWait}, {"MigrationTimeout", c.MigrationTimeout},
 		{"ReconcileNotifyTimeout", c.ReconcileNotifyTimeout},
 		{"NodeDeleteTimeout", c.NodeDeleteTimeout}, {"DrainFillTimeout", c.DrainFillTimeout},
+		{"ShardSplitTimeout", c.ShardSplitTimeout},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s %v is negative", ErrConfig, d.name, d.v)
@@ -257,6 +273,7 @@ func (c Config) Validate() error {
 		{"MaxDelayedReconciles", c.MaxDelayedReconciles}, {"LocationConfigRetries", c.LocationConfigRetries},
 		{"StartupNodeRetries", c.StartupNodeRetries}, {"ComputeHookRetries", c.ComputeHookRetries},
 		{"MaxConcurrentNotifications", c.MaxConcurrentNotifications}, {"DrainFillConcurrency", c.DrainFillConcurrency},
+		{"ShardSplitRetries", c.ShardSplitRetries},
 	} {
 		if n.v < 0 {
 			return fmt.Errorf("%w: %s %d is negative", ErrConfig, n.name, n.v)

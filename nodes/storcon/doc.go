@@ -18,7 +18,7 @@
 // (map by TenantShardID, always iterated in sorted order), the nodes
 // (address, AZ, policy, availability, last heartbeat) and the per-tenant
 // entries with their operation lock (create, delete, policy,
-// location_config, timelines, migrate; shard split later). The lock is
+// location_config, timelines, migrate, shard split). The lock is
 // never held across I/O, network or store: a reconcile copies what it
 // needs (intent, observed, generation, confs) under the lock, makes its
 // calls, and applies each result under the lock as it arrives. Callers

@@ -31,6 +31,7 @@ type metrics struct {
 	httpLatency       *prometheus.HistogramVec // method, path
 	pageserverErrors  *prometheus.CounterVec   // node_id, op, code
 	dbLatency         *prometheus.HistogramVec // op
+	splits            *prometheus.CounterVec   // outcome: started, committed, rolled_back
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -61,12 +62,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		dbLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "storage_controller_database_query_latency",
 			Help: "Store call latency in seconds, by operation.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)},
 			[]string{"op"}),
+		splits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storage_controller_shard_split",
+			Help: "Tenant shard splits, by outcome (started, committed, rolled_back)."}, []string{"outcome"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.reconcileSpawn, m.reconcileComplete, m.reconcileDropped, m.tenantShards,
-		m.nodes, m.nodeShards, m.nodeAttached, m.pending, m.httpStatus, m.httpLatency, m.pageserverErrors, m.dbLatency} {
+		m.nodes, m.nodeShards, m.nodeAttached, m.pending, m.httpStatus, m.httpLatency, m.pageserverErrors, m.dbLatency, m.splits} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

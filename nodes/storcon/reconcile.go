@@ -29,8 +29,10 @@ type shardEntry struct {
 	// creating: scheduled in memory while its row is being inserted; not
 	// reconciled until the insert succeeded.
 	creating bool
-	// splitting mirrors the store's splitting column (shard split is a
-	// later issue; the mark is kept and reported).
+	// splitting mirrors the store's splitting column: set while a split
+	// of the shard runs (split.go; it also holds reconciling, so nothing
+	// else acts on the shard), and kept after a rollback the store did not
+	// take, until start-up rolls it back.
 	splitting bool
 	// reconciling: a reconcile or a live migration owns the shard's
 	// pageserver calls; nothing else sends it location configs.
@@ -53,7 +55,7 @@ type shardEntry struct {
 // tenantEntry holds a tenant's locks and its shards.
 type tenantEntry struct {
 	// op serializes the tenant's operations (create, delete, policy,
-	// location_config, timelines, migrate; shard split later).
+	// location_config, timelines, migrate, shard split).
 	op *clock.Mutex
 	// notify serializes compute notifications so an older one is never
 	// sent after a newer one.
@@ -199,8 +201,8 @@ func (s *Service) scheduleAllLocked() int {
 	n := 0
 	for _, sid := range s.state.sortedShardIDs() {
 		e := s.state.shards[sid]
-		if e.creating {
-			continue
+		if e.creating || e.splitting && e.reconciling {
+			continue // a split owns the shard's intent until it ends
 		}
 		s.repairIntentLocked(e)
 		if !e.reconciling && !e.queued && s.needsReconcileLocked(e) {

@@ -29,13 +29,15 @@ const (
 //
 //  1. load the node registry and the shard rows (policies, generations),
 //     retried with back-off until it succeeds (StartupBudget counts from
-//     then); every node starts Offline;
+//     then), rolling back first every shard split still marked in the
+//     store (split.go); every node starts Offline;
 //  2. read every node's locations concurrently — each node
 //     StartupNodeTimeout per attempt, StartupNodeRetries attempts, all
 //     within half of StartupBudget; stragglers are ignored (they are read
 //     again when their heartbeats return);
 //  3. nodes that answered are Active, and their answers are the shards'
-//     observed state; a heartbeat round fills their utilization;
+//     observed state; a heartbeat round fills their utilization; children
+//     of rolled-back splits are detached where listed;
 //  4. intent from observed (attached where the highest generation is),
 //     then Schedule fills what is missing;
 //  5. compute is told where every fully attached tenant is;
@@ -44,7 +46,7 @@ const (
 //     ordinary reconciles.
 func (s *Service) startup(ctx context.Context) {
 	begin := s.clk.Mono()
-	nodes, rows, err := s.loadStore(ctx)
+	nodes, rows, rolled, err := s.loadStoreResolvingSplits(ctx)
 	if err != nil {
 		s.failStartup(ctx, "store unreadable")
 		return
@@ -95,6 +97,7 @@ func (s *Service) startup(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	s.startupHeartbeats(ctx, answered)
+	reattach := s.undoSplitsOnNodes(ctx, rolled, lists)
 
 	// 4. Intent.
 	s.lock()
@@ -103,6 +106,11 @@ func (s *Service) startup(ctx context.Context) {
 		e := s.state.shards[sid]
 		if err := e.st.IntentFromObserved(s.state.sched); err != nil {
 			s.log.Error("start-up: intent from observed", "tenant_shard_id", sid, "err", err)
+		}
+		if n, ok := reattach[sid]; ok && e.st.Attached() == n {
+			// A parent of a rolled-back split, shut down there by its
+			// split: attach it again (with a new generation).
+			e.st.ClearObserved(n)
 		}
 		if err := e.st.Schedule(s.state.sched); err != nil {
 			unplaced++

@@ -145,6 +145,13 @@ func (c Client) Migrate(ctx context.Context, id shard.TenantShardID, nodeID uint
 	return err
 }
 
+// ShardSplit splits every shard of a tenant into req.NewShardCount shards
+// and answers the children; repeated once the split is done, it answers
+// the same children.
+func (c Client) ShardSplit(ctx context.Context, t shard.TenantID, req ShardSplitRequest) (ShardSplitResponse, error) {
+	return call[ShardSplitResponse](ctx, c, c.route(RouteShardSplit, t.String()), req)
+}
+
 // ReAttach is the pageserver's start-up upcall.
 func (c Client) ReAttach(ctx context.Context, req ReAttachRequest) (ReAttachResponse, error) {
 	return call[ReAttachResponse](ctx, c, c.route(RouteReAttach), req)

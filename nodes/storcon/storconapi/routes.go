@@ -27,6 +27,7 @@ const (
 	RouteTenantDescribe = "GET /control/v1/tenant/{tenant_id}"
 	RouteTenantPolicy   = "PUT /control/v1/tenant/{tenant_id}/policy"
 	RouteShardMigrate   = "PUT /control/v1/tenant/{tenant_shard_id}/migrate"
+	RouteShardSplit     = "PUT /control/v1/tenant/{tenant_id}/shard_split"
 
 	// Debugging (scope admin).
 	RouteConsistencyCheck = "POST /debug/v1/consistency_check"

@@ -136,6 +136,22 @@ type MigrateRequest struct {
 	NodeID uint64 `json:"node_id"`
 }
 
+// ShardSplitRequest is the body of PUT /control/v1/tenant/{id}/shard_split:
+// split every shard of the tenant so it has NewShardCount shards (a larger
+// power-of-two multiple of the current count). NewStripeSize may change
+// the stripe only while the tenant is unsharded (count 0 or 1); nil keeps
+// it.
+type ShardSplitRequest struct {
+	NewShardCount shard.ShardCount `json:"new_shard_count"`
+	NewStripeSize *uint32          `json:"new_stripe_size,omitempty"`
+}
+
+// ShardSplitResponse lists the tenant's shards after the split (the
+// children), in shard-number order.
+type ShardSplitResponse struct {
+	NewShards []shard.TenantShardID `json:"new_shards"`
+}
+
 // ObservedLocation is what the controller believes a node holds of a
 // shard; Conf nil means unknown.
 type ObservedLocation struct {
