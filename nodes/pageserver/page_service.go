@@ -356,6 +356,7 @@ func (ps *PageService) getPages(ctx context.Context, st *net.ServerStreamOf[*pag
 	}
 	// The stream is a task of its timeline: shutting the timeline (or its
 	// tenant, or the node) down cancels ctx and so ends the stream.
+	caller := ctx
 	ctx, done := ps.tasks.register(ctx, taskPageStream, timelineScope(target.Shard, target.Timeline), "GetPages "+target.Shard.String())
 	defer done()
 	routed, _ := tl.(*routedTimeline)
@@ -394,9 +395,20 @@ func (ps *PageService) getPages(ctx context.Context, st *net.ServerStreamOf[*pag
 	})
 	for {
 		req, ok, err := queue.Recv(ctx)
+		if err == nil && !ok && ctx.Err() != nil {
+			// The receiver stopped because the stream's task was
+			// cancelled, not because the client half-closed.
+			err = ctx.Err()
+		}
 		if err != nil {
 			if ps.draining.Load() {
 				return net.Errorf(net.Unavailable, "pageserver: shutting down")
+			}
+			if caller.Err() == nil {
+				// Not the client's doing: the shard (or a child serving it)
+				// shut down — split, detached, moved. The client retries,
+				// on its new shard map if there is one.
+				return net.Errorf(net.Unavailable, "pageserver: %s shut down under the stream", target.Shard)
 			}
 			return StatusOf(err)
 		}
