@@ -15,7 +15,10 @@
 // in its Env, remote storage (remote.go: an upload queue per timeline in
 // upload_queue.go, generation validation in remote_validate.go, the
 // persisted deletion queue in deletion_queue.go, attach from object storage
-// in remote_attach.go).
+// in remote_attach.go), and shard splits (split.go: a shard's children
+// made on this node from hard-linked layers, committed by a marker) with
+// the routing of requests still addressed to a split parent to its local
+// children (route.go).
 //
 // Invariants:
 //   - A page is answered only by the shard that owns its key (a block of
@@ -28,6 +31,13 @@
 //     naming it and its generation validated; remote_consistent_lsn is
 //     reported only for a generation validated after the upload; a shard
 //     attaches with all its timelines or none.
+//   - A shard made by a split answers only the keys it owns; a request for
+//     a split (or detached) parent is answered by the child owning each key,
+//     by the children's count and stripe, or fails Unavailable when the
+//     children are not all here. A split is committed by the parent's
+//     split.json: before it, start-up removes the children (the parent is
+//     the shard); after it the children are complete and the parent never
+//     serves again unless a location config re-attaches it.
 //   - Responses on a GetPages stream come back in request order; a
 //     per-request failure travels inside its response, and only the codes
 //     pageapi.ResponseStatus lists end a stream.
