@@ -18,9 +18,11 @@ import (
 // options are the daemon's flags.
 type options struct {
 	dataDir string
-	remote  remote.Config
-	daemon  daemon.Options
-	sk      safekeeper.Config
+	// walRemoval is -wal-removal (Config.DisableWALRemoval inverted).
+	walRemoval bool
+	remote     remote.Config
+	daemon     daemon.Options
+	sk         safekeeper.Config
 }
 
 func parse(args []string) (options, error) {
@@ -35,6 +37,11 @@ func parse(args []string) (options, error) {
 	fs.Duration(&o.sk.PublishInterval, "publish-interval", time.Second, "broker publication period")
 	fs.Duration(&o.sk.PublishFailureThreshold, "publish-failure-threshold", 0,
 		"report not ready (/ready) once broker publication has failed this long (0: 10 × publish-interval)")
+	fs.Bool(&o.walRemoval, "wal-removal", true,
+		"remove WAL below what every pageserver made remote and what is offloaded (needs a remote store)")
+	fs.Duration(&o.sk.RemovalInterval, "wal-removal-interval", safekeeper.DefaultRemovalInterval, "how often WAL removal runs")
+	fs.Duration(&o.sk.FeedbackExpiry, "feedback-expiry", safekeeper.DefaultFeedbackExpiry,
+		"a pageserver's remote_consistent_lsn stops holding WAL back once not renewed for this long (also: no removal for this long after start)")
 	o.remote.Register(fs) // WAL offload target; none: no offload
 	o.daemon.Register(fs)
 	fs.Required("id", "data-dir")
@@ -45,6 +52,7 @@ func parse(args []string) (options, error) {
 		return o, err
 	}
 	o.sk.Offload = o.remote.Enabled()
+	o.sk.DisableWALRemoval = !o.walRemoval
 	return o, o.sk.Validate()
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/stratadb/strata/net/grpcx"
 	"github.com/stratadb/strata/nodes/compute/walproposer"
 	"github.com/stratadb/strata/nodes/node"
+	"github.com/stratadb/strata/nodes/safekeeper"
 	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 )
 
@@ -58,6 +59,16 @@ func TestParseFlagsAndEnv(t *testing.T) {
 				return o.sk.Offload && o.remote.Kind() == "s3" && o.remote.S3.Prefix == "p/" && o.remote.S3.SecretKey == "sk"
 			}},
 		{"remote dir and s3 bucket", nil, []string{"-id", "a", "-data-dir", "d", "-remote-dir", "r", "-s3-bucket", "b"}, true, nil},
+		{"wal removal on by default", nil, []string{"-id", "a", "-data-dir", "d", "-remote-dir", "r"}, false,
+			func(o options) bool {
+				return !o.sk.DisableWALRemoval && o.sk.FeedbackExpiry == safekeeper.DefaultFeedbackExpiry
+			}},
+		{"wal removal off", map[string]string{"STRATA_SAFEKEEPER_WAL_REMOVAL": "false"},
+			[]string{"-id", "a", "-data-dir", "d", "-remote-dir", "r", "-feedback-expiry", "1m", "-wal-removal-interval", "5s"}, false,
+			func(o options) bool {
+				return o.sk.DisableWALRemoval && o.sk.FeedbackExpiry == time.Minute && o.sk.RemovalInterval == 5*time.Second
+			}},
+		{"negative feedback expiry", nil, []string{"-id", "a", "-data-dir", "d", "-feedback-expiry", "-1s"}, true, nil},
 		{"s3 setting without bucket", nil, []string{"-id", "a", "-data-dir", "d", "-s3-endpoint", "http://127.0.0.1:1"}, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -251,6 +251,13 @@ func (r *walReceiver) ingest(from lsn.LSN, wal []byte) (int, error) {
 // remote_consistent_lsn only once uploaded under a generation that
 // validated since (0 without remote storage).
 func (r *walReceiver) feedback() *skapi.PageserverFeedback {
-	return &skapi.PageserverFeedback{PageserverId: r.nodeID, LastRecordLsn: uint64(r.st.LastRecordLSN()),
+	// Each shard reports as its own source: the safekeepers keep WAL for
+	// the slowest source, and two shards on this node have their own
+	// remote_consistent_lsn (one id would keep only the higher).
+	id := r.nodeID
+	if !r.id.Shard.IsUnsharded() {
+		id += "/" + r.id.Shard.String()
+	}
+	return &skapi.PageserverFeedback{PageserverId: id, LastRecordLsn: uint64(r.st.LastRecordLSN()),
 		DiskConsistentLsn: uint64(r.st.tl.DiskConsistentLSN()), RemoteConsistentLsn: uint64(r.st.remoteConsistentLSN())}
 }

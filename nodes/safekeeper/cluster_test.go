@@ -52,6 +52,8 @@ type cluster struct {
 	dirs     []string
 	addrs    []string
 	sks      []*safekeeper.Safekeeper
+	// tune, if set, adjusts each safekeeper's config before it starts.
+	tune func(*safekeeper.Config)
 }
 
 func newCluster(t testing.TB, n int) *cluster {
@@ -59,7 +61,11 @@ func newCluster(t testing.TB, n int) *cluster {
 }
 
 func newClusterSeg(t testing.TB, n int, segBytes int64) *cluster {
-	c := &cluster{t: t, segBytes: segBytes}
+	return newClusterTuned(t, n, segBytes, nil)
+}
+
+func newClusterTuned(t testing.TB, n int, segBytes int64, tune func(*safekeeper.Config)) *cluster {
+	c := &cluster{t: t, segBytes: segBytes, tune: tune}
 	b, err := broker.New(env("broker", nil, nil), broker.Config{ListenAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -89,9 +95,13 @@ func newClusterSeg(t testing.TB, n int, segBytes int64) *cluster {
 }
 
 func (c *cluster) start(i int) {
-	sk, err := safekeeper.New(env(fmt.Sprintf("sk-%d", i+1), disk.Dir(c.dirs[i]), c.store), safekeeper.Config{
+	cfg := safekeeper.Config{
 		NodeID: fmt.Sprintf("sk-%d", i+1), ListenAddr: c.addrs[i], BrokerAddr: c.broker.Addr(),
-		SegmentBytes: c.segBytes, PublishInterval: 50 * time.Millisecond, OffloadInterval: 50 * time.Millisecond, Offload: true})
+		SegmentBytes: c.segBytes, PublishInterval: 50 * time.Millisecond, OffloadInterval: 50 * time.Millisecond, Offload: true}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	sk, err := safekeeper.New(env(fmt.Sprintf("sk-%d", i+1), disk.Dir(c.dirs[i]), c.store), cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}

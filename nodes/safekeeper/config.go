@@ -54,6 +54,20 @@ type Config struct {
 	// CallTimeout bounds calls to the broker and the object store.
 	// Default 5s.
 	CallTimeout time.Duration
+	// DisableWALRemoval keeps every segment. By default a safekeeper that
+	// offloads removes the sealed segments below what every pageserver has
+	// made remote and what is offloaded (docs/wal-service.md, WAL
+	// removal); without Offload nothing is ever removed.
+	DisableWALRemoval bool
+	// RemovalInterval is how often WAL removal runs. Default 10s.
+	RemovalInterval time.Duration
+	// FeedbackExpiry: a pageserver's remote_consistent_lsn (reported
+	// directly, or published by a peer) holds WAL back only until it has
+	// not been renewed for this long, so a detached pageserver cannot pin
+	// WAL forever. For as long after Start nothing is removed (the
+	// pageservers that reported before a restart have not reported again
+	// yet). Default 10m.
+	FeedbackExpiry time.Duration
 	// OnFatal, if set, is called when a failpoint asks the process to die
 	// (the simulator crashes the node; daemons leave it nil).
 	OnFatal func(error)
@@ -78,6 +92,8 @@ const (
 	DefaultMaxReadBytes            = 1 << 20
 	DefaultMaxTimelines            = 10000
 	DefaultCallTimeout             = 5 * time.Second
+	DefaultRemovalInterval         = 10 * time.Second
+	DefaultFeedbackExpiry          = 10 * time.Minute
 )
 
 // ErrConfig is wrapped by every error Config.Validate returns.
@@ -96,6 +112,12 @@ type Bugs struct {
 	// on frame lengths without checking the frames' checksums, so damaged
 	// bytes are served (sk-serve-unchecked).
 	ServeUnchecked bool
+	// TrimAboveRemoteConsistent: WAL removal ignores the pageservers'
+	// remote_consistent_lsn (and whether any reported at all) and removes
+	// up to the commit LSN, bounded only by offload and the peers' flush
+	// (sk-trim-above-remote-consistent). A pageserver that must ingest
+	// again from its remote_consistent_lsn then finds that WAL gone.
+	TrimAboveRemoteConsistent bool
 }
 
 // withDefaults fills zero fields with the defaults.
@@ -129,6 +151,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CallTimeout == 0 {
 		c.CallTimeout = DefaultCallTimeout
+	}
+	if c.RemovalInterval == 0 {
+		c.RemovalInterval = DefaultRemovalInterval
+	}
+	if c.FeedbackExpiry == 0 {
+		c.FeedbackExpiry = DefaultFeedbackExpiry
 	}
 	return c
 }
@@ -165,6 +193,10 @@ func (c Config) Validate() error {
 		return bad("MaxTimelines %d is negative", c.MaxTimelines)
 	case c.CallTimeout < 0:
 		return bad("CallTimeout %v is negative", c.CallTimeout)
+	case c.RemovalInterval < 0:
+		return bad("RemovalInterval %v is negative", c.RemovalInterval)
+	case c.FeedbackExpiry < 0:
+		return bad("FeedbackExpiry %v is negative", c.FeedbackExpiry)
 	}
 	return nil
 }

@@ -31,6 +31,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative MaxReadBytes", func(c *Config) { c.MaxReadBytes = -1 }, false},
 		{"negative MaxTimelines", func(c *Config) { c.MaxTimelines = -1 }, false},
 		{"negative CallTimeout", func(c *Config) { c.CallTimeout = -1 }, false},
+		{"negative RemovalInterval", func(c *Config) { c.RemovalInterval = -1 }, false},
+		{"negative FeedbackExpiry", func(c *Config) { c.FeedbackExpiry = -time.Second }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok
@@ -47,7 +49,8 @@ func TestConfigValidate(t *testing.T) {
 	}
 	d := Config{PublishInterval: 2 * time.Second}.withDefaults()
 	if d.PeerLiveness != 6*time.Second || d.PublishFailureThreshold != 20*time.Second || d.SegmentBytes != DefaultSegmentBytes || d.MaxReadBytes != DefaultMaxReadBytes ||
-		d.CallTimeout != DefaultCallTimeout || d.OffloadRetries != DefaultOffloadRetries {
+		d.CallTimeout != DefaultCallTimeout || d.OffloadRetries != DefaultOffloadRetries ||
+		d.RemovalInterval != DefaultRemovalInterval || d.FeedbackExpiry != DefaultFeedbackExpiry {
 		t.Fatalf("withDefaults = %+v", d)
 	}
 	if neg := (Config{OffloadRetries: -3}).withDefaults(); neg.OffloadRetries != -3 {

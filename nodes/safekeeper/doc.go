@@ -31,4 +31,13 @@
 // flush LSN covers the segment, sorted by id, the one at index
 // hash(timeline id) mod count. Uploads are idempotent, so a short overlap
 // while views differ is harmless.
+//
+// WAL removal (remove.go; on with Offload unless DisableWALRemoval): the
+// sealed segments wholly below the removal horizon are removed, where the
+// horizon is the last frame boundary at or below the minimum of the commit
+// LSN, the offloaded WAL (this safekeeper's or a peer's backup LSN), every
+// known peer's flush LSN and the lowest remote_consistent_lsn pageservers
+// reported (directly, or to a peer that published it) within
+// FeedbackExpiry. No report: nothing is removed. The horizon is persisted
+// before any segment goes.
 package safekeeper

@@ -53,7 +53,9 @@ func codeOf(err error) net.Code {
 		return net.DataLoss
 	case errors.Is(err, ErrTooManyTimelines), errors.Is(err, ErrTooManyFeedbackSources), errors.Is(err, skproto.ErrTooLarge):
 		return net.ResourceExhausted
-	case errors.Is(err, walstore.ErrRange):
+	case errors.Is(err, walstore.ErrRange), errors.Is(err, walstore.ErrRemoved):
+		// ErrRemoved: the WAL asked for was removed here after it was
+		// offloaded and every pageserver had made it remote.
 		return net.OutOfRange
 	case errors.Is(err, ErrWrongTerm), errors.Is(err, ErrNoGreeting), errors.Is(err, skproto.ErrProtocol),
 		errors.Is(err, skproto.ErrCommitTruncate), errors.Is(err, skproto.ErrCorrupt):

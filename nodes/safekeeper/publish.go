@@ -77,7 +77,8 @@ func (sk *Safekeeper) publishRound(ctx context.Context) error {
 		info := &brokerapi.SafekeeperTimelineInfo{SafekeeperId: sk.cfg.NodeID, TenantId: tl.key.tenant,
 			TimelineId: tl.key.timeline, Term: uint64(s.Term), LastLogTerm: uint64(s.History.LastTerm()),
 			FlushLsn: uint64(s.FlushLSN), CommitLsn: uint64(s.CommitLSN), BackupLsn: uint64(s.BackupLSN),
-			LocalStartLsn: uint64(s.StartLSN), ConnectionString: sk.advertise()}
+			RemoteConsistentLsn: uint64(s.RemotePin),
+			LocalStartLsn:       uint64(s.StartLSN), ConnectionString: sk.advertise()}
 		if err := sk.broker.Publish(ctx, info); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -31,6 +32,10 @@ type metrics struct {
 	offloaded   prometheus.Counter
 	offloadErrs prometheus.Counter
 	timelines   prometheus.Gauge
+	// WAL removal (remove.go).
+	removedSegs  prometheus.Counter
+	removedBytes prometheus.Counter
+	horizon      *prometheus.GaugeVec
 }
 
 func newMetrics(reg *prometheus.Registry) metrics {
@@ -42,9 +47,16 @@ func newMetrics(reg *prometheus.Registry) metrics {
 		timelines:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "safekeeper_timelines", Help: "Timelines held."}),
 		publishErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "safekeeper_broker_publish_errors_total",
 			Help: "Broker publication rounds that failed (unreachable or refusing broker)."}),
+		removedSegs: prometheus.NewCounter(prometheus.CounterOpts{Name: "safekeeper_wal_removed_segments_total",
+			Help: "WAL segments removed below the removal horizon."}),
+		removedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "safekeeper_wal_removed_bytes_total",
+			Help: "WAL bytes removed below the removal horizon."}),
+		horizon: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "safekeeper_wal_removal_horizon_lsn",
+			Help: "The removal horizon per timeline: WAL below it may be removed."}, []string{"tenant_id", "timeline_id"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.appendBytes, m.corrupt, m.offloaded, m.offloadErrs, m.timelines, m.publishErrs)
+		reg.MustRegister(m.appendBytes, m.corrupt, m.offloaded, m.offloadErrs, m.timelines, m.publishErrs,
+			m.removedSegs, m.removedBytes, m.horizon)
 	}
 	return m
 }
@@ -63,8 +75,11 @@ type Safekeeper struct {
 	group         *clock.Group
 	broker        *brokerapi.Client // nil without Config.BrokerAddr
 	publishHealth publishHealth
-	lisMu         sync.Mutex
-	listener      net.Listener
+	// startedAt is Clock.Mono at Start: no WAL is removed for
+	// FeedbackExpiry after it.
+	startedAt time.Duration
+	lisMu     sync.Mutex
+	listener  net.Listener
 }
 
 // New builds a safekeeper; Start loads its timelines and serves.
@@ -105,6 +120,10 @@ func (sk *Safekeeper) Start(ctx context.Context) error {
 	}
 	if sk.cfg.Offload {
 		sk.group.Go("sk-offload", sk.offloadLoop)
+	}
+	sk.startedAt = sk.env.Clock.Mono()
+	if sk.removalEnabled() {
+		sk.group.Go("sk-remove-wal", sk.removeLoop)
 	}
 	sk.log.Info("safekeeper serving", "addr", l.Addr(), "timelines", len(sk.timelines))
 	return nil

@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/lsn"
@@ -54,8 +55,22 @@ type timeline struct {
 	checked   []byte
 	checkedAt lsn.LSN
 	// feedback is each pageserver's last reported progress on this
-	// timeline, by pageserver id (at most MaxFeedbackSources).
-	feedback map[string]*skapi.PageserverFeedback
+	// timeline, by pageserver id (at most MaxFeedbackSources), and
+	// feedbackSeen when each last reported (Clock.Mono).
+	feedback     map[string]*skapi.PageserverFeedback
+	feedbackSeen map[string]time.Duration
+	// peerPins are the remote-consistent pins peers published to the
+	// broker (each the lowest remote_consistent_lsn of the pageservers
+	// reporting to that peer), by safekeeper id (at most
+	// MaxFeedbackSources).
+	peerPins map[string]pin
+}
+
+// pin is a remote_consistent_lsn that holds WAL back, and when it was last
+// renewed (Clock.Mono).
+type pin struct {
+	lsn  lsn.LSN
+	seen time.Duration
 }
 
 // MaxFeedbackSources bounds the pageservers whose feedback a timeline
@@ -71,10 +86,21 @@ func (tl *timeline) recordFeedback(ctx context.Context, fb *skapi.PageserverFeed
 	defer tl.mu.Unlock()
 	if tl.feedback == nil {
 		tl.feedback = map[string]*skapi.PageserverFeedback{}
+		tl.feedbackSeen = map[string]time.Duration{}
 	}
+	now := tl.sk.env.Clock.Mono()
 	id := fb.GetPageserverId()
 	old, ok := tl.feedback[id]
 	if !ok {
+		if len(tl.feedback) >= MaxFeedbackSources {
+			// Sources that expired (detached pageservers) make room.
+			for _, id := range slices.Sorted(maps.Keys(tl.feedback)) {
+				if now-tl.feedbackSeen[id] > tl.sk.cfg.FeedbackExpiry {
+					delete(tl.feedback, id)
+					delete(tl.feedbackSeen, id)
+				}
+			}
+		}
 		if len(tl.feedback) >= MaxFeedbackSources {
 			return fmt.Errorf("%w: feedback from more than %d pageservers", ErrTooManyFeedbackSources, MaxFeedbackSources)
 		}
@@ -84,7 +110,56 @@ func (tl *timeline) recordFeedback(ctx context.Context, fb *skapi.PageserverFeed
 	old.LastRecordLsn = max(old.LastRecordLsn, fb.GetLastRecordLsn())
 	old.DiskConsistentLsn = max(old.DiskConsistentLsn, fb.GetDiskConsistentLsn())
 	old.RemoteConsistentLsn = max(old.RemoteConsistentLsn, fb.GetRemoteConsistentLsn())
+	tl.feedbackSeen[id] = now
 	return nil
+}
+
+// remotePinLocked is, with mu held, the lowest remote_consistent_lsn among
+// the pageservers that reported within FeedbackExpiry: 0 when none did,
+// and at least 1 when one did (a pageserver that has made nothing remote
+// yet pins all the WAL; 0 is kept for "no pageserver", also on the broker).
+func (tl *timeline) remotePinLocked(now time.Duration) lsn.LSN {
+	var p lsn.LSN
+	for id, f := range tl.feedback { //strata:nondeterministic a minimum does not depend on order
+		if now-tl.feedbackSeen[id] > tl.sk.cfg.FeedbackExpiry {
+			continue
+		}
+		r := max(lsn.LSN(f.RemoteConsistentLsn), 1)
+		if p == 0 || r < p {
+			p = r
+		}
+	}
+	return p
+}
+
+// notePeerPinLocked records, with mu held, the pin a peer published.
+func (tl *timeline) notePeerPinLocked(id string, l lsn.LSN, now time.Duration) {
+	if tl.peerPins == nil {
+		tl.peerPins = map[string]pin{}
+	}
+	if _, ok := tl.peerPins[id]; !ok && len(tl.peerPins) >= MaxFeedbackSources {
+		for _, old := range slices.Sorted(maps.Keys(tl.peerPins)) {
+			if now-tl.peerPins[old].seen > tl.sk.cfg.FeedbackExpiry {
+				delete(tl.peerPins, old)
+			}
+		}
+		if len(tl.peerPins) >= MaxFeedbackSources {
+			return // the own pins still hold; logged by no one: bounded
+		}
+	}
+	tl.peerPins[id] = pin{lsn: l, seen: now}
+}
+
+// peerPinLocked is the lowest pin peers published within FeedbackExpiry
+// (0: none).
+func (tl *timeline) peerPinLocked(now time.Duration) lsn.LSN {
+	var p lsn.LSN
+	for _, pp := range tl.peerPins { //strata:nondeterministic a minimum does not depend on order
+		if now-pp.seen <= tl.sk.cfg.FeedbackExpiry && (p == 0 || pp.lsn < p) {
+			p = pp.lsn
+		}
+	}
+	return p
 }
 
 // feedbackLocked lists the feedback by pageserver id.
@@ -139,11 +214,17 @@ func (tl *timeline) attach(st *walstore.Store) error {
 	st.SetUncheckedReads(tl.sk.cfg.Bugs.ServeUnchecked)
 	tl.store, tl.acc = st, acc
 	tl.persistedCommit, tl.backupLSN = ctl.Acceptor.CommitLSN, ctl.BackupLSN
-	tl.verifiedLSN = max(ctl.VerifiedLSN, ctl.Acceptor.StartLSN)
-	if tl.verifiedLSN > max(ctl.BackupLSN, ctl.Acceptor.StartLSN) {
+	// The WAL held starts at the start LSN or, once WAL was removed, at the
+	// removal horizon: both frame boundaries.
+	base := max(ctl.Acceptor.StartLSN, ctl.HorizonLSN)
+	tl.verifiedLSN = max(ctl.VerifiedLSN, base)
+	if tl.verifiedLSN > max(ctl.BackupLSN, base) {
 		// Written when VerifiedLSN meant a boundary above the backup LSN:
-		// check again from the start (slower, never wrong).
-		tl.verifiedLSN = ctl.Acceptor.StartLSN
+		// check again from the base (slower, never wrong).
+		tl.verifiedLSN = base
+	}
+	if ctl.HorizonLSN > 0 {
+		tl.sk.metrics.horizon.WithLabelValues(tl.key.tenant, tl.key.timeline).Set(float64(ctl.HorizonLSN))
 	}
 	return nil
 }
@@ -220,6 +301,11 @@ func (tl *timeline) checkedSegment(segno uint64) ([]byte, lsn.LSN, error) {
 	from := tl.verifiedLSN
 	if from > segStart {
 		from = max(segStart, tl.acc.State().StartLSN)
+	}
+	// Removal adopts a backup LSN at or above its horizon (remove.go), so
+	// the offloader never needs a removed segment.
+	if h := tl.store.HorizonLSN(); from < h {
+		return nil, 0, fmt.Errorf("%w: segment %s to offload starts below the removal horizon %s", walstore.ErrRemoved, walstore.SegmentName(segno), h)
 	}
 	if tl.checked == nil || tl.checkedAt != from {
 		tl.checked, tl.checkedAt = nil, from
@@ -346,13 +432,21 @@ type Snapshot struct {
 	// Feedback is each pageserver's last reported progress, by id. It is
 	// kept in memory only: after a restart pageservers report again.
 	Feedback []*skapi.PageserverFeedback
+	// RemotePin is the lowest remote_consistent_lsn of the pageservers
+	// that reported here within FeedbackExpiry (0: none; at least 1 once
+	// one did), published to the broker.
+	RemotePin lsn.LSN
+	// HorizonLSN is the removal horizon: WAL below it may be removed
+	// (0: nothing removed).
+	HorizonLSN lsn.LSN
 }
 
 func (tl *timeline) snapshotLocked() Snapshot {
 	st := tl.acc.State()
 	return Snapshot{Term: tl.acc.Term(), ElectedTerm: tl.acc.ElectedTerm(), History: tl.acc.History(),
 		FlushLSN: tl.acc.FlushLSN(), CommitLSN: tl.acc.CommitLSN(), BackupLSN: tl.backupLSN, StartLSN: st.StartLSN,
-		SegmentBytes: tl.store.SegmentBytes(), Feedback: tl.feedbackLocked()}
+		SegmentBytes: tl.store.SegmentBytes(), Feedback: tl.feedbackLocked(),
+		RemotePin: tl.remotePinLocked(tl.sk.env.Clock.Mono()), HorizonLSN: tl.store.HorizonLSN()}
 }
 
 func (tl *timeline) snapshot(ctx context.Context) (Snapshot, error) {

@@ -30,6 +30,11 @@ var (
 	ErrNotFound = errors.New("walstore: timeline not found")
 	// ErrRange reports a read or write outside the WAL held.
 	ErrRange = errors.New("walstore: LSN out of range")
+	// ErrRemoved reports a read below the removal horizon: that WAL was
+	// removed from this safekeeper after every pageserver had made it
+	// remote and it had been offloaded (its segments are in object
+	// storage under wal/<tenant>/<timeline>/).
+	ErrRemoved = errors.New("walstore: WAL removed")
 )
 
 // castagnoli returns the crc32c table (the standard library caches it).
@@ -49,6 +54,11 @@ type Control struct {
 	// the next segment to offload) where the offloader's frame check of
 	// that segment starts (0: from StartLSN).
 	VerifiedLSN lsn.LSN `json:",omitempty"`
+	// HorizonLSN is the removal horizon: a frame boundary below which WAL
+	// may have been removed. Segments wholly below it (segment numbers
+	// below HorizonLSN / SegmentBytes) are legitimately absent; reads
+	// below it fail with ErrRemoved. 0: nothing removed.
+	HorizonLSN lsn.LSN `json:",omitempty"`
 }
 
 // EncodeControl serialises c: magic, version, length, JSON, crc32c of all

@@ -29,4 +29,10 @@
 //     LSN; if the valid WAL ends below that commit LSN the store refuses to
 //     open (ErrCorrupt): committed WAL is never silently lost or served
 //     damaged. Reads validate frames too.
+//   - WAL removal (RemoveBelow) persists the removal horizon (a frame
+//     boundary at or below the commit LSN, Control.HorizonLSN) before it
+//     removes the sealed segments wholly below it. The segments below the
+//     horizon are the only ones legitimately missing: Open checks the
+//     committed WAL from max(start, horizon) and removes leftovers below
+//     it; reads below it fail with ErrRemoved. The horizon never moves back.
 package walstore

@@ -118,6 +118,9 @@ func Open(fsys disk.FS, dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
+	if c.HorizonLSN > max(c.Acceptor.CommitLSN, c.Acceptor.StartLSN) {
+		return nil, fmt.Errorf("%w: %s: removal horizon %s above the commit LSN %s", ErrCorrupt, dir, c.HorizonLSN, c.Acceptor.CommitLSN)
+	}
 	s := &Store{fs: fsys, dir: dir, ctl: c}
 	// The control file may have been renamed into place by an incarnation
 	// whose directory sync then failed: it is used from now on, so its
@@ -132,7 +135,7 @@ func Open(fsys disk.FS, dir string) (*Store, error) {
 	if err := s.checkCommittedPresent(segs); err != nil {
 		return nil, err
 	}
-	scanFrom := max(c.Acceptor.CommitLSN, c.Acceptor.StartLSN)
+	scanFrom := max(c.Acceptor.CommitLSN, s.base())
 	end := scanFrom
 	if len(segs) > 0 {
 		last := segs[len(segs)-1]
@@ -175,10 +178,12 @@ func (s *Store) syncSegment(segno uint64) error {
 }
 
 // checkCommittedPresent verifies that every segment holding committed WAL
-// exists and that the last one reaches the commit LSN: scanning starts at
-// the commit LSN, so a lost file below it would otherwise go unnoticed.
+// from the base (start or removal horizon) exists and that the last one
+// reaches the commit LSN: scanning starts at the commit LSN, so a lost file
+// below it would otherwise go unnoticed. Segments wholly below the removal
+// horizon are legitimately absent.
 func (s *Store) checkCommittedPresent(segs []segFile) error {
-	start, commit := s.ctl.Acceptor.StartLSN, s.ctl.Acceptor.CommitLSN
+	start, commit := s.base(), s.ctl.Acceptor.CommitLSN
 	if commit <= start {
 		return nil
 	}
@@ -236,6 +241,22 @@ func (s *Store) listSegments() ([]segFile, error) {
 
 func (s *Store) segno(l lsn.LSN) uint64 { return uint64(l) / uint64(s.ctl.SegmentBytes) }
 
+// base is where the WAL held starts: the timeline's start LSN, or the
+// removal horizon once WAL below it was removed.
+func (s *Store) base() lsn.LSN { return max(s.ctl.Acceptor.StartLSN, s.ctl.HorizonLSN) }
+
+// checkReadFrom refuses a read starting below the WAL held: ErrRemoved
+// below the removal horizon, ErrRange below the start LSN.
+func (s *Store) checkReadFrom(from, to lsn.LSN) error {
+	if h := s.ctl.HorizonLSN; from < h {
+		return fmt.Errorf("%w: read from %s below the removal horizon %s (the WAL is offloaded to object storage)", ErrRemoved, from, h)
+	}
+	if from > to || from < s.ctl.Acceptor.StartLSN {
+		return fmt.Errorf("%w: read %s..%s, WAL is [%s, %s)", ErrRange, from, to, s.ctl.Acceptor.StartLSN, s.flush)
+	}
+	return nil
+}
+
 func (s *Store) segPath(segno uint64, partial bool) string {
 	name := SegmentName(segno)
 	if partial {
@@ -282,12 +303,19 @@ func (s *Store) readRaw(segs []segFile, from, to lsn.LSN) ([]byte, error) {
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 
 // normalize makes the files match the flush LSN exactly: earlier segments
-// sealed, the flush segment partial and cut at flush, later ones removed.
+// sealed, the flush segment partial and cut at flush, later ones removed;
+// segments wholly below the removal horizon that a crash left behind
+// (RemoveBelow persists the horizon first) are removed too.
 func (s *Store) normalize(segs []segFile) error {
 	s.walDirDirty = true // removes and renames below
 	fseg := s.segno(s.flush)
+	hseg := s.segno(s.ctl.HorizonLSN)
 	for _, sf := range segs {
 		switch {
+		case sf.segno < hseg:
+			if err := s.fs.Remove(s.segPath(sf.segno, sf.partial)); err != nil {
+				return fmt.Errorf("walstore: remove segment %s below the horizon: %w", sf.name, err)
+			}
 		case sf.segno > fseg:
 			if err := s.fs.Remove(s.segPath(sf.segno, sf.partial)); err != nil {
 				return fmt.Errorf("walstore: remove stale segment %s: %w", sf.name, err)
@@ -454,8 +482,8 @@ func (s *Store) Sync() error {
 
 // Truncate durably cuts the WAL back to to (≤ flush).
 func (s *Store) Truncate(to lsn.LSN) error {
-	if to > s.flush || to < s.ctl.Acceptor.StartLSN {
-		return fmt.Errorf("%w: truncate to %s, WAL is [%s, %s)", ErrRange, to, s.ctl.Acceptor.StartLSN, s.flush)
+	if to > s.flush || to < s.base() {
+		return fmt.Errorf("%w: truncate to %s, WAL is [%s, %s)", ErrRange, to, s.base(), s.flush)
 	}
 	segs, err := s.listSegments()
 	if err != nil {
@@ -469,8 +497,11 @@ func (s *Store) Truncate(to lsn.LSN) error {
 // Read returns WAL [from, to), which must lie within the flushed WAL and
 // start on a frame boundary; damaged frames are reported as ErrCorrupt.
 func (s *Store) Read(from, to lsn.LSN) ([]byte, error) {
-	if from > to || to > s.flush || from < s.ctl.Acceptor.StartLSN {
-		return nil, fmt.Errorf("%w: read %s..%s, WAL is [%s, %s)", ErrRange, from, to, s.ctl.Acceptor.StartLSN, s.flush)
+	if err := s.checkReadFrom(from, to); err != nil {
+		return nil, err
+	}
+	if to > s.flush {
+		return nil, fmt.Errorf("%w: read %s..%s, WAL is [%s, %s)", ErrRange, from, to, s.base(), s.flush)
 	}
 	segs, err := s.listSegments()
 	if err != nil {
@@ -490,6 +521,9 @@ func (s *Store) Read(from, to lsn.LSN) ([]byte, error) {
 func (s *Store) ReadSegment(segno uint64) ([]byte, error) {
 	if segno >= s.segno(s.flush) {
 		return nil, fmt.Errorf("%w: segment %s is not sealed", ErrRange, SegmentName(segno))
+	}
+	if segno < s.segno(s.ctl.HorizonLSN) {
+		return nil, fmt.Errorf("%w: segment %s is below the removal horizon %s", ErrRemoved, SegmentName(segno), s.ctl.HorizonLSN)
 	}
 	b, err := disk.ReadFile(s.fs, s.segPath(segno, false))
 	if err != nil {
@@ -518,8 +552,8 @@ func (s *Store) Close() error {
 // frames are reported as ErrCorrupt, never returned.
 func (s *Store) ReadFrames(from, to lsn.LSN, maxBytes int) ([]byte, error) {
 	to = min(to, s.flush)
-	if from > to || from < s.ctl.Acceptor.StartLSN {
-		return nil, fmt.Errorf("%w: read %s..%s, WAL is [%s, %s)", ErrRange, from, to, s.ctl.Acceptor.StartLSN, s.flush)
+	if err := s.checkReadFrom(from, to); err != nil {
+		return nil, err
 	}
 	// At least a frame header, so that the first frame's length is known.
 	want := min(to, from+lsn.LSN(max(maxBytes, skproto.FrameHeaderBytes)))
@@ -563,3 +597,53 @@ func (s *Store) cutTail(tail []byte, from, at, want, to lsn.LSN) bool {
 	}
 	return want < to && at > from
 }
+
+// RemoveBelow durably moves the removal horizon to c.HorizonLSN (a frame
+// boundary at or below c's commit LSN, never below the current horizon)
+// and removes every segment wholly below it; c is the whole control state
+// to persist (the caller's current acceptor state, backup LSN, ...). It
+// returns the number of segments removed.
+//
+// Crash safety: the control file naming the new horizon is durable before
+// any segment is removed, so a restart either finds the old horizon with
+// every segment present, or the new one with some segments below it still
+// there (Open removes them); never a missing segment the control file
+// does not account for. Only sealed segments are removed: the segment
+// holding the horizon is kept whole.
+func (s *Store) RemoveBelow(c Control) (int, error) {
+	h := c.HorizonLSN
+	switch {
+	case h < s.ctl.HorizonLSN:
+		return 0, fmt.Errorf("%w: removal horizon %s below the current %s", ErrRange, h, s.ctl.HorizonLSN)
+	case h > c.Acceptor.CommitLSN || h > s.flush:
+		return 0, fmt.Errorf("%w: removal horizon %s above commit %s or flush %s", ErrRange, h, c.Acceptor.CommitLSN, s.flush)
+	case c.SegmentBytes != s.ctl.SegmentBytes:
+		return 0, fmt.Errorf("%w: segment size %d, store has %d", ErrRange, c.SegmentBytes, s.ctl.SegmentBytes)
+	}
+	segs, err := s.listSegments()
+	if err != nil {
+		return 0, err
+	}
+	if err := s.PersistControl(c); err != nil {
+		return 0, err
+	}
+	hseg := s.segno(h)
+	n := 0
+	for _, sf := range segs {
+		if sf.segno >= hseg {
+			break // listSegments is sorted (ReadDir's order)
+		}
+		s.walDirDirty = true
+		if err := s.fs.Remove(s.segPath(sf.segno, sf.partial)); err != nil && !errors.Is(err, disk.ErrNotExist) {
+			return n, fmt.Errorf("walstore: remove segment %s: %w", sf.name, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, s.syncWalDir()
+}
+
+// HorizonLSN is the removal horizon (0: nothing removed).
+func (s *Store) HorizonLSN() lsn.LSN { return s.ctl.HorizonLSN }
