@@ -2,8 +2,11 @@
 // interface, Store, and its embedded implementation, DiskStore, which keeps
 // that state in a directory of the disk seam and so runs unchanged in the
 // simulator. The PostgreSQL implementation lives in cmd/internal/storconpg
-// (the network and database driver it needs are not allowed under nodes/);
-// both pass the conformance suite in persisttest.
+// (the network and database driver it needs are not allowed under nodes/).
+// Remote is a Store served by a Server over the net seam, the simulator's
+// stand-in for a PostgreSQL database that several controller processes
+// share (see Remote store below). All three pass the conformance suite in
+// persisttest.
 //
 // # What is persisted and what is rebuilt
 //
@@ -72,6 +75,37 @@
 // may then end in a partial record. The one loss decodeLog cannot tell
 // from a crash is damage to the very last, already synced record, which
 // it treats as a torn tail.
+//
+// # Remote store
+//
+// Server serves any Store (in the simulator, a DiskStore on the disk of a
+// "db" node) on a net.Router, one POST route per Store method with JSON
+// bodies; Remote is the client, over any net.HTTPClient (net.DialHTTP in
+// the simulator, httpx over real HTTP). It exists so that the simulator
+// can run what production runs with PostgreSQL: two controller processes
+// — one taking over from the other — reading and writing one database,
+// where one process's memory can fall behind what the other stored.
+//
+//   - Every call is one request, never retried by the client (an
+//     increment sent twice issues two generations).
+//   - Values cross the wire exactly: ids field by field (so an invalid one
+//     still reaches the store, which refuses it as every store does), and
+//     text byte for byte (base64 when it is not valid UTF-8).
+//   - The argument classes (ErrNotFound, ErrExists, ErrConflict,
+//     ErrInvalid, ErrGenerationExhausted) and ErrCorrupt each travel as
+//     their own status code with the store's message, and the client
+//     rebuilds the class only when both agree.
+//   - Any other failure — no connection, no answer within
+//     RemoteConfig.CallTimeout, a broken connection, a server-side error —
+//     is ErrUnreachable: the outcome is unknown, the change may have been
+//     made. The controller treats it as the failed write it may be, and
+//     never as ErrFailed (which would stop it until a restart).
+//   - A store that fails (ErrFailed) is closed by the Server and reopened
+//     on the next call, recovering from what is durable; the client of the
+//     failed call sees ErrUnreachable.
+//
+// A --database-url style flag for the daemon is not provided: outside the
+// simulator, PostgreSQL plays this part.
 //
 // Invariants: a generation never decreases (apply refuses a change that
 // would lower one, so even a damaged log cannot); memory holds exactly the
