@@ -301,6 +301,17 @@ func TestCtlAgainstRealController(t *testing.T) {
 	t.Setenv(controllerTokenEnv, "")
 	var calls atomic.Int64
 	routers := map[string]*net.Router{"ps-1:9898": fakePageserver(1, &calls), "ps-2:9898": fakePageserver(2, &calls)}
+	// The fake pageservers split by answering the children.
+	for _, rt := range routers { // before the controller calls them
+		net.HandleJSON(rt, pageapi.RouteShardSplit, 200, func(_ context.Context, r *net.HTTPRequest, req pageapi.ShardSplitRequest) (pageapi.ShardSplitResponse, error) {
+			id, err := shard.ParseTenantShardID(r.Param("tenant_shard_id"))
+			if err != nil {
+				return pageapi.ShardSplitResponse{}, net.Errorf(net.InvalidArgument, "%v", err)
+			}
+			kids, err := id.SplitChildren(req.NewShardCount)
+			return pageapi.ShardSplitResponse{NewShards: kids}, err
+		})
+	}
 	svc, err := storcon.Start(benchEnv("storcon", disk.Dir(t.TempDir())), storcon.Config{
 		DialPageserver:    func(addr string) net.HTTPClient { return routerHTTP{rt: routers[addr]} },
 		HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 50 * time.Millisecond,
@@ -364,6 +375,14 @@ func TestCtlAgainstRealController(t *testing.T) {
 	ctl("tenants", "migrate", tsid+"-0102", "--node", fmt.Sprint(to))
 	until("migration done", []string{"tenants", "describe", tsid}, fmt.Sprintf("%d:AttachedSingle@%d", to, gen+1))
 	until("consistent", []string{"consistency-check"}, "consistent: 2 nodes, 2 shards")
+	out, _ = ctl("tenants", "split", tsid, "--shard-count", "4")
+	if !strings.Contains(out, "tenant "+tsid+" has 4 shards") || !strings.Contains(out, tsid+"-0304") {
+		t.Errorf("split:\n%s", out)
+	}
+	until("consistent after the split", []string{"consistency-check"}, "consistent: 2 nodes, 4 shards")
+	if code, _, errOut := runCLI(t, "ctl", "--controller", srv.URL, "tenants", "split", tsid, "--shard-count", "6"); code != 1 || !strings.Contains(errOut, "InvalidArgument") {
+		t.Errorf("split 4 → 6: exit %d, %s", code, errOut)
+	}
 	out, _ = ctl("tenants", "list")
 	if !strings.Contains(out, tsid) || !strings.Contains(out, "Attached{0}") {
 		t.Errorf("list:\n%s", out)

@@ -14,6 +14,7 @@ import (
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/node"
+	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/storcon/persist"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
 )
@@ -29,8 +30,10 @@ type splitTap struct {
 	hold, holdAfter bool
 	held            int // calls parked now
 	// fail, if set, answers a shard_split instead of the pageserver (after
-	// any hold).
-	fail error
+	// any hold) — only the split of failShard if that is set.
+	fail      error
+	failShard shard.TenantShardID
+	failOne   bool
 }
 
 type tapClient struct {
@@ -59,7 +62,7 @@ func (c tapClient) Do(ctx context.Context, r *net.HTTPRequest, in, out any) (int
 			return 0, err
 		}
 	}
-	if c.tap.fail != nil {
+	if c.tap.fail != nil && (!c.tap.failOne || strings.Contains(r.Path, "/"+c.tap.failShard.String()+"/")) {
 		return 0, c.tap.fail
 	}
 	st, err := c.inner.Do(ctx, r, in, out)
@@ -129,6 +132,7 @@ func (c *cluster) checkRolledBack(t shard.TenantID, ids []shard.TenantShardID, b
 	}
 	waitFor(c, 2*time.Minute, "parents converged", func() error { return c.converged(t) })
 	c.checkPageservers(t)
+	c.checkServing(t)
 	for id, g := range c.gens(t) {
 		if g < before[id] {
 			c.t.Errorf("shard %s generation %d went below %d", id, g, before[id])
@@ -144,6 +148,19 @@ func (c *cluster) checkRolledBack(t shard.TenantID, ids []shard.TenantShardID, b
 	}
 	if _, err := c.api.ConsistencyCheck(c.ctx); err != nil {
 		c.t.Errorf("consistency check: %v", err)
+	}
+}
+
+// checkServing asserts every shard of t answers a timeline list on its
+// attached pageserver (a parent shut down by a split answers an error).
+func (c *cluster) checkServing(t shard.TenantID) {
+	c.t.Helper()
+	for _, sh := range c.describe(t).Shards {
+		var out []pageapi.TimelineInfo
+		r := &net.HTTPRequest{Method: "GET", Path: "/v1/tenant/" + sh.TenantShardID.String() + "/timeline"}
+		if _, err := c.psClient(int(*sh.NodeAttached)).Do(c.ctx, r, nil, &out); err != nil {
+			c.t.Errorf("shard %s does not serve on ps-%d: %v", sh.TenantShardID, *sh.NodeAttached, err)
+		}
 	}
 }
 
@@ -340,46 +357,232 @@ func TestSplitCommitSplitEarly(t *testing.T) {
 // TestSplitCrashRollsBackAtStartup: a controller that crashes mid-split
 // leaves the store marked; the next start-up rolls the split back before
 // it serves — no child rows, no marks, the parents attached and serving.
-// Rows marked splitting of one count only (a split that had committed)
-// just lose their marks.
+// Crashed before the pageservers split, or after (the children exist
+// there and the parents are shut down: start-up detaches the children and
+// attaches the parents again). Rows marked splitting of one count only (a
+// split that had committed) just lose their marks.
 func TestSplitCrashRollsBackAtStartup(t *testing.T) {
-	tap := &splitTap{hold: true}
-	runSplitCluster(t, 2, Config{}, tap, func(c *cluster) {
-		tn, done := tenantID(0x55), tenantID(0x56)
-		c.create(tn, 2, nil)
-		c.create(done, 2, nil)
-		before := c.gens(tn)
-		c.w.Go("split", func(context.Context) { _, _ = c.split(tn, 4, nil) })
-		waitFor(c, time.Minute, "split at the pageservers", func() error {
-			if tap.held < 2 {
-				return fmt.Errorf("%d of 2 split calls", tap.held)
-			}
-			return nil
+	for _, after := range []bool{false, true} {
+		t.Run(fmt.Sprintf("after_pageserver_split=%v", after), func(t *testing.T) {
+			tap := &splitTap{hold: true, holdAfter: after}
+			runSplitCluster(t, 2, Config{}, tap, func(c *cluster) {
+				tn, done := tenantID(0x55), tenantID(0x56)
+				c.create(tn, 2, nil)
+				c.create(done, 2, nil)
+				before := c.gens(tn)
+				c.w.Go("split", func(context.Context) { _, _ = c.split(tn, 4, nil) })
+				waitFor(c, time.Minute, "split at the pageservers", func() error {
+					if tap.held < 2 {
+						return fmt.Errorf("%d of 2 split calls", tap.held)
+					}
+					return nil
+				})
+				if n := len(c.rows(tn)); n != 6 {
+					t.Fatalf("%d rows mid-split, want 6", n)
+				}
+				children := 0
+				for i := 1; i <= 2; i++ {
+					for id := range c.locations(i) {
+						if id.TenantID == tn && id.Shard.Count == 4 {
+							children++
+						}
+					}
+				}
+				if want := map[bool]int{false: 0, true: 4}[after]; children != want {
+					t.Fatalf("%d children on the pageservers mid-split, want %d", children, want)
+				}
+				if err := c.sc.store.SetSplitting(c.ctx, done, true); err != nil {
+					t.Fatal(err)
+				}
+				c.w.Crash("storcon", false)
+				tap.hold = false
+				c.w.Restart("storcon")
+				c.waitReady()
+				c.checkRolledBack(tn, shardIDs(tn, 2), before)
+				for _, r := range c.rows(done) {
+					if r.Splitting {
+						t.Errorf("row %s still marked after start-up", r.ID)
+					}
+				}
+				if len(c.rows(done)) != 2 {
+					t.Errorf("rows of %s: %v", done, c.rows(done))
+				}
+				// Rolled back, the tenant splits.
+				parents := c.view(tn)
+				resp, err := c.split(tn, 4, nil)
+				if err != nil {
+					t.Fatalf("split after the rollback: %v", err)
+				}
+				c.checkSplit(tn, resp, 4, shard.DefaultStripeSize, parents)
+			})
 		})
-		if n := len(c.rows(tn)); n != 6 {
-			t.Fatalf("%d rows mid-split, want 6", n)
-		}
-		if err := c.sc.store.SetSplitting(c.ctx, done, true); err != nil {
+	}
+}
+
+// TestSplitPartialRollback: one parent splits on its pageserver, the
+// other's split fails: the split rolls back — the children of the first
+// are detached there, the first parent (shut down by its split) attached
+// again with a higher generation — and compute is never told of children.
+func TestSplitPartialRollback(t *testing.T) {
+	tn := tenantID(0x57)
+	failing := shard.TenantShardID{TenantID: tn, Shard: shard.ShardIndex{Number: 1, Count: 2}}
+	tap := &splitTap{fail: net.Errorf(net.Internal, "test: split failed"), failShard: failing, failOne: true}
+	runSplitCluster(t, 2, Config{}, tap, func(c *cluster) {
+		c.create(tn, 2, nil)
+		if _, err := c.api.CreateTimeline(c.ctx, tn, pageapi.TimelineCreateRequest{NewTimelineID: shard.TimelineID{0x71}}); err != nil {
 			t.Fatal(err)
 		}
-		c.w.Crash("storcon", false)
-		tap.hold = false
-		c.w.Restart("storcon")
-		c.waitReady()
+		before := c.gens(tn)
+		notes := c.hook.Count()
+		if _, err := c.split(tn, 4, nil); net.CodeOf(err) != net.Internal {
+			t.Fatalf("split: %v, want 500", err)
+		}
 		c.checkRolledBack(tn, shardIDs(tn, 2), before)
-		for _, r := range c.rows(done) {
-			if r.Splitting {
-				t.Errorf("row %s still marked after start-up", r.ID)
+		ok := shard.TenantShardID{TenantID: tn, Shard: shard.ShardIndex{Number: 0, Count: 2}}
+		if g := c.gens(tn)[ok]; g <= before[ok] {
+			t.Errorf("the parent that split was attached again at generation %d, want above %d", g, before[ok])
+		}
+		if last, _ := c.hook.Last(tn); len(last.Shards) != 2 {
+			t.Errorf("compute told %+v", last)
+		}
+		if c.hook.Count() < notes {
+			t.Errorf("notifications went from %d to %d", notes, c.hook.Count())
+		}
+	})
+}
+
+// checkSplit asserts tenant t was split into count shards: the answer and
+// the rows are the children (no marks), each child is attached where its
+// parent was in its parent's generation (no new one: nothing to
+// reconcile), the pageservers hold the children AttachedSingle and no
+// parent, the store agrees with memory, and compute was told the new map
+// with stripe.
+func (c *cluster) checkSplit(t shard.TenantID, resp storconapi.ShardSplitResponse, count uint8, stripe uint32,
+	parents map[shard.TenantShardID]placementView) {
+	c.t.Helper()
+	want := shardIDs(t, count)
+	if !slices.Equal(resp.NewShards, want) {
+		c.t.Fatalf("split answered %v, want %v", resp.NewShards, want)
+	}
+	var rows []shard.TenantShardID
+	for _, r := range c.rows(t) {
+		rows = append(rows, r.ID)
+		if r.Splitting || r.StripeSize != stripe {
+			c.t.Errorf("row %+v: want no mark, stripe %d", r, stripe)
+		}
+	}
+	if !slices.Equal(rows, want) {
+		c.t.Fatalf("rows %v, want %v", rows, want)
+	}
+	d := c.describe(t)
+	if d.ShardCount != count || d.StripeSize != stripe || len(d.Shards) != int(count) {
+		c.t.Fatalf("describe: count %d stripe %d shards %d", d.ShardCount, d.StripeSize, len(d.Shards))
+	}
+	oldCount := shard.ShardCount(0)
+	for id := range parents {
+		oldCount = id.Shard.Count
+	}
+	for _, sh := range d.Shards {
+		p := parents[shard.TenantShardID{TenantID: t, Shard: persist.ParentIndex(sh.TenantShardID.Shard, oldCount)}]
+		if sh.NodeAttached == nil || *sh.NodeAttached != p.attached || sh.Generation == nil || *sh.Generation != p.gen {
+			c.t.Errorf("child %s attached %v gen %v, want its parent's node %d gen %d", sh.TenantShardID, sh.NodeAttached, sh.Generation, p.attached, p.gen)
+		}
+	}
+	waitFor(c, 2*time.Minute, "children converged", func() error { return c.converged(t) })
+	for _, sh := range c.describe(t).Shards {
+		p := parents[shard.TenantShardID{TenantID: t, Shard: persist.ParentIndex(sh.TenantShardID.Shard, oldCount)}]
+		if *sh.Generation != p.gen {
+			c.t.Errorf("child %s generation %d after converging, want its parent's %d (a reconcile re-attached it)", sh.TenantShardID, *sh.Generation, p.gen)
+		}
+	}
+	c.checkPageservers(t)
+	c.checkServing(t)
+	for i := 1; i <= len(c.ps); i++ {
+		for id, conf := range c.locations(i) {
+			if id.TenantID != t {
+				continue
+			}
+			if id.Shard.Count != shard.ShardCount(count) {
+				c.t.Errorf("ps-%d still holds %s", i, id)
+			} else if conf != nil && conf.ShardStripeSize != stripe {
+				c.t.Errorf("ps-%d holds %s with stripe %d, want %d", i, id, conf.ShardStripeSize, stripe)
 			}
 		}
-		if len(c.rows(done)) != 2 {
-			t.Errorf("rows of %s: %v", done, c.rows(done))
+	}
+	waitFor(c, time.Minute, "compute told", func() error {
+		if err := c.notified(t); err != nil {
+			return err
 		}
-		// The tenant splits again once rolled back (the pageserver's split
-		// is not what this test is about: refused here).
-		tap.fail = net.Errorf(net.NotFound, "no route")
-		if _, err := c.split(tn, 4, nil); net.CodeOf(err) != net.Internal {
-			t.Errorf("split after the rollback: %v, want it tried (and rolled back: 500)", err)
+		if last, _ := c.hook.Last(t); last.StripeSize == nil || *last.StripeSize != stripe {
+			return fmt.Errorf("notified stripe %v, want %d", last.StripeSize, stripe)
+		}
+		return nil
+	})
+	waitFor(c, time.Minute, "consistent", func() error {
+		_, err := c.api.ConsistencyCheck(c.ctx)
+		return err
+	})
+}
+
+// TestSplit: an unsharded tenant with a timeline splits 1→2 and then 2→4
+// on real pageservers; another 1→4 with a new stripe; one with a warm
+// secondary (Attached{1}) gets secondaries for its children. A repeat of
+// a done split answers the children without calling a pageserver.
+func TestSplit(t *testing.T) {
+	tap := &splitTap{}
+	runSplitCluster(t, 3, Config{}, tap, func(c *cluster) {
+		a, b, sec := tenantID(0x60), tenantID(0x61), tenantID(0x62)
+		c.create(a, 0, nil)
+		c.create(b, 0, nil)
+		p1 := placement.Attached(1)
+		c.create(sec, 2, &p1)
+		for _, tn := range []shard.TenantID{a, b, sec} {
+			if _, err := c.api.CreateTimeline(c.ctx, tn, pageapi.TimelineCreateRequest{NewTimelineID: shard.TimelineID{0x70}}); err != nil {
+				t.Fatalf("timeline of %s: %v", tn, err)
+			}
+		}
+		waitFor(c, time.Minute, "converged", func() error { return c.converged(sec) })
+
+		before := c.view(a)
+		resp, err := c.split(a, 2, nil)
+		if err != nil {
+			t.Fatalf("split 1→2: %v", err)
+		}
+		c.checkSplit(a, resp, 2, shard.DefaultStripeSize, before)
+		calls := tap.calls
+		again, err := c.split(a, 2, nil)
+		if err != nil || !slices.Equal(again.NewShards, resp.NewShards) || tap.calls != calls {
+			t.Errorf("repeat: %+v %v, %d pageserver calls", again, err, tap.calls-calls)
+		}
+		before = c.view(a)
+		resp, err = c.split(a, 4, nil)
+		if err != nil {
+			t.Fatalf("split 2→4: %v", err)
+		}
+		c.checkSplit(a, resp, 4, shard.DefaultStripeSize, before)
+
+		before = c.view(b)
+		resp, err = c.split(b, 4, func(v uint32) *uint32 { return &v }(256))
+		if err != nil {
+			t.Fatalf("split 1→4 with stripe 256: %v", err)
+		}
+		c.checkSplit(b, resp, 4, 256, before)
+
+		before = c.view(sec)
+		resp, err = c.split(sec, 4, nil)
+		if err != nil {
+			t.Fatalf("split 2→4 with secondaries: %v", err)
+		}
+		c.checkSplit(sec, resp, 4, shard.DefaultStripeSize, before)
+		for _, sh := range c.describe(sec).Shards {
+			if len(sh.NodeSecondary) != 1 || sh.NodeSecondary[0] == *sh.NodeAttached {
+				t.Errorf("child %s secondaries %v (attached %d)", sh.TenantShardID, sh.NodeSecondary, *sh.NodeAttached)
+			}
+		}
+		// Timelines are on every child (the controller's timeline list
+		// goes to each attached shard).
+		if err := c.api.DeleteTimeline(c.ctx, a, shard.TimelineID{0x70}); err != nil {
+			t.Errorf("delete the timeline from the children: %v", err)
 		}
 	})
 }
