@@ -7,9 +7,10 @@
 // describes the workflows; the files split them: service.go (the owner and
 // its lifecycle), config.go, api.go (routes, scopes, error mapping),
 // nodes.go and heartbeat.go, tenants.go, reconcile.go, notify.go,
-// upcalls.go (re-attach, validate), migrate.go, drainfill.go, startup.go,
-// consistency.go, metrics.go and pageserver.go (the pageserver client and
-// location conf conversions).
+// upcalls.go (re-attach, validate), migrate.go, drainfill.go, split.go
+// (shard split and its rollback), startup.go, consistency.go, metrics.go
+// and pageserver.go (the pageserver client and location conf
+// conversions).
 //
 // # Ownership
 //
@@ -55,6 +56,14 @@
 //   - Compute is told a tenant's map only when every shard of its current
 //     count is attached with its current generation, and notifications of
 //     one tenant are serialized (never an older map after a newer one).
+//   - A shard split either commits — the parents' rows deleted and the
+//     marks cleared in one store transaction, only after every parent's
+//     pageserver split answered its children (the planted bug
+//     Bugs.CommitSplitEarly commits before) — or rolls back: children's
+//     rows deleted, parents attached again. Children start in their
+//     parent's generation (copied, never lower); a parent re-attached
+//     after a rollback gets a newer one. Rows still marked splitting never
+//     outlive a start-up: it rolls them back before serving.
 //
 // # What is persisted and what is rebuilt
 //

@@ -164,6 +164,29 @@ func (c *cluster) checkServing(t shard.TenantID) {
 	}
 }
 
+// splitOutcomes reads storage_controller_shard_split by outcome.
+func (c *cluster) splitOutcomes() map[string]float64 {
+	c.t.Helper()
+	mfs, err := c.scN.Env().Metrics.Gather()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "storage_controller_shard_split" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" {
+					out[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
 func shardIDs(t shard.TenantID, count uint8) []shard.TenantShardID {
 	if count == 0 {
 		return []shard.TenantShardID{shard.UnshardedID(t)}
@@ -448,6 +471,9 @@ func TestSplitPartialRollback(t *testing.T) {
 		if c.hook.Count() < notes {
 			t.Errorf("notifications went from %d to %d", notes, c.hook.Count())
 		}
+		if got := c.splitOutcomes(); got["started"] != 1 || got["rolled_back"] != 1 || got["committed"] != 0 {
+			t.Errorf("split metrics %v, want started 1 rolled_back 1", got)
+		}
 	})
 }
 
@@ -578,6 +604,9 @@ func TestSplit(t *testing.T) {
 			if len(sh.NodeSecondary) != 1 || sh.NodeSecondary[0] == *sh.NodeAttached {
 				t.Errorf("child %s secondaries %v (attached %d)", sh.TenantShardID, sh.NodeSecondary, *sh.NodeAttached)
 			}
+		}
+		if got := c.splitOutcomes(); got["started"] != 4 || got["committed"] != 4 || got["rolled_back"] != 0 {
+			t.Errorf("split metrics %v, want started 4 committed 4", got)
 		}
 		// Timelines are on every child (the controller's timeline list
 		// goes to each attached shard).
