@@ -26,6 +26,7 @@ type cluster struct {
 	skAddrs    []string
 	pageAddr   string
 	httpAddr   string // host:port of the pageserver's -http
+	psDir      string // the pageserver's -data-dir
 }
 
 func (c *cluster) procs() []*proc { return append([]*proc{c.broker, c.ps}, c.sks...) }
@@ -33,8 +34,15 @@ func (c *cluster) procs() []*proc { return append([]*proc{c.broker, c.ps}, c.sks
 // startCluster starts the processes; psArgs are extra pageserver flags.
 func startCluster(t *testing.T, nSK int, psArgs ...string) *cluster {
 	t.Helper()
+	return startClusterEnv(t, nSK, nil, psArgs...)
+}
+
+// startClusterEnv is startCluster with psEnv (KEY=value) added to the
+// pageserver's environment.
+func startClusterEnv(t *testing.T, nSK int, psEnv []string, psArgs ...string) *cluster {
+	t.Helper()
 	a := proctest.FreeAddrs(t, 3+nSK)
-	c := &cluster{pageAddr: a[1], httpAddr: a[2]}
+	c := &cluster{pageAddr: a[1], httpAddr: a[2], psDir: t.TempDir()}
 	c.broker = &proc{name: "broker", bin: bin(t, "broker"), args: []string{"-listen", a[0], "-log-level", "warn"}}
 	c.broker.start(t)
 	for i := 1; i <= nSK; i++ {
@@ -46,7 +54,7 @@ func startCluster(t *testing.T, nSK int, psArgs ...string) *cluster {
 		c.sks = append(c.sks, sk)
 	}
 	c.ps = &proc{name: "pageserver", bin: bin(t, "pageserver"), args: append([]string{"-id", "1", "-listen", c.pageAddr, "-http", c.httpAddr,
-		"-data-dir", t.TempDir(), "-broker", a[0], "-log-level", "warn"}, psArgs...)}
+		"-data-dir", c.psDir, "-broker", a[0], "-log-level", "warn"}, psArgs...), env: psEnv}
 	c.ps.start(t)
 	t.Cleanup(func() { stopAll(t, c.procs()) })
 	waitReady(t, "http://"+c.httpAddr+"/ready")

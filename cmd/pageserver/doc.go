@@ -14,7 +14,11 @@
 // STRATA_PAGESERVER_CONTROL_PLANE_TOKEN): it takes the generations the
 // controller answers, drops the shards it does not list, and exits 1 if the
 // controller stays unreachable (docs/pageserver.md, "Re-attach at
-// start-up").
+// start-up"). With -s3-bucket (or -remote-dir) the node keeps its layers
+// and indexes in that object store, built by cmd/internal/remote exactly as
+// the safekeeper's offload target (credentials from
+// STRATA_PAGESERVER_S3_ACCESS_KEY and _SECRET_KEY); -test-remote-failures N
+// makes each store operation fail its first N attempts (tests only).
 //
 // Every flag falls back to an environment variable
 // (STRATA_PAGESERVER_<FLAG>, dashes as underscores). It holds an exclusive

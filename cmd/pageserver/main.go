@@ -14,6 +14,7 @@ import (
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/cmd/internal/daemon"
+	"github.com/stratadb/strata/cmd/internal/remote"
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/net/grpcx"
 	"github.com/stratadb/strata/net/httpx"
@@ -32,8 +33,11 @@ type options struct {
 	// controlPlaneAPI is -control-plane-api, the storage controller's base
 	// URL ("" = no controller).
 	controlPlaneAPI string
-	daemon          daemon.Options
-	ps              pageserver.Config
+	// remote is the object store (-remote-dir or -s3-*, the flags the
+	// safekeeper uses for its offload target); none: local disk only.
+	remote remote.Config
+	daemon daemon.Options
+	ps     pageserver.Config
 }
 
 // errFlag reports a flag value parse rejects beyond what the flag package
@@ -55,6 +59,9 @@ func parse(args []string) (options, error) {
 	fs.Secret(&o.ps.ControlPlaneToken, "control-plane-token", "JWT of scope generations_api sent to the storage controller")
 	fs.String(&o.ps.AdvertiseHTTPAddr, "advertise-http", "", "host:port the storage controller reaches the management API at (default: -http, which must then be a concrete address)")
 	fs.String(&o.ps.AdvertisePageAddr, "advertise-listen", "", "host:port the storage controller registers for the page service (default: -listen, which must then be a concrete address)")
+	o.remote.Register(fs) // layers and indexes; none: the local disk is all there is
+	fs.Int(&o.ps.RemoteStorage.TestFailures, "test-remote-failures", 0,
+		"tests only: every object-store operation fails its first N attempts (transient), as Neon's test_remote_failures")
 	o.daemon.Register(fs)
 	// The management API lives on -http, so unlike the other daemons the
 	// pageserver needs it.
@@ -69,6 +76,12 @@ func parse(args []string) (options, error) {
 	o.ps.NodeID = n
 	if err := o.controlPlane(); err != nil {
 		return o, err
+	}
+	if err := o.remote.Validate(); err != nil {
+		return o, err
+	}
+	if o.ps.RemoteStorage.TestFailures != 0 && !o.remote.Enabled() {
+		return o, fmt.Errorf("%w: -test-remote-failures without a remote store (-remote-dir or -s3-bucket)", errFlag)
 	}
 	return o, o.ps.Validate()
 }
@@ -171,11 +184,21 @@ func run(o options) error {
 	gnet := grpcx.New(grpcx.Options{Reflection: []string{pageapi.PageService_ServiceDesc.ServiceName}})
 	env := node.Env{ID: fmt.Sprintf("pageserver-%d", o.ps.NodeID), Clock: clk, Net: gnet, Disk: disk.Dir(o.dataDir),
 		Rand: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))), Log: log, Metrics: reg}
+	if o.remote.Enabled() {
+		// The same construction as the safekeeper's: a bucket refusing the
+		// credentials stops the start here, not at the first upload.
+		st, err := remote.Open(context.Background(), o.remote, remote.OpenOptions{Now: clk.Now, InstanceID: env.ID, Log: log})
+		if err != nil {
+			return err
+		}
+		env.Store = st
+	}
 	ctx, stop := daemon.SignalContext()
 	defer stop()
 	s := newServer(o.daemon.DrainTimeout)
 	go s.start(env, o.ps, stop)
 	log.Info("pageserver starting", "id", o.ps.NodeID, "listen", o.ps.PageAddr, "http", o.daemon.HTTPAddr,
-		"data_dir", o.dataDir, "broker", o.ps.WALReceiver.BrokerAddr, "auth", len(o.ps.AuthKeys) > 0, "control_plane", o.controlPlaneAPI)
+		"data_dir", o.dataDir, "broker", o.ps.WALReceiver.BrokerAddr, "auth", len(o.ps.AuthKeys) > 0, "control_plane", o.controlPlaneAPI,
+		"remote_storage", o.remote.Kind())
 	return daemon.Serve(ctx, o.daemon, log, daemon.Service{Name: "pageserver", Registry: reg, Ready: s.Ready, Drain: s.shutdown, Handler: s.StartGate})
 }

@@ -212,12 +212,34 @@ func TestParseFlagsAndEnv(t *testing.T) {
 			`AdvertisePageAddr "0.0.0.0:2"`, nil},
 		{"bad control plane url", nil, []string{"-id", "1", "-data-dir", "d", "-http", "ps:1", "-control-plane-api", "sc:1234"},
 			`-control-plane-api "sc:1234": want http(s)://host:port`, nil},
+		{"s3", map[string]string{"STRATA_PAGESERVER_S3_ACCESS_KEY": "ak", "STRATA_PAGESERVER_S3_SECRET_KEY": "sk",
+			"STRATA_PAGESERVER_S3_ENDPOINT": "http://127.0.0.1:7070"},
+			[]string{"-id", "1", "-data-dir", "d", "-http", ":1", "-s3-bucket", "b", "-s3-prefix", "p", "-s3-path-style", "-test-remote-failures", "3"}, "",
+			func(o options) bool {
+				return o.remote.Kind() == "s3" && o.remote.S3.Bucket == "b" && o.remote.S3.Prefix == "p/" && o.remote.S3.Endpoint == "http://127.0.0.1:7070" &&
+					o.remote.S3.AccessKey == "ak" && o.remote.S3.SecretKey == "sk" && o.remote.S3.Region == "us-east-1" && o.remote.S3.PathStyle &&
+					o.ps.RemoteStorage.TestFailures == 3
+			}},
+		{"remote dir from env", map[string]string{"STRATA_PAGESERVER_REMOTE_DIR": "/r", "STRATA_PAGESERVER_TEST_REMOTE_FAILURES": "2"},
+			[]string{"-id", "1", "-data-dir", "d", "-http", ":1"}, "",
+			func(o options) bool {
+				return o.remote.Kind() == "dir" && o.remote.Dir == "/r" && o.ps.RemoteStorage.TestFailures == 2
+			}},
+		{"no remote storage", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1"}, "",
+			func(o options) bool { return !o.remote.Enabled() && o.ps.RemoteStorage.TestFailures == 0 }},
+		{"remote dir and s3", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-remote-dir", "r", "-s3-bucket", "b"}, "mutually exclusive", nil},
+		{"s3 setting without bucket", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-s3-endpoint", "http://x"}, "-s3-endpoint is set but -s3-bucket is not", nil},
+		{"test failures without a store", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-test-remote-failures", "3"},
+			"-test-remote-failures without a remote store", nil},
+		{"negative test failures", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-remote-dir", "r", "-test-remote-failures", "-1"},
+			"TestFailures", nil},
 		{"token without control plane", map[string]string{"STRATA_PAGESERVER_CONTROL_PLANE_TOKEN": "tok"}, []string{"-id", "1", "-data-dir", "d", "-http", ":1"},
 			"-control-plane-token without -control-plane-api", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, k := range []string{"ID", "DATA_DIR", "HTTP", "BROKER", "AUTH_PUBLIC_KEY", "DRAIN_TIMEOUT", "LISTEN", "MAX_OPEN_LAYER_FILES",
-				"CONTROL_PLANE_API", "CONTROL_PLANE_TOKEN", "ADVERTISE_HTTP", "ADVERTISE_LISTEN"} {
+				"CONTROL_PLANE_API", "CONTROL_PLANE_TOKEN", "ADVERTISE_HTTP", "ADVERTISE_LISTEN", "REMOTE_DIR", "S3_BUCKET", "S3_PREFIX",
+				"S3_ENDPOINT", "S3_REGION", "S3_PATH_STYLE", "S3_MAX_ATTEMPTS", "S3_ACCESS_KEY", "S3_SECRET_KEY", "TEST_REMOTE_FAILURES"} {
 				t.Setenv("STRATA_PAGESERVER_"+k, "")
 				os.Unsetenv("STRATA_PAGESERVER_" + k)
 			}
