@@ -90,8 +90,8 @@ func route[Req, Resp any](s *Service, pattern string, scope jwtauth.Scope, ok in
 			if err := s.authorize(r, scope); err != nil {
 				return nil, jwtauth.StatusOf(err)
 			}
-			if scope != "" && s.stopping() {
-				return nil, apiStatus(ErrShuttingDown)
+			if scope != "" && s.stopping() && pattern != storconapi.RouteStepDown {
+				return nil, apiStatus(s.stopErr())
 			}
 			var req Req
 			if len(strings.TrimSpace(string(r.Body))) > 0 {
@@ -360,6 +360,7 @@ func (s *Service) registerAPI() {
 		defer s.beginWrite()()
 		return none{}, s.dropTenant(ctx, t)
 	})
+	s.registerLeadershipAPI()
 }
 
 func (s *Service) stopping() bool {
@@ -381,6 +382,9 @@ func (s *Service) status() storconapi.Status {
 	}
 	if s.state.shuttingDown {
 		msg = "shutting down"
+		if s.lead.steppedDown {
+			msg = ErrSteppedDown.Error()
+		}
 	}
 	return storconapi.Status{Ready: s.state.ready && !s.state.shuttingDown && s.state.storeFailed == nil, Startup: msg}
 }

@@ -74,6 +74,7 @@ func TestAuthEveryRoute(t *testing.T) {
 			{storconapi.RouteTenantDump, jwtauth.ScopeAdmin},
 			{storconapi.RouteNodeDrop, jwtauth.ScopeAdmin},
 			{storconapi.RouteTenantDrop, jwtauth.ScopeAdmin},
+			{storconapi.RouteStepDown, jwtauth.ScopeAdmin}, // last: with admin it steps down
 			{storconapi.RouteStatus, ""},
 			{storconapi.RouteLive, ""},
 			{storconapi.RouteReady, ""},

@@ -134,6 +134,17 @@ type Config struct {
 	// (only failures that may pass are retried). Default 3.
 	ShardSplitRetries int
 
+	// Predecessor, if set, is the controller this one takes over from (a
+	// leadership hand-over): start-up asks it to step down (PUT
+	// /control/v1/step_down, with PredecessorToken, scope admin) before
+	// reading the store, and proceeds without it after StepDownTimeout.
+	Predecessor      net.HTTPClient
+	PredecessorToken string
+	// StepDownTimeout bounds asking the predecessor to step down; a
+	// controller asked to step down waits at most half of it for its calls
+	// under way to end. Default 10s.
+	StepDownTimeout time.Duration
+
 	// Bugs plants deliberate defects; only the simulator sets it.
 	Bugs Bugs
 }
@@ -194,6 +205,7 @@ const (
 	DefaultDrainFillTimeout           = 30 * time.Minute
 	DefaultShardSplitTimeout          = 2 * time.Minute
 	DefaultShardSplitRetries          = 3
+	DefaultStepDownTimeout            = 10 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -239,6 +251,7 @@ func (c Config) withDefaults() Config {
 	def(&c.DrainFillTimeout, DefaultDrainFillTimeout)
 	def(&c.ShardSplitTimeout, DefaultShardSplitTimeout)
 	defInt(&c.ShardSplitRetries, DefaultShardSplitRetries)
+	def(&c.StepDownTimeout, DefaultStepDownTimeout)
 	return c
 }
 
@@ -259,7 +272,7 @@ func (c Config) Validate() error {
 		{"MigrationLSNWait", c.MigrationLSNWait}, {"MigrationTimeout", c.MigrationTimeout},
 		{"ReconcileNotifyTimeout", c.ReconcileNotifyTimeout},
 		{"NodeDeleteTimeout", c.NodeDeleteTimeout}, {"DrainFillTimeout", c.DrainFillTimeout},
-		{"ShardSplitTimeout", c.ShardSplitTimeout},
+		{"ShardSplitTimeout", c.ShardSplitTimeout}, {"StepDownTimeout", c.StepDownTimeout},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s %v is negative", ErrConfig, d.name, d.v)

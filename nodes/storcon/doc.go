@@ -8,9 +8,10 @@
 // its lifecycle), config.go, api.go (routes, scopes, error mapping),
 // nodes.go and heartbeat.go, tenants.go, reconcile.go, notify.go,
 // upcalls.go (re-attach, validate), migrate.go, drainfill.go, split.go
-// (shard split and its rollback), startup.go, consistency.go, metrics.go
-// and pageserver.go (the pageserver client and location conf
-// conversions).
+// (shard split and its rollback), startup.go, leadership.go (stepping
+// down for a successor that shares the store, and asking a predecessor
+// to), consistency.go, metrics.go and pageserver.go (the pageserver
+// client and location conf conversions).
 //
 // # Ownership
 //
@@ -44,7 +45,11 @@
 //     recording the lower one.
 //   - Re-attach increments every generation issued to the node in one store
 //     step before answering; validate answers valid only when memory and
-//     the store both hold the generation.
+//     the store both hold the generation (another controller process
+//     sharing the store may have moved it on).
+//   - Once stepped down, the controller sends nothing to the store,
+//     pageservers or the compute hook, and it answers the step-down only
+//     after the calls it had under way have ended.
 //   - One reconcile (or live migration) per shard at a time; at most
 //     MaxConcurrentReconciles plus MaxPriorityReconciles reconciles run,
 //     and at most MaxDelayedReconciles wait. Live migrations take no

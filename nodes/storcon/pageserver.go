@@ -32,9 +32,9 @@ type psClient struct {
 
 func (s *Service) dial(addr string) net.HTTPClient {
 	if s.cfg.DialPageserver != nil {
-		return s.cfg.DialPageserver(addr)
+		return fencedHTTP{s: s, inner: s.cfg.DialPageserver(addr)}
 	}
-	return net.DialHTTP{Net: s.env.Net, Addr: addr}
+	return fencedHTTP{s: s, inner: net.DialHTTP{Net: s.env.Net, Addr: addr}}
 }
 
 func (c psClient) do(ctx context.Context, op, method, path string, query map[string]string, in, out any) error {

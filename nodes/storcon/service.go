@@ -74,6 +74,7 @@ type Service struct {
 	// waiters re-check their condition.
 	changed *clock.Cond
 	state   state
+	lead    leadership // guarded by mu (leadership.go)
 }
 
 // Start opens the store (unless cfg.Store is set), builds the API and, if
@@ -114,9 +115,9 @@ func Start(env node.Env, cfg Config) (*Service, error) {
 		}
 		store, s.ownStore = ds, ds
 	}
-	s.store = &timedStore{Store: store, clk: env.Clock, m: m, failed: s.storeFailed}
+	s.store = &timedStore{Store: fencedStore{s: s, inner: store}, clk: env.Clock, m: m, failed: s.storeFailed}
 	if cfg.ComputeHook != nil {
-		n, err := computehook.New(env.Clock, s.log, env.Metrics, cfg.ComputeHook, cfg.ComputeHookToken, computehook.Config{
+		n, err := computehook.New(env.Clock, s.log, env.Metrics, fencedHTTP{s: s, inner: cfg.ComputeHook}, cfg.ComputeHookToken, computehook.Config{
 			Timeout: cfg.ComputeHookTimeout, MaxRetries: cfg.ComputeHookRetries, BusyWait: cfg.ComputeHookBusyWait,
 		})
 		if err != nil {

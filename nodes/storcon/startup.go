@@ -27,6 +27,9 @@ const (
 
 // startup rebuilds the controller's memory and then opens it for business:
 //
+//  0. with Config.Predecessor, ask the controller this one takes over from
+//     to step down (leadership.go), so that nothing moves the store or
+//     the pageservers while they are read;
 //  1. load the node registry and the shard rows (policies, generations),
 //     retried with back-off until it succeeds (StartupBudget counts from
 //     then), rolling back first every shard split still marked in the
@@ -46,6 +49,7 @@ const (
 //     ordinary reconciles.
 func (s *Service) startup(ctx context.Context) {
 	begin := s.clk.Mono()
+	s.stepDownPredecessor(ctx)
 	nodes, rows, rolled, err := s.loadStoreResolvingSplits(ctx)
 	if err != nil {
 		s.failStartup(ctx, "store unreadable")

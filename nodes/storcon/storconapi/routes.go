@@ -28,6 +28,9 @@ const (
 	RouteTenantPolicy   = "PUT /control/v1/tenant/{tenant_id}/policy"
 	RouteShardMigrate   = "PUT /control/v1/tenant/{tenant_shard_id}/migrate"
 	RouteShardSplit     = "PUT /control/v1/tenant/{tenant_id}/shard_split"
+	// RouteStepDown asks a controller to hand over to the one calling it
+	// (a new controller's first call at start-up).
+	RouteStepDown = "PUT /control/v1/step_down"
 
 	// Debugging (scope admin).
 	RouteConsistencyCheck = "POST /debug/v1/consistency_check"
