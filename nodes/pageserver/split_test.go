@@ -614,3 +614,71 @@ func TestSplitChildCompactionDropsOtherKeys(t *testing.T) {
 		h.checkShardReads(child)
 	})
 }
+
+// TestShardSplitTwice: 0001 → 2 → 4 with remote storage: the second split
+// splits the children of the first, whose indexes name objects the first
+// parent wrote (the grandchildren's do too, with their writing shard), and
+// reads through the first parent's id, after both parents are detached,
+// are routed to the four grandchildren.
+func TestShardSplitTwice(t *testing.T) {
+	runRemote(t, Config{}, false, func(rf *remoteFixture) {
+		f := rf.nodeFixture
+		h := &splitHarness{t: t, f: f, at: 0x100}
+		root := shard.ShardIndex{Number: 0, Count: 1}
+		h.attach(root, 1, 6)
+		h.round(0x10, true)
+		if err := f.do("PUT", splitURL(tsidOf(root)), pageapi.ShardSplitRequest{NewShardCount: 2}, nil); err != nil {
+			t.Fatal(err)
+		}
+		h.round(0x40, true)
+		mid := []shard.ShardIndex{{Number: 0, Count: 2}, {Number: 1, Count: 2}}
+		for _, m := range mid {
+			if err := f.do("PUT", splitURL(tsidOf(m)), pageapi.ShardSplitRequest{NewShardCount: 4}, nil); err != nil {
+				t.Fatalf("split %s: %v", m, err)
+			}
+		}
+		h.round(0x70, true)
+		for _, id := range append([]shard.ShardIndex{root}, mid...) {
+			if err := f.do("PUT", "/v1/tenant/"+tsidOf(id).String()+"/location_config", pageapi.LocationConfig{Mode: pageapi.ModeDetached}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for n := range uint8(4) {
+			h.checkShardReads(shard.ShardIdentity{Number: shard.ShardNumber(n), Count: 4, StripeSize: 1})
+		}
+		h.checkParentReads(shard.ShardIdentity{Number: 0, Count: 1, StripeSize: 1})
+		for _, m := range mid {
+			h.checkParentReads(shard.ShardIdentity{Number: m.Number, Count: 2, StripeSize: 1})
+		}
+		// A grandchild's index names objects of the root and of its parent.
+		b, err := f.w.Store().Get(f.ctx, remote.Layout{}.IndexKey(tsidOf(shard.ShardIndex{Number: 2, Count: 4}), timelineA, layerGen(6)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ip, err := remote.Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writers := map[shard.ShardIndex]bool{}
+		for _, l := range ip.Layers {
+			writers[l.Shard] = true
+		}
+		if !writers[root] || !writers[mid[0]] {
+			t.Errorf("grandchild 0204's index names objects of %v, want the root's and 0002's", writers)
+		}
+		// After a restart from object storage alone (a lost disk), a
+		// grandchild attaches from those objects.
+		rf.wipe = true
+		rf.restart(true)
+		var locs pageapi.LocationConfigList
+		if err := f.do("GET", "/v1/location_config", nil, &locs); err != nil || len(locs.TenantShards) != 0 {
+			t.Fatalf("after the wipe: %+v %v", locs, err)
+		}
+		g := shard.ShardIndex{Number: 2, Count: 4}
+		conf := pageapi.LocationConfig{Mode: pageapi.ModeAttachedSingle, Generation: gen(7), TenantConf: quietConf(), ShardNumber: 2, ShardCount: 4, ShardStripeSize: 1}
+		if err := f.do("PUT", "/v1/tenant/"+tsidOf(g).String()+"/location_config", conf, nil); err != nil {
+			t.Fatalf("attach 0204 from object storage: %v", err)
+		}
+		h.checkShardReads(shard.ShardIdentity{Number: 2, Count: 4, StripeSize: 1})
+	})
+}
