@@ -7,6 +7,7 @@ import (
 	"github.com/stratadb/strata/sim"
 	"github.com/stratadb/strata/sim/scenarios/counter"
 	"github.com/stratadb/strata/sim/scenarios/pageserver"
+	"github.com/stratadb/strata/sim/scenarios/split"
 	"github.com/stratadb/strata/sim/scenarios/storcon"
 	"github.com/stratadb/strata/sim/scenarios/wal"
 )
@@ -17,6 +18,7 @@ func All() []sim.Scenario {
 	all := []sim.Scenario{
 		counter.Scenario(),
 		pageserver.Scenario(),
+		split.Scenario(),
 		storcon.Scenario(),
 		wal.Scenario(),
 	}

@@ -51,6 +51,23 @@ type History struct {
 	reads   []Read
 	err     error
 	stopped bool
+	floor   lsn.LSN
+}
+
+func (h *History) setFloor(l lsn.LSN) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.floor == 0 {
+		h.floor = l
+	}
+}
+
+// Floor is the commit LSN of a Writer's preload (0 until it committed):
+// from there on every block has a page.
+func (h *History) Floor() lsn.LSN {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.floor
 }
 
 // Fail records the first failure a workload or checker saw.

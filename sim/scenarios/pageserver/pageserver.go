@@ -12,17 +12,13 @@ import (
 	"github.com/stratadb/strata/engine/keys"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/shard"
-	"github.com/stratadb/strata/engine/skproto"
 	"github.com/stratadb/strata/engine/timeline"
-	"github.com/stratadb/strata/engine/walrec"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/broker"
-	"github.com/stratadb/strata/nodes/compute/walproposer"
 	"github.com/stratadb/strata/nodes/node"
 	ps "github.com/stratadb/strata/nodes/pageserver"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/safekeeper"
-	"github.com/stratadb/strata/nodes/safekeeper/skapi"
 	"github.com/stratadb/strata/sim"
 	"github.com/stratadb/strata/sim/scenarios/pagecheck"
 	"github.com/stratadb/strata/sim/simdisk"
@@ -238,7 +234,9 @@ func run(w *sim.World) error {
 	}
 	comp := &compute{c: c, h: h}
 	w.AddNode(computeID, func(env node.Env) error {
-		env.Clock.Go(context.Background(), "workload", func(ctx context.Context) { comp.work(ctx, env) })
+		wr := &pagecheck.Writer{ID: computeID, Tenant: tenant(), Timeline: timelineID(), Start: startLSN, Safekeepers: c.skAddrs,
+			Rel: relation(), Blocks: blocks, OpTimeout: opTimeout, History: h}
+		env.Clock.Go(context.Background(), "workload", func(ctx context.Context) { wr.Run(ctx, env) })
 		env.Clock.Go(context.Background(), "reader", func(ctx context.Context) { comp.read(ctx, env) })
 		return nil
 	})
@@ -312,92 +310,10 @@ func (ctl *controller) setup() error {
 	return nil
 }
 
-// compute writes page records through a walproposer and reads pages back.
+// compute reads pages back (its Writer writes).
 type compute struct {
-	c   *cluster
-	h   *pagecheck.History
-	seq int
-}
-
-func (cp *compute) work(ctx context.Context, env node.Env) {
-	for ctx.Err() == nil {
-		wp, err := walproposer.New(env, walproposer.Config{ID: fmt.Sprintf("%s/%d", computeID, cp.seq), TenantID: tenant().String(),
-			TimelineID: timelineID().String(), StartLSN: startLSN, Safekeepers: cp.c.skAddrs, PeerTimeout: time.Second,
-			CallTimeout: time.Second, ReconnectBackoff: 20 * time.Millisecond, MaxReconnectBackoff: 500 * time.Millisecond})
-		cp.seq++
-		if err != nil {
-			cp.h.Fail(fmt.Errorf("pageserver: walproposer: %w", err))
-			return
-		}
-		wp.Start(ctx)
-		cp.drive(ctx, env, wp)
-		if cp.h.Stopped() {
-			// Keep this proposer running: the safekeepers learn the last
-			// commit LSN only from it, and the pageservers stream only
-			// what the safekeepers know committed. Replace it if it
-			// steps aside.
-			for clock.Sleep(ctx, env.Clock, 100*time.Millisecond) == nil {
-				if st, err := wp.Status(ctx); err != nil || st.Err != nil {
-					break
-				}
-			}
-		}
-		wp.Stop()
-		if clock.Sleep(ctx, env.Clock, 50*time.Millisecond) != nil {
-			return
-		}
-	}
-}
-
-// drive appends batches of page records and waits for each to commit.
-func (cp *compute) drive(ctx context.Context, env node.Env, wp *walproposer.WALProposer) {
-	rel := relation()
-	for ctx.Err() == nil && !cp.h.Stopped() {
-		n := 1 + env.Rand.IntN(4)
-		var recs [][]byte
-		for range n {
-			blk := uint32(env.Rand.IntN(blocks))
-			var r walrec.Record
-			switch env.Rand.IntN(5) {
-			case 0, 1:
-				page := make([]byte, walrec.PageSize)
-				for i := range page {
-					page[i] = byte(env.Rand.Uint32())
-				}
-				r = walrec.FullPageImage{Rel: rel, Blk: blk, Page: page}
-			case 4:
-				r = walrec.RelSizeChange{Rel: rel, NBlocks: uint32(env.Rand.IntN(blocks + 1))}
-			default:
-				data := make([]byte, 1+env.Rand.IntN(64))
-				for i := range data {
-					data[i] = byte(env.Rand.Uint32())
-				}
-				r = walrec.PageWrite{Rel: rel, Blk: blk, Offset: uint16(env.Rand.IntN(walrec.PageSize - len(data))), Data: data}
-			}
-			recs = append(recs, walrec.Encode(r))
-		}
-		actx, cancel := clock.WithTimeout(env.Clock, ctx, opTimeout)
-		end, err := wp.Append(actx, recs)
-		cancel()
-		if err != nil {
-			if errors.Is(err, skproto.ErrDefeated) || errors.Is(err, walproposer.ErrStopped) {
-				return
-			}
-			continue
-		}
-		wctx, cancel := clock.WithTimeout(env.Clock, ctx, opTimeout)
-		err = wp.WaitCommitted(wctx, end)
-		cancel()
-		switch {
-		case err == nil:
-			cp.h.Committed(end)
-		case errors.Is(err, skproto.ErrDefeated) || errors.Is(err, walproposer.ErrStopped):
-			return
-		}
-		if clock.Sleep(ctx, env.Clock, time.Duration(env.Rand.IntN(30))*time.Millisecond) != nil {
-			return
-		}
-	}
+	c *cluster
+	h *pagecheck.History
 }
 
 // read reads random blocks at committed LSNs from their owners (and now
@@ -431,37 +347,14 @@ func (cp *compute) read(ctx context.Context, env node.Env) {
 		}
 		rctx, cancel := clock.WithTimeout(env.Clock, ctx, opTimeout)
 		rctx = pageapi.WithTarget(rctx, pageapi.Target{Shard: cp.c.shardID(si), Timeline: timelineID()}, "")
-		resp, err := getPage(rctx, conn, at, blk)
+		resp, err := pagecheck.GetPage(rctx, conn, relation(), at, blk)
 		cancel()
 		if err != nil {
 			continue // the stream failed (a fault): nothing was answered
 		}
 		cp.h.Record(pagecheck.Read{At: at, Blk: blk, Shard: cp.c.shardID(si).String(), Probe: probe, Owner: cp.c.shardID(cp.c.owner(blk)).String(),
-			Status: resp.StatusCode, Reason: resp.Reason, Page: pageOf(resp)})
+			Status: resp.StatusCode, Reason: resp.Reason, Page: pagecheck.PageOf(resp)})
 	}
-}
-
-func pageOf(r *pageapi.GetPageResponse) []byte {
-	if len(r.Page) != 1 {
-		return nil
-	}
-	return r.Page[0].Image
-}
-
-func getPage(ctx context.Context, conn net.Conn, at lsn.LSN, blk uint32) (*pageapi.GetPageResponse, error) {
-	s, err := net.StreamProto[*pageapi.GetPageRequest, *pageapi.GetPageResponse](ctx, conn, pageapi.PageService_GetPages_FullMethodName)
-	if err != nil {
-		return nil, err
-	}
-	rel := relation()
-	if err := s.Send(&pageapi.GetPageRequest{RequestId: &pageapi.RequestID{Id: 1}, ReadLsn: &pageapi.ReadLsn{RequestLsn: uint64(at)},
-		Rel:         &pageapi.RelTag{SpcOid: rel.SpcNode, DbOid: rel.DbNode, RelNumber: rel.RelNode, ForkNumber: uint32(rel.ForkNum)},
-		BlockNumber: []uint32{blk}}); err != nil {
-		return nil, err
-	}
-	resp, err := s.Recv()
-	_ = s.CloseSend()
-	return resp, err
 }
 
 // auditor runs the liveness phase and the final checks.
@@ -490,11 +383,12 @@ func (a *auditor) check() error {
 		w.Sleep(50 * time.Millisecond)
 	}
 	a.h.Stop()
-	commit, err := a.finalCommit(ctx, deadline)
+	rb := pagecheck.WAL{Env: a.env, Safekeepers: a.c.skAddrs, Tenant: tenant(), Timeline: timelineID(), Start: startLSN, Sleep: w.Sleep, Now: w.Now}
+	commit, err := rb.FinalCommit(ctx, a.h.MaxCommit(), deadline)
 	if err != nil {
 		return err
 	}
-	wal, err := a.committedWAL(ctx, commit, deadline)
+	wal, err := rb.Committed(ctx, commit, deadline)
 	if err != nil {
 		return err
 	}
@@ -531,76 +425,6 @@ func (a *auditor) check() error {
 	return a.h.Failure()
 }
 
-// finalCommit waits, once the workload stopped appending, until the
-// highest commit LSN any safekeeper reports is steady (an append whose
-// acknowledgement was lost may still have committed), and returns it.
-func (a *auditor) finalCommit(ctx context.Context, deadline time.Duration) (lsn.LSN, error) {
-	w := a.c.w
-	prev := lsn.LSN(0)
-	for {
-		w.Sleep(500 * time.Millisecond)
-		cur := a.h.MaxCommit()
-		for _, addr := range a.c.skAddrs {
-			cctx, cancel := clock.WithTimeout(a.env.Clock, ctx, time.Second)
-			if conn, err := a.env.Net.Dial(cctx, addr); err == nil {
-				if st, err := skapi.Status(cctx, conn, tenant().String(), timelineID().String()); err == nil {
-					cur = max(cur, lsn.LSN(st.GetCommitLsn()))
-				}
-				conn.Close()
-			}
-			cancel()
-		}
-		if cur == prev {
-			return cur, nil
-		}
-		prev = cur
-		if w.Now() >= deadline {
-			return 0, fmt.Errorf("%w: the commit LSN did not settle (last %s)", ErrNoProgress, cur)
-		}
-	}
-}
-
-// committedWAL reads [startLSN, commit) from a safekeeper that has it.
-func (a *auditor) committedWAL(ctx context.Context, commit lsn.LSN, deadline time.Duration) ([]byte, error) {
-	w := a.c.w
-	for {
-		for _, addr := range a.c.skAddrs {
-			b, err := a.readWAL(ctx, addr, commit)
-			if err == nil {
-				return b, nil
-			}
-		}
-		if w.Now() >= deadline {
-			return nil, fmt.Errorf("%w: no safekeeper serves the committed WAL up to %s", ErrNoProgress, commit)
-		}
-		w.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (a *auditor) readWAL(ctx context.Context, addr string, commit lsn.LSN) ([]byte, error) {
-	cctx, cancel := clock.WithTimeout(a.env.Clock, ctx, 5*time.Second)
-	defer cancel()
-	conn, err := a.env.Net.Dial(cctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	var out []byte
-	for pos := startLSN; pos < commit; {
-		r, err := skapi.ReadWal(cctx, conn, &skapi.ReadWalRequest{Timeline: skapi.Ref(tenant().String(), timelineID().String()),
-			StartLsn: uint64(pos), EndLsn: uint64(commit)})
-		if err != nil {
-			return nil, err
-		}
-		if len(r.GetWal()) == 0 {
-			return nil, fmt.Errorf("no WAL at %s", pos)
-		}
-		out = append(out, r.GetWal()...)
-		pos += lsn.LSN(len(r.GetWal()))
-	}
-	return out, nil
-}
-
 func (a *auditor) waitIngested(ctx context.Context, si int, commit lsn.LSN, deadline time.Duration) error {
 	w := a.c.w
 	ctl := &controller{c: a.c, env: a.env}
@@ -633,12 +457,12 @@ func (a *auditor) readFinal(ctx context.Context, si int, at lsn.LSN, blk uint32,
 		var resp *pageapi.GetPageResponse
 		if err == nil {
 			rctx := pageapi.WithTarget(cctx, pageapi.Target{Shard: a.c.shardID(si), Timeline: timelineID()}, "")
-			resp, err = getPage(rctx, conn, at, blk)
+			resp, err = pagecheck.GetPage(rctx, conn, relation(), at, blk)
 			conn.Close()
 		}
 		cancel()
 		if err == nil && resp.StatusCode != pageapi.GetPageStatusCode_GET_PAGE_STATUS_CODE_INTERNAL_ERROR {
-			return pagecheck.Read{At: at, Blk: blk, Shard: a.c.shardID(si).String(), Status: resp.StatusCode, Reason: resp.Reason, Page: pageOf(resp), Final: true}, nil
+			return pagecheck.Read{At: at, Blk: blk, Shard: a.c.shardID(si).String(), Status: resp.StatusCode, Reason: resp.Reason, Page: pagecheck.PageOf(resp), Final: true}, nil
 		}
 		if w.Now() >= deadline {
 			return pagecheck.Read{}, fmt.Errorf("%w: block %d at %s from shard %s unreadable: %v %v", ErrNoProgress, blk, at, a.c.shardID(si), resp, err)
