@@ -43,6 +43,9 @@ type splitParent struct {
 	// secondaries are the parent's secondary locations, detached first.
 	secondaries []placement.NodeID
 	secClients  map[placement.NodeID]psClient
+	// stale are the clients of other nodes observed to hold (or maybe
+	// hold) the parent, detached after the commit.
+	stale []psClient
 	// sent: the pageserver split was attempted, so the parent may be shut
 	// down there and children may exist; split: it answered its children.
 	sent, split bool
@@ -287,11 +290,22 @@ func (s *Service) takeParentsLocked(plan *splitPlan, shards []*shardEntry) {
 		}
 		sp.children, _ = e.st.ID.SplitChildren(plan.newCount) // checkSplitLocked validated the counts
 		for _, id := range sp.secondaries {
-			if ne := s.state.nodes[id]; ne != nil && s.state.sched.Available(id) {
-				sp.secClients[id] = ne.client
-			}
 			if err := e.st.RemoveSecondary(s.state.sched, id); err != nil {
 				s.log.Error("shard split: secondary not removed from intent", "tenant_shard_id", e.st.ID, "node_id", id, "err", err)
+			}
+		}
+		// Any other location a node may hold (an old attachment a
+		// migration left, a stale generation on a node that was away) is
+		// detached after the commit, best effort: once the parent's row
+		// is gone no reconcile would ever clean it up.
+		for _, ol := range e.st.ObservedLocations() {
+			if ne := s.state.nodes[ol.Node]; ne != nil && ol.Node != a && !slices.Contains(sp.secondaries, ol.Node) {
+				sp.stale = append(sp.stale, ne.client)
+			}
+		}
+		for _, id := range sp.secondaries {
+			if ne := s.state.nodes[id]; ne != nil && s.state.sched.Available(id) {
+				sp.secClients[id] = ne.client
 			}
 		}
 		e.reconciling, e.again, e.splitting = true, false, true
@@ -470,6 +484,12 @@ func (s *Service) finishSplit(ctx context.Context, plan *splitPlan) storconapi.S
 		if err := sp.client.locationConfig(ctx, sp.id, detachedConf(sp.ident)); err != nil {
 			s.log.Warn("shard split: parent not detached from its pageserver (it drops it at its next re-attach)",
 				"tenant_shard_id", sp.id, "node_id", sp.node, "err", err)
+		}
+		for _, c := range sp.stale {
+			if err := c.locationConfig(ctx, sp.id, detachedConf(sp.ident)); err != nil {
+				s.log.Warn("shard split: parent's stale location not detached (its pageserver drops it at its next re-attach)",
+					"tenant_shard_id", sp.id, "err", err)
+			}
 		}
 	}
 	nctx, cancel := clock.WithTimeout(s.clk, ctx, s.cfg.ReconcileNotifyTimeout)
