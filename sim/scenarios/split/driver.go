@@ -67,6 +67,34 @@ func (d *driver) setup() error {
 	return d.call("create timeline", 300, func(ctx context.Context) error { _, err := d.api.CreateTimeline(ctx, tenant(), tl); return err })
 }
 
+// waitUploaded waits until every shard of the tenant has uploaded an
+// index (remote_consistent_lsn above 0). A timeline that never uploaded
+// one exists only on its pageserver's disk, and a shard moved off a
+// pageserver that stays down would come up without it (docs/simulator.md,
+// split scenario): the faults start once the tenant is durable.
+func (d *driver) waitUploaded() error {
+	for range 600 {
+		td, ok := d.describe(true)
+		done := ok && len(td.Shards) > 0
+		for _, s := range td.Shards {
+			if !done {
+				break
+			}
+			var list []pageapi.TimelineInfo
+			ctx, cancel := clock.WithTimeout(d.env.Clock, context.Background(), opTimeout)
+			_, err := net.DialHTTP{Net: d.env.Net, Addr: psHTTP(int(*s.NodeAttached))}.Do(ctx,
+				&net.HTTPRequest{Method: "GET", Path: "/v1/tenant/" + s.TenantShardID.String() + "/timeline"}, nil, &list)
+			cancel()
+			done = err == nil && len(list) == 1 && list[0].RemoteConsistentLSN > 0
+		}
+		if done {
+			return nil
+		}
+		d.c.w.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%w: the tenant's shards uploaded no index within a minute", ErrNoProgress)
+}
+
 // targets are the counts the seed splits to, in order.
 func (d *driver) targets() []shard.ShardCount {
 	if d.c.initial == 0 {

@@ -201,6 +201,9 @@ func run(w *sim.World) error {
 	}
 	c.comp = &compute{c: c}
 	w.AddNode(computeID, c.comp.start)
+	if err := d.waitUploaded(); err != nil {
+		return err
+	}
 
 	nem := sim.Nemesis{
 		Crashable:     append([]string{controllerID}, pss...),
