@@ -132,7 +132,11 @@ func run(w *sim.World) error {
 	c.o = newObserver(c)
 	nSK := sim.Swarm(w, "safekeepers", []int{1, 3}[rng.IntN(2)])
 	c.nPS = sim.Swarm(w, "pageservers", 2+rng.IntN(2))
-	c.initial = shard.ShardCount(sim.Swarm(w, "initial_shards", []int{0, 2}[rng.IntN(2)]))
+	initial := []int{0, 2}[rng.IntN(2)]
+	if w.Bug(BugRouteWithParentStripe) {
+		initial = 0 // the bug needs a split that changes the stripe
+	}
+	c.initial = shard.ShardCount(sim.Swarm(w, "initial_shards", initial))
 	c.stripe = sim.Swarm(w, "stripe_pages", uint32(1+rng.IntN(4)))
 	if c.initial == 0 && (rng.IntN(2) == 0 || w.Bug(BugRouteWithParentStripe)) {
 		c.newStripe = c.stripe + uint32(1+rng.IntN(3))
