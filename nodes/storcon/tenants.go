@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/layer"
@@ -240,6 +241,10 @@ func (s *Service) createTenant(ctx context.Context, req storconapi.TenantCreateR
 	return s.awaitCreated(ctx, t, keys)
 }
 
+// InsertReadBackTimeout bounds reading a tenant's rows back after an
+// insert whose outcome is unknown.
+const InsertReadBackTimeout = 10 * time.Second
+
 // insertShardRows inserts tenant t's rows in one transaction and returns
 // them as stored. An error other than the store's argument classes leaves
 // the outcome unknown (the commit may have happened, its answer lost), and
@@ -247,7 +252,11 @@ func (s *Service) createTenant(ctx context.Context, req storconapi.TenantCreateR
 // rows are read back, and if every row is stored as asked (its generation
 // at least the one asked for) the insert counts as done. Rows that exist
 // with other values are a conflict; rows that are not there return the
-// insert's error.
+// insert's error. The read-back decides what memory holds, so it does not
+// depend on the caller: a broken connection that lost the insert's answer
+// often ended the caller's request too, and rows left stored but not in
+// memory would stay there until a restart. It is bounded by
+// InsertReadBackTimeout.
 func (s *Service) insertShardRows(ctx context.Context, t shard.TenantID, rows []persist.TenantShard) ([]persist.TenantShard, error) {
 	err := s.store.InsertTenantShards(ctx, rows)
 	switch {
@@ -256,7 +265,9 @@ func (s *Service) insertShardRows(ctx context.Context, t shard.TenantID, rows []
 	case errors.Is(err, persist.ErrInvalid), errors.Is(err, persist.ErrConflict), errors.Is(err, persist.ErrGenerationExhausted):
 		return nil, err
 	}
-	have, rerr := s.store.TenantShards(ctx, t)
+	rctx, cancel := clock.WithTimeout(s.clk, context.WithoutCancel(ctx), InsertReadBackTimeout)
+	defer cancel()
+	have, rerr := s.store.TenantShards(rctx, t)
 	if rerr != nil {
 		s.log.Error("insert outcome unknown and the rows unreadable", "tenant_id", t, "err", err, "read_err", rerr)
 		return nil, err

@@ -87,7 +87,10 @@
 // where one process's memory can fall behind what the other stored.
 //
 //   - Every call is one request, never retried by the client (an
-//     increment sent twice issues two generations).
+//     increment sent twice issues two generations). Once sent it runs to
+//     its answer within RemoteConfig.CallTimeout even if the caller's
+//     context ends: like the embedded store, which finishes a write it
+//     started, cancelling the caller does not make an outcome unknown.
 //   - Values cross the wire exactly: ids field by field (so an invalid one
 //     still reaches the store, which refuses it as every store does), and
 //     text byte for byte (base64 when it is not valid UTF-8).

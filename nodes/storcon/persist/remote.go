@@ -51,8 +51,9 @@ func (c RemoteConfig) Validate() error {
 // Remote is a Store whose state lives in a Server reached over the net
 // seam: several controller processes can share one, as they share one
 // PostgreSQL database in production. Each call is one request (never
-// retried: an increment sent twice would issue two generations); the
-// argument classes come back as themselves, anything else as
+// retried: an increment sent twice would issue two generations), bounded
+// by RemoteConfig.CallTimeout and not by the caller's context once sent;
+// the argument classes come back as themselves, anything else as
 // ErrUnreachable. Safe for concurrent use.
 type Remote struct {
 	clk clock.Clock
@@ -91,7 +92,11 @@ func (r *Remote) call(ctx context.Context, route string, in, out any) error {
 	if err := ctx.Err(); err != nil {
 		return err // nothing was sent
 	}
-	ctx, cancel := clock.WithTimeout(r.clk, ctx, r.cfg.CallTimeout)
+	// Once sent, a call runs to its answer (within CallTimeout) even if
+	// the caller's context ends meanwhile: abandoning it would turn a
+	// definite outcome into an unknown one, and the embedded store, too,
+	// finishes a write it has started.
+	ctx, cancel := clock.WithTimeout(r.clk, context.WithoutCancel(ctx), r.cfg.CallTimeout)
 	defer cancel()
 	method, path, _ := strings.Cut(route, " ")
 	if _, err := r.hc.Do(ctx, &net.HTTPRequest{Method: method, Path: path}, in, out); err != nil {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk"
+	"github.com/stratadb/strata/engine/layer"
+	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/httpx"
 	"github.com/stratadb/strata/nodes/storcon/persist"
@@ -229,5 +231,46 @@ func TestRemoteServerReopensFailedStore(t *testing.T) {
 	}
 	if got, node, err := r.Generation(ctx, row.ID); err != nil || got != g || node != 2 {
 		t.Fatalf("stored generation %d node %d (%v), want %d node 2", got, node, err, g)
+	}
+}
+
+// slowStore delays every increment, so a caller can give up while one is
+// under way on the server.
+type slowStore struct {
+	persist.Store
+	delay time.Duration
+}
+
+func (s slowStore) IncrementGeneration(ctx context.Context, id shard.TenantShardID, node persist.NodeID) (layer.Generation, error) {
+	time.Sleep(s.delay)
+	return s.Store.IncrementGeneration(ctx, id, node)
+}
+
+// TestRemoteCallOutlivesCallerCancel: a caller whose context ends while
+// its increment is under way still gets the increment's real outcome —
+// cancelling the caller must not make a definite outcome unknown (the
+// controller would then hold a generation the store has moved past).
+func TestRemoteCallOutlivesCallerCancel(t *testing.T) {
+	clk := clock.NewReal()
+	fsys := simdisk.New(simdisk.Options{})
+	srv := persist.NewServer(clk, nil, func() (persist.Store, error) {
+		ds, err := persist.OpenDisk(clk, fsys, "storcon", persist.DiskConfig{})
+		return slowStore{Store: ds, delay: 200 * time.Millisecond}, err
+	})
+	defer srv.Close()
+	rt := net.NewRouter()
+	srv.Register(rt)
+	ts := httptest.NewServer(httpx.Router(rt))
+	defer ts.Close()
+	r := newRemote(t, httpx.Client{Base: ts.URL})
+	row := persisttest.Tenant(1, 0)[0]
+	if err := r.InsertTenantShards(context.Background(), []persist.TenantShard{row}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	g, err := r.IncrementGeneration(ctx, row.ID, 1)
+	if err != nil || g != 1 {
+		t.Fatalf("increment whose caller gave up while it ran: %d, %v; want its outcome, generation 1", g, err)
 	}
 }
