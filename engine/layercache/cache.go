@@ -72,6 +72,9 @@ type Cache struct {
 	mu   sync.Mutex // guards the fields below and every Handle's; never held across I/O
 	idle handleList // open and unpinned, least recently released first
 	st   Stats
+	// tick counts Acquires across the cache: a handle's lastUse orders
+	// every file of the node by recency, open or not (Handle.LastUse).
+	tick uint64
 }
 
 // New returns an empty cache.
@@ -106,6 +109,10 @@ type Handle struct {
 	idle       bool
 	opened     bool // opened once: the next open is a reopen
 	removed    bool
+	// opening counts Acquires running the opener for h now.
+	opening int
+	// lastUse is c.tick at the last Acquire (0: never acquired).
+	lastUse uint64
 }
 
 // Add registers a file opened by open. Nothing is opened until Acquire.
@@ -150,10 +157,12 @@ func (h *Handle) Acquire() (io.Closer, error) {
 	if c.st.Open > c.max {
 		c.st.OverLimit++ // every open file is pinned (or being opened)
 	}
+	h.opening++
 	c.mu.Unlock()
 
 	f, err := h.open()
 	c.mu.Lock()
+	h.opening--
 	switch {
 	case err != nil:
 		c.st.Open--
@@ -254,6 +263,44 @@ func (h *Handle) Remove() error {
 	return err
 }
 
+// CloseIfIdle closes h's file if nobody holds it: no pin and no Acquire
+// opening it now. It reports whether h is then closed and unused (false
+// also for a removed handle). The cache cannot keep a new Acquire from
+// opening h right after; a caller that must change the file underneath
+// (engine/timeline evicting a downloaded layer file) makes its opener
+// take a lock of its own, holds that lock across CloseIfIdle and the
+// change, and so makes such an Acquire wait for it.
+func (h *Handle) CloseIfIdle() bool {
+	c := h.c
+	c.mu.Lock()
+	if h.removed || h.pins > 0 || h.opening > 0 {
+		c.mu.Unlock()
+		return false
+	}
+	f := h.f
+	h.f = nil
+	if h.idle {
+		c.idle.remove(h)
+		h.idle = false
+	}
+	c.mu.Unlock()
+	if f != nil {
+		c.closeAll([]io.Closer{f})
+	}
+	return true
+}
+
+// LastUse orders handles by their last Acquire across the whole cache
+// (a larger value is more recent; 0 is never acquired): the order in
+// which a node evicts whole files from its disk, least recently used
+// first.
+func (h *Handle) LastUse() uint64 {
+	c := h.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return h.lastUse
+}
+
 // pinLocked pins an open h, taking it off the idle list.
 func (c *Cache) pinLocked(h *Handle) {
 	if h.idle {
@@ -262,6 +309,8 @@ func (c *Cache) pinLocked(h *Handle) {
 	}
 	h.pins++
 	c.st.Pinned++
+	c.tick++
+	h.lastUse = c.tick
 }
 
 // evictLocked takes least recently used idle files off their handles until

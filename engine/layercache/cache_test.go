@@ -452,3 +452,71 @@ func TestConcurrentAcquire(t *testing.T) {
 	}
 	t.Logf("%d surplus opens", surplus)
 }
+
+// TestCloseIfIdle: a pinned handle or one being opened is never closed;
+// an idle open one is closed (and counted closed), a closed one reports
+// closed, a removed one does not; the next Acquire opens it again.
+func TestCloseIfIdle(t *testing.T) {
+	fs := newFiles()
+	c := newCache(t, 4)
+	h := c.Add(fs.opener(0))
+	if !h.CloseIfIdle() {
+		t.Fatal("a never opened handle is idle")
+	}
+	if _, err := h.Acquire(); err != nil {
+		t.Fatal(err)
+	}
+	if h.CloseIfIdle() {
+		t.Fatal("closed a pinned handle")
+	}
+	if fs.open[0] != 1 {
+		t.Fatalf("pinned file closed: %v", fs.open)
+	}
+	h.Release()
+	if !h.CloseIfIdle() || fs.open[0] != 0 || c.Stats().Open != 0 {
+		t.Fatalf("idle handle not closed: open %v, stats %+v", fs.open, c.Stats())
+	}
+	use(t, h)
+	if st := c.Stats(); st.Reopens != 1 || fs.open[0] != 1 {
+		t.Fatalf("after CloseIfIdle the next Acquire reopens: stats %+v", st)
+	}
+	// An Acquire opening the handle: CloseIfIdle refuses until it is done.
+	var during bool
+	var h2 *Handle
+	h2 = c.Add(func() (io.Closer, error) {
+		during = h2.CloseIfIdle()
+		return fs.opener(1)()
+	})
+	if _, err := h2.Acquire(); err != nil {
+		t.Fatal(err)
+	}
+	if during {
+		t.Fatal("CloseIfIdle closed a handle while it was being opened")
+	}
+	h2.Release()
+	if err := h.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if h.CloseIfIdle() {
+		t.Fatal("a removed handle reports closed and unused")
+	}
+}
+
+// TestLastUse: the last Acquire orders handles across the cache.
+func TestLastUse(t *testing.T) {
+	fs := newFiles()
+	c := newCache(t, 1)
+	a, b := c.Add(fs.opener(0)), c.Add(fs.opener(1))
+	if a.LastUse() != 0 {
+		t.Fatal("never acquired, yet used")
+	}
+	use(t, a)
+	use(t, b)
+	if !(a.LastUse() < b.LastUse()) {
+		t.Fatalf("a %d, b %d: b was used last", a.LastUse(), b.LastUse())
+	}
+	use(t, a) // reopened (the limit of 1 closed it): still a use
+	if !(b.LastUse() < a.LastUse()) {
+		t.Fatalf("a %d, b %d: a was used last", a.LastUse(), b.LastUse())
+	}
+}

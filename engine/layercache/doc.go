@@ -23,6 +23,11 @@
 //   - Eviction order is least recently released first (an intrusive list,
 //     so it depends on no map order, and a hit allocates nothing).
 //   - A removed handle never opens again: Acquire fails with ErrRemoved.
+//   - CloseIfIdle closes a file only when no pin holds it and no Acquire
+//     is opening it: a node evicting a layer file from its disk
+//     (engine/timeline) never takes one a read is using.
+//   - LastUse orders every handle by its last Acquire across the cache
+//     (one counter per cache, so the order spans a node's tenants).
 //
 // Concurrency: safe for use from many tasks. One short mutex guards the
 // cache's state and is never held across an open or a close, so tasks of

@@ -11,7 +11,11 @@
 //   - frozen in-memory layers, each covering every key over [start, end);
 //   - historic layers (files): deltas over a key range and an LSN range
 //     [start, end), and images over a key range at one LSN X, whose LSN range
-//     is [X, X+1).
+//     is [X, X+1). The map knows a historic layer by its descriptor only:
+//     whether its file is on the local disk or still in object storage
+//     (resident or remote, engine/timeline's residency) is the Layer's
+//     business, so a download or an eviction never changes a Map; a remote
+//     layer's Collect downloads it first.
 //
 // Invariants (checked by Check, relied on by Search):
 //   - In-memory layers are newer than every historic layer: each starts at or

@@ -103,7 +103,7 @@ func (t *Timeline) compactL0(st *CompactStats) error {
 		if _, err := layer.WriteDelta(t.tenant.fs, t.dir+"/"+name.String(), kr, lr, chunk); err != nil {
 			return fail(fmt.Errorf("timeline %s: compact: write %s: %w", t.id, name, err))
 		}
-		fl, err := openFileLayer(t.tenant, t.dir, name)
+		fl, err := openFileLayer(t, name)
 		if err != nil {
 			return fail(err)
 		}
@@ -246,7 +246,7 @@ func (t *Timeline) createImages(st *CompactStats) error {
 		if _, err := layer.WriteImage(t.tenant.fs, t.dir+"/"+name.String(), p, dcl, entries); err != nil {
 			return fail(fmt.Errorf("timeline %s: write %s: %w", t.id, name, err))
 		}
-		fl, err := openFileLayer(t.tenant, t.dir, name)
+		fl, err := openFileLayer(t, name)
 		if err != nil {
 			return fail(err)
 		}

@@ -60,9 +60,10 @@
 // one added since its base nor one a branch point reserved since needs; a
 // branch point below the current cutoff is refused; a flush whose frozen
 // layer is no longer the oldest is refused with ErrConflict. After every
-// edit the layer map's Check runs (when invariants are enabled). Later
-// kinds (upload, eviction, download) add their fields to versionEdit and a
-// case with their rebase rule in Timeline.next.
+// edit the layer map's Check runs (when invariants are enabled). A new
+// kind adds its fields to versionEdit and a case with its rebase rule in
+// Timeline.next. Downloads and evictions are not edits: they change where
+// a layer's file is, not the layer set (see "Layer residency").
 //
 // Who applies: a clock.Mutex-guarded apply rather than a writer task. The
 // edit's caller must learn its outcome before it returns (Flush promises a
@@ -99,13 +100,42 @@
 // layer file for good (its last version released, a failed edit's new
 // files) removes it from the cache before the file is deleted.
 //
+// Layer residency (residency.go): with Options.Source (the pageserver's
+// object storage) a layer the metadata lists may have no local file: it
+// is remote, known in the layer map by its name like any other, and its
+// first use (a read, a compaction, Timeline.Download) downloads it. The
+// rules:
+//
+//   - A layer file is only ever read at its own name once it is complete
+//     and checked: a download goes to a temporary name, is synced, opened
+//     and checked (the layer format's header and metadata checksums, the
+//     name, the summary of an earlier open, the source's size) and only
+//     then renamed into place; Open removes a temporary file a crash left.
+//   - One download per layer at a time: a per-layer lock (fetchMu) is held
+//     across the download, so concurrent readers wait for the one under
+//     way and find the file resident.
+//   - Evict removes a local file only if the source holds the layer
+//     durably (LayerSource.Has: the pageserver's newest uploaded index
+//     names it), only while no read holds or is opening its reader
+//     (layercache.Handle.CloseIfIdle, called with fetchMu held; every open
+//     of such a layer takes fetchMu, so none starts until the file is
+//     gone), and never one an edit removed (it is deleted anyway).
+//   - Tenant.ResidentBytes counts the local files of the layers the
+//     versions hold: up on a write or download, down on an eviction or
+//     when the layer is dropped.
+//
+// Versions are not edited by residency: a layer is the same layer map
+// entry whether its file is local or not, so evictions and downloads never
+// conflict with flush, compaction or GC.
+//
 // Observing edits and installing fetched state (observe.go): with
 // Options.OnEdit set, every persisted edit is reported (kind, layers added
 // and removed, the state after it) once its metadata is durable and before
 // it is installed, so before any file it removes can be deleted; the
 // pageserver's upload queue hooks here. Stage and Install put a timeline
 // whose layer files were fetched elsewhere (object storage) in place of the
-// local one by renames, while the tenant is not open; ReadState reads a
+// local one by renames, while the tenant is not open (InstallPartial: with
+// some files left remote); ReadState reads a
 // timeline's persisted state without opening it.
 //
 // Persisted: the metadata file and the layer files. Rebuilt at start-up: the

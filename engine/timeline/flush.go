@@ -106,7 +106,7 @@ func (t *Timeline) flushFrozen(f *inmem.Layer[walrec.Value]) error {
 	} else if _, err := layer.WriteDelta(t.tenant.fs, t.dir+"/"+name.String(), allKeys(), lr, entries); err != nil {
 		return fmt.Errorf("timeline %s: flush %s: %w", t.id, name, err)
 	}
-	fl, err := openFileLayer(t.tenant, t.dir, name)
+	fl, err := openFileLayer(t, name)
 	if err != nil {
 		return err
 	}

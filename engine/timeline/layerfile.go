@@ -1,9 +1,12 @@
 package timeline
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 
+	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/engine/inmem"
 	"github.com/stratadb/strata/engine/keys"
@@ -19,12 +22,31 @@ import (
 // while the layer is idle and is reopened, and checked again, on demand.
 // Every use of the reader is bracketed by acquire and release, so the cache
 // never closes it under a read.
+//
+// With a layer source (Options.Source) the file may also be absent from
+// the local disk: the layer is known (its name places it in the layer
+// map) but remote, and the first use downloads it (residency.go).
 type fileLayer struct {
 	name layer.Name // with generation: the file name
 	desc layermap.Desc
-	// sum is what the first open found; a reopen must find the same.
+	// sum is what the first open found; a reopen must find the same. Set
+	// before anyone else knows the layer, or (for a layer first seen
+	// remote) by its first download, under fetchMu.
 	sum layer.Summary
 	h   *layercache.Handle // nil only for layers a test builds by hand
+
+	tn   *Tenant
+	tid  ID
+	path string
+	// fetchMu serializes the downloads and evictions of the file, and
+	// every open of it (so an open never finds it half evicted); nil
+	// without a layer source: the file is always local.
+	fetchMu *clock.Mutex
+	// resident: the file is on the local disk (always, without a
+	// source). size is its size in bytes when resident, else what the
+	// source says it is.
+	resident atomic.Bool
+	size     atomic.Int64
 
 	// Guarded by the timeline's mu.
 	refs     int  // versions holding the file
@@ -32,21 +54,32 @@ type fileLayer struct {
 	disposed bool // closed (and, if obsolete, being deleted)
 }
 
-// openFileLayer adds a layer file to the tenant's open-file cache and opens
-// it once, so a missing or damaged file fails now (Open, flush, compaction)
-// rather than at its first read.
-func openFileLayer(tn *Tenant, dir string, name layer.Name) (*fileLayer, error) {
-	path := dir + "/" + name.String()
-	f := &fileLayer{name: name}
+// newFileLayer makes the layer of file name in t's directory, known to
+// the tenant's open-file cache; nothing is opened.
+func newFileLayer(t *Timeline, name layer.Name) *fileLayer {
+	tn := t.tenant
+	f := &fileLayer{name: name, tn: tn, tid: t.id, path: t.dir + "/" + name.String()}
 	if name.IsDelta() {
 		f.desc = layermap.DeltaDesc(name.KeyRange, name.LSNRange.Start, name.LSNRange.End)
 	} else {
 		f.desc = layermap.ImageDesc(name.KeyRange, name.LSN())
 	}
-	fsys := tn.fs
-	f.h = tn.cache.Add(func() (io.Closer, error) { return f.open(fsys, path) })
+	if tn.source != nil {
+		f.fetchMu = clock.NewMutex(tn.clk)
+	}
+	f.h = tn.cache.Add(f.opener)
+	return f
+}
+
+// openFileLayer adds a local layer file of t to the tenant's open-file
+// cache and opens it once, so a missing or damaged file fails now (Open,
+// flush, compaction) rather than at its first read.
+func openFileLayer(t *Timeline, name layer.Name) (*fileLayer, error) {
+	f := newFileLayer(t, name)
+	f.resident.Store(true)
 	r, err := f.h.Acquire()
 	if err != nil {
+		f.resident.Store(false)
 		_ = f.h.Remove()
 		return nil, err
 	}
@@ -54,7 +87,35 @@ func openFileLayer(tn *Tenant, dir string, name layer.Name) (*fileLayer, error) 
 	// before any reopen compares with it.
 	f.sum = summaryOf(r)
 	f.h.Release()
+	f.size.Store(f.sum.FileSizeBytes)
+	t.tenant.resident.Add(f.sum.FileSizeBytes)
 	return f, nil
+}
+
+// remoteFileLayer is a layer of t whose file is not on the local disk but
+// in the tenant's layer source, size bytes: its first use downloads it.
+func remoteFileLayer(t *Timeline, name layer.Name, size int64) *fileLayer {
+	f := newFileLayer(t, name)
+	f.size.Store(size)
+	return f
+}
+
+// opener is the open-file cache's Opener of the layer: with a layer
+// source it holds fetchMu, so it never opens a file being evicted, and
+// downloads the file first if it is not resident (an eviction between
+// acquire's download and this open).
+func (f *fileLayer) opener() (io.Closer, error) {
+	if f.fetchMu == nil {
+		return f.open(f.tn.fs, f.path)
+	}
+	lock(f.fetchMu)
+	defer f.fetchMu.Unlock()
+	if !f.resident.Load() {
+		if err := f.fetchLocked(context.Background()); err != nil {
+			return nil, err
+		}
+	}
+	return f.open(f.tn.fs, f.path)
 }
 
 // open opens the file's reader and checks it: the layer package checks the
@@ -94,9 +155,18 @@ func summaryOf(r io.Closer) layer.Summary {
 	return r.(*layer.ImageReader).Summary()
 }
 
-// acquire pins the file's reader (opening it if the cache closed it): one
-// of delta and image is set. The caller must release.
+// acquire pins the file's reader (opening it if the cache closed it, and
+// downloading it first if it is remote): one of delta and image is set.
+// The caller must release.
 func (f *fileLayer) acquire() (*layer.DeltaReader, *layer.ImageReader, error) {
+	if f.fetchMu != nil && !f.resident.Load() {
+		// Downloaded before the cache counts an open file for it (the
+		// opener would download too, holding a slot of the open-file
+		// limit for the whole download).
+		if _, err := f.download(context.Background()); err != nil {
+			return nil, nil, err
+		}
+	}
 	r, err := f.h.Acquire()
 	if err != nil {
 		return nil, nil, fmt.Errorf("timeline: layer %s: %w", f.name, err)
@@ -199,6 +269,11 @@ func (f *fileLayer) appendAll(dst []layer.DeltaEntry) ([]layer.DeltaEntry, error
 func (f *fileLayer) close() error {
 	if f.h == nil {
 		return nil
+	}
+	if f.resident.Swap(false) {
+		// No longer the tenant's: its file is deleted, or stays behind a
+		// closed tenant.
+		f.tn.resident.Add(-f.size.Load())
 	}
 	return f.h.Remove()
 }

@@ -175,6 +175,14 @@ var ErrMissingLayer = errors.New("timeline: staged layer file missing")
 // be open. The layer files are checked when the tenant opens (headers
 // against names, checksums), as any listed file is.
 func Install(fsys disk.FS, dir string, id ID, st State) error {
+	return InstallPartial(fsys, dir, id, st, nil)
+}
+
+// InstallPartial is Install of a state whose layer files need not all be
+// staged: a layer remote reports true for may be missing (the tenant
+// opens it as remote: its Options.Source must have it). Nil remote
+// requires every file, as Install does.
+func InstallPartial(fsys disk.FS, dir string, id ID, st State, remote func(layer.Name) bool) error {
 	m := st.toMetadata()
 	if err := m.validate(); err != nil {
 		return fmt.Errorf("timeline %s: refusing to install: %w", id, err)
@@ -182,8 +190,11 @@ func Install(fsys disk.FS, dir string, id ID, st State) error {
 	root := timelinesDirOf(dir)
 	final := root + "/" + id.String()
 	tmp := final + tempSuffix
-	for _, n := range m.Layers {
-		if _, err := fsys.Stat(tmp + "/" + n); err != nil {
+	for _, n := range st.Layers {
+		if _, err := fsys.Stat(tmp + "/" + n.String()); err != nil {
+			if remote != nil && errors.Is(err, disk.ErrNotExist) && remote(n) {
+				continue
+			}
 			return fmt.Errorf("%w: timeline %s: %s: %w", ErrMissingLayer, id, n, err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk"
@@ -56,6 +57,13 @@ type Options struct {
 	// timeline's edits in order; it must return quickly and must not call
 	// back into the timeline's writers (Flush, Compact, GC, Delete).
 	OnEdit func(Edit)
+	// Source, if set, is where layer files that are not on the local disk
+	// come from (object storage): a layer the metadata lists whose file
+	// is missing is opened as remote if the source has it, and downloaded
+	// on its first use; Timeline.Evict removes local files the source
+	// holds. Nil: every listed file must be local (a missing one fails
+	// Open).
+	Source LayerSource
 	// KeepKey, if set, says which keys the tenant keeps when it rewrites
 	// layers: compaction leaves the others out of the L1 deltas it writes
 	// and image creation out of the images. A shard made by a split starts
@@ -84,6 +92,11 @@ type Tenant struct {
 	// cache holds the readers of the tenant's layer files (shared with
 	// other tenants when Options.LayerCache is).
 	cache *layercache.Cache
+	// source is Options.Source (nil: every layer file is local).
+	source LayerSource
+	// resident is the size of the local files of the layers the
+	// timelines' versions hold.
+	resident atomic.Int64
 
 	// createMu makes Create and Branch one at a time: both claim an id and
 	// make its directory.
@@ -124,7 +137,7 @@ func Open(o Options) (*Tenant, error) {
 		}
 	}
 	tn := &Tenant{fs: o.FS, clk: o.Clock, dir: o.Dir, cfg: cfg, gen: o.Generation, log: log, bugs: o.Bugs, onEdit: o.OnEdit, keepKey: o.KeepKey,
-		cache: cache, createMu: clock.NewMutex(o.Clock), timelines: map[ID]*Timeline{}}
+		cache: cache, source: o.Source, createMu: clock.NewMutex(o.Clock), timelines: map[ID]*Timeline{}}
 	root := tn.timelinesDir()
 	if err := disk.MkdirAllDurable(tn.fs, root); err != nil {
 		return nil, fmt.Errorf("timeline: create %s: %w", root, err)
@@ -263,12 +276,16 @@ func (tn *Tenant) load(id ID, m metadata) error {
 		return fmt.Errorf("timeline %s: sync dir: %w", id, err)
 	}
 	var ls []*fileLayer
+	remote := 0
 	for _, s := range m.Layers {
 		n, _ := layer.ParseName(s) // checked by decodeMetadata
-		f, err := openFileLayer(tn, t.dir, n)
+		f, err := tn.loadLayer(t, n)
 		if err != nil {
 			closeFiles(ls)
 			return fmt.Errorf("timeline %s: %w", id, err)
+		}
+		if !f.resident.Load() {
+			remote++
 		}
 		f.refs = 1 // held by the first version
 		ls = append(ls, f)
@@ -291,8 +308,23 @@ func (tn *Tenant) load(id ID, m metadata) error {
 		i, _ := slices.BinarySearch(a.cur.branchPoints, t.ancestorLSN)
 		a.cur.branchPoints = slices.Insert(a.cur.branchPoints, i, t.ancestorLSN)
 	}
-	t.log.Info("timeline loaded", "disk_consistent_lsn", m.DiskConsistentLSN, "layers", len(ls), "gc_cutoff", m.LatestGCCutoff)
+	t.log.Info("timeline loaded", "disk_consistent_lsn", m.DiskConsistentLSN, "layers", len(ls), "remote_layers", remote, "gc_cutoff", m.LatestGCCutoff)
 	return nil
+}
+
+// loadLayer opens a layer the metadata lists: its local file, or, if
+// that is missing and the source has it, a remote layer (downloaded on
+// first use). A missing file the source does not have fails Open.
+func (tn *Tenant) loadLayer(t *Timeline, n layer.Name) (*fileLayer, error) {
+	if tn.source != nil {
+		_, err := tn.fs.Stat(t.dir + "/" + n.String())
+		if errors.Is(err, disk.ErrNotExist) {
+			if size, ok := tn.source.Has(t.id, n); ok {
+				return remoteFileLayer(t, n, size), nil
+			}
+		}
+	}
+	return openFileLayer(t, n)
 }
 
 // Close releases every timeline's current version, so each layer file is

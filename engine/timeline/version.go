@@ -120,8 +120,8 @@ func (k editKind) persisted() bool { return k >= editFlush }
 // versionEdit is one change of a timeline's layer set. Edits carry what
 // changes, never a whole layer set: apply rebases each onto the current
 // version by the rules of its kind, so edits computed concurrently (a
-// flush and a GC, say) both take effect. New kinds (upload, eviction,
-// download) add their fields and a case in timeline.next.
+// flush and a GC, say) both take effect. A new kind adds its fields and a
+// case in timeline.next.
 type versionEdit struct {
 	kind editKind
 	// base is the seq of the version the edit was computed against (0:
