@@ -33,12 +33,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// bin builds the storcon, pageserver and strata binaries once and returns
-// the path of the named one.
+// bin builds the storcon, pageserver, strata, broker and safekeeper
+// binaries once and returns the path of the named one.
 func bin(t *testing.T, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-o", binDir+"/", ".", "../pageserver", "../strata")
+		cmd := exec.Command("go", "build", "-o", binDir+"/", ".", "../pageserver", "../strata", "../broker", "../safekeeper")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

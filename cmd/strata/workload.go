@@ -10,10 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,11 +29,13 @@ import (
 	"github.com/stratadb/strata/engine/walrec"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/net/grpcx"
+	"github.com/stratadb/strata/net/httpx"
 	"github.com/stratadb/strata/nodes/compute/pageclient"
 	"github.com/stratadb/strata/nodes/compute/walproposer"
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/pageserver"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
+	"github.com/stratadb/strata/nodes/storcon/storconapi"
 )
 
 func init() { register(newWorkloadCmd) }
@@ -74,11 +79,17 @@ type workloadConfig struct {
 	skipSetup                 bool
 	token                     string
 	seed                      uint64
+	// controller, when set, is the storage controller's URL: the tenant
+	// is set up through it and the shard map comes from it (hookListen:
+	// and follows its notifications).
+	controller, controllerToken string
+	hookListen, hookToken       string
 }
 
 // workloadFlags are the raw flags.
 type workloadFlags struct {
 	safekeepers, pageserver, pageserverURL, tenant, timeline, rel, startLSN, tok string
+	controller, controllerTok, hookListen, hookTok                               string
 	blocks, batch, writeBytes, fullPagePct, readsPerLSN, maxLagMiB               int
 	duration, readTimeout, progress                                              time.Duration
 	generation                                                                   int64
@@ -91,11 +102,14 @@ func (f workloadFlags) config() (workloadConfig, error) {
 		writeBytes: f.writeBytes, fullPagePct: f.fullPagePct, readsPerLSN: f.readsPerLSN, duration: f.duration,
 		readTimeout: f.readTimeout, progress: f.progress, skipSetup: f.skipSetup, token: token(f.tok), seed: f.seed,
 		maxLag: uint64(f.maxLagMiB) << 20}
-	if err := requireFlags("safekeepers", f.safekeepers, "pageserver", f.pageserver, "tenant", f.tenant, "timeline", f.timeline); err != nil {
+	if err := requireFlags("safekeepers", f.safekeepers); err != nil {
 		return c, err
 	}
-	if !f.skipSetup && f.pageserverURL == "" {
-		return c, fmt.Errorf("%w: --pageserver-http is required to attach the tenant and create the timeline (or pass --skip-setup)", errUsage)
+	if err := f.controllerConfig(&c); err != nil {
+		return c, err
+	}
+	if err := requireFlags("tenant", f.tenant, "timeline", f.timeline); err != nil {
+		return c, err
 	}
 	for _, a := range strings.Split(f.safekeepers, ",") {
 		if a = strings.TrimSpace(a); a == "" {
@@ -144,10 +158,51 @@ func (f workloadFlags) config() (workloadConfig, error) {
 	return c, nil
 }
 
+// controllerConfig checks the flags that choose where the shard map comes
+// from: --pageserver (one unsharded pageserver, as given) or --controller
+// (the controller's view of the tenant, followed through the compute hook
+// with --compute-hook-listen).
+func (f workloadFlags) controllerConfig(c *workloadConfig) error {
+	c.hookListen, c.hookToken = f.hookListen, f.hookTok
+	if c.hookListen == "" {
+		c.hookListen = os.Getenv(workloadHookListenEnv)
+	}
+	if c.hookToken == "" {
+		c.hookToken = os.Getenv(workloadHookTokenEnv)
+	}
+	if f.controller == "" {
+		switch {
+		case f.pageserver == "":
+			return fmt.Errorf("%w: --pageserver is required (or --controller)", errUsage)
+		case !f.skipSetup && f.pageserverURL == "":
+			return fmt.Errorf("%w: --pageserver-http is required to attach the tenant and create the timeline (or pass --skip-setup)", errUsage)
+		case c.hookListen != "":
+			return fmt.Errorf("%w: --compute-hook-listen needs --controller (the notifications name node ids the controller resolves)", errUsage)
+		}
+		return nil
+	}
+	if f.pageserver != "" || f.pageserverURL != "" {
+		return fmt.Errorf("%w: --controller with --pageserver or --pageserver-http: choose one (with --controller the shard map comes from the controller)", errUsage)
+	}
+	url := f.controller
+	if !strings.Contains(url, "://") {
+		url = "http://" + url
+	}
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return fmt.Errorf("%w: --controller %q: want http://host:port", errUsage, f.controller)
+	}
+	c.controller = strings.TrimSuffix(url, "/")
+	c.controllerToken = f.controllerTok
+	if c.controllerToken == "" {
+		c.controllerToken = os.Getenv(controllerTokenEnv)
+	}
+	return nil
+}
+
 func newWorkloadCmd() *cobra.Command {
 	var f workloadFlags
 	cmd := &cobra.Command{
-		Use:   "workload --safekeepers A,B,C --pageserver ADDR --pageserver-http URL --tenant T --timeline TL [--duration 10s] [--blocks N]",
+		Use:   "workload --safekeepers A,B,C (--pageserver ADDR --pageserver-http URL | --controller URL [--compute-hook-listen ADDR]) --tenant T --timeline TL [--duration 10s] [--blocks N]",
 		Short: "Write page records through the safekeepers and verify every page read back from the pageserver",
 		Long: `workload is a compute-side driver. It attaches the tenant and creates the
 timeline on the pageserver if they are missing (--skip-setup: don't), then
@@ -161,11 +216,12 @@ reads the blocks from the pageserver at it (the pageserver waits for its
 ingest). Every page read is compared with the workload's own model (the redo
 of what it committed). The writer stays at most --max-lag-mib MiB of WAL
 ahead of the last LSN read back, so the rates printed are what the whole
-path (commit, ingest, read) sustains. At the end it waits for the last
-commit, reads every block and the relation's size at it, reads a sample of
-64 earlier LSNs' checks again (a pageserver restarted meanwhile must still
-answer them the same; one refused as below the GC cutoff is skipped), and
-prints a summary.
+path (commit, ingest, read) sustains. Writing ends when --duration has
+passed or at the first SIGINT or SIGTERM (a second one aborts). Then it
+waits for the last commit, reads every block and the relation's size at
+it, reads a sample of 64 earlier LSNs' checks again (a pageserver
+restarted meanwhile must still answer them the same; one refused as below
+the GC cutoff is skipped), and prints a summary.
 
 Pages are read through the compute's page client (nodes/compute/pageclient:
 pooled, pipelined GetPages streams, answers checked against their requests),
@@ -173,10 +229,34 @@ which retries reads that fail because the pageserver is unreachable for
 --read-timeout; reads the pageserver fails because its ingest is behind are
 retried for --read-timeout too (so a pageserver or safekeeper may be
 restarted meanwhile). A page that differs from the model is a mismatch: it
-is printed, and the workload exits non-zero.`,
+is printed, and the workload exits non-zero.
+
+With --controller (a storage controller's URL) instead of --pageserver,
+the tenant and timeline are set up through the controller (an unknown
+tenant is created unsharded; --skip-setup: neither is created), and the
+page client's shard map is the controller's view of the tenant: each
+shard's attached node, its page service address from the controller's
+node list. With --compute-hook-listen ADDR the workload is also the
+compute the controller notifies (run the controller with
+-compute-hook-url http://ADDR): every notify-attach — after a shard
+split, a migration, a re-attach — becomes the page client's new map, each
+change is printed, and the summary counts them. Reads in flight finish on
+the old map; a pageserver still answers requests addressed to a split
+parent from its children. The same address serves /metrics (the page
+client's strata_pageclient_* and the walproposer's collectors, among
+them strata_pageclient_shard_count and
+strata_pageclient_shard_map_updates_total). The hook checks the bearer
+token of --compute-hook-token (default $` + workloadHookTokenEnv + `) if
+one is set: the controller's -compute-hook-token.`,
 		Example: `  strata workload --safekeepers 127.0.0.1:5451,127.0.0.1:5452,127.0.0.1:5453 \
     --pageserver 127.0.0.1:6400 --pageserver-http http://127.0.0.1:9898 \
-    --tenant 0a0b0c0d0e0f00010203040506070809 --timeline f0e0d0c0b0a090807060504030201000 --duration 10s`,
+    --tenant 0a0b0c0d0e0f00010203040506070809 --timeline f0e0d0c0b0a090807060504030201000 --duration 10s
+
+  # Through a storage controller started with -compute-hook-url http://127.0.0.1:7000;
+  # meanwhile: strata ctl tenants split 0a0b0c0d0e0f00010203040506070809 --shard-count 4
+  strata workload --safekeepers 127.0.0.1:5451,127.0.0.1:5452,127.0.0.1:5453 \
+    --controller http://127.0.0.1:1234 --compute-hook-listen 127.0.0.1:7000 \
+    --tenant 0a0b0c0d0e0f00010203040506070809 --timeline f0e0d0c0b0a090807060504030201000 --duration 60s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := f.config()
@@ -189,8 +269,12 @@ is printed, and the workload exits non-zero.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.safekeepers, "safekeepers", "", "safekeeper addresses, comma-separated (required)")
-	fl.StringVar(&f.pageserver, "pageserver", "", "page service address host:port (required)")
-	fl.StringVar(&f.pageserverURL, "pageserver-http", "", "pageserver management API URL (required unless --skip-setup)")
+	fl.StringVar(&f.pageserver, "pageserver", "", "page service address host:port of the unsharded tenant (required unless --controller)")
+	fl.StringVar(&f.pageserverURL, "pageserver-http", "", "pageserver management API URL (required with --pageserver unless --skip-setup)")
+	fl.StringVar(&f.controller, "controller", "", "storage controller URL, http://host:port: set up the tenant through it and take the shard map from it (instead of --pageserver)")
+	fl.StringVar(&f.controllerTok, "controller-token", "", "JWT for the controller (scope admin) (default $"+controllerTokenEnv+")")
+	fl.StringVar(&f.hookListen, "compute-hook-listen", "", "with --controller: serve the compute hook (PUT "+storconapi.NotifyAttachPath+") and /metrics on this host:port (default $"+workloadHookListenEnv+")")
+	fl.StringVar(&f.hookTok, "compute-hook-token", "", "bearer token the compute hook requires (default $"+workloadHookTokenEnv+"; empty: none)")
 	fl.StringVar(&f.tenant, "tenant", "", "tenant id, 32 hex digits (required)")
 	fl.StringVar(&f.timeline, "timeline", "", "timeline id, 32 hex digits (required)")
 	fl.StringVar(&f.rel, "rel", "1663/5/16384", "relation the pages belong to, spc/db/rel[/fork]")
@@ -204,7 +288,7 @@ is printed, and the workload exits non-zero.`,
 	fl.DurationVar(&f.readTimeout, "read-timeout", time.Minute, "how long a read is retried while the pageserver is unreachable or behind")
 	fl.DurationVar(&f.progress, "progress", time.Second, "print progress this often (0: never)")
 	fl.StringVar(&f.startLSN, "start-lsn", walproposer.DefaultStartLSN.String(), "LSN the timeline's WAL starts at (the created timeline's init_lsn and the walproposer's start)")
-	fl.Int64Var(&f.generation, "generation", 1, "generation to attach the tenant at, if it is not attached")
+	fl.Int64Var(&f.generation, "generation", 1, "generation to attach the tenant at, if it is not attached (with --pageserver)")
 	fl.BoolVar(&f.skipSetup, "skip-setup", false, "do not attach the tenant or create the timeline")
 	fl.StringVar(&f.tok, "token", "", "JWT for the pageserver (scope admin, or tenant for reads only with --skip-setup) (default $"+tokenEnv+")")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the records and reads (0: from the clock; printed)")
@@ -222,6 +306,10 @@ type workloadSummary struct {
 	FinalBlocksVerified   int
 	RecordsPerSec, MiBSec float64
 	PagesPerSec           float64
+	// MapUpdates is the shard map updates the page client applied; Shards
+	// the shards of its map at the end.
+	MapUpdates int64
+	Shards     int
 }
 
 // readCheck is a set of blocks to read at an LSN and the pages the model
@@ -499,11 +587,32 @@ func (w *workload) progressLoop(ctx context.Context, start time.Time, every time
 			if st, err := w.wp.Status(ctx); err == nil {
 				commit = st.CommitLSN
 			}
-			w.printf("%5.1fs  records %8d (%6.0f/s)  WAL %7.1f MiB (%5.1f MiB/s)  commit %-11s read at %-11s pages read %7d (%5.0f/s)  retries %d  mismatches %d\n",
+			w.printf("%5.1fs  records %8d (%6.0f/s)  WAL %7.1f MiB (%5.1f MiB/s)  commit %-11s read at %-11s pages read %7d (%5.0f/s)  retries %d  mismatches %d  shards %d\n",
 				now.Sub(start).Seconds(), rec, float64(rec-lastRec)/dt, float64(b)/(1<<20), float64(b-lastBytes)/(1<<20)/dt,
-				commit, lsn.LSN(w.verified.Load()), pages, float64(pages-lastPages)/dt, w.totalRetries(), w.mismatches.Load())
+				commit, lsn.LSN(w.verified.Load()), pages, float64(pages-lastPages)/dt, w.totalRetries(), w.mismatches.Load(), w.pc.ShardMap().Shards())
 			lastRec, lastBytes, lastPages, last = rec, b, pages, now
 		}
+	}
+}
+
+// onInterrupt waits for stop (the command's context) to end while ctx (the
+// run's) lasts; then it says the writing stops, and cancels the run at the
+// next SIGINT or SIGTERM.
+func (w *workload) onInterrupt(stop, ctx context.Context, cancel context.CancelFunc) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-stop.Done():
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	w.printf("interrupted: writing stops; reading back what was written (interrupt again to abort)\n")
+	select {
+	case <-ctx.Done():
+	case <-sig:
+		w.printf("interrupted again: aborting\n")
+		cancel()
 	}
 }
 
@@ -522,7 +631,26 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 	w := &workload{cfg: cfg, out: out, log: log, rng: rand.New(rand.NewPCG(cfg.seed, 2)), histRng: rand.New(rand.NewPCG(cfg.seed, 3)),
 		model: make([][]byte, cfg.blocks)}
 	w.printf("workload: tenant %s timeline %s, rel %v, %d blocks, seed %d\n", cfg.target.Shard, cfg.target.Timeline, cfg.rel, cfg.blocks, cfg.seed)
-	if !cfg.skipSetup {
+	initial := pageclient.ShardMap{Addrs: []string{cfg.pageserver}}
+	var api storconapi.Client
+	var resolve pageclient.Resolver
+	if cfg.controller != "" {
+		api = storconapi.Client{HTTP: httpx.Client{Base: cfg.controller}, Token: cfg.controllerToken}
+		resolve = pageclient.ControllerResolver(api)
+		sctx, cancel := context.WithTimeout(ctx, workloadControllerSetup)
+		var err error
+		if !cfg.skipSetup {
+			err = w.controllerSetup(sctx, api)
+		}
+		if err == nil {
+			initial, err = w.initialControllerMap(sctx, api, resolve)
+		}
+		cancel()
+		if err != nil {
+			return sum, fmt.Errorf("workload setup: %w", err)
+		}
+		w.printf("shard map from the controller: %s\n", initial)
+	} else if !cfg.skipSetup {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := w.setup(sctx)
 		cancel()
@@ -536,13 +664,20 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 	pcEnv := env
 	pcEnv.Rand = rand.New(rand.NewPCG(cfg.seed, 4))
 	pc, err := pageclient.New(pcEnv, pageclient.Config{Tenant: cfg.target.Shard.TenantID, Timeline: cfg.target.Timeline, Token: cfg.token,
-		CallTimeout: cfg.readTimeout, AttemptTimeout: min(pageclient.DefaultAttemptTimeout, cfg.readTimeout)},
-		pageclient.ShardMap{Addrs: []string{cfg.pageserver}})
+		CallTimeout: cfg.readTimeout, AttemptTimeout: min(pageclient.DefaultAttemptTimeout, cfg.readTimeout)}, initial)
 	if err != nil {
 		return sum, err
 	}
 	defer pc.Close()
 	w.pc = pc
+	var hook *hookServer
+	if cfg.hookListen != "" {
+		if hook, err = startHookServer(cfg.hookListen, w, cfg.hookToken, resolve, env.Metrics); err != nil {
+			return sum, err
+		}
+		defer hook.close()
+		w.printf("compute hook: listening on %s (PUT %s, /metrics)\n", hook.addr, storconapi.NotifyAttachPath)
+	}
 	var idb [4]byte
 	binary.LittleEndian.PutUint32(idb[:], uint32(time.Now().UnixNano()))
 	wp, err := walproposer.New(env, walproposer.Config{ID: fmt.Sprintf("workload-%x", idb),
@@ -555,8 +690,13 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 	defer wp.Stop()
 	w.wp = wp
 
-	ctx, cancel := context.WithCancel(ctx)
+	// The command's context ending (SIGINT or SIGTERM) ends the writing
+	// early, as --duration passing would: the reads queued, the final
+	// check and the summary go on, until a second interrupt.
+	stop := ctx
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	go w.onInterrupt(stop, ctx, cancel)
 	checks := make(chan readCheck, workloadCheckQueue)
 	readErr := make(chan error, 1)
 	go func() {
@@ -574,7 +714,7 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 		defer pcancel()
 		go w.progressLoop(pctx, start, cfg.progress)
 	}
-	end, werr := w.write(ctx, checks, start)
+	end, werr := w.write(ctx, stop, checks, start)
 	close(checks)
 	rerr := <-readErr
 	if rerr != nil {
@@ -625,7 +765,12 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 	w.printf("summary: %d pages read and compared with the model (%.0f pages/s), %d read retries; final check of all %d blocks and the size at %s, and %d earlier LSNs again (%d below the GC cutoff skipped), took %.2fs\n",
 		sum.PagesRead, sum.PagesPerSec, sum.Retries, cfg.blocks, end, histChecked, histSkipped, time.Since(readStart).Seconds())
 	st := pc.Stats()
-	w.printf("summary: page client: %d calls, %d retried by the client, %d shard map updates, map %s\n", st.Requests, st.Retries, st.MapUpdates, pc.ShardMap())
+	final := pc.ShardMap()
+	w.printf("summary: page client: %d calls, %d retried by the client, %d shard map updates, %d shards, map %s\n", st.Requests, st.Retries, st.MapUpdates, final.Shards(), final)
+	sum.MapUpdates, sum.Shards = st.MapUpdates, final.Shards()
+	if hook != nil {
+		w.printf("summary: compute hook: %d notifications for the tenant applied or unchanged\n", hook.recv.Received())
+	}
 	if sum.Mismatches > 0 {
 		w.printf("summary: %d MISMATCHES\n", sum.Mismatches)
 		return sum, fmt.Errorf("%w: %d mismatches (seed %d)", errMismatch, sum.Mismatches, cfg.seed)
@@ -634,10 +779,10 @@ func runWorkload(ctx context.Context, cfg workloadConfig, out, log io.Writer) (w
 	return sum, nil
 }
 
-// write appends until --duration has passed: the relation's size and a
-// full image of every block first, then random batches, handing the reader
-// a check after each. It returns the last end LSN.
-func (w *workload) write(ctx context.Context, checks chan<- readCheck, start time.Time) (lsn.LSN, error) {
+// write appends until --duration has passed or stop ends: the relation's
+// size and a full image of every block first, then random batches, handing
+// the reader a check after each. It returns the last end LSN.
+func (w *workload) write(ctx, stop context.Context, checks chan<- readCheck, start time.Time) (lsn.LSN, error) {
 	cfg := w.cfg
 	seq := uint64(0)
 	for i := range w.model {
@@ -661,7 +806,7 @@ func (w *workload) write(ctx context.Context, checks chan<- readCheck, start tim
 	}
 	w.verified.Store(uint64(end)) // the lag counts from here
 	recs := make([]walrec.Record, cfg.batch)
-	for time.Since(start) < cfg.duration {
+	for time.Since(start) < cfg.duration && stop.Err() == nil {
 		for i := range recs {
 			seq++
 			recs[i] = w.nextRecord(seq)
