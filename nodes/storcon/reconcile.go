@@ -471,6 +471,7 @@ func (s *Service) reconcile(ctx context.Context, j *reconcileJob) error {
 			if err := s.attach(ctx, j, c, o, want); err != nil {
 				errs = append(errs, err)
 				attachOK = false
+				s.pendingAfterFailedAttach(j.id)
 			}
 		}
 	} else if j.attached != placement.NoNode {
@@ -570,6 +571,21 @@ func (s *Service) attach(ctx context.Context, j *reconcileJob, c psClient, o pla
 	err = c.locationConfig(ctx, j.id, want)
 	s.applyObserved(j, j.attached, want, err)
 	return err
+}
+
+// pendingAfterFailedAttach sets shard id's pending compute notification
+// after an attach that failed: the node may hold the new attachment all
+// the same (the answer was lost), and the reconcile that then finds it in
+// place has no change of its own to tell compute about.
+func (s *Service) pendingAfterFailedAttach(id shard.TenantShardID) {
+	if s.hook == nil {
+		return
+	}
+	s.lock()
+	defer s.mu.Unlock()
+	if e := s.state.shards[id]; e != nil {
+		e.st.PendingComputeNotification = true
+	}
 }
 
 // stillCurrent reports errStale if shard j.id's intent (attached and
