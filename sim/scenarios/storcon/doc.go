@@ -14,18 +14,37 @@
 // generation (with that pageserver cut off from the controller for a
 // while).
 //
+// Half the seeds (shared_db) keep the controller's state in a database
+// that several controller processes share, as PostgreSQL is shared in
+// production: persist.Remote to a persist.Server on a "db" node (a
+// crash-safe DiskStore on that node's disk). There one to three
+// leadership hand-overs run (handover.go): the other controller slot
+// starts a controller whose real start-up asks the running one to step
+// down. In a clean hand-over the old one steps down (503 to everything
+// from then on) and the pageservers, whose control-plane address still
+// leads to it, move over at random moments; if it cannot be reached, the
+// orchestrator stops it. In a fenced one a partition leaves the old
+// controller with a minority of the pageservers, away from the new one,
+// the database and the compute hook; the new one gives up on it, moves
+// the minority's attached shards with new generations, and the old one,
+// its memory behind the database, keeps answering the minority and the
+// prober until it is stopped.
+//
 // The checkers watch three wires through spies (net.HTTPClient wrappers
-// that only record): the controller's calls to pageservers, its compute
-// notifications, and the pageservers' re-attach upcalls; and they poll the
-// pageservers' locations, the controller's tenant descriptions and its
-// validate upcall.
+// that only record): the controllers' calls to pageservers, their compute
+// notifications, and the pageservers' re-attach upcalls; they poll the
+// pageservers' locations, the leader's tenant descriptions and the
+// validate upcall of every controller a pageserver may reach; and the
+// shared database's own store reports every generation it commits.
 //
 //   - Generations (ErrGeneration): every generation a shard is handed (a
 //     location_config with a generation above every earlier one, a
 //     re-attach answer) is strictly higher than every generation of the
 //     shard seen before; one generation never reaches two nodes; across
 //     controller restarts the controller never describes or validates a
-//     generation below one already handed out.
+//     generation below one already handed out, and no controller validates
+//     a generation below the one the shared database held when the call
+//     was made.
 //   - Split brain (ErrSplitBrain): the generations pageservers hold in an
 //     attached mode are validated in one call; two nodes holding a shard
 //     in AttachedSingle are never both valid.

@@ -16,8 +16,9 @@ import (
 var (
 	// ErrGeneration: a generation was handed out that is not strictly
 	// higher than every generation of the shard before it, the same
-	// generation reached two nodes, or the controller reported or
-	// validated a generation below one it had already handed out.
+	// generation reached two nodes, or a controller reported or validated
+	// a generation below one already handed out (or validated one below
+	// the shared database's).
 	ErrGeneration = errors.New("storcon scenario: generation not strictly increasing")
 	// ErrSplitBrain: two pageservers held one shard in AttachedSingle
 	// with generations the controller validated at once.
@@ -71,6 +72,10 @@ type observer struct {
 	maxSeen map[shard.TenantShardID]uint32
 	// owner is the node each generation was first seen with.
 	owner map[genKey]uint64
+	// dbGen is the highest generation of each shard the shared database
+	// committed (shared-database seeds): ground truth, recorded by the
+	// database's own store as it commits.
+	dbGen map[shard.TenantShardID]uint32
 
 	// locs is what each node was last told (see told). A crash keeps it:
 	// the disk keeps the location, and the node's re-attach replaces it.
@@ -93,7 +98,7 @@ type observer struct {
 
 func newObserver(w *sim.World, m *model) *observer {
 	return &observer{w: w, m: m,
-		maxSeen: map[shard.TenantShardID]uint32{}, owner: map[genKey]uint64{},
+		maxSeen: map[shard.TenantShardID]uint32{}, owner: map[genKey]uint64{}, dbGen: map[shard.TenantShardID]uint32{},
 		locs: map[uint64]map[shard.TenantShardID]told{}, putVersion: map[nodeShard]uint64{}, putsInFlight: map[nodeShard]int{},
 		everAttached: map[nodeShard]bool{}}
 }
@@ -126,6 +131,15 @@ func (o *observer) seen(id shard.TenantShardID, node uint64, gen uint32, source 
 // snapshot copies maxSeen for the shards of ids (taken when a request is
 // sent; the answer is checked against it).
 func (o *observer) snapshot() map[shard.TenantShardID]uint32 { return maps.Clone(o.maxSeen) }
+
+// dbCommitted records that the shared database committed generation gen
+// of id.
+func (o *observer) dbCommitted(id shard.TenantShardID, gen uint32) {
+	o.dbGen[id] = max(o.dbGen[id], gen)
+}
+
+// dbSnapshot copies dbGen (taken when a validate is sent).
+func (o *observer) dbSnapshot() map[shard.TenantShardID]uint32 { return maps.Clone(o.dbGen) }
 
 // --- what the controller sends to pageservers --------------------------
 
@@ -307,11 +321,15 @@ func (o *observer) describedShard(sd storconapi.ShardDescribe, before map[shard.
 	o.seen(id, sd.GenerationNode, g, "describe")
 }
 
-// validatedBatch checks a validate answer for the pairs asked, sent when
-// before was the state. A generation below one handed out earlier must be
-// invalid, and at most one generation of a shard may be valid; holders
-// maps each pair to the nodes holding it in AttachedSingle.
-func (o *observer) validatedBatch(req storconapi.ValidateRequest, resp storconapi.ValidateResponse, before map[shard.TenantShardID]uint32, holders map[genKey][]uint64) {
+// validatedBatch checks controller ctl's validate answer for the pairs
+// asked, sent when before was the state and dbBefore the shared database's
+// generations. A generation below one handed out earlier must be invalid,
+// and so must one the database had already moved past: a controller that
+// reads the store after the call arrived cannot find it current (checking
+// at the answer instead would blame a read that preceded a concurrent
+// increment). At most one generation of a shard may be valid; holders maps
+// each pair to the nodes holding it in AttachedSingle.
+func (o *observer) validatedBatch(ctl string, req storconapi.ValidateRequest, resp storconapi.ValidateResponse, before, dbBefore map[shard.TenantShardID]uint32, holders map[genKey][]uint64) {
 	// Match answers to the asked pairs: the controller answers each known
 	// pair once, in request order.
 	i := 0
@@ -333,8 +351,13 @@ func (o *observer) validatedBatch(req storconapi.ValidateRequest, resp storconap
 		gens := validGen[id]
 		for _, g := range gens {
 			if prev := before[id]; g < prev {
-				o.fail(fmt.Errorf("%w: at %s the controller validated shard %s generation %d, below generation %d handed to node %d before the call",
-					ErrGeneration, o.now(), id, g, prev, o.owner[genKey{id, prev}]))
+				o.fail(fmt.Errorf("%w: at %s controller %s validated shard %s generation %d, below generation %d handed to node %d before the call",
+					ErrGeneration, o.now(), ctl, id, g, prev, o.owner[genKey{id, prev}]))
+				return
+			}
+			if db := dbBefore[id]; g < db {
+				o.fail(fmt.Errorf("%w: at %s controller %s validated shard %s generation %d, but the shared database held generation %d before the call",
+					ErrGeneration, o.now(), ctl, id, g, db))
 				return
 			}
 		}
@@ -345,8 +368,8 @@ func (o *observer) validatedBatch(req storconapi.ValidateRequest, resp storconap
 		slices.Sort(nodes)
 		nodes = slices.Compact(nodes)
 		if len(nodes) > 1 {
-			o.fail(fmt.Errorf("%w: at %s shard %s is AttachedSingle on nodes %v and the controller validated generations %v in one call",
-				ErrSplitBrain, o.now(), id, nodes, gens))
+			o.fail(fmt.Errorf("%w: at %s shard %s is AttachedSingle on nodes %v and controller %s validated generations %v in one call",
+				ErrSplitBrain, o.now(), id, nodes, ctl, gens))
 			return
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,13 +20,12 @@ import (
 	"github.com/stratadb/strata/sim/simnet"
 )
 
-// Planted bug names (storcon.Bugs). BugValidateMemoryOnly is wired but not
-// declared in Scenario().Bugs: with one controller whose memory takes each
-// generation right after the store does (no task can run in between),
-// validating from memory answers exactly what validating from the store
-// would, so no checker can see it; it becomes catchable only once
-// something can leave memory behind the store (a second controller
-// sharing the database).
+// Planted bug names (storcon.Bugs). BugValidateMemoryOnly needs a second
+// controller process: with one, memory takes each generation right after
+// the store does, so validating from memory answers what validating from
+// the store would; it is caught in the shared-database seeds, where a
+// fenced hand-over leaves an old controller running with memory the
+// database has moved past (handover.go).
 const (
 	BugGenerationPersistAfterAttach = "storcon-generation-persist-after-attach"
 	BugReAttachNoBump               = "storcon-reattach-no-bump"
@@ -34,13 +34,11 @@ const (
 	BugDrainDetachFirst             = "storcon-drain-detach-first"
 )
 
-// Node ids and addresses.
+// Node ids and addresses (the controllers': ctlID, ctlAddr).
 const (
-	controllerID   = "storcon"
-	controllerAddr = "storcon:1234"
-	hookID         = "compute-hook"
-	hookAddr       = "compute-hook:8080"
-	clientID       = "client"
+	hookID   = "compute-hook"
+	hookAddr = "compute-hook:8080"
+	clientID = "client"
 )
 
 func psID(i int) string   { return fmt.Sprintf("ps-%d", i) }
@@ -62,10 +60,11 @@ func psOfAddr(addr string) uint64 {
 func Scenario() sim.Scenario {
 	return sim.Scenario{
 		Name: "storcon",
-		Doc:  "the storage controller placing sharded and unsharded tenants on 2-5 pageservers (create, delete, timelines, policies, migrate, drain, fill) under controller and pageserver crashes (incl. lost disks), partitions and slow links; generations only increase, never two valid AttachedSingle, compute told the truth, intent reached after healing",
+		Doc:  "the storage controller placing sharded and unsharded tenants on 2-5 pageservers (create, delete, timelines, policies, migrate, drain, fill) under controller and pageserver crashes (incl. lost disks), partitions and slow links, and (half the seeds) leadership hand-overs between controllers sharing a database; generations only increase, never two valid AttachedSingle, compute told the truth, intent reached after healing",
 		Bugs: []sim.Bug{
 			{Name: BugGenerationPersistAfterAttach, Doc: "a new generation is bumped in memory and sent to the pageserver before it is persisted; a controller crash in between hands the same generation out again (caught: a generation described or validated below one already handed out, or one generation on two nodes)"},
 			{Name: BugReAttachNoBump, Doc: "re-attach answers the stored generation instead of a new one (caught: a re-attach answer not above the generation the node was given before)"},
+			{Name: BugValidateMemoryOnly, Doc: "validate trusts the controller's memory and never reads the store (caught in the shared-database seeds: an old controller, fenced off during a hand-over while some pageservers still reach it, validates a generation the database had moved past before the call)"},
 			{Name: BugNotifyBeforeAllShards, Doc: "compute is notified as soon as any shard of a tenant is attached (caught: a notification that lacks some of the tenant's shards)"},
 			{Name: BugDrainDetachFirst, Doc: "a drain detaches the old location before the new one is attached (caught: a move that takes a must-stay-attached shard's only attached location away from a live node)"},
 		},
@@ -100,6 +99,22 @@ type cluster struct {
 
 	timing controllerTiming
 	bugs   storcon.Bugs
+
+	// shared: the controllers keep their state in the shared database (the
+	// db node) and leadership hand-overs run (handover.go); otherwise one
+	// controller keeps it in its embedded store.
+	shared bool
+	// leader is the controller slot whose node runs the controller; old is
+	// the slot being replaced during a hand-over (-1: none), fenced whether
+	// that hand-over cut it off. handing: hand-overs are still to come or
+	// under way.
+	leader, old     int
+	fenced, handing bool
+	// psCtl is the controller slot each pageserver's control-plane address
+	// leads to.
+	psCtl map[int]int
+	// Hand-over counts.
+	handoverCount, fencedHandovers, steppedDown int
 }
 
 // controllerTiming are the controller's intervals and timeouts, short so
@@ -109,12 +124,13 @@ type controllerTiming struct {
 	heartbeat, offlineAfter, reconcileAll time.Duration
 }
 
-func (c *cluster) controllerConfig(env node.Env) storcon.Config {
+func (c *cluster) controllerConfig(env node.Env, slot int) storcon.Config {
 	t := c.timing
 	return storcon.Config{
-		ListenAddr: controllerAddr,
+		ListenAddr: ctlAddr(slot),
 		DialPageserver: func(addr string) net.HTTPClient {
-			return psSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: addr}, node: psOfAddr(addr), afterNewGen: c.afterNewGen}
+			return psSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: addr}, node: psOfAddr(addr),
+				afterNewGen: func(node uint64, id shard.TenantShardID) { c.afterNewGen(slot, node, id) }}
 		},
 		ComputeHook:                hookSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: hookAddr}},
 		HeartbeatInterval:          t.heartbeat,
@@ -145,7 +161,7 @@ func (c *cluster) controllerConfig(env node.Env) storcon.Config {
 func (c *cluster) pageserverConfig(env node.Env, i int) ps.Config {
 	return ps.Config{
 		NodeID: uint64(i), PageAddr: psPage(i), HTTPAddr: psHTTP(i),
-		ControlPlane:    cpSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: controllerAddr}, node: uint64(i)},
+		ControlPlane:    cpSpy{o: c.o, inner: ctlClient{env: env, target: func() int { return c.psCtl[i] }}, node: uint64(i)},
 		ReAttachRetries: 1000, ReAttachBackoff: 100 * time.Millisecond, ReAttachBackoffMax: time.Second, ReAttachTimeout: 3 * time.Second,
 	}
 }
@@ -174,9 +190,9 @@ func (c *cluster) startPageserver(env node.Env, i int) error {
 	return err
 }
 
-// afterNewGen is the targeted crash: called in the controller's task once
+// afterNewGen is the targeted crash: called in controller slot's task once
 // a location_config handing out a new generation was answered.
-func (c *cluster) afterNewGen(node uint64, id shard.TenantShardID) {
+func (c *cluster) afterNewGen(slot int, node uint64, id shard.TenantShardID) {
 	if !c.safety || c.targeted >= c.maxTargeted || c.targetRand.Float64() >= c.targetProb {
 		return
 	}
@@ -185,14 +201,14 @@ func (c *cluster) afterNewGen(node uint64, id shard.TenantShardID) {
 	d := time.Duration(500+c.targetRand.IntN(4000)) * time.Millisecond
 	tear := c.targetRand.IntN(2) == 0
 	w.Log().Info("targeted crash: controller right after handing out a new generation", "node", node, "tenant_shard_id", id, "isolate", d)
-	from, to := controllerID, psID(int(node))
+	from, to := ctlID(slot), psID(int(node))
 	heal1, heal2 := w.Net().Cut(from, to), w.Net().Cut(to, from)
 	w.Go("targeted-heal", func(context.Context) {
 		w.Sleep(d)
 		heal1()
 		heal2()
 	})
-	w.Crash(controllerID, tear) // does not return
+	w.Crash(ctlID(slot), tear) // does not return
 }
 
 // diskLoss crashes a random pageserver now and then and marks its disk
@@ -214,7 +230,8 @@ func (c *cluster) diskLoss(mean time.Duration) {
 
 func run(w *sim.World) error {
 	rng := w.Rand()
-	c := &cluster{w: w, m: newModel(), wipe: map[int]bool{}, recv: computehook.NewReceiver(""), targetRand: w.NewRand("targeted-crash")}
+	c := &cluster{w: w, m: newModel(), wipe: map[int]bool{}, recv: computehook.NewReceiver(""), targetRand: w.NewRand("targeted-crash"),
+		old: -1, psCtl: map[int]int{}}
 	c.o = newObserver(w, c.m)
 	c.nPS = sim.Swarm(w, "pageservers", 2+rng.IntN(4))
 	c.timing = controllerTiming{
@@ -266,12 +283,27 @@ func run(w *sim.World) error {
 		_, err := env.Net.Listen(hookAddr, mux)
 		return err
 	})
-	ctl := w.AddNode(controllerID, func(env node.Env) error {
-		_, err := storcon.Start(env, c.controllerConfig(env))
-		return err
-	})
+	// The shared-database mode draws from its own source, so that the
+	// other seeds draw exactly what they drew before it existed.
+	srng := w.NewRand("shared-db")
+	c.shared = sim.Swarm(w, "shared_db", srng.IntN(2) == 0)
+	ctlSlots := 1
+	if c.shared {
+		ctlSlots = 2
+		db := w.AddNode(dbID, c.startDB)
+		syncLatency(db, time.Duration(1+srng.IntN(5))*time.Millisecond)
+	}
+	ctl := w.AddNode(ctlID(0), func(env node.Env) error { return c.startController(env, 0) })
 	skew(ctl)
 	syncLatency(ctl, time.Duration(1+rng.IntN(5))*time.Millisecond)
+	var ctls []string
+	for slot := range ctlSlots {
+		ctls = append(ctls, ctlID(slot))
+		if slot > 0 {
+			n := w.AddNode(ctlID(slot), func(env node.Env) error { return c.startController(env, slot) })
+			n.SetClock(time.Duration(srng.IntN(4000)-2000)*time.Millisecond, float64(srng.IntN(400)-200)*1e-6)
+		}
+	}
 	var pss []string
 	for i := 1; i <= c.nPS; i++ {
 		n := w.AddNode(psID(i), func(env node.Env) error { return c.startPageserver(env, i) })
@@ -281,16 +313,16 @@ func run(w *sim.World) error {
 	}
 	cl := w.AddNode(clientID, func(node.Env) error { return nil })
 	wl := &workload{c: c, env: cl.Env(), rng: w.NewRand("workload"),
-		api:          storconapi.Client{HTTP: net.DialHTTP{Net: cl.Env().Net, Addr: controllerAddr}},
+		api:          storconapi.Client{HTTP: ctlClient{env: cl.Env(), target: func() int { return c.leader }}},
 		unknownSince: map[shard.TenantID]time.Duration{}, outcomes: map[string]int{}}
 
 	nem := sim.Nemesis{
-		Crashable:     append([]string{controllerID}, pss...),
+		Crashable:     append(slices.Clone(ctls), pss...),
 		CrashMean:     time.Duration(2000+rng.IntN(5000)) * time.Millisecond,
 		TearProb:      rng.Float64(),
 		StopProb:      0.2 * rng.Float64(),
 		RestartAfter:  time.Duration(100+rng.IntN(1400)) * time.Millisecond,
-		Linked:        append([]string{controllerID, hookID, clientID}, pss...),
+		Linked:        append(append(slices.Clone(ctls), hookID, clientID), pss...),
 		PartitionMean: time.Duration(1+rng.IntN(5)) * time.Second,
 		PartitionFor:  time.Duration(200+rng.IntN(2000)) * time.Millisecond,
 		OneWayProb:    0.3,
@@ -312,15 +344,28 @@ func run(w *sim.World) error {
 		return err
 	}
 	w.Go("disk-loss", func(context.Context) { c.diskLoss(diskLossMean) })
+	if c.shared {
+		n := sim.Swarm(w, "handovers", 1+srng.IntN(3))
+		c.handing = true
+		w.Go("hand-overs", func(context.Context) { c.handovers(n, safety/time.Duration(n+1)) })
+	}
 	w.Sleep(safety)
 
 	w.Phase("liveness")
 	c.safety = false
+	for c.handing {
+		w.Sleep(100 * time.Millisecond) // a hand-over under way ends first
+	}
 	wl.stopped = true
 	w.HealAll()
 	err := c.liveness(wl)
 	stopPollers = true
 	c.o.stats()
 	wl.stats()
+	if c.shared {
+		sim.Stat(w, "handovers", c.handoverCount)
+		sim.Stat(w, "handovers_fenced", c.fencedHandovers)
+		sim.Stat(w, "stepped_down", c.steppedDown)
+	}
 	return err
 }

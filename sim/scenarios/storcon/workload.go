@@ -372,10 +372,12 @@ func (wl *workload) resolve(present map[shard.TenantID]storconapi.TenantDescribe
 	return nil
 }
 
-// prober polls every pageserver's locations and asks the controller to
-// validate, in one call, every generation it saw held in an attached
-// mode: a generation below one handed out earlier must be invalid, and
-// two nodes holding one shard in AttachedSingle must never both be valid.
+// prober polls every pageserver's locations and asks the controller — and,
+// during a hand-over, the old one too — to validate, in one call, every
+// generation it saw held in an attached mode: a generation below one
+// handed out earlier, or below the shared database's when the call was
+// made, must be invalid, and two nodes holding one shard in
+// AttachedSingle must never both be valid.
 func (wl *workload) prober(every time.Duration, stop *bool) {
 	w, o := wl.c.w, wl.c.o
 	for !*stop {
@@ -413,14 +415,16 @@ func (wl *workload) prober(every time.Duration, stop *bool) {
 		if len(req.Tenants) == 0 {
 			continue
 		}
-		before := o.snapshot()
-		ctx, cancel := wl.ctx()
-		resp, err := wl.api.Validate(ctx, req)
-		cancel()
-		if err != nil {
-			continue
+		// Every controller a pageserver may reach is asked: during a
+		// hand-over the old one too.
+		for _, slot := range wl.c.controllers() {
+			before, dbBefore := o.snapshot(), o.dbSnapshot()
+			resp, err := wl.validateAt(slot, req)
+			if err != nil {
+				continue
+			}
+			o.validatedBatch(ctlID(slot), req, resp, before, dbBefore, holders)
 		}
-		o.validatedBatch(req, resp, before, holders)
 	}
 }
 
