@@ -37,26 +37,32 @@ const (
 	RouteAbortSplit              = "POST /persist/v1/abort_split"
 )
 
-// remoteClasses are the error classes that cross the wire, each as its own
-// status code. Only these mean "nothing changed" (see Store); every other
-// failure reaches the caller as ErrUnreachable.
-var remoteClasses = []struct {
+// remoteClass is an error class that crosses the wire as its own status
+// code.
+type remoteClass struct {
 	class error
 	code  net.Code
-}{
-	{ErrNotFound, net.NotFound},
-	{ErrExists, net.AlreadyExists},
-	{ErrConflict, net.FailedPrecondition},
-	{ErrInvalid, net.InvalidArgument},
-	{ErrGenerationExhausted, net.OutOfRange},
-	{ErrCorrupt, net.DataLoss},
+}
+
+// remoteClasses are the classes that cross the wire. Only the argument
+// classes among them mean "nothing changed" (see Store); every other
+// failure reaches the caller as ErrUnreachable.
+func remoteClasses() []remoteClass {
+	return []remoteClass{
+		{ErrNotFound, net.NotFound},
+		{ErrExists, net.AlreadyExists},
+		{ErrConflict, net.FailedPrecondition},
+		{ErrInvalid, net.InvalidArgument},
+		{ErrGenerationExhausted, net.OutOfRange},
+		{ErrCorrupt, net.DataLoss},
+	}
 }
 
 // wireError is the server's side of the mapping: a class keeps its code and
 // the store's message (which names the class); a store that is closed or
 // failed (the server reopens it) is Unavailable; anything else Internal.
 func wireError(err error) error {
-	for _, c := range remoteClasses {
+	for _, c := range remoteClasses() {
 		if errors.Is(err, c.class) {
 			return net.Errorf(c.code, "%s", err.Error())
 		}
@@ -89,7 +95,7 @@ func (e *remoteError) Unwrap() error { return e.class }
 func fromWire(op string, err error) error {
 	var st *net.Status
 	if errors.As(err, &st) {
-		for _, c := range remoteClasses {
+		for _, c := range remoteClasses() {
 			if st.Code == c.code && strings.Contains(st.Msg, c.class.Error()) {
 				return &remoteError{class: c.class, msg: st.Msg}
 			}
