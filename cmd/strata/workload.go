@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	stdnet "net"
 	"os"
 	"os/signal"
 	"slices"
@@ -183,6 +184,11 @@ func (f workloadFlags) controllerConfig(c *workloadConfig) error {
 	}
 	if f.pageserver != "" || f.pageserverURL != "" {
 		return fmt.Errorf("%w: --controller with --pageserver or --pageserver-http: choose one (with --controller the shard map comes from the controller)", errUsage)
+	}
+	if c.hookListen != "" {
+		if _, _, err := stdnet.SplitHostPort(c.hookListen); err != nil {
+			return fmt.Errorf("%w: --compute-hook-listen %q: want host:port: %v", errUsage, c.hookListen, err)
+		}
 	}
 	url := f.controller
 	if !strings.Contains(url, "://") {
