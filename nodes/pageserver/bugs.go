@@ -24,6 +24,21 @@ type Bugs struct {
 	// does not own, from the parent's layers it started with (stale once
 	// the owner has ingested later writes), directly or when routed to.
 	ChildServesUnownedKey bool
+	// DeleteWithoutValidation: the deletion queue writes each list as
+	// validated at once and executes it without asking the controller
+	// whether the generation is still current (a stale attachment then
+	// deletes objects the new owner's index names).
+	DeleteWithoutValidation bool
+	// IndexBeforeLayers: a layer upload counts as done (and the index
+	// naming it may go out) when its Put starts, not when it succeeded;
+	// the Put finishes in the background.
+	IndexBeforeLayers bool
+	// LoadIndexAboveGeneration: attach loads the newest index of the
+	// timeline whatever its generation, instead of the newest at or below
+	// its own.
+	LoadIndexAboveGeneration bool
+	// StaleUploads: an AttachedStale location keeps uploading.
+	StaleUploads bool
 	// Engine are the page engine's own planted bugs, passed to every
 	// tenant it opens (they belong to engine/timeline, which honours them).
 	Engine timeline.Bugs

@@ -233,7 +233,8 @@ func (dq *deletionQueue) flushLocked() {
 	if dq.pendingKeys == 0 {
 		return
 	}
-	f := deletionListFile{Version: deletionVersion, Sequence: dq.next, Tenants: dq.pending, Size: dq.pendingKeys}
+	f := deletionListFile{Version: deletionVersion, Sequence: dq.next, Tenants: dq.pending, Size: dq.pendingKeys,
+		Validated: dq.rs.bugs.DeleteWithoutValidation}
 	for _, k := range slices.Sorted(maps.Keys(f.Tenants)) {
 		t := f.Tenants[k]
 		for _, tl := range slices.Sorted(maps.Keys(t.Timelines)) {
@@ -244,7 +245,7 @@ func (dq *deletionQueue) flushLocked() {
 		dq.rs.log.Warn("writing a deletion list failed; will retry", "sequence", f.Sequence, "err", err)
 		return
 	}
-	dq.lists = append(dq.lists, &deletionList{file: f})
+	dq.lists = append(dq.lists, &deletionList{file: f, validated: f.Validated})
 	dq.next++
 	dq.pending, dq.pendingKeys = map[string]*deletionTenantFile{}, 0
 	dq.rs.validator.kick()

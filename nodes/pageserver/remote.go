@@ -52,6 +52,8 @@ type remoteStorage struct {
 	downloads *clock.Semaphore
 	validator *validator
 	deletions *deletionQueue
+	// bugs are the planted defects of remote storage (Config.Bugs).
+	bugs Bugs
 }
 
 // newRemoteStorage sets up remote storage over store (wrapped by
@@ -240,6 +242,7 @@ func (n *Node) startRemote() error {
 		return err
 	}
 	rs.validator.localGen = n.tenants.localGen
+	rs.bugs = n.cfg.Bugs
 	if err := rs.deletions.load(); err != nil {
 		return err
 	}

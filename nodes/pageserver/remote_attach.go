@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -93,7 +94,11 @@ func (m *tenantManager) prepareRemote(ctx context.Context, ts *tenantShard, gen 
 	found := map[shard.TimelineID]*remoteTimeline{}
 	var deleted []shard.TimelineID
 	for _, tid := range ids {
-		ip, g, err := remote.DownloadIndex(ctx, rs.retrier, rs.store, rs.layout, ts.id, tid, gen)
+		loadGen := gen
+		if rs.bugs.LoadIndexAboveGeneration {
+			loadGen = math.MaxUint32 // planted: whatever the generation
+		}
+		ip, g, err := remote.DownloadIndex(ctx, rs.retrier, rs.store, rs.layout, ts.id, tid, loadGen)
 		if errors.Is(err, remote.ErrNoIndex) {
 			// Objects, but no index at or below our generation (layers
 			// whose index never made it, or a newer attachment's only).
