@@ -1,6 +1,7 @@
 // Package remote holds the remote-storage form of a timeline: the object
 // keys of layers, indexes and heatmaps (Layout), the timeline index
-// index_part.json (IndexPart: Parse and Encode), the choice of the index a
+// index_part.json (IndexPart: Parse and Encode), a tenant shard's heatmap
+// (Heatmap: ParseHeatmap and EncodeHeatmap), the choice of the index a
 // location attached with a given generation starts from (PickIndex,
 // DownloadIndex), and the retry policy of downloads (Retrier). What each
 // of them follows is written down in docs/remote-storage.md.
@@ -26,6 +27,9 @@
 //     an index is never uploaded. For every index Encode accepts,
 //     Parse(Encode(ip)) equals ip with Version set to CurrentVersion.
 //   - PickIndex never chooses an index of a generation above the caller's.
+//   - ParseHeatmap ignores unknown fields, reads sizes exactly and wraps
+//     every rejection in ErrCorruptHeatmap; for every heatmap it returns,
+//     ParseHeatmap(EncodeHeatmap(h)) equals h.
 //   - A Retrier retries only transient errors (objstore.Retryable, and
 //     objstore.ErrNotFound when the caller asks), at most MaxRetries times,
 //     sleeping on the clock it was given.

@@ -15,7 +15,8 @@
 // in its Env, remote storage (remote.go: an upload queue per timeline in
 // upload_queue.go, generation validation in remote_validate.go, the
 // persisted deletion queue in deletion_queue.go, attach from object storage
-// in remote_attach.go), and shard splits (split.go: a shard's children
+// in remote_attach.go, heatmaps in heatmap.go and the warm copies of
+// Secondary locations in secondary.go), and shard splits (split.go: a shard's children
 // made on this node from hard-linked layers, committed by a marker) with
 // the routing of requests still addressed to a split parent to its local
 // children (route.go).
@@ -31,6 +32,10 @@
 //     naming it and its generation validated; remote_consistent_lsn is
 //     reported only for a generation validated after the upload; a shard
 //     attaches with all its timelines or none.
+//   - A Secondary location never serves pages (the page service answers
+//     NotFound naming the mode); it only downloads what the heatmap names.
+//     Only AttachedSingle and AttachedMulti upload a heatmap, never
+//     AttachedStale, and a heatmap names only layers already uploaded.
 //   - A shard made by a split answers only the keys it owns; a request for
 //     a split (or detached) parent is answered by the child owning each key,
 //     by the children's count and stripe, or fails Unavailable when the

@@ -142,6 +142,7 @@ func (n *Node) registerMgmt() {
 	mgmtRoute(n, pageapi.RouteUtilization, 200, func(ctx context.Context, r *net.HTTPRequest, _ struct{}) (pageapi.Utilization, error) {
 		return n.utilization(), nil
 	})
+	n.registerSecondary()
 }
 
 // utilization measures the node for the controller's scheduler.

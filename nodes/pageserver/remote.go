@@ -52,6 +52,8 @@ type remoteStorage struct {
 	downloads *clock.Semaphore
 	validator *validator
 	deletions *deletionQueue
+	// sec counts heatmap uploads and secondary downloads (heatmap.go).
+	sec *secondaryMetrics
 	// bugs are the planted defects of remote storage (Config.Bugs).
 	bugs Bugs
 }
@@ -82,6 +84,9 @@ func newRemoteStorage(clk clock.Clock, fs disk.FS, log *slog.Logger, reg prometh
 	}
 	rs := &remoteStorage{clk: clk, fs: fs, log: rlog, store: store, layout: layout, cfg: cfg, retrier: retrier,
 		metrics: metrics, tasks: tasks, downloads: clock.NewSemaphore(clk, int64(cfg.MaxConcurrentDownloads))}
+	if rs.sec, err = newSecondaryMetrics(reg); err != nil {
+		return nil, err
+	}
 	rs.deletions = newDeletionQueue(rs)
 	rs.validator = newValidator(rs, ctl)
 	return rs, nil
@@ -149,6 +154,9 @@ type remoteTenant struct {
 	mu     sync.Mutex
 	mode   pageapi.LocationMode
 	queues map[shard.TimelineID]*uploadQueue
+	// heat uploads the attachment's heatmap (heatmap.go); nil until the
+	// attach completed.
+	heat *heatmapUploader
 }
 
 func newRemoteTenant(rs *remoteStorage, id shard.TenantShardID, gen layer.Generation, mode pageapi.LocationMode) *remoteTenant {

@@ -269,6 +269,9 @@ func stateOfIndex(ip *remote.IndexPart) timeline.State {
 // with the download retry policy (a missing object is retried too: the
 // index names it), and checks its size against the index.
 func (rs *remoteStorage) downloadLayer(ctx context.Context, id shard.TenantShardID, tid shard.TimelineID, l remote.Layer, dir string) error {
+	if rs.useWarm(id, tid, l, dir) {
+		return nil // a secondary's copy, or an earlier attachment's file (secondary.go)
+	}
 	if err := rs.downloads.Acquire(ctx, 1); err != nil {
 		return err
 	}

@@ -41,6 +41,9 @@ type RemoteStorageConfig struct {
 	// ShutdownUploadTimeout bounds how long a clean shutdown waits for the
 	// upload queues to drain. Default DefaultShutdownUploadTimeout.
 	ShutdownUploadTimeout time.Duration
+	// Secondaries configures heatmap uploads and Secondary locations'
+	// downloads (heatmap.go, secondary.go).
+	Secondaries SecondaryConfig
 	// TestFailures, if above 0, wraps the store so that each distinct
 	// operation fails its first TestFailures attempts with a transient
 	// error (objstore.NewFailFirst; tests and test deployments only).
@@ -84,6 +87,7 @@ func (c RemoteStorageConfig) withDefaults() RemoteStorageConfig {
 	}
 	def(&c.DeletionFlushInterval, DefaultDeletionFlushInterval)
 	def(&c.ShutdownUploadTimeout, DefaultShutdownUploadTimeout)
+	c.Secondaries = c.Secondaries.withDefaults()
 	return c
 }
 
@@ -118,7 +122,7 @@ func (c RemoteStorageConfig) Validate() error {
 	if err := c.Download.Validate(); err != nil {
 		return fmt.Errorf("%w: RemoteStorage.Download: %v", ErrConfig, err)
 	}
-	return nil
+	return c.Secondaries.Validate()
 }
 
 // backoff is the wait before the retry that follows the failures-th

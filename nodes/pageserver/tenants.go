@@ -73,6 +73,9 @@ type tenantShard struct {
 	split *splitRecord
 	// splitFrom is the parent a split made this shard from (nil if none).
 	splitFrom *shard.TenantShardID
+	// secondary downloads the heatmap's layers while the shard is
+	// Secondary (secondary.go); nil otherwise.
+	secondary *secondaryTenant
 }
 
 func (ts *tenantShard) dir() string { return tenantsDir + "/" + ts.id.String() }
@@ -220,6 +223,7 @@ func (m *tenantManager) load() error {
 			m.log.Error("tenant shard broken", "tenant_shard_id", id, "err", ts.broken)
 			continue
 		}
+		m.setSecondary(ts, ts.conf.Mode == pageapi.ModeSecondary)
 		if ts.conf.Mode.Attached() && ts.split == nil {
 			if err := m.attach(ts); err != nil {
 				ts.broken = fmt.Errorf("%w: %v", ErrBroken, err)
@@ -365,6 +369,10 @@ func (m *tenantManager) attach(ts *tenantShard) error {
 	ts.mu.Lock()
 	ts.engine, ts.timelines, ts.broken = eng, tls, nil
 	ts.mu.Unlock()
+	if rt != nil {
+		m.startHeatmapUploader(ts, rt)
+		m.dropWarm(ts)
+	}
 	return nil
 }
 
@@ -408,6 +416,7 @@ func (m *tenantManager) detachEngine(ts *tenantShard) {
 	for _, id := range slices.SortedFunc(maps.Keys(tls), compareTimelineID) {
 		tls[id].shutdown()
 	}
+	m.setSecondary(ts, false)
 	m.stopRemote(ts)
 	if left := m.tasks.stop(context.Background(), tenantScope(ts.id)); len(left) > 0 {
 		m.log.Error("tasks outlived their tenant's shutdown", "tenant_shard_id", ts.id, "tasks", left)
@@ -565,6 +574,9 @@ func (m *tenantManager) setLocation(ctx context.Context, id shard.TenantShardID,
 		// follow it at once.
 		rt.setMode(conf.Mode)
 	}
+	// Secondary downloads run only while Secondary (stopped before an
+	// attach, which takes their copies: secondary.go).
+	m.setSecondary(ts, conf.Mode == pageapi.ModeSecondary)
 	if conf.Mode.Attached() && !running {
 		if err := m.attach(ts); err != nil {
 			ts.mu.Lock()

@@ -539,6 +539,7 @@ func (q *uploadQueue) uploadIndex(ctx context.Context, st timeline.State) error 
 	q.mu.Unlock()
 	q.log.Debug("index uploaded", "key", key, "layers", len(ip.Layers), "disk_consistent_lsn", st.DiskConsistentLSN)
 	q.rs.validator.projectRCL(q, up)
+	q.rt.heatmapChanged()
 	return nil
 }
 

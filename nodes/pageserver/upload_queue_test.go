@@ -81,7 +81,7 @@ func TestUploadLayersBeforeIndex(t *testing.T) {
 		}
 		// Order: every layer the index names was put before the index,
 		// and under the generation.
-		puts := f.store.putKeys(tsidA.String())
+		puts := f.store.putKeys(tsidA.String() + "/timelines/")
 		last := -1
 		for i, k := range puts {
 			if strings.Contains(k, remote.IndexFileName) {

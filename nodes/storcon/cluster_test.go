@@ -80,6 +80,9 @@ type clusterOpts struct {
 	// controlPlane: the pageservers re-attach to the controller at start
 	// (and register themselves through it).
 	controlPlane bool
+	// psConfig, if set, adjusts pageserver i's config and env at each
+	// start.
+	psConfig func(i int, pc *pageserver.Config, env *node.Env)
 }
 
 func runClusterFull(t *testing.T, nPS int, cfg Config, o clusterOpts, body func(c *cluster)) {
@@ -105,6 +108,9 @@ func runClusterFull(t *testing.T, nPS int, cfg Config, o clusterOpts, body func(
 				if o.controlPlane {
 					pc.ControlPlane = net.DialHTTP{Net: env.Net, Addr: scAddr}
 					pc.ControlPlaneToken = token
+				}
+				if o.psConfig != nil {
+					o.psConfig(i, &pc, &env)
 				}
 				_, err := pageserver.Start(env, pc)
 				return err

@@ -116,6 +116,15 @@ type Config struct {
 	MigrationLSNWait time.Duration
 	// MigrationTimeout bounds one live migration. Default 5m.
 	MigrationTimeout time.Duration
+	// MigrationSecondaryDownload bounds step 3 of a live migration: a
+	// destination that is a secondary downloads the heatmap's layers,
+	// asked again while it answers 202; past it the migration proceeds
+	// with a warning (a cold destination is slower, not wrong). Default
+	// 2m.
+	MigrationSecondaryDownload time.Duration
+	// MigrationSecondaryDownloadWait is how long one such request waits
+	// on the pageserver (its wait_ms). Default 20s.
+	MigrationSecondaryDownloadWait time.Duration
 	// DrainFillConcurrency bounds the migrations a drain or fill runs at
 	// once. Default 4.
 	DrainFillConcurrency int
@@ -200,6 +209,10 @@ const (
 	DefaultReconcileNotifyTimeout     = 15 * time.Second
 	DefaultMigrationLSNWait           = 30 * time.Second
 	DefaultMigrationTimeout           = 5 * time.Minute
+	// DefaultMigrationSecondaryDownload and
+	// DefaultMigrationSecondaryDownloadWait: Config's step 3 bounds.
+	DefaultMigrationSecondaryDownload     = 2 * time.Minute
+	DefaultMigrationSecondaryDownloadWait = 20 * time.Second
 	DefaultDrainFillConcurrency       = 4
 	DefaultNodeDeleteTimeout          = 10 * time.Minute
 	DefaultDrainFillTimeout           = 30 * time.Minute
@@ -246,6 +259,8 @@ func (c Config) withDefaults() Config {
 	def(&c.ReconcileNotifyTimeout, DefaultReconcileNotifyTimeout)
 	def(&c.MigrationLSNWait, DefaultMigrationLSNWait)
 	def(&c.MigrationTimeout, DefaultMigrationTimeout)
+	def(&c.MigrationSecondaryDownload, DefaultMigrationSecondaryDownload)
+	def(&c.MigrationSecondaryDownloadWait, DefaultMigrationSecondaryDownloadWait)
 	defInt(&c.DrainFillConcurrency, DefaultDrainFillConcurrency)
 	def(&c.NodeDeleteTimeout, DefaultNodeDeleteTimeout)
 	def(&c.DrainFillTimeout, DefaultDrainFillTimeout)
@@ -270,6 +285,7 @@ func (c Config) Validate() error {
 		{"StartupNodeTimeout", c.StartupNodeTimeout}, {"StartupWait", c.StartupWait},
 		{"ComputeHookTimeout", c.ComputeHookTimeout}, {"ComputeHookBusyWait", c.ComputeHookBusyWait},
 		{"MigrationLSNWait", c.MigrationLSNWait}, {"MigrationTimeout", c.MigrationTimeout},
+		{"MigrationSecondaryDownload", c.MigrationSecondaryDownload}, {"MigrationSecondaryDownloadWait", c.MigrationSecondaryDownloadWait},
 		{"ReconcileNotifyTimeout", c.ReconcileNotifyTimeout},
 		{"NodeDeleteTimeout", c.NodeDeleteTimeout}, {"DrainFillTimeout", c.DrainFillTimeout},
 		{"ShardSplitTimeout", c.ShardSplitTimeout}, {"StepDownTimeout", c.StepDownTimeout},

@@ -32,6 +32,7 @@ type metrics struct {
 	pageserverErrors  *prometheus.CounterVec   // node_id, op, code
 	dbLatency         *prometheus.HistogramVec // op
 	splits            *prometheus.CounterVec   // outcome: started, committed, rolled_back
+	secondaryWarmups  *prometheus.CounterVec   // result: complete, timeout, failed (migration step 3)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -64,12 +65,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"op"}),
 		splits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storage_controller_shard_split",
 			Help: "Tenant shard splits, by outcome (started, committed, rolled_back)."}, []string{"outcome"}),
+		secondaryWarmups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storage_controller_migration_secondary_download",
+			Help: "Live migrations' secondary downloads at the destination (step 3), by result (complete, timeout, failed)."}, []string{"result"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.reconcileSpawn, m.reconcileComplete, m.reconcileDropped, m.tenantShards,
-		m.nodes, m.nodeShards, m.nodeAttached, m.pending, m.httpStatus, m.httpLatency, m.pageserverErrors, m.dbLatency, m.splits} {
+		m.nodes, m.nodeShards, m.nodeAttached, m.pending, m.httpStatus, m.httpLatency, m.pageserverErrors, m.dbLatency, m.splits,
+		m.secondaryWarmups} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

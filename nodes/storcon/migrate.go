@@ -31,9 +31,11 @@ func (s *Service) migrate(ctx context.Context, id shard.TenantShardID, dest plac
 //  1. origin → AttachedStale (it stops deleting and uploading; it keeps
 //     serving reads);
 //  2. read the origin's timelines' last_record_lsn;
-//  3. (a secondary at dest would download the heatmap's layers first —
-//     secondary downloads are a later issue, see docs/storage-controller.md,
-//     Live migration, so this step is skipped);
+//  3. if dest is observed as a Secondary location, it downloads the
+//     heatmap's layers first (POST …/secondary/download?wait_ms=, asked
+//     again while it answers 202, bounded by MigrationSecondaryDownload;
+//     past that, or on an error, the migration proceeds cold with a
+//     warning: warmSecondary);
 //  4. a new generation for dest, persisted before anything is sent;
 //  5. dest → AttachedMulti with it;
 //  6. wait (MigrationLSNWait) until dest's timelines reach those LSNs —
@@ -100,6 +102,8 @@ func (s *Service) migrateShard(ctx context.Context, id shard.TenantShardID, dest
 	s.state.started++
 	oo, _ := e.st.Observed(origin)
 	live := origin != placement.NoNode && s.state.sched.Available(origin) && oo.Known && oo.Conf.Mode.Attached()
+	od, _ := e.st.Observed(dest)
+	warm := od.Known && od.Conf.Mode == placement.ModeSecondary
 	job := s.jobLocked(e)
 	var originC psClient
 	if ne := s.state.nodes[origin]; ne != nil {
@@ -109,7 +113,7 @@ func (s *Service) migrateShard(ctx context.Context, id shard.TenantShardID, dest
 	s.mu.Unlock()
 	s.log.Info("migration started", "tenant_shard_id", id, "from", origin, "to", dest, "live", live)
 
-	err := s.liveMigrate(ctx, job, origin, dest, originC, destC, oo.Conf, live, drain)
+	err := s.liveMigrate(ctx, job, origin, dest, originC, destC, oo.Conf, live, drain, warm)
 
 	s.lock()
 	s.state.running--
@@ -144,9 +148,10 @@ func (s *Service) migrateShard(ctx context.Context, id shard.TenantShardID, dest
 
 // liveMigrate runs the migration's steps (see migrateShard). Without a
 // live origin (offline, or not observed attached) there is nothing to
-// hand over from: the reconcile that follows attaches dest.
+// hand over from: the reconcile that follows attaches dest. warm: dest
+// is observed as a Secondary location (step 3 warms it).
 func (s *Service) liveMigrate(ctx context.Context, j *reconcileJob, origin, dest placement.NodeID, originC, destC psClient,
-	originConf placement.LocationConf, live, drain bool) error {
+	originConf placement.LocationConf, live, drain, warm bool) error {
 	if !live {
 		return nil
 	}
@@ -180,7 +185,12 @@ func (s *Service) liveMigrate(ctx context.Context, j *reconcileJob, origin, dest
 			lsns[tl.TimelineID] = tl.LastRecordLSN
 		}
 	}
-	// 3. Secondary download: a later issue (skipped).
+	// 3. A secondary at dest downloads the heatmap's layers.
+	if warm {
+		if err := s.warmSecondary(ctx, id, dest, destC); err != nil {
+			return fmt.Errorf("migration step 3 (secondary download): %w", err)
+		}
+	}
 	// 4. New generation for dest, durable first.
 	gen, err := s.issueGeneration(ctx, id, dest)
 	if err != nil {
@@ -229,6 +239,50 @@ func (s *Service) liveMigrate(ctx context.Context, j *reconcileJob, origin, dest
 		return fmt.Errorf("migration step 9 (destination attached single): %w", err)
 	}
 	return nil
+}
+
+// warmSecondary is step 3: ask dest's Secondary location to download the
+// heatmap's layers, waiting MigrationSecondaryDownloadWait per request,
+// again while it answers 202, until MigrationSecondaryDownload has
+// passed. A failed request or the bound ends it with a warning: the
+// migration proceeds (attach downloads what is missing). It fails only
+// when ctx ends.
+func (s *Service) warmSecondary(ctx context.Context, id shard.TenantShardID, dest placement.NodeID, c psClient) error {
+	start := s.clk.Mono()
+	for requests := 1; ; requests++ {
+		sent := s.clk.Mono()
+		left := s.cfg.MigrationSecondaryDownload - (sent - start)
+		wait := min(s.cfg.MigrationSecondaryDownloadWait, max(left, 0))
+		p, done, err := c.secondaryDownload(ctx, id, wait)
+		took := s.clk.Mono() - start
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			s.metrics.secondaryWarmups.WithLabelValues("failed").Inc()
+			s.log.Warn("migration: secondary download failed; proceeding cold", "tenant_shard_id", id, "node", dest, "requests", requests, "err", err)
+			return nil
+		case done:
+			s.metrics.secondaryWarmups.WithLabelValues("complete").Inc()
+			s.log.Info("migration: secondary download complete", "tenant_shard_id", id, "node", dest, "requests", requests, "took", took,
+				"layers", p.LayersTotal, "bytes", p.BytesTotal)
+			return nil
+		case took >= s.cfg.MigrationSecondaryDownload:
+			s.metrics.secondaryWarmups.WithLabelValues("timeout").Inc()
+			s.log.Warn("migration: secondary download not complete in time; proceeding", "tenant_shard_id", id, "node", dest, "requests", requests,
+				"took", took, "layers_downloaded", p.LayersDownloaded, "layers_total", p.LayersTotal, "bytes_downloaded", p.BytesDownloaded, "bytes_total", p.BytesTotal)
+			return nil
+		}
+		s.log.Info("migration: secondary still downloading", "tenant_shard_id", id, "node", dest, "layers_downloaded", p.LayersDownloaded,
+			"layers_total", p.LayersTotal, "bytes_downloaded", p.BytesDownloaded, "bytes_total", p.BytesTotal)
+		// A 202 sooner than the wait asked for (a pageserver that does not
+		// hold the request) must not make this a busy loop.
+		if early := wait - (s.clk.Mono() - sent); early > 0 {
+			if err := clock.Sleep(ctx, s.clk, early); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // MigrationNotifyBackoff is the pause between a live migration's attempts

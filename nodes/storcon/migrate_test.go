@@ -33,6 +33,13 @@ type recorder struct {
 	sent  []sentConf
 	store func() persist.Store
 	bad   []string
+	// calls logs every other request in order with the configs: "<node>
+	// <method> <path>?wait_ms=… <status>" (status 0: failed), each after
+	// its answer. rewrite, if set, may change a request before it is sent.
+	calls   []string
+	rewrite func(node uint64, r *net.HTTPRequest)
+	// answered, if set, sees every other request's answer.
+	answered func(node uint64, r *net.HTTPRequest, status int, out any)
 }
 
 type recordingClient struct {
@@ -58,9 +65,25 @@ func (rc recordingClient) Do(ctx context.Context, req *net.HTTPRequest, in, out 
 			}
 		}
 	}
+	if rc.r.rewrite != nil && !isConf {
+		c := *req
+		rc.r.rewrite(rc.node, &c)
+		req = &c
+	}
 	status, err := rc.hc.Do(ctx, req, in, out)
 	if err == nil && isConf {
 		rc.r.sent = append(rc.r.sent, sentConf{node: rc.node, id: id, conf: conf})
+		rc.r.calls = append(rc.r.calls, fmt.Sprintf("%d %s", rc.node, conf.Mode))
+	}
+	if rc.r.answered != nil && !isConf {
+		rc.r.answered(rc.node, req, status, out)
+	}
+	if !isConf && req.Method != "GET" {
+		line := fmt.Sprintf("%d %s %s", rc.node, req.Method, req.Path)
+		if w, ok := req.Query[pageapi.SecondaryDownloadWaitParam]; ok {
+			line += "?" + pageapi.SecondaryDownloadWaitParam + "=" + w
+		}
+		rc.r.calls = append(rc.r.calls, fmt.Sprintf("%s %d", line, status))
 	}
 	return status, err
 }
@@ -68,6 +91,13 @@ func (rc recordingClient) Do(ctx context.Context, req *net.HTTPRequest, in, out 
 // runRecorded runs a cluster whose controller's pageserver calls go
 // through a recorder.
 func runRecorded(t *testing.T, nPS int, cfg Config, body func(c *cluster, r *recorder)) {
+	t.Helper()
+	runRecordedOpts(t, nPS, cfg, clusterOpts{}, body)
+}
+
+// runRecordedOpts is runRecorded with more cluster options (its prep is
+// replaced).
+func runRecordedOpts(t *testing.T, nPS int, cfg Config, o clusterOpts, body func(c *cluster, r *recorder)) {
 	t.Helper()
 	r := &recorder{}
 	var c0 *cluster
@@ -77,13 +107,14 @@ func runRecorded(t *testing.T, nPS int, cfg Config, body func(c *cluster, r *rec
 		}
 		return c0.sc.store
 	}
-	runClusterFull(t, nPS, cfg, clusterOpts{prep: func(env node.Env, cfg *Config) {
+	o.prep = func(env node.Env, cfg *Config) {
 		cfg.DialPageserver = func(addr string) net.HTTPClient {
 			var n uint64
 			fmt.Sscanf(addr, "ps-%d:", &n)
 			return recordingClient{r: r, node: n, hc: net.DialHTTP{Net: env.Net, Addr: addr}}
 		}
-	}}, func(c *cluster) {
+	}
+	runClusterFull(t, nPS, cfg, o, func(c *cluster) {
 		c0 = c
 		body(c, r)
 	})

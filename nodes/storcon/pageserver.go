@@ -38,15 +38,22 @@ func (s *Service) dial(addr string) net.HTTPClient {
 }
 
 func (c psClient) do(ctx context.Context, op, method, path string, query map[string]string, in, out any) error {
+	_, err := c.doStatus(ctx, op, method, path, query, in, out)
+	return err
+}
+
+// doStatus is do, also returning the answer's HTTP status.
+func (c psClient) doStatus(ctx context.Context, op, method, path string, query map[string]string, in, out any) (int, error) {
 	r := &net.HTTPRequest{Method: method, Path: path, Query: query}
 	if c.s.cfg.PageserverToken != "" {
 		r.Authorization = "Bearer " + c.s.cfg.PageserverToken
 	}
-	if _, err := c.hc.Do(ctx, r, in, out); err != nil {
+	status, err := c.hc.Do(ctx, r, in, out)
+	if err != nil {
 		c.s.metrics.pageserverErrors.WithLabelValues(strconv.FormatUint(uint64(c.id), 10), op, net.CodeOf(err).String()).Inc()
-		return fmt.Errorf("%w: node %d %s: %w", ErrPageserver, c.id, op, err)
+		return status, fmt.Errorf("%w: node %d %s: %w", ErrPageserver, c.id, op, err)
 	}
-	return nil
+	return status, nil
 }
 
 // timed runs fn with a deadline d below ctx.
@@ -134,6 +141,22 @@ func (c psClient) deleteTimeline(ctx context.Context, id shard.TenantShardID, tl
 	return c.timed(ctx, c.s.cfg.PageserverTimeout, func(ctx context.Context) error {
 		return c.do(ctx, "timeline_delete", "DELETE", "/v1/tenant/"+id.String()+"/timeline/"+tl.String(), nil, nil, nil)
 	})
+}
+
+// secondaryDownload asks the node's Secondary location of shard id to
+// download its heatmap's layers, waiting up to wait there: done (200)
+// once complete, else (202) the progress so far.
+func (c psClient) secondaryDownload(ctx context.Context, id shard.TenantShardID, wait time.Duration) (p pageapi.SecondaryProgress, done bool, err error) {
+	q := map[string]string{pageapi.SecondaryDownloadWaitParam: strconv.FormatInt(wait.Milliseconds(), 10)}
+	var status int
+	// Ours allows a little more than the pageserver's wait, so that its
+	// 202 arrives rather than our own deadline.
+	err = c.timed(ctx, wait+c.s.cfg.HeartbeatTimeout, func(ctx context.Context) error {
+		var err error
+		status, err = c.doStatus(ctx, "secondary_download", "POST", "/v1/tenant/"+id.String()+"/secondary/download", q, nil, &p)
+		return err
+	})
+	return p, err == nil && status == 200, err
 }
 
 func (c psClient) waitLSN(ctx context.Context, id shard.TenantShardID, req pageapi.WaitLSNRequest) error {
