@@ -174,9 +174,9 @@ func (f *fileLayer) fetchLocked(ctx context.Context) error {
 // Evict removes the local file of layer name of the current version, which
 // stays in the layer map as remote: its next use downloads it again. Only
 // a layer the source holds durably is evicted (else ErrNotRemote), never
-// one a read holds or is opening (ErrLayerBusy). It reports the bytes
-// freed (0 for a layer already remote, or about to be deleted because an
-// edit removed it).
+// one a read holds, is opening or is downloading (ErrLayerBusy). It
+// reports the bytes freed (0 for a layer already remote, or about to be
+// deleted because an edit removed it).
 func (t *Timeline) Evict(name layer.Name) (int64, error) {
 	tn := t.tenant
 	if tn.source == nil {
@@ -194,7 +194,10 @@ func (t *Timeline) Evict(name layer.Name) (int64, error) {
 	if _, ok := tn.source.Has(t.id, name); !ok {
 		return 0, fmt.Errorf("%w: %s in timeline %s", ErrNotRemote, name, t.id)
 	}
-	lock(f.fetchMu)
+	if !f.fetchMu.TryLock() {
+		// Being downloaded, opened or evicted by another task.
+		return 0, fmt.Errorf("%w: %s in timeline %s", ErrLayerBusy, name, t.id)
+	}
 	defer f.fetchMu.Unlock()
 	if !f.resident.Load() {
 		return 0, nil

@@ -15,7 +15,9 @@
 // in its Env, remote storage (remote.go: an upload queue per timeline in
 // upload_queue.go, generation validation in remote_validate.go, the
 // persisted deletion queue in deletion_queue.go, attach from object storage
-// in remote_attach.go, heatmaps in heatmap.go and the warm copies of
+// in remote_attach.go, layers downloaded on demand and in the background
+// in ondemand.go, the local disk budget's eviction in eviction.go,
+// heatmaps in heatmap.go and the warm copies of
 // Secondary locations in secondary.go), and shard splits (split.go: a shard's children
 // made on this node from hard-linked layers, committed by a marker) with
 // the routing of requests still addressed to a split parent to its local
@@ -32,6 +34,11 @@
 //     naming it and its generation validated; remote_consistent_lsn is
 //     reported only for a generation validated after the upload; a shard
 //     attaches with all its timelines or none.
+//   - With remote storage the local disk is a cache: a layer file is
+//     evicted only once the newest index the attachment uploaded names it
+//     and no read holds it; a read of a remote layer downloads it (one
+//     download per layer, checked and renamed into place, never read
+//     partial) or fails Unavailable.
 //   - A Secondary location never serves pages (the page service answers
 //     NotFound naming the mode); it only downloads what the heatmap names.
 //     Only AttachedSingle and AttachedMulti upload a heatmap, never

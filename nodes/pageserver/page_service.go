@@ -15,6 +15,7 @@ import (
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/keys"
+	"github.com/stratadb/strata/engine/layer"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/engine/timeline"
@@ -67,6 +68,11 @@ func StatusOf(err error) error {
 		return net.Wrap(net.Unavailable, err)
 	case errors.Is(err, ErrBusy):
 		return net.Wrap(net.ResourceExhausted, err)
+	case errors.Is(err, timeline.ErrLayerDownload) && !errors.Is(err, timeline.ErrCorrupt) && !errors.Is(err, layer.ErrCorrupt):
+		// A layer the read needs could not be downloaded now (object
+		// storage failing through the retries, the attachment stopping):
+		// the client may retry. A corrupt download stays Internal.
+		return net.Wrap(net.Unavailable, err)
 	case errors.Is(err, context.Canceled):
 		return net.Wrap(net.Canceled, err)
 	case errors.Is(err, context.DeadlineExceeded):

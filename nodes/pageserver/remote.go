@@ -26,9 +26,10 @@ import (
 // write and then each timeline's index (upload_queue.go), validates its
 // generations with the storage controller before remote_consistent_lsn is
 // reported and before anything is deleted (remote_validate.go), deletes
-// through a persisted deletion queue (deletion_queue.go), and attaches a
+// through a persisted deletion queue (deletion_queue.go), attaches a
 // tenant shard whose local state is missing or behind from object storage
-// (remote_attach.go).
+// (remote_attach.go) with its layers downloaded on demand (ondemand.go),
+// and keeps the local layer files within a disk budget (eviction.go).
 
 // Task kinds of remote storage.
 const (
@@ -48,8 +49,13 @@ type remoteStorage struct {
 	retrier *remote.Retrier
 	metrics *remoteMetrics
 	tasks   *taskRegistry
-	// downloads bounds the node's concurrent layer downloads.
-	downloads *clock.Semaphore
+	// downloads bounds the node's concurrent layer downloads;
+	// background those of the eager background downloads (ondemand.go).
+	downloads, background *clock.Semaphore
+	// res are the residency metrics (ondemand.go); evict is the node's
+	// evictor (eviction.go), nil until startRemote.
+	res       *residencyMetrics
+	evict     *evictor
 	validator *validator
 	deletions *deletionQueue
 	// sec counts heatmap uploads and secondary downloads (heatmap.go).
@@ -83,7 +89,8 @@ func newRemoteStorage(clk clock.Clock, fs disk.FS, log *slog.Logger, reg prometh
 		return nil, err
 	}
 	rs := &remoteStorage{clk: clk, fs: fs, log: rlog, store: store, layout: layout, cfg: cfg, retrier: retrier,
-		metrics: metrics, tasks: tasks, downloads: clock.NewSemaphore(clk, int64(cfg.MaxConcurrentDownloads))}
+		metrics: metrics, tasks: tasks, downloads: clock.NewSemaphore(clk, int64(cfg.MaxConcurrentDownloads)),
+		background: clock.NewSemaphore(clk, int64(cfg.BackgroundDownloads))}
 	if rs.sec, err = newSecondaryMetrics(reg); err != nil {
 		return nil, err
 	}
@@ -151,6 +158,13 @@ type remoteTenant struct {
 	id  shard.TenantShardID
 	gen layer.Generation
 
+	// ctx ends the attachment's layer downloads (cancelled by stopRemote);
+	// start are the indexes its attach loaded, by timeline (the source of
+	// remote layers until each timeline has its upload queue).
+	ctx    context.Context
+	cancel context.CancelFunc
+	start  map[shard.TimelineID]*remote.IndexPart
+
 	mu     sync.Mutex
 	mode   pageapi.LocationMode
 	queues map[shard.TimelineID]*uploadQueue
@@ -160,7 +174,8 @@ type remoteTenant struct {
 }
 
 func newRemoteTenant(rs *remoteStorage, id shard.TenantShardID, gen layer.Generation, mode pageapi.LocationMode) *remoteTenant {
-	return &remoteTenant{rs: rs, id: id, gen: gen, mode: mode, queues: map[shard.TimelineID]*uploadQueue{}}
+	ctx, cancel := clock.WithCancel(context.Background())
+	return &remoteTenant{rs: rs, id: id, gen: gen, mode: mode, ctx: ctx, cancel: cancel, queues: map[shard.TimelineID]*uploadQueue{}}
 }
 
 // currentMode returns the attachment's mode now.
@@ -257,6 +272,11 @@ func (n *Node) startRemote() error {
 	n.tenants.remote = rs
 	n.tasks.spawn(context.Background(), taskRemote, nodeScope(), "validator", rs.validator.run)
 	n.tasks.spawn(context.Background(), taskRemote, nodeScope(), "deletion queue", rs.deletions.run)
+	if rs.res, err = newResidencyMetrics(n.env.Metrics, n.tenants); err != nil {
+		return err
+	}
+	rs.evict = newEvictor(n.tenants)
+	n.tasks.spawn(context.Background(), taskRemote, nodeScope(), "evictor", rs.evict.run)
 	return nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/disk"
 	"github.com/stratadb/strata/disk/objstore"
 	"github.com/stratadb/strata/engine/layer"
@@ -22,15 +21,16 @@ import (
 // a shard's engine opens, every timeline the shard has in object storage
 // is compared with the local disk: the index the attachment starts from
 // is chosen by generation (remote.DownloadIndex: never one above ours),
-// and a timeline whose local state does not hold every layer of that
-// index (a lost disk, a new location, a newer owner since we last held
-// it) is downloaded whole and installed in place of the local one. The
-// downloads of all timelines finish before any is installed, so the shard
-// attaches with all of its timelines or, if a download fails after the
-// retry policy's attempts, not at all (it is broken with the reason).
-// Layers are downloaded eagerly at attach (bounded by
-// RemoteStorage.MaxConcurrentDownloads across the node), not on demand:
-// the engine opens and checks every layer file it lists.
+// and a timeline whose local state is not in line with that index (a lost
+// disk, a new location, a newer owner since we last held it: see usable)
+// is replaced by the index's state. No layer is downloaded for that: the
+// files the old local directory (or a secondary location's copies) hold
+// with the index's size are linked in, and the rest stay remote, entries
+// of the layer map that the first read needing them downloads
+// (ondemand.go), so the shard is active once its indexes are loaded. The
+// indexes of all timelines are loaded before any is installed, so if one
+// cannot be (the retry policy's attempts spent, a corrupt index) the shard
+// attaches not at all and is broken with the reason.
 
 // ErrRemoteAttach: a shard's state could not be brought from object
 // storage (after the download retry policy's attempts, or a corrupt or
@@ -116,14 +116,14 @@ func (m *tenantManager) prepareRemote(ctx context.Context, ts *tenantShard, gen 
 		}
 		found[tid] = &remoteTimeline{id: tid, idx: ip, gen: g}
 	}
-	// Which timelines the local disk already holds (every layer of the
-	// index, and at least its disk_consistent_lsn), and which to download.
+	// Which timelines the local disk holds in line with the index, and
+	// which to install from it.
 	var fetch []*remoteTimeline
 	for _, tid := range slices.SortedFunc(maps.Keys(found), compareTimelineID) {
 		rt := found[tid]
 		local, err := timeline.ReadState(m.fs, ts.dir(), timeline.ID(tid))
 		switch {
-		case err == nil && m.covers(ts, tid, local, &rt.idx):
+		case err == nil && m.usable(ts, tid, local, &rt.idx):
 			continue
 		case err != nil && !errors.Is(err, disk.ErrNotExist) && !errors.Is(err, timeline.ErrCorrupt):
 			return nil, nil, fail(fmt.Errorf("timeline %s: local state: %w", tid, err))
@@ -140,7 +140,7 @@ func (m *tenantManager) prepareRemote(ctx context.Context, ts *tenantShard, gen 
 		return nil, nil, fail(err)
 	}
 	if len(fetch) > 0 {
-		if err := m.downloadTimelines(ctx, ts, fetch); err != nil {
+		if err := m.installTimelines(ts, fetch); err != nil {
 			return nil, nil, fail(err)
 		}
 	}
@@ -151,21 +151,36 @@ func (m *tenantManager) prepareRemote(ctx context.Context, ts *tenantShard, gen 
 	return out, deleted, nil
 }
 
-// covers reports whether the local state of timeline tid holds everything
-// idx describes: every layer it names, with the same generation and size,
-// and a disk_consistent_lsn at least its own. Local layers beyond it are
-// this node's own later work, uploaded by the queue.
-func (m *tenantManager) covers(ts *tenantShard, tid shard.TimelineID, local timeline.State, idx *remote.IndexPart) bool {
+// usable reports whether the local state of timeline tid can serve as it
+// is with index idx: it lists every layer idx names, a listed file on
+// disk that idx names has idx's size, a listed file missing from disk is
+// one idx names (evicted: it stays remote), and its disk_consistent_lsn
+// is at least idx's. Listed files idx does not name are this node's own
+// later work, uploaded by the queue.
+func (m *tenantManager) usable(ts *tenantShard, tid shard.TimelineID, local timeline.State, idx *remote.IndexPart) bool {
 	if local.DiskConsistentLSN < idx.Metadata.DiskConsistentLSN {
 		return false
 	}
 	dir := ts.dir() + "/timelines/" + tid.String()
-	for _, l := range idx.Layers {
-		if !slices.Contains(local.Layers, l.Name) {
+	for _, n := range local.Layers {
+		l, named := idx.Find(n)
+		named = named && l.Name == n
+		fi, err := m.fs.Stat(dir + "/" + n.String())
+		switch {
+		case err == nil:
+			if named && uint64(fi.Size()) != l.FileSize {
+				return false
+			}
+		case errors.Is(err, disk.ErrNotExist):
+			if !named {
+				return false // lost, and not in object storage either
+			}
+		default:
 			return false
 		}
-		fi, err := m.fs.Stat(dir + "/" + l.Name.String())
-		if err != nil || uint64(fi.Size()) != l.FileSize {
+	}
+	for _, l := range idx.Layers {
+		if !slices.Contains(local.Layers, l.Name) {
 			return false
 		}
 	}
@@ -207,44 +222,43 @@ func ancestorsFirst(fetch []*remoteTimeline, have func(shard.TimelineID) bool) (
 	return out, nil
 }
 
-// downloadTimelines downloads every layer of the given timelines into
-// their staging directories (bounded across the node), and only when all
-// succeeded installs them, ancestors first.
-func (m *tenantManager) downloadTimelines(ctx context.Context, ts *tenantShard, fetch []*remoteTimeline) error {
+// installTimelines installs the state of each timeline's index in place
+// of its local directory, ancestors first: the layer files on local disk
+// with the index's size (the old directory's, a secondary location's) are
+// linked into the staging directory, the others stay remote (every layer
+// an index names is in object storage).
+func (m *tenantManager) installTimelines(ts *tenantShard, fetch []*remoteTimeline) error {
 	rs := m.remote
-	staged := make([]string, len(fetch))
-	for i, f := range fetch {
+	inIndex := func(idx *remote.IndexPart) func(layer.Name) bool {
+		return func(n layer.Name) bool {
+			l, ok := idx.Find(n)
+			return ok && l.Name == n
+		}
+	}
+	for _, f := range fetch {
 		dir, err := timeline.Stage(m.fs, ts.dir(), timeline.ID(f.id))
 		if err != nil {
 			return err
 		}
-		staged[i] = dir
-	}
-	g := clock.NewGroup(m.clk, ctx)
-	for i, f := range fetch {
+		local := 0
+		var localBytes uint64
 		for _, l := range f.idx.Layers {
-			g.Go("download "+l.Name.String(), func(ctx context.Context) error {
-				err := rs.downloadLayer(ctx, ts.id, f.id, l, staged[i])
-				if err != nil {
-					g.Cancel() // the attach fails: stop the others
-				}
-				return err
-			})
+			if rs.useWarm(ts.id, f.id, l, dir) {
+				local++
+				localBytes += l.FileSize
+			}
 		}
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	for _, f := range fetch {
 		st := stateOfIndex(&f.idx)
-		if err := timeline.Install(m.fs, ts.dir(), timeline.ID(f.id), st); err != nil {
+		if err := timeline.InstallPartial(m.fs, ts.dir(), timeline.ID(f.id), st, inIndex(&f.idx)); err != nil {
 			return fmt.Errorf("timeline %s: %w", f.id, err)
 		}
+		var total uint64
+		for _, l := range f.idx.Layers {
+			total += l.FileSize
+		}
 		rs.log.Info("timeline attached from object storage", "tenant_shard_id", ts.id, "timeline_id", f.id,
-			"index_generation", f.gen, "layers", len(f.idx.Layers), "disk_consistent_lsn", st.DiskConsistentLSN)
+			"index_generation", f.gen, "layers", len(f.idx.Layers), "bytes", total, "local_layers", local, "local_bytes", localBytes,
+			"remote_layers", len(f.idx.Layers)-local, "disk_consistent_lsn", st.DiskConsistentLSN)
 	}
 	return nil
 }
@@ -265,37 +279,26 @@ func stateOfIndex(ip *remote.IndexPart) timeline.State {
 	return st
 }
 
-// downloadLayer downloads one layer object into dir under its file name,
-// with the download retry policy (a missing object is retried too: the
-// index names it), and checks its size against the index.
+// downloadLayer puts layer object l into dir under its file name: linked
+// from a copy on local disk if there is one of the right size
+// (secondary.go's useWarm), else downloaded (fetchLayer: the retry
+// policy, the size checked against the index) to a temporary name,
+// synced, and renamed into place. A Secondary location's downloads.
 func (rs *remoteStorage) downloadLayer(ctx context.Context, id shard.TenantShardID, tid shard.TimelineID, l remote.Layer, dir string) error {
 	if rs.useWarm(id, tid, l, dir) {
 		return nil // a secondary's copy, or an earlier attachment's file (secondary.go)
 	}
-	if err := rs.downloads.Acquire(ctx, 1); err != nil {
+	path := dir + "/" + l.Name.String()
+	tmp := path + ".tmp"
+	if _, err := rs.fetchLayer(ctx, id, tid, l, tmp, "secondary"); err != nil {
+		_ = rs.fs.Remove(tmp)
 		return err
 	}
-	defer rs.downloads.Release(1)
-	key := rs.layout.LayerKey(id.TenantID, tid, l.LayerID)
-	start := rs.clk.Mono()
-	var data []byte
-	err := rs.retrier.Do(ctx, "get "+key, remote.NotFoundRetry, func(ctx context.Context) (err error) {
-		data, err = rs.store.Get(ctx, key)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if uint64(len(data)) != l.FileSize {
-		return fmt.Errorf("%s: %d bytes, the index says %d", key, len(data), l.FileSize)
-	}
-	if err := disk.WriteFileAtomic(rs.fs, dir+"/"+l.Name.String(), data); err != nil {
+	if err := rs.fs.Rename(tmp, path); err != nil {
+		_ = rs.fs.Remove(tmp)
 		return fmt.Errorf("write %s: %w", l.Name, err)
 	}
-	rs.metrics.downloads.Inc()
-	rs.metrics.downloadBytes.Add(float64(len(data)))
-	rs.log.Info("layer downloaded", "tenant_shard_id", id, "timeline_id", tid, "layer", l.LayerID.String(), "size", len(data), "took", rs.clk.Mono()-start)
-	return nil
+	return rs.fs.SyncDir(dir)
 }
 
 // removeDeleted deletes the local copies of timelines object storage says

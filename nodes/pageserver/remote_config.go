@@ -17,8 +17,27 @@ type RemoteStorageConfig struct {
 	// upload queue runs at once. Default DefaultUploadMaxInFlight.
 	MaxInFlight int
 	// MaxConcurrentDownloads bounds the layer downloads of the whole node
-	// at once (attach). Default DefaultMaxConcurrentDownloads.
+	// at once (on demand, in the background, a secondary's). Default
+	// DefaultMaxConcurrentDownloads.
 	MaxConcurrentDownloads int
+	// BackgroundDownloads bounds the eager background downloads of the
+	// layers an attach left remote, across the node (each also takes a
+	// MaxConcurrentDownloads slot, so keep it below that: reads come
+	// first). Default DefaultBackgroundDownloads. ondemand.go.
+	BackgroundDownloads int
+	// OnDemandOnly turns the background downloads off: a remote layer is
+	// downloaded only when a read (or compaction) needs it.
+	OnDemandOnly bool
+	// MaxLocalLayerBytes is the node's disk budget for layer files: while
+	// the resident layers of its attached shards exceed it, the least
+	// recently used layers whose objects the newest uploaded index names
+	// (never one not yet uploaded) and no read holds are evicted (they
+	// become remote, downloaded again on use); background downloads stop
+	// at it. 0 (the default): unlimited. eviction.go.
+	MaxLocalLayerBytes int64
+	// EvictionInterval is how often the budget is checked (also after
+	// every on-demand download). Default DefaultEvictionInterval.
+	EvictionInterval time.Duration
 	// UploadBackoff is the wait before the second retry of a failed upload
 	// or delete (the first is immediate), doubling up to
 	// UploadBackoffMax. Defaults DefaultUploadBackoff and
@@ -54,6 +73,8 @@ type RemoteStorageConfig struct {
 const (
 	DefaultUploadMaxInFlight      = 100
 	DefaultMaxConcurrentDownloads = 16
+	DefaultBackgroundDownloads    = 2
+	DefaultEvictionInterval       = 10 * time.Second
 	DefaultUploadBackoff          = 100 * time.Millisecond
 	DefaultUploadBackoffMax       = 10 * time.Second
 	DefaultValidateInterval       = time.Second
@@ -77,6 +98,10 @@ func (c RemoteStorageConfig) withDefaults() RemoteStorageConfig {
 	if c.MaxConcurrentDownloads == 0 {
 		c.MaxConcurrentDownloads = DefaultMaxConcurrentDownloads
 	}
+	if c.BackgroundDownloads == 0 {
+		c.BackgroundDownloads = DefaultBackgroundDownloads
+	}
+	def(&c.EvictionInterval, DefaultEvictionInterval)
 	def(&c.UploadBackoff, DefaultUploadBackoff)
 	if c.UploadBackoffMax == 0 {
 		c.UploadBackoffMax = max(DefaultUploadBackoffMax, c.UploadBackoff)
@@ -103,6 +128,8 @@ func (c RemoteStorageConfig) Validate() error {
 	}{
 		{"MaxInFlight", int64(c.MaxInFlight)},
 		{"MaxConcurrentDownloads", int64(c.MaxConcurrentDownloads)},
+		{"BackgroundDownloads", int64(c.BackgroundDownloads)},
+		{"EvictionInterval", int64(c.EvictionInterval)},
 		{"UploadBackoff", int64(c.UploadBackoff)},
 		{"ValidateInterval", int64(c.ValidateInterval)},
 		{"DeletionFlushKeys", int64(c.DeletionFlushKeys)},
@@ -118,6 +145,8 @@ func (c RemoteStorageConfig) Validate() error {
 		return fmt.Errorf("%w: RemoteStorage.UploadBackoffMax %v < UploadBackoff %v", ErrConfig, c.UploadBackoffMax, c.UploadBackoff)
 	case c.TestFailures < 0:
 		return fmt.Errorf("%w: RemoteStorage.TestFailures %d < 0", ErrConfig, c.TestFailures)
+	case c.MaxLocalLayerBytes < 0:
+		return fmt.Errorf("%w: RemoteStorage.MaxLocalLayerBytes %d < 0", ErrConfig, c.MaxLocalLayerBytes)
 	}
 	if err := c.Download.Validate(); err != nil {
 		return fmt.Errorf("%w: RemoteStorage.Download: %v", ErrConfig, err)

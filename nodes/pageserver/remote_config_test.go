@@ -16,7 +16,8 @@ func TestRemoteStorageConfigValidate(t *testing.T) {
 		t.Fatalf("zero config: %v", err)
 	}
 	d := RemoteStorageConfig{}.withDefaults()
-	if d.MaxInFlight != DefaultUploadMaxInFlight || d.DeletionFlushKeys != DefaultDeletionFlushKeys || d.ValidateInterval != DefaultValidateInterval {
+	if d.MaxInFlight != DefaultUploadMaxInFlight || d.DeletionFlushKeys != DefaultDeletionFlushKeys || d.ValidateInterval != DefaultValidateInterval ||
+		d.BackgroundDownloads != DefaultBackgroundDownloads || d.EvictionInterval != DefaultEvictionInterval || d.MaxLocalLayerBytes != 0 {
 		t.Errorf("defaults %+v", d)
 	}
 	for name, c := range map[string]RemoteStorageConfig{
@@ -29,6 +30,9 @@ func TestRemoteStorageConfigValidate(t *testing.T) {
 		"DeletionFlushInterval":  {DeletionFlushInterval: -1},
 		"ShutdownUploadTimeout":  {ShutdownUploadTimeout: -1},
 		"TestFailures":           {TestFailures: -1},
+		"BackgroundDownloads":    {BackgroundDownloads: -1},
+		"EvictionInterval":       {EvictionInterval: -time.Second},
+		"MaxLocalLayerBytes":     {MaxLocalLayerBytes: -1},
 		"Prefix":                 {Prefix: "/a"},
 		"Download":               {Download: remote.RetryConfig{MaxRetries: -1}},
 	} {

@@ -420,14 +420,24 @@ func (m *tenantManager) buildChild(ctx context.Context, parent *tenantShard, con
 			return err
 		}
 		src := parent.dir() + "/timelines/" + tid.String()
+		// A layer the parent holds remote (not downloaded yet, or
+		// evicted) stays remote in the child too: the child's index names
+		// the parent's object.
+		remoteOK := func(n layer.Name) bool {
+			if ip := p.indexes[tid]; ip != nil {
+				l, ok := ip.Find(n)
+				return ok && l.Name == n
+			}
+			return false
+		}
 		for _, n := range st.Layers {
-			if err := m.fs.Link(src+"/"+n.String(), dir+"/"+n.String()); err != nil {
+			if err := m.fs.Link(src+"/"+n.String(), dir+"/"+n.String()); err != nil && !(errors.Is(err, disk.ErrNotExist) && remoteOK(n)) {
 				return fmt.Errorf("pageserver: split %s: link %s into %s: %w", parent.id, n, c, err)
 			}
 		}
 		// Install syncs what it installs (the links with the staging
 		// directory, then the timelines directory).
-		if err := timeline.Install(m.fs, stage, timeline.ID(tid), st); err != nil {
+		if err := timeline.InstallPartial(m.fs, stage, timeline.ID(tid), st, remoteOK); err != nil {
 			return fmt.Errorf("pageserver: split %s: child %s: %w", parent.id, c, err)
 		}
 	}

@@ -334,7 +334,9 @@ func (m *tenantManager) attach(ts *tenantShard) error {
 			return err
 		}
 		rt = newRemoteTenant(m.remote, ts.id, gen, ts.conf.Mode)
+		rt.start = indexes
 		opts.OnEdit = rt.onEdit
+		opts.Source = rt // layers not on local disk download on demand (ondemand.go)
 	}
 	eng, err := timeline.Open(opts)
 	if err != nil {
@@ -369,6 +371,7 @@ func (m *tenantManager) attach(ts *tenantShard) error {
 	ts.mu.Lock()
 	ts.engine, ts.timelines, ts.broken = eng, tls, nil
 	ts.mu.Unlock()
+	m.startBackgroundDownload(ts, eng)
 	if rt != nil {
 		m.startHeatmapUploader(ts, rt)
 		m.dropWarm(ts)
@@ -400,6 +403,7 @@ func (m *tenantManager) stopRemote(ts *tenantShard) {
 	if rt == nil {
 		return
 	}
+	rt.cancel() // its downloads end
 	for _, q := range rt.allQueues() {
 		q.stop()
 	}
@@ -779,9 +783,9 @@ func (m *tenantManager) deleteTimeline(ctx context.Context, id shard.TenantShard
 			return
 		}
 		if rt != nil {
-			// Without an index to start from: its layers are uploaded
-			// again (the same objects) and its index after them.
-			if qerr := m.addUploadQueue(ts, rt, tl, nil); qerr != nil {
+			// A new index goes up (object storage may say deleted); the
+			// layers q knew are in object storage are not uploaded again.
+			if qerr := m.restartUploadQueue(ts, rt, tl, q); qerr != nil {
 				m.log.Error("restarting the upload queue of a timeline whose delete failed", "tenant_shard_id", id, "timeline_id", tid, "err", qerr)
 			}
 		}

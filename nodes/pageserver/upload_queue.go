@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -110,6 +111,10 @@ type uploadQueue struct {
 	base remote.IndexPart
 	// held are deletions an AttachedMulti location keeps back.
 	held []remote.LayerID
+	// indexed are the layers of the newest index in object storage that
+	// this attachment uploaded or started from: a restart finds them
+	// through it, so their local files may be evicted (eviction.go).
+	indexed map[layer.Name]remote.Layer
 	// uploaded is the disk_consistent_lsn of the newest index uploaded
 	// (remote_consistent_lsn as projected); visible is the one whose
 	// generation validated since, the one reported.
@@ -123,7 +128,7 @@ type uploadQueue struct {
 func newUploadQueue(rt *remoteTenant, tid shard.TimelineID, dir string, local timeline.State, idx *remote.IndexPart) *uploadQueue {
 	mu := clock.NewMutex(rt.rs.clk)
 	q := &uploadQueue{rt: rt, rs: rt.rs, tsid: rt.id, tid: tid, dir: dir, mu: mu, cond: clock.NewCond(mu),
-		known: map[layer.Name]remote.Layer{}, abandoned: map[layer.Name]bool{}, latest: local,
+		known: map[layer.Name]remote.Layer{}, abandoned: map[layer.Name]bool{}, indexed: map[layer.Name]remote.Layer{}, latest: local,
 		log: rt.rs.log.With("tenant_shard_id", rt.id.String(), "timeline_id", tid.String())}
 	changed := idx == nil
 	if idx != nil {
@@ -131,6 +136,7 @@ func newUploadQueue(rt *remoteTenant, tid shard.TimelineID, dir string, local ti
 		q.base.Layers = nil
 		for _, l := range idx.Layers {
 			q.known[l.Name] = l
+			q.indexed[l.Name] = l
 		}
 		q.uploaded = idx.Metadata.DiskConsistentLSN
 		changed = !sameState(local, idx)
@@ -152,6 +158,43 @@ func newUploadQueue(rt *remoteTenant, tid shard.TimelineID, dir string, local ti
 		q.rs.validator.projectRCL(q, q.uploaded)
 	}
 	return q
+}
+
+// restartUploadQueue gives timeline tl of an attachment a new upload
+// queue after its delete failed; old (stopped) was its queue, nil if it
+// had none. Object storage may say the timeline is deleted, so a new
+// index is uploaded; the layers old knew to be in object storage are not
+// uploaded again (an evicted one has no local file to upload).
+func (m *tenantManager) restartUploadQueue(ts *tenantShard, rt *remoteTenant, tl *timeline.Timeline, old *uploadQueue) error {
+	st, err := tl.State()
+	if err != nil {
+		return err
+	}
+	tid := shard.TimelineID(tl.ID())
+	q := newUploadQueue(rt, tid, ts.dir()+"/timelines/"+tid.String(), st, nil)
+	if old != nil {
+		q.adopt(old)
+	}
+	rt.addQueue(q)
+	q.begin()
+	return nil
+}
+
+// adopt takes over what old (the stopped queue of the same timeline)
+// knew to be in object storage: those layers' uploads are dropped. q has
+// not begun.
+func (q *uploadQueue) adopt(old *uploadQueue) {
+	_ = old.mu.Lock(context.Background())
+	known, indexed := maps.Clone(old.known), maps.Clone(old.indexed)
+	old.mu.Unlock()
+	_ = q.mu.Lock(context.Background())
+	defer q.mu.Unlock()
+	maps.Copy(q.known, known)
+	q.indexed = indexed
+	q.ops = slices.DeleteFunc(q.ops, func(op *uploadOp) bool {
+		_, ok := known[op.name]
+		return op.kind == opLayer && ok
+	})
 }
 
 // begin starts the uploads newUploadQueue scheduled; the queue must be
@@ -536,6 +579,10 @@ func (q *uploadQueue) uploadIndex(ctx context.Context, st timeline.State) error 
 	_ = q.mu.Lock(context.Background())
 	q.uploaded = max(q.uploaded, st.DiskConsistentLSN)
 	up := q.uploaded
+	q.indexed = make(map[layer.Name]remote.Layer, len(ip.Layers))
+	for _, l := range ip.Layers {
+		q.indexed[l.Name] = l
+	}
 	q.mu.Unlock()
 	q.log.Debug("index uploaded", "key", key, "layers", len(ip.Layers), "disk_consistent_lsn", st.DiskConsistentLSN)
 	q.rs.validator.projectRCL(q, up)
@@ -654,6 +701,28 @@ func (q *uploadQueue) markDeleted(ctx context.Context) ([]remote.LayerID, error)
 	q.rs.metrics.uploads.WithLabelValues("index").Inc()
 	q.log.Info("timeline marked deleted in object storage", "key", key)
 	return ids, nil
+}
+
+// durable returns the object of layer n if the newest index this
+// attachment uploaded (or started from) names it: only such a layer's
+// local file may be evicted.
+func (q *uploadQueue) durable(n layer.Name) (remote.Layer, bool) {
+	_ = q.mu.Lock(context.Background())
+	defer q.mu.Unlock()
+	l, ok := q.indexed[n]
+	return l, ok
+}
+
+// remoteLayer returns the object of layer n as far as the queue knows
+// (uploaded, or named by an index), to download it.
+func (q *uploadQueue) remoteLayer(n layer.Name) (remote.Layer, bool) {
+	_ = q.mu.Lock(context.Background())
+	defer q.mu.Unlock()
+	if l, ok := q.known[n]; ok {
+		return l, true
+	}
+	l, ok := q.indexed[n]
+	return l, ok
 }
 
 // knownLayer returns the known entry of object id.
