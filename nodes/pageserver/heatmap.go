@@ -259,8 +259,16 @@ func (h *heatmapUploader) upload(ctx context.Context, force bool) (bool, error) 
 		return false, err
 	}
 	defer h.up.Unlock()
-	if mode := h.rt.currentMode(); mode != pageapi.ModeAttachedSingle && mode != pageapi.ModeAttachedMulti {
-		return false, fmt.Errorf("%w: %s is %s", ErrNoHeatmapUpload, h.rt.id, mode)
+	// The mode is checked again before every attempt: none starts once
+	// the location was told it is stale.
+	allowed := func() error {
+		if mode := h.rt.currentMode(); mode != pageapi.ModeAttachedSingle && mode != pageapi.ModeAttachedMulti {
+			return fmt.Errorf("%w: %s is %s", ErrNoHeatmapUpload, h.rt.id, mode)
+		}
+		return nil
+	}
+	if err := allowed(); err != nil {
+		return false, err
 	}
 	hm := h.build()
 	data, err := remote.EncodeHeatmap(&hm)
@@ -272,8 +280,14 @@ func (h *heatmapUploader) upload(ctx context.Context, force bool) (bool, error) 
 	}
 	key := h.rs.layout.HeatmapKey(h.rt.id)
 	err = h.rs.retrier.Do(ctx, "put "+key, remote.NotFoundFinal, func(ctx context.Context) error {
+		if err := allowed(); err != nil {
+			return err // not retryable: the retrier returns it at once
+		}
 		return h.rs.store.Put(ctx, key, data, objstore.PutOptions{})
 	})
+	if errors.Is(err, ErrNoHeatmapUpload) {
+		return false, err
+	}
 	if err != nil {
 		h.rs.sec.heatmapFailures.Inc()
 		h.markDirty() // retried at the next check
