@@ -275,13 +275,16 @@ func TestSecondaryDownloadsAndAttachesWarm(t *testing.T) {
 		if err := f.attachA(2, pageapi.ModeAttachedSingle); err != nil {
 			t.Fatal(err)
 		}
+		// Every page reads back, and neither the reads (on demand) nor the
+		// downloads in the background after an attach fetched anything.
+		f.readAll(pages)
+		f.w.Sleep(30 * time.Second)
 		if d := f.metric("strata_pageserver_remote_layer_downloads_total") - downloads; d != 0 || g.gets() != gets {
 			t.Fatalf("attach of a warm secondary downloaded %v layers (%d gets)", d, g.gets()-gets)
 		}
-		if n := f.metric("strata_pageserver_secondary_warm_layers_used_total"); n == 0 {
-			t.Errorf("no warm layer counted as used")
+		if n := f.metric("strata_pageserver_secondary_warm_layers_used_total"); n != float64(layers) {
+			t.Errorf("%v warm layers used, want the heatmap's %d", n, layers)
 		}
-		f.readAll(pages)
 		if _, err := f.ps.Env().Disk.Stat(secondaryDir(tsidA)); err == nil {
 			t.Errorf("the secondary's copies are still there after the attach")
 		}

@@ -222,6 +222,7 @@ func TestMigrationWarmsSecondary(t *testing.T) {
 		if !strings.Contains(calls, want) {
 			t.Fatalf("migration calls %q\nwant them to contain %q", calls, want)
 		}
+		c.w.Sleep(30 * time.Second) // any background download after the attach has run
 		if during != float64(len(layers)) {
 			t.Errorf("secondary downloads when step 3 answered: %v, want %d", during, len(layers))
 		}
