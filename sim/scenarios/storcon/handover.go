@@ -64,7 +64,7 @@ func ctlAddr(slot int) string { return ctlID(slot) + ":1234" }
 const (
 	// stepDownTimeout bounds a new controller's attempts to step the old
 	// one down (and, halved, the old one's wait for its calls under way).
-	stepDownTimeout = 3 * time.Second
+	stepDownTimeout = 2 * time.Second
 	// storeCallTimeout bounds one call to the shared database.
 	storeCallTimeout = time.Second
 	// stopSettle is how long the orchestrator waits, after stopping an old
@@ -198,7 +198,7 @@ func (c *cluster) handovers(n int, gap time.Duration) {
 		if fence {
 			// Long enough for the new controller to give up on the old
 			// one (stepDownTimeout), start and move the minority's shards.
-			window = time.Duration(6000+rng.IntN(4000)) * time.Millisecond
+			window = time.Duration(5000+rng.IntN(4000)) * time.Millisecond
 			perm := rng.Perm(c.nPS)
 			minority = perm[:1+rng.IntN(c.nPS-1)]
 			for i := range minority {

@@ -94,6 +94,9 @@ type observer struct {
 	// given counts generations handed out (location_config or re-attach
 	// with a generation above every earlier one).
 	given, reAttaches, validated, described int
+	// psValidates counts validate upcalls the pageservers made (before
+	// deleting remote objects) that got an answer.
+	psValidates int
 }
 
 func newObserver(w *sim.World, m *model) *observer {
@@ -423,5 +426,6 @@ func (o *observer) stats() {
 	sim.Stat(o.w, "re_attaches", o.reAttaches)
 	sim.Stat(o.w, "notifications", o.notifications)
 	sim.Stat(o.w, "validated_valid", o.validated)
+	sim.Stat(o.w, "pageserver_validates", o.psValidates)
 	sim.Stat(o.w, "shards_described", o.described)
 }

@@ -16,9 +16,9 @@ import (
 // The spies are net.HTTPClient wrappers the scenario puts on the wires it
 // wants to watch: the controller's calls to pageservers (location_config
 // and listings), its compute notifications, and the pageservers' re-attach
-// upcalls. They see every request as it is sent and every answer as it
-// arrives, in virtual-time order, and pass both to the observer's
-// checkers. They never change a request or an answer.
+// and validate upcalls. They see every request as it is sent and every
+// answer as it arrives, in virtual-time order, and pass both to the
+// observer's checkers. They never change a request or an answer.
 
 // errAborted marks a call whose task unwound (its node crashed) before the
 // answer came.
@@ -115,8 +115,8 @@ func (c hookSpy) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int
 
 func (c hookSpy) String() string { return fmt.Sprint(c.inner) }
 
-// cpSpy is a pageserver's client for the controller (its re-attach
-// upcall).
+// cpSpy is a pageserver's client for the controller (its re-attach and
+// validate upcalls).
 type cpSpy struct {
 	o     *observer
 	inner net.HTTPClient
@@ -130,6 +130,21 @@ func (c cpSpy) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int, 
 		if err == nil {
 			if resp, derr := decodeAs[storconapi.ReAttachResponse](out); derr == nil {
 				c.o.reAttached(c.node, resp, before)
+			}
+		}
+		return st, err
+	}
+	if req.Method == "POST" && req.Path == "/upcall/v1/validate" {
+		// The pageserver asks before it deletes: the answer is checked as
+		// the prober's are (no split-brain check: it asks for itself).
+		before, dbBefore, ctl := c.o.snapshot(), c.o.dbSnapshot(), fmt.Sprint(c.inner)
+		st, err := c.inner.Do(ctx, req, in, out)
+		if err == nil {
+			vreq, qerr := decodeAs[storconapi.ValidateRequest](in)
+			resp, rerr := decodeAs[storconapi.ValidateResponse](out)
+			if qerr == nil && rerr == nil {
+				c.o.psValidates++
+				c.o.validatedBatch(ctl, vreq, resp, before, dbBefore, nil)
 			}
 		}
 		return st, err
