@@ -17,8 +17,12 @@
 // start-up"). With -s3-bucket (or -remote-dir) the node keeps its layers
 // and indexes in that object store, built by cmd/internal/remote exactly as
 // the safekeeper's offload target (credentials from
-// STRATA_PAGESERVER_S3_ACCESS_KEY and _SECRET_KEY); -test-remote-failures N
-// makes each store operation fail its first N attempts (tests only).
+// STRATA_PAGESERVER_S3_ACCESS_KEY and _SECRET_KEY); a tenant attached
+// from it serves at once, downloading layers on demand and in the
+// background; -max-local-layer-bytes makes the local disk a cache of it
+// (layers already in object storage are evicted, least recently used
+// first, above that many bytes); -test-remote-failures N makes each store
+// operation fail its first N attempts (tests only).
 //
 // Every flag falls back to an environment variable
 // (STRATA_PAGESERVER_<FLAG>, dashes as underscores). It holds an exclusive

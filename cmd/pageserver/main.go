@@ -62,6 +62,8 @@ func parse(args []string) (options, error) {
 	o.remote.Register(fs) // layers and indexes; none: the local disk is all there is
 	fs.Int(&o.ps.RemoteStorage.TestFailures, "test-remote-failures", 0,
 		"tests only: every object-store operation fails its first N attempts (transient), as Neon's test_remote_failures")
+	fs.Int64(&o.ps.RemoteStorage.MaxLocalLayerBytes, "max-local-layer-bytes", 0,
+		"disk budget for layer files across all tenants (needs a remote store): above it the least recently used layers already in object storage are evicted and downloaded again on use; 0: unlimited")
 	o.daemon.Register(fs)
 	// The management API lives on -http, so unlike the other daemons the
 	// pageserver needs it.
@@ -82,6 +84,10 @@ func parse(args []string) (options, error) {
 	}
 	if o.ps.RemoteStorage.TestFailures != 0 && !o.remote.Enabled() {
 		return o, fmt.Errorf("%w: -test-remote-failures without a remote store (-remote-dir or -s3-bucket)", errFlag)
+	}
+	if o.ps.RemoteStorage.MaxLocalLayerBytes != 0 && !o.remote.Enabled() {
+		// Nothing could be evicted: the local disk is the only copy.
+		return o, fmt.Errorf("%w: -max-local-layer-bytes without a remote store (-remote-dir or -s3-bucket)", errFlag)
 	}
 	return o, o.ps.Validate()
 }

@@ -235,11 +235,23 @@ func TestParseFlagsAndEnv(t *testing.T) {
 			"TestFailures", nil},
 		{"token without control plane", map[string]string{"STRATA_PAGESERVER_CONTROL_PLANE_TOKEN": "tok"}, []string{"-id", "1", "-data-dir", "d", "-http", ":1"},
 			"-control-plane-token without -control-plane-api", nil},
+		{"disk budget", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-remote-dir", "r", "-max-local-layer-bytes", "1073741824"}, "",
+			func(o options) bool { return o.ps.RemoteStorage.MaxLocalLayerBytes == 1<<30 }},
+		{"disk budget from env", map[string]string{"STRATA_PAGESERVER_REMOTE_DIR": "/r", "STRATA_PAGESERVER_MAX_LOCAL_LAYER_BYTES": "4096"},
+			[]string{"-id", "1", "-data-dir", "d", "-http", ":1"}, "",
+			func(o options) bool { return o.ps.RemoteStorage.MaxLocalLayerBytes == 4096 }},
+		{"no disk budget by default", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-remote-dir", "r"}, "",
+			func(o options) bool { return o.ps.RemoteStorage.MaxLocalLayerBytes == 0 }},
+		{"disk budget without a store", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-max-local-layer-bytes", "10"},
+			"-max-local-layer-bytes without a remote store", nil},
+		{"negative disk budget", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-remote-dir", "r", "-max-local-layer-bytes", "-1"},
+			"MaxLocalLayerBytes", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, k := range []string{"ID", "DATA_DIR", "HTTP", "BROKER", "AUTH_PUBLIC_KEY", "DRAIN_TIMEOUT", "LISTEN", "MAX_OPEN_LAYER_FILES",
 				"CONTROL_PLANE_API", "CONTROL_PLANE_TOKEN", "ADVERTISE_HTTP", "ADVERTISE_LISTEN", "REMOTE_DIR", "S3_BUCKET", "S3_PREFIX",
-				"S3_ENDPOINT", "S3_REGION", "S3_PATH_STYLE", "S3_MAX_ATTEMPTS", "S3_ACCESS_KEY", "S3_SECRET_KEY", "TEST_REMOTE_FAILURES"} {
+				"S3_ENDPOINT", "S3_REGION", "S3_PATH_STYLE", "S3_MAX_ATTEMPTS", "S3_ACCESS_KEY", "S3_SECRET_KEY", "TEST_REMOTE_FAILURES",
+				"MAX_LOCAL_LAYER_BYTES"} {
 				t.Setenv("STRATA_PAGESERVER_"+k, "")
 				os.Unsetenv("STRATA_PAGESERVER_" + k)
 			}
