@@ -259,10 +259,11 @@ one is set: the controller's -compute-hook-token.`,
     --tenant 0a0b0c0d0e0f00010203040506070809 --timeline f0e0d0c0b0a090807060504030201000 --duration 10s
 
   # Through a storage controller started with -compute-hook-url http://127.0.0.1:7000;
-  # meanwhile: strata ctl tenants split 0a0b0c0d0e0f00010203040506070809 --shard-count 4
+  # meanwhile: strata ctl tenants split 0a0b0c0d0e0f00010203040506070809 --shard-count 4 --stripe-size 8;
+  # Ctrl-C ends the writing, the final check and the summary follow.
   strata workload --safekeepers 127.0.0.1:5451,127.0.0.1:5452,127.0.0.1:5453 \
-    --controller http://127.0.0.1:1234 --compute-hook-listen 127.0.0.1:7000 \
-    --tenant 0a0b0c0d0e0f00010203040506070809 --timeline f0e0d0c0b0a090807060504030201000 --duration 60s`,
+    --controller http://127.0.0.1:1234 --compute-hook-listen 127.0.0.1:7000 --max-lag-mib 1 \
+    --tenant 0a0b0c0d0e0f00010203040506070809 --timeline f0e0d0c0b0a090807060504030201000 --duration 10m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := f.config()
