@@ -46,7 +46,10 @@ import (
 // A layer file can vanish before its upload ran: a later edit removed it
 // (compaction, GC) and the last read let go. Its upload is then abandoned,
 // and so is every index upload that names it; a later index upload, the
-// one of the edit that removed it, is always scheduled and does not.
+// one of the edit that removed it, is always scheduled and does not. A
+// deletion handed on when the index before it was abandoned (or never
+// uploaded, being empty) keeps back the objects the newest uploaded index
+// still names, until an uploaded index no longer names them.
 
 type opKind uint8
 
@@ -111,6 +114,9 @@ type uploadQueue struct {
 	base remote.IndexPart
 	// held are deletions an AttachedMulti location keeps back.
 	held []remote.LayerID
+	// deferred are layers a deletion removed while the newest index in
+	// object storage still named them (deferIndexedLocked).
+	deferred []layer.Name
 	// indexed are the layers of the newest index in object storage that
 	// this attachment uploaded or started from: a restart finds them
 	// through it, so their local files may be evicted (eviction.go).
@@ -341,7 +347,7 @@ func (q *uploadQueue) launchLocked() {
 				return // nothing behind a deletion starts before it
 			}
 			q.ops = q.ops[1:]
-			q.handOnLocked(op.names)
+			q.handOnLocked(q.deferIndexedLocked(op.names))
 			q.cond.Broadcast()
 		}
 	}
@@ -411,9 +417,33 @@ func (q *uploadQueue) start(op *uploadOp) {
 		if i := slices.Index(q.ops, op); i >= 0 {
 			q.ops = slices.Delete(q.ops, i, i+1)
 		}
+		if op.kind == opIndex && len(q.deferred) > 0 {
+			d := q.deferred
+			q.deferred = nil
+			q.handOnLocked(q.deferIndexedLocked(d))
+		}
 		q.cond.Broadcast()
 		q.launchLocked()
 	})
+}
+
+// deferIndexedLocked returns the names among names that the newest index
+// in object storage (q.indexed) does not name, and keeps the others in
+// q.deferred until an uploaded index no longer names them. A deletion
+// normally follows the index that stopped naming its layers; but that
+// index may have been abandoned (it named a layer that vanished before
+// its upload) or not uploaded at all (an empty index), and deleting then
+// would leave the newest index naming missing objects. q.mu is held.
+func (q *uploadQueue) deferIndexedLocked(names []layer.Name) []layer.Name {
+	var out []layer.Name
+	for _, n := range names {
+		if _, ok := q.indexed[n]; ok {
+			q.deferred = append(q.deferred, n)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // run performs op, retrying until it succeeds or ctx ends.
