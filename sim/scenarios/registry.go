@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/stratadb/strata/sim"
+	"github.com/stratadb/strata/sim/scenarios/cluster"
 	"github.com/stratadb/strata/sim/scenarios/counter"
 	"github.com/stratadb/strata/sim/scenarios/pageserver"
 	"github.com/stratadb/strata/sim/scenarios/split"
@@ -16,6 +17,7 @@ import (
 // add its constructor here (see docs/simulator.md).
 func All() []sim.Scenario {
 	all := []sim.Scenario{
+		cluster.Scenario(),
 		counter.Scenario(),
 		pageserver.Scenario(),
 		split.Scenario(),

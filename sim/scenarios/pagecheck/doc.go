@@ -13,5 +13,13 @@
 //
 // Which records are committed is decided by the WAL the safekeepers hold
 // at the end, not by the acknowledgements the workload saw: an append
-// whose acknowledgement was lost is resolved, never skipped.
+// whose acknowledgement was lost is resolved, never skipped. Below what
+// the safekeepers removed, the committed WAL is read from their offloaded
+// segments (WAL.Store, offload.go); History.CheckAcked then requires every
+// acknowledged commit at a record's end of it.
+//
+// For scenarios under the storage controller it also has the compute's
+// page Reader (the rich page client, its map following notify-attach;
+// reader.go) and an Operator (controller calls with retries, tenant
+// set-up, the pageservers' timeline and location listings; control.go).
 package pagecheck

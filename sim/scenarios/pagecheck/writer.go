@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/stratadb/strata/clock"
+	"github.com/stratadb/strata/disk/objstore"
 	"github.com/stratadb/strata/engine/keys"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/engine/skproto"
 	"github.com/stratadb/strata/engine/walrec"
+	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/compute/walproposer"
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/safekeeper/skapi"
@@ -154,6 +156,11 @@ type WAL struct {
 	// Sleep waits in the world's time (sim.World.Sleep); Now reads it.
 	Sleep func(time.Duration)
 	Now   func() time.Duration
+	// Store, if set, holds the safekeepers' offloaded segments of
+	// SegmentBytes each: WAL a safekeeper removed (it answers OutOfRange)
+	// is read from there (offload.go).
+	Store        objstore.Store
+	SegmentBytes lsn.LSN
 }
 
 // ErrNoProgress is a liveness failure of the WAL read-back.
@@ -216,6 +223,15 @@ func (a WAL) read(ctx context.Context, addr string, commit lsn.LSN) ([]byte, err
 	for pos := a.Start; pos < commit; {
 		r, err := skapi.ReadWal(cctx, conn, &skapi.ReadWalRequest{Timeline: skapi.Ref(a.Tenant.String(), a.Timeline.String()),
 			StartLsn: uint64(pos), EndLsn: uint64(commit)})
+		if err != nil && a.Store != nil && net.CodeOf(err) == net.OutOfRange {
+			b, oerr := a.offloaded(cctx, pos, commit)
+			if oerr != nil {
+				return nil, fmt.Errorf("%w (offloaded: %v)", err, oerr)
+			}
+			out = append(out, b...)
+			pos += lsn.LSN(len(b))
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
