@@ -45,7 +45,9 @@ func TestDeletionWaitsAfterAnAbandonedIndex(t *testing.T) {
 		}
 		l0s := ip.Layers
 		// Layers from here on are held too: the image must not get out.
-		f.store.setHold(func(key string) bool { return strings.Contains(key, remote.IndexFileName) || !slices.Contains(old, key) })
+		f.store.setHold(func(key string) bool {
+			return strings.Contains(key, remote.IndexFileName) || !slices.Contains(old, key)
+		})
 		if c, err := st.tl.Compact(); err != nil || c.L0Merged != 3 || c.ImagesWritten != 1 {
 			t.Fatalf("compact: %+v %v", c, err)
 		}
@@ -54,7 +56,9 @@ func TestDeletionWaitsAfterAnAbandonedIndex(t *testing.T) {
 		}
 		// The held index (naming the three L0s) goes out; the L1 upload
 		// is abandoned (its file is gone), and so is the compaction's index.
-		f.store.setHold(func(key string) bool { return !strings.Contains(key, remote.IndexFileName) && !slices.Contains(old, key) })
+		f.store.setHold(func(key string) bool {
+			return !strings.Contains(key, remote.IndexFileName) && !slices.Contains(old, key)
+		})
 		f.eventually(time.Minute, "the index naming three L0s uploaded", func() bool {
 			ip, err := f.index(timelineA, 1)
 			return err == nil && len(ip.Layers) == 3
