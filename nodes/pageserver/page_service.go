@@ -64,7 +64,7 @@ func StatusOf(err error) error {
 		return net.Wrap(net.FailedPrecondition, err)
 	case errors.Is(err, timeline.ErrNotFound), errors.Is(err, ErrUnknownTenant), errors.Is(err, ErrUnknownTimeline):
 		return net.Wrap(net.NotFound, err)
-	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrShardSplit), errors.Is(err, ErrChildrenNotLocal):
+	case errors.Is(err, ErrShuttingDown), errors.Is(err, ErrShardSplit), errors.Is(err, ErrChildrenNotLocal), errors.Is(err, ErrAttaching):
 		return net.Wrap(net.Unavailable, err)
 	case errors.Is(err, ErrBusy):
 		return net.Wrap(net.ResourceExhausted, err)

@@ -30,6 +30,11 @@ var (
 	ErrBroken = errors.New("pageserver: tenant shard is broken")
 	// ErrNotAttached: the shard is here but not in an attached mode.
 	ErrNotAttached = errors.New("pageserver: tenant shard is not attached here")
+	// ErrAttaching: the shard is attached but still loading (its engine
+	// not open yet). It wraps ErrNotAttached; the page service answers it
+	// Unavailable, since the shard serves in a moment and the client
+	// should retry, not give up as on NotFound.
+	ErrAttaching = fmt.Errorf("%w: still attaching", ErrNotAttached)
 	// ErrStaleGeneration: a location config with a generation below the
 	// one this pageserver already holds for the shard.
 	ErrStaleGeneration = errors.New("pageserver: generation goes backwards")
@@ -453,8 +458,10 @@ func (ts *tenantShard) servingLocked() error {
 		return ts.broken
 	case ts.split != nil:
 		return fmt.Errorf("%w: %s into %d shards", ErrShardSplit, ts.id, ts.split.NewShardCount)
-	case !ts.conf.Mode.Attached() || ts.engine == nil:
+	case !ts.conf.Mode.Attached():
 		return fmt.Errorf("%w: %s is %s", ErrNotAttached, ts.id, ts.conf.Mode)
+	case ts.engine == nil:
+		return fmt.Errorf("%w: %s is %s", ErrAttaching, ts.id, ts.conf.Mode)
 	}
 	return nil
 }
@@ -502,6 +509,8 @@ func (m *tenantManager) Resolve(t pageapi.Target) (Timeline, error) {
 		switch {
 		case err == nil:
 			return tl, nil
+		case errors.Is(err, ErrAttaching):
+			return nil, err
 		case errors.Is(err, ErrNotAttached):
 			return nil, fmt.Errorf("%w: %v", ErrUnknownTenant, err)
 		case !errors.Is(err, ErrShardSplit):
