@@ -10,7 +10,11 @@
 // parameter remote_storage) the pageservers have the world's object store:
 // they upload their layers and indexes and, after a crash, reconcile their
 // disk with object storage (never with the planted
-// ps-dcl-before-layer-sync, whose lost layer object storage would heal).
+// ps-dcl-before-layer-sync, whose lost layer object storage would heal),
+// attaching at once and downloading layers on demand; a third of those
+// seeds (swarm parameter max_local_layer_bytes) give them a disk budget of
+// a few layers, so layers are evicted and downloaded again under the
+// faults.
 //
 // Checkers (docs/architecture.md, Invariants, Pages):
 //   - every page the reader was answered with at LSN L equals the redo of

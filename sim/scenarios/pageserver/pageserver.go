@@ -206,6 +206,14 @@ func run(w *sim.World) error {
 	// downloaded again, which heals exactly what that bug plants. A rand of
 	// its own keeps the other draws of each seed as they were.
 	remoteStorage := sim.Swarm(w, "remote_storage", !w.Bug(BugDCLBeforeLayerSync) && w.NewRand("remote_storage").IntN(2) == 0)
+	// With object storage, a third of the seeds give the pageservers a
+	// local disk budget of a few layers: layers are evicted and read back
+	// on demand under the faults (a rand of its own, as above).
+	var localBudget int64
+	if remoteStorage {
+		localBudget = []int64{0, 0, 0, 0, 24 << 10, 96 << 10}[w.NewRand("local_budget").IntN(6)]
+	}
+	sim.Swarm(w, "max_local_layer_bytes", localBudget)
 	for i := 1; i <= c.nPS; i++ {
 		n := w.AddNode(psID(i), func(env node.Env) error {
 			if !remoteStorage {
@@ -215,6 +223,7 @@ func run(w *sim.World) error {
 				PageService: ps.PageServiceConfig{WaitLSNTimeout: 2 * time.Second},
 				WALReceiver: ps.WALReceiverConfig{BrokerAddr: brokerAddr, PollInterval: 200 * time.Millisecond,
 					StallTimeout: 2 * time.Second, CallTimeout: time.Second},
+				RemoteStorage: ps.RemoteStorageConfig{MaxLocalLayerBytes: localBudget, EvictionInterval: time.Second},
 				Bugs: bugs})
 			return err
 		})
@@ -417,12 +426,34 @@ func (a *auditor) check() error {
 	}
 	w.Log().Info("pageserver checked", "commit", commit, "records", m.Records(), "reads", a.h.Reads(), "answers", fmt.Sprint(counts))
 	w.Note(uint64(commit), uint64(a.h.Reads()))
+	// What the disk budget did (the pageservers' current incarnations).
+	var evictions, onDemand float64
+	for i := 1; i <= a.c.nPS; i++ {
+		evictions += counter(w.Node(psID(i)).Env(), "strata_pageserver_resident_layer_evictions_total")
+		onDemand += counter(w.Node(psID(i)).Env(), "strata_pageserver_ondemand_layer_downloads_total")
+	}
+	sim.Stat(w, "layer_evictions", evictions)
+	sim.Stat(w, "ondemand_downloads", onDemand)
 	if counts["OK"] < blocks/2 {
 		// The final reads alone give one OK per block written: a run with
 		// fewer checked pages proves too little.
 		return fmt.Errorf("pageserver: only %d pages checked (%v)", counts["OK"], counts)
 	}
 	return a.h.Failure()
+}
+
+// counter is the value of a node's counter (0 if it has none).
+func counter(env node.Env, name string) float64 {
+	mfs, err := env.Metrics.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 func (a *auditor) waitIngested(ctx context.Context, si int, commit lsn.LSN, deadline time.Duration) error {
