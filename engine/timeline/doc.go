@@ -13,7 +13,9 @@
 //   - The metadata lists the timeline's layer files exactly. A file not
 //     listed is a leftover of a crashed flush, compaction or GC and is
 //     removed at Open; a listed file that is missing or damaged, or corrupt
-//     metadata, fails Open (never silently ignored). Open syncs every
+//     metadata, fails Open (never silently ignored), unless the tenant's
+//     layer source holds the layer: then it is remote (a damaged file is
+//     removed first) and downloaded on use. Open syncs every
 //     directory it loads from, so nothing it trusts can be undone by a
 //     crash (an earlier incarnation's directory sync may have failed).
 //   - Layer files are written completely before they are listed and removed

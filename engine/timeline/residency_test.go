@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -487,4 +488,85 @@ func (f *unlinkCheckFile) ReadAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("read of %s after it was removed", f.name)
 	}
 	return f.File.ReadAt(p, off)
+}
+
+// TestDamagedLocalFileIsRemote: with a source that has the layer, a
+// damaged local file is removed at Open and the layer read from a fresh
+// download; without a source it fails Open, as ever.
+func TestDamagedLocalFileIsRemote(t *testing.T) {
+	fs := simdisk.New(simdisk.Options{})
+	src, m, ats, _ := remoteFixture(t, fs)
+	var name string
+	for n := range src.files {
+		name = n
+		break
+	}
+	path := "tenant/timelines/" + ID{1}.String() + "/" + name
+	if err := disk.WriteFileAtomic(fs, path, make([]byte, len(src.files[name]))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{FS: fs, Clock: clock.NewReal(), Dir: "tenant", Generation: 1}); err == nil {
+		t.Fatal("without a source a damaged layer file opened")
+	}
+	// The other layers are missing: the source has them all.
+	tn := openWithSource(t, fs, src, nil, clock.NewReal())
+	defer tn.Close()
+	tl, _ := tn.Get(ID{1})
+	if err := m.checkAll(tl, 3, ats); err != nil {
+		t.Fatal(err)
+	}
+	if src.fetches[name] != 1 {
+		t.Fatalf("the damaged layer was downloaded %d times, want once", src.fetches[name])
+	}
+}
+
+// TestRemovedRemoteLayerNotDeletedAgain: a layer GC removes while it is
+// evicted has no local file: disposing of it deletes nothing (and warns
+// of nothing).
+func TestRemovedRemoteLayerNotDeletedAgain(t *testing.T) {
+	fs := simdisk.New(simdisk.Options{})
+	var logs strings.Builder
+	src := newMemSource(fs)
+	tn, err := Open(Options{FS: fs, Clock: clock.NewReal(), Dir: "tenant", Generation: 1, Source: src,
+		Config: Config{CompactionThreshold: 2, ImageCreationThreshold: 1}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tn.Close()
+	tl, err := tn.Create(ID{1}, 0x10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m patchModel
+	at := lsn.LSN(0x10)
+	for i := range 4 {
+		for blk := uint32(0); blk < 3; blk++ {
+			at += 0x10
+			if err := m.add(tl, at, blk, i == 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tl.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := tl.Compact(); err != nil || st.ImagesWritten == 0 {
+		t.Fatalf("compact: %+v %v", st, err)
+	}
+	src.keep(t, tl)
+	for _, li := range mustLayers(t, tl) {
+		if _, err := tl.Evict(li.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := tl.GCAt(at)
+	if err != nil || st.LayersRemoved == 0 {
+		t.Fatalf("gc: %+v %v", st, err)
+	}
+	if strings.Contains(logs.String(), "failed") {
+		t.Fatalf("disposing of evicted layers: %s", logs.String())
+	}
+	if err := m.checkAll(tl, 3, []lsn.LSN{at}); err != nil {
+		t.Fatal(err)
+	}
 }

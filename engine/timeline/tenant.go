@@ -313,18 +313,27 @@ func (tn *Tenant) load(id ID, m metadata) error {
 }
 
 // loadLayer opens a layer the metadata lists: its local file, or, if
-// that is missing and the source has it, a remote layer (downloaded on
-// first use). A missing file the source does not have fails Open.
+// that is missing or damaged and the source has the layer, a remote layer
+// (downloaded on first use; a damaged file is removed first). A missing
+// or damaged file the source does not have fails Open.
 func (tn *Tenant) loadLayer(t *Timeline, n layer.Name) (*fileLayer, error) {
-	if tn.source != nil {
-		_, err := tn.fs.Stat(t.dir + "/" + n.String())
-		if errors.Is(err, disk.ErrNotExist) {
-			if size, ok := tn.source.Has(t.id, n); ok {
-				return remoteFileLayer(t, n, size), nil
-			}
-		}
+	path := t.dir + "/" + n.String()
+	if tn.source == nil {
+		return openFileLayer(t, n)
 	}
-	return openFileLayer(t, n)
+	size, ok := tn.source.Has(t.id, n)
+	if _, err := tn.fs.Stat(path); errors.Is(err, disk.ErrNotExist) && ok {
+		return remoteFileLayer(t, n, size), nil
+	}
+	f, err := openFileLayer(t, n)
+	if err == nil || !ok || !(errors.Is(err, layer.ErrCorrupt) || errors.Is(err, ErrCorrupt)) {
+		return f, err
+	}
+	t.log.Warn("damaged layer file removed; the layer source has it, downloaded again on use", "layer", n.String(), "err", err)
+	if rerr := tn.fs.Remove(path); rerr != nil {
+		return nil, fmt.Errorf("%w (removing it: %v)", err, rerr)
+	}
+	return remoteFileLayer(t, n, size), nil
 }
 
 // Close releases every timeline's current version, so each layer file is

@@ -184,11 +184,12 @@ func (v *version) release() {
 // the next Open removes; so it is logged, not returned.
 func (t *Timeline) dispose(fs []*fileLayer) {
 	for _, f := range fs {
+		local := f.resident.Load() // an evicted or never downloaded file is not on disk
 		_ = f.close()
 		t.mu.Lock()
 		deleted := t.deleted
 		t.mu.Unlock()
-		if !f.obsolete || deleted {
+		if !f.obsolete || deleted || !local {
 			continue
 		}
 		name := f.name.String()
