@@ -224,7 +224,7 @@ func run(w *sim.World) error {
 				WALReceiver: ps.WALReceiverConfig{BrokerAddr: brokerAddr, PollInterval: 200 * time.Millisecond,
 					StallTimeout: 2 * time.Second, CallTimeout: time.Second},
 				RemoteStorage: ps.RemoteStorageConfig{MaxLocalLayerBytes: localBudget, EvictionInterval: time.Second},
-				Bugs: bugs})
+				Bugs:          bugs})
 			return err
 		})
 		n.SetClock(time.Duration(rng.IntN(2000)-1000)*time.Millisecond, float64(rng.IntN(400)-200)*1e-6)
