@@ -161,10 +161,16 @@ func TestS3LostDiskReattach(t *testing.T) {
 	if after.DiskConsistentLSN < before.DiskConsistentLSN {
 		t.Fatalf("re-attached at disk_consistent_lsn %s, below the %s uploaded before the kill", after.DiskConsistentLSN, before.DiskConsistentLSN)
 	}
-	if !strings.Contains(c.ps.log.String(), "layer downloaded") {
-		t.Errorf("no layer download logged:\n%s", c.ps.log)
+	// The attach returns before any layer is downloaded: the background
+	// download (or the reads) fetch them.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(c.ps.log.String(), "layer downloaded"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no layer download logged:\n%s", c.ps.log)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	// Back on its page address, from the local copy the attach made.
+	// Back on its page address, from what is local by now (the rest is
+	// downloaded on demand).
 	if err := c.ps.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
