@@ -125,6 +125,7 @@ type cluster struct {
 	}
 	reader *pagecheck.Reader
 	op     pagecheck.Operator
+	opr    *operator
 }
 
 func run(w *sim.World) error {
@@ -137,7 +138,7 @@ func run(w *sim.World) error {
 	c.stripe = sim.Swarm(w, "stripe_pages", uint32(1+rng.IntN(4)))
 	c.segSize = sim.Swarm(w, "wal_segment_bytes", int64(16<<10)<<rng.IntN(3))
 	c.replayProb = sim.Swarm(w, "replay_prob", []float64{0, 0.1, 0.3}[rng.IntN(3)])
-	safety := sim.Swarm(w, "safety", time.Duration(12+rng.IntN(8))*time.Second)
+	safety := sim.Swarm(w, "safety", time.Duration(10+rng.IntN(8))*time.Second)
 	expiry := sim.Swarm(w, "feedback_expiry", time.Duration(6+rng.IntN(5))*time.Second)
 	checkpoint := sim.Swarm(w, "checkpoint_distance", int64(16<<10)<<rng.IntN(3))
 	horizon := sim.Swarm(w, "gc_horizon", uint64(8<<10)<<rng.IntN(4))
@@ -249,8 +250,8 @@ func run(w *sim.World) error {
 		return err
 	}
 	c.storeFaults = nem.StoreFaults
-	op := newOperator(c)
-	w.Go("operator", func(context.Context) { op.run() })
+	c.opr = newOperator(c)
+	w.Go("operator", func(context.Context) { c.opr.run() })
 	w.Sleep(safety)
 	if err := c.failure(); err != nil {
 		return err

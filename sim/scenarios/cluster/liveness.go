@@ -10,6 +10,7 @@ import (
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/remote"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
+	"github.com/stratadb/strata/sim"
 	"github.com/stratadb/strata/sim/scenarios/pagecheck"
 )
 
@@ -162,6 +163,7 @@ func (c *cluster) liveness() error {
 	w.Log().Info("cluster checked", "commit", commit, "records", m.Records(), "reads", c.h.Reads(), "answers", fmt.Sprint(counts),
 		"client_errors", c.reader.Errors(), "spies", c.o.summary(), "store_faults", fmt.Sprintf("%+v", w.Store().Stats()))
 	w.Note(uint64(commit), uint64(c.h.Reads()))
+	c.stats()
 	if counts["OK"] < blocks {
 		return fmt.Errorf("cluster: only %d pages checked (%v)", counts["OK"], counts)
 	}
@@ -208,4 +210,35 @@ func (c *cluster) objectsExist(s storconapi.ShardDescribe) error {
 		}
 		return nil
 	})
+}
+
+// stats records the run's counts beside the seed's result: what the spies
+// saw, what the operator did, and how much WAL the safekeepers removed.
+func (c *cluster) stats() {
+	w := c.w
+	c.o.mu.Lock()
+	st := c.o.stats
+	c.o.mu.Unlock()
+	sim.Stat(w, "deletes", st.deletes)
+	sim.Stat(w, "invalid_validations", st.invalid)
+	sim.Stat(w, "stale_acks", st.staleAcks)
+	sim.Stat(w, "replays", st.replaysAcked)
+	removed := 0.0
+	for _, id := range c.sks {
+		mfs, err := w.Node(id).Env().Metrics.Gather()
+		if err != nil {
+			continue
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "safekeeper_wal_removed_segments_total" {
+				for _, m := range mf.GetMetric() {
+					removed += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	sim.Stat(w, "wal_removed_segments", int(removed))
+	if c.opr != nil {
+		sim.Stat(w, "operator", c.opr.summary())
+	}
 }
