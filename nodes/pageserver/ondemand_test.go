@@ -547,3 +547,102 @@ func TestSplitOfEvictedLayers(t *testing.T) {
 		}
 	})
 }
+
+// TestEvictsLeastRecentlyUsed: three remote layers read one after the
+// other, each by a read that needs only it, under a budget that holds all
+// but the first read's (the smallest, so the first two fit): once the
+// third is downloaded, the evictor removes the least recently used (the
+// first read's), not one read since.
+func TestEvictsLeastRecentlyUsed(t *testing.T) {
+	// The budget is set once the layer sizes are known (the attach loads
+	// the config at start, so the node restarts with it).
+	runRemote(t, Config{RemoteStorage: RemoteStorageConfig{OnDemandOnly: true, EvictionInterval: time.Hour}}, false, func(f *remoteFixture) {
+		pages, _ := f.lostDiskReattach()
+		// history(): timelineA's L1 holds blocks 0..2 up to the branch
+		// point, its L0 block 0 after it; timelineB's L0 block 1.
+		var early, late, branch pageAt
+		for _, p := range pages {
+			switch {
+			case p.tid == timelineA && p.blk == 1 && early.want == nil:
+				early = p
+			case p.tid == timelineA && p.blk == 0:
+				late = p
+			case p.tid == timelineB && p.blk == 1:
+				branch = p
+			}
+		}
+		sizes := map[string]int64{}
+		var total int64
+		for _, tid := range []shard.TimelineID{timelineA, timelineB} {
+			ls, err := f.timeline(tid).tl.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, li := range ls {
+				sizes[tid.String()+"/"+li.Name.String()] = li.Size
+				total += li.Size
+			}
+		}
+		if len(sizes) != 3 {
+			t.Fatalf("%d layers, want 3: %v", len(sizes), sizes)
+		}
+		// Which layer each read brings in, in the order read.
+		resident := func() map[string]bool {
+			out := map[string]bool{}
+			for _, tid := range []shard.TimelineID{timelineA, timelineB} {
+				ls, _ := f.timeline(tid).tl.Layers()
+				for _, li := range ls {
+					if li.Resident {
+						out[tid.String()+"/"+li.Name.String()] = true
+					}
+				}
+			}
+			return out
+		}
+		order := []pageAt{branch, early, late} // name order would pick timelineA's L0 first
+		var brought []string
+		// A dry run on this incarnation finds each read's layer.
+		for _, p := range order {
+			before := resident()
+			if got, err := f.readBlock(p.tid, p.blk, p.at); err != nil || !bytes.Equal(got, p.want) {
+				t.Fatalf("read %s block %d at %s: %v", p.tid, p.blk, p.at, err)
+			}
+			var added []string
+			for k := range resident() {
+				if !before[k] {
+					added = append(added, k)
+				}
+			}
+			if len(added) != 1 {
+				t.Fatalf("read %s block %d at %s brought in %v, want one layer", p.tid, p.blk, p.at, added)
+			}
+			brought = append(brought, added[0])
+		}
+		// Now with a budget that holds all but the first read's layer,
+		// which must be the smallest for the first two to fit.
+		first := brought[0]
+		for _, k := range brought[1:] {
+			if sizes[k] < sizes[first] {
+				t.Fatalf("the first read's layer is not the smallest (%v); the case needs it", sizes)
+			}
+		}
+		f.cfg.RemoteStorage.MaxLocalLayerBytes = total - sizes[first]
+		f.wipe = true
+		f.restart(false)
+		if err := f.attachA(2, pageapi.ModeAttachedSingle); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range order {
+			if got, err := f.readBlock(p.tid, p.blk, p.at); err != nil || !bytes.Equal(got, p.want) {
+				t.Fatalf("read %s block %d at %s: %v", p.tid, p.blk, p.at, err)
+			}
+		}
+		f.eventually(time.Minute, "one layer evicted", func() bool {
+			return f.metric("strata_pageserver_resident_layer_evictions_total") == 1
+		})
+		got := resident()
+		if got[first] || !got[brought[1]] || !got[brought[2]] {
+			t.Fatalf("resident after the third read: %v; want all but %s (read first)", got, first)
+		}
+	})
+}
