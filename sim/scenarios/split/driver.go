@@ -9,8 +9,6 @@ import (
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/lsn"
 	"github.com/stratadb/strata/engine/shard"
-	"github.com/stratadb/strata/net"
-	"github.com/stratadb/strata/nodes/compute/pageclient"
 	"github.com/stratadb/strata/nodes/node"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
@@ -23,48 +21,19 @@ type driver struct {
 	c   *cluster
 	env node.Env
 	api storconapi.Client
+	op  pagecheck.Operator
 	// wanted is the largest count a split was asked for (0: none yet);
 	// seen the largest count the controller reported.
 	wanted shard.ShardCount
 	seen   int
 }
 
-// call runs fn with a timeout until it succeeds, answers AlreadyExists
-// (an earlier try whose answer was lost took effect), or tries runs out.
-func (d *driver) call(what string, tries int, fn func(ctx context.Context) error) error {
-	var err error
-	for range tries {
-		ctx, cancel := clock.WithTimeout(d.env.Clock, context.Background(), opTimeout)
-		err = fn(ctx)
-		cancel()
-		if err == nil || net.CodeOf(err) == net.AlreadyExists {
-			return nil
-		}
-		d.c.w.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("split: %s: %w", what, err)
-}
-
 func (d *driver) setup() error {
 	c := d.c
-	req := storconapi.TenantCreateRequest{NewTenantID: tenant(), Config: &c.conf,
-		ShardParameters: storconapi.ShardParameters{Count: uint8(c.initial), StripeSize: c.stripe}}
-	// 409 is also the answer while no node can take a shard yet: the
-	// tenant exists only if the controller describes it.
-	if err := d.call("create tenant", 300, func(ctx context.Context) error {
-		_, err := d.api.CreateTenant(ctx, req)
-		if net.CodeOf(err) == net.AlreadyExists {
-			if td, derr := d.api.DescribeTenant(ctx, tenant()); derr != nil || len(td.Shards) == 0 {
-				return net.Errorf(net.Unavailable, "not created yet: %v (describe: %v)", err, derr)
-			}
-		}
-		return err
-	}); err != nil {
-		return err
-	}
 	init := startLSN
-	tl := pageapi.TimelineCreateRequest{NewTimelineID: timelineID(), InitLSN: &init}
-	return d.call("create timeline", 300, func(ctx context.Context) error { _, err := d.api.CreateTimeline(ctx, tenant(), tl); return err })
+	return d.op.CreateTenant(storconapi.TenantCreateRequest{NewTenantID: tenant(), Config: &c.conf,
+		ShardParameters: storconapi.ShardParameters{Count: uint8(c.initial), StripeSize: c.stripe}},
+		pageapi.TimelineCreateRequest{NewTimelineID: timelineID(), InitLSN: &init}, 300)
 }
 
 // waitUploaded waits until every shard of the tenant has uploaded an
@@ -80,11 +49,7 @@ func (d *driver) waitUploaded() error {
 			if !done {
 				break
 			}
-			var list []pageapi.TimelineInfo
-			ctx, cancel := clock.WithTimeout(d.env.Clock, context.Background(), opTimeout)
-			_, err := net.DialHTTP{Net: d.env.Net, Addr: psHTTP(int(*s.NodeAttached))}.Do(ctx,
-				&net.HTTPRequest{Method: "GET", Path: "/v1/tenant/" + s.TenantShardID.String() + "/timeline"}, nil, &list)
-			cancel()
+			list, err := d.op.Timelines(psHTTP(int(*s.NodeAttached)), s.TenantShardID)
 			done = err == nil && len(list) == 1 && list[0].RemoteConsistentLSN > 0
 		}
 		if done {
@@ -241,7 +206,7 @@ func (d *driver) liveness() error {
 	}); err != nil {
 		return err
 	}
-	want, _ := mapFromDescribe(td)
+	want, _ := pagecheck.MapFromDescribe(td, func(n uint64) string { return psPage(int(n)) })
 	if err := until("the pageservers hold attached exactly the final shards", func() (bool, string) {
 		got, err := d.attachedEverywhere()
 		return err == nil && slices.Equal(got, want.Addrs), fmt.Sprintf("%v %v, want %v", got, err, want.Addrs)
@@ -249,7 +214,7 @@ func (d *driver) liveness() error {
 		return err
 	}
 	if err := until("the compute's map is the controller's", func() (bool, string) {
-		cl := c.comp.client
+		cl := c.comp.reader.Client()
 		return cl != nil && cl.ShardMap().String() == want.String(), fmt.Sprintf("want %s", want)
 	}); err != nil {
 		return err
@@ -277,28 +242,23 @@ func (d *driver) liveness() error {
 		}
 	}
 	// Every block reads back through the client at the final commit.
-	for b := 0; b < blocks; b += maxBatch {
-		req := pageclientRequest(commit, b, min(b+maxBatch, blocks))
-		if err := until(fmt.Sprintf("blocks %d.. read back", b), func() (bool, string) {
-			err := c.comp.readBlocks(context.Background(), req, true)
-			return err == nil, fmt.Sprint(err)
-		}); err != nil {
-			return err
-		}
+	if err := until("every block reads back", func() (bool, string) {
+		err := c.comp.reader.ReadAll(context.Background(), commit)
+		return err == nil, fmt.Sprint(err)
+	}); err != nil {
+		return err
 	}
 	counts, err := c.h.Verify(m)
 	if err != nil {
 		return err
 	}
-	if n := c.comp.retriedInternal(c.w.Node(computeID).Env()); n > 0 {
+	if n := pagecheck.RetriedInternal(c.w.Node(computeID).Env()); n > 0 {
 		return fmt.Errorf("%w: %v retries counted under Internal", ErrRetriedInternal, n)
 	}
 	c.o.mu.Lock()
 	stats := fmt.Sprintf("splits=%d notifies=%d targeted=%d", c.o.splits, c.o.notifies, c.targeted)
 	c.o.mu.Unlock()
-	c.comp.mu.Lock()
-	errs := fmt.Sprint(c.comp.errs)
-	c.comp.mu.Unlock()
+	errs := c.comp.reader.Errors()
 	w.Log().Info("split checked", "commit", commit, "records", m.Records(), "reads", c.h.Reads(), "answers", fmt.Sprint(counts),
 		"final_count", final, "client_errors", errs, "stats", stats)
 	w.Note(uint64(commit), uint64(c.h.Reads()))
@@ -308,14 +268,6 @@ func (d *driver) liveness() error {
 	return c.failure()
 }
 
-func pageclientRequest(at lsn.LSN, from, to int) pageclient.Request {
-	req := pageclient.Request{Rel: relation(), LSN: pageclient.ReadLSN{Request: at}}
-	for b := from; b < to; b++ {
-		req.Blocks = append(req.Blocks, uint32(b))
-	}
-	return req
-}
-
 // attachedEverywhere lists, per shard number of the tenant's pageserver
 // locations in an attached mode, the page address of the node holding it;
 // an error if a shard is attached twice or shards of two counts are.
@@ -323,10 +275,7 @@ func (d *driver) attachedEverywhere() ([]string, error) {
 	var out []string
 	count := -1
 	for i := 1; i <= d.c.nPS; i++ {
-		ctx, cancel := clock.WithTimeout(d.env.Clock, context.Background(), opTimeout)
-		var list pageapi.LocationConfigList
-		_, err := net.DialHTTP{Net: d.env.Net, Addr: psHTTP(i)}.Do(ctx, &net.HTTPRequest{Method: "GET", Path: "/v1/location_config"}, nil, &list)
-		cancel()
+		list, err := d.op.Locations(psHTTP(i))
 		if err != nil {
 			return nil, err
 		}
@@ -357,9 +306,6 @@ func (d *driver) ingested(pageAddr string, id shard.TenantShardID, commit lsn.LS
 	if _, err := fmt.Sscanf(pageAddr, "ps-%d:", &node); err != nil {
 		return false, err.Error()
 	}
-	ctx, cancel := clock.WithTimeout(d.env.Clock, context.Background(), opTimeout)
-	defer cancel()
-	var list []pageapi.TimelineInfo
-	_, err := net.DialHTTP{Net: d.env.Net, Addr: psHTTP(node)}.Do(ctx, &net.HTTPRequest{Method: "GET", Path: "/v1/tenant/" + id.String() + "/timeline"}, nil, &list)
+	list, err := d.op.Timelines(psHTTP(node), id)
 	return err == nil && len(list) == 1 && list[0].LastRecordLSN >= commit, fmt.Sprintf("%+v %v", list, err)
 }

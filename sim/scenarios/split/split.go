@@ -199,11 +199,12 @@ func run(w *sim.World) error {
 		pss = append(pss, psID(i))
 	}
 	cl := w.AddNode(clientID, func(node.Env) error { return nil })
-	d := &driver{c: c, env: cl.Env(), api: storconapi.Client{HTTP: net.DialHTTP{Net: cl.Env().Net, Addr: controllerAddr}}}
+	api := storconapi.Client{HTTP: net.DialHTTP{Net: cl.Env().Net, Addr: controllerAddr}}
+	d := &driver{c: c, env: cl.Env(), api: api, op: pagecheck.Operator{Env: cl.Env(), API: api, Sleep: w.Sleep, OpTimeout: opTimeout}}
 	if err := d.setup(); err != nil {
 		return err
 	}
-	c.comp = &compute{c: c}
+	c.comp = newCompute(c)
 	w.AddNode(computeID, c.comp.start)
 	if err := d.waitUploaded(); err != nil {
 		return err
