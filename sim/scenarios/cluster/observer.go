@@ -278,8 +278,16 @@ func (o *observer) indexLoaded(node int, k objKey) {
 //     attachment would load) does not name it.
 func (o *observer) beforeDelete(node int, key string) {
 	k, ok := parseKey(key)
-	if !ok || k.index {
-		o.fail(fmt.Errorf("%w: pageserver %d deleted %q, not a layer object", errUndecodableTraffic, node, key))
+	if !ok {
+		return // not a timeline's object (a heatmap, say): nothing names it
+	}
+	if k.index {
+		o.mu.Lock()
+		cur := o.issued[k.id]
+		o.mu.Unlock()
+		if _, gen, found, err := o.c.newestIndex(k.id, k.tl, layer.Generation(cur)); err == nil && found && gen == k.gen {
+			o.fail(fmt.Errorf("%w: pageserver %d deleted %s, the newest index of generation %d", ErrDeletedLive, node, key, cur))
+		}
 		return
 	}
 	id := remote.LayerID{Name: k.layer, Shard: k.id.Shard}
