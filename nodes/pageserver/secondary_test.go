@@ -156,7 +156,7 @@ func TestHeatmapUploadedByAttachedNotStale(t *testing.T) {
 
 		// A third layer is uploaded and, before the minimum interval since
 		// the last heatmap has passed, the location becomes AttachedStale.
-		at = f.writeFlush(st, at, 0x30, 3)
+		f.writeFlush(st, at, 0x30, 3)
 		f.barrier(timelineA)
 		if err := f.attachA(1, pageapi.ModeAttachedStale); err != nil {
 			t.Fatal(err)
