@@ -273,33 +273,11 @@ func (c *cluster) failure() error {
 }
 
 func (c *cluster) controllerConfig(env node.Env) storcon.Config {
-	return storcon.Config{
-		ListenAddr: controllerAddr,
-		DialPageserver: func(addr string) net.HTTPClient {
-			return psSpy{c: c, inner: net.DialHTTP{Net: env.Net, Addr: addr}, node: nodeOfAddr(addr)}
-		},
-		ComputeHook:                net.DialHTTP{Net: env.Net, Addr: hookAddr},
-		HeartbeatInterval:          500 * time.Millisecond,
-		HeartbeatTimeout:           250 * time.Millisecond,
-		OfflineAfter:               3 * time.Second,
-		WarmingUpTimeout:           12 * time.Second,
-		LocationConfigTimeout:      2 * time.Second,
-		LocationConfigBackoff:      100 * time.Millisecond,
-		PageserverTimeout:          2 * time.Second,
-		ReconcileAllInterval:       2 * time.Second,
-		ReconcileWait:              5 * time.Second,
-		StartupBudget:              4 * time.Second,
-		StartupNodeTimeout:         500 * time.Millisecond,
-		StartupNodeRetries:         2,
-		StartupWait:                5 * time.Second,
-		ComputeHookTimeout:         500 * time.Millisecond,
-		ComputeHookRetries:         4,
-		ComputeHookBusyWait:        200 * time.Millisecond,
-		MaxConcurrentNotifications: 4,
-		MigrationLSNWait:           time.Second,
-		MigrationTimeout:           10 * time.Second,
-		DrainFillConcurrency:       2,
-	}
+	cfg := pagecheck.ControllerConfig(controllerAddr, func(addr string) net.HTTPClient {
+		return psSpy{c: c, inner: net.DialHTTP{Net: env.Net, Addr: addr}, node: nodeOfAddr(addr)}
+	}, net.DialHTTP{Net: env.Net, Addr: hookAddr})
+	cfg.DrainFillConcurrency = 2
+	return cfg
 }
 
 // startPageserver boots pageserver i with the spies on its object store
@@ -308,16 +286,7 @@ func (c *cluster) controllerConfig(env node.Env) storcon.Config {
 // during it wipes again).
 func (c *cluster) startPageserver(env node.Env, i int) error {
 	if c.wipe[i] {
-		ents, err := env.Disk.ReadDir(".")
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			if err := env.Disk.RemoveAll(e.Name()); err != nil {
-				return err
-			}
-		}
-		if err := env.Disk.SyncDir("."); err != nil {
+		if err := pagecheck.WipeDisk(env); err != nil {
 			return err
 		}
 		delete(c.wipe, i)
