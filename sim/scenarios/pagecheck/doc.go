@@ -21,5 +21,7 @@
 // For scenarios under the storage controller it also has the compute's
 // page Reader (the rich page client, its map following notify-attach;
 // reader.go) and an Operator (controller calls with retries, tenant
-// set-up, the pageservers' timeline and location listings; control.go).
+// set-up, the pageservers' timeline and location listings; control.go),
+// the controller's simulator timings and a lost disk (ControllerConfig,
+// WipeDisk; cluster.go).
 package pagecheck
