@@ -213,12 +213,12 @@ const (
 	// DefaultMigrationSecondaryDownloadWait: Config's step 3 bounds.
 	DefaultMigrationSecondaryDownload     = 2 * time.Minute
 	DefaultMigrationSecondaryDownloadWait = 20 * time.Second
-	DefaultDrainFillConcurrency       = 4
-	DefaultNodeDeleteTimeout          = 10 * time.Minute
-	DefaultDrainFillTimeout           = 30 * time.Minute
-	DefaultShardSplitTimeout          = 2 * time.Minute
-	DefaultShardSplitRetries          = 3
-	DefaultStepDownTimeout            = 10 * time.Second
+	DefaultDrainFillConcurrency           = 4
+	DefaultNodeDeleteTimeout              = 10 * time.Minute
+	DefaultDrainFillTimeout               = 30 * time.Minute
+	DefaultShardSplitTimeout              = 2 * time.Minute
+	DefaultShardSplitRetries              = 3
+	DefaultStepDownTimeout                = 10 * time.Second
 )
 
 func (c Config) withDefaults() Config {
