@@ -152,6 +152,13 @@ func (o *observer) dbSnapshot() map[shard.TenantShardID]uint32 { return maps.Clo
 // no attached location (checked when the node answers, checkDetach). It
 // reports whether conf hands out a new generation.
 func (o *observer) beforePut(node uint64, id shard.TenantShardID, conf pageapi.LocationConfig) (newGen bool) {
+	if conf.Mode.Attached() {
+		// Told, whether or not the answer comes back: a request whose
+		// answer is lost may have been applied, and the controller may
+		// then name the node to compute (its attach failed, so its
+		// notification is pending).
+		o.everAttached[nodeShard{node, id}] = true
+	}
 	if conf.Mode.Attached() && conf.Generation != nil {
 		g := *conf.Generation
 		k := genKey{id, g}
