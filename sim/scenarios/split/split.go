@@ -252,33 +252,11 @@ func (c *cluster) failure() error {
 }
 
 func (c *cluster) controllerConfig(env node.Env) storcon.Config {
-	return storcon.Config{
-		ListenAddr: controllerAddr,
-		DialPageserver: func(addr string) net.HTTPClient {
-			return psSpy{c: c, inner: net.DialHTTP{Net: env.Net, Addr: addr}}
-		},
-		ComputeHook:                hookSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: hookAddr}},
-		HeartbeatInterval:          500 * time.Millisecond,
-		HeartbeatTimeout:           250 * time.Millisecond,
-		OfflineAfter:               3 * time.Second,
-		WarmingUpTimeout:           12 * time.Second,
-		LocationConfigTimeout:      2 * time.Second,
-		LocationConfigBackoff:      100 * time.Millisecond,
-		PageserverTimeout:          2 * time.Second,
-		ReconcileAllInterval:       2 * time.Second,
-		ReconcileWait:              5 * time.Second,
-		StartupBudget:              4 * time.Second,
-		StartupNodeTimeout:         500 * time.Millisecond,
-		StartupNodeRetries:         2,
-		StartupWait:                5 * time.Second,
-		ComputeHookTimeout:         500 * time.Millisecond,
-		ComputeHookRetries:         4,
-		ComputeHookBusyWait:        200 * time.Millisecond,
-		MaxConcurrentNotifications: 4,
-		MigrationLSNWait:           time.Second,
-		MigrationTimeout:           10 * time.Second,
-		Bugs:                       c.bugs.sc,
-	}
+	cfg := pagecheck.ControllerConfig(controllerAddr,
+		func(addr string) net.HTTPClient { return psSpy{c: c, inner: net.DialHTTP{Net: env.Net, Addr: addr}} },
+		hookSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: hookAddr}})
+	cfg.Bugs = c.bugs.sc
+	return cfg
 }
 
 func (c *cluster) pageserverConfig(env node.Env, i int) ps.Config {
