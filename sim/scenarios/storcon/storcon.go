@@ -17,6 +17,7 @@ import (
 	"github.com/stratadb/strata/nodes/storcon/computehook"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
 	"github.com/stratadb/strata/sim"
+	"github.com/stratadb/strata/sim/scenarios/pagecheck"
 	"github.com/stratadb/strata/sim/simnet"
 )
 
@@ -171,16 +172,7 @@ func (c *cluster) pageserverConfig(env node.Env, i int) ps.Config {
 // a crash during it wipes again).
 func (c *cluster) startPageserver(env node.Env, i int) error {
 	if c.wipe[i] {
-		ents, err := env.Disk.ReadDir(".")
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			if err := env.Disk.RemoveAll(e.Name()); err != nil {
-				return err
-			}
-		}
-		if err := env.Disk.SyncDir("."); err != nil {
+		if err := pagecheck.WipeDisk(env); err != nil {
 			return err
 		}
 		delete(c.wipe, i)
