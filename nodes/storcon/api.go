@@ -20,8 +20,9 @@ import (
 // apiStatus maps the service's errors to status codes at the API edge:
 // bad input 400, unknown names 404, conflicts and unschedulable requests
 // 409, unmet preconditions 412, bounded waits that ended 408, a busy or
-// stopping controller, a store that is closed or failed and a shard that
-// changed under a reconcile (retry) 503. An error that already carries a
+// stopping controller, a store that is closed, failed or unreachable, a
+// tenant whose stored state is not resolved yet (unsure.go) and a shard
+// that changed under a reconcile (retry) 503. An error that already carries a
 // code (a pageserver's answer, the transport's) keeps it — except a
 // pageserver's 401 or 403, which is the controller's own token being
 // refused: passed through, the caller would think its token bad, so it is
@@ -40,7 +41,8 @@ func apiStatus(err error) error {
 			return net.Wrap(net.Unavailable, err)
 		}
 		return net.Wrap(net.Internal, err)
-	case errors.Is(err, errStale), errors.Is(err, persist.ErrFailed), errors.Is(err, persist.ErrClosed):
+	case errors.Is(err, errStale), errors.Is(err, persist.ErrFailed), errors.Is(err, persist.ErrClosed), errors.Is(err, ErrUnresolved),
+		errors.Is(err, persist.ErrUnreachable):
 		return net.Wrap(net.Unavailable, err)
 	case errors.Is(err, storconapi.ErrBadRequest), errors.Is(err, pageapi.ErrBadConfig),
 		errors.Is(err, placement.ErrInvalid), errors.Is(err, persist.ErrInvalid), errors.Is(err, shard.ErrInvalid):

@@ -33,6 +33,7 @@ type metrics struct {
 	dbLatency         *prometheus.HistogramVec // op
 	splits            *prometheus.CounterVec   // outcome: started, committed, rolled_back
 	secondaryWarmups  *prometheus.CounterVec   // result: complete, timeout, failed (migration step 3)
+	storeUnknown      *prometheus.CounterVec   // result: adopted, forgotten, restored, deferred (unsure.go)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -67,13 +68,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Tenant shard splits, by outcome (started, committed, rolled_back)."}, []string{"outcome"}),
 		secondaryWarmups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storage_controller_migration_secondary_download",
 			Help: "Live migrations' secondary downloads at the destination (step 3), by result (complete, timeout, failed)."}, []string{"result"}),
+		storeUnknown: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storage_controller_store_unknown_outcome",
+			Help: "Store writes that failed with an unknown outcome (or found a tenant gone), by how memory and the store were made to agree: adopted a tenant's stored rows, forgot a tenant without rows, restored a node's policy, or deferred (the store unreachable; retried in the background)."}, []string{"result"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.reconcileSpawn, m.reconcileComplete, m.reconcileDropped, m.tenantShards,
 		m.nodes, m.nodeShards, m.nodeAttached, m.pending, m.httpStatus, m.httpLatency, m.pageserverErrors, m.dbLatency, m.splits,
-		m.secondaryWarmups} {
+		m.secondaryWarmups, m.storeUnknown} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -31,6 +31,9 @@ type nodeEntry struct {
 	// activating: a heartbeat task is reading the node's locations before
 	// making it Active (one at a time).
 	activating bool
+	// unsure: a policy write failed with an unknown outcome and the
+	// policy memory holds could not be written back yet (unsure.go).
+	unsure bool
 }
 
 func (n *nodeEntry) addr() string {
@@ -159,6 +162,7 @@ func (s *Service) setNodePolicy(ctx context.Context, id placement.NodeID, p plac
 		return fmt.Errorf("%w: node %d", ErrNotFound, id)
 	}
 	if err := s.store.SetNodeSchedulingPolicy(ctx, persist.NodeID(id), p.String()); err != nil {
+		s.afterNodeWrite(ctx, id, err)
 		return err
 	}
 	s.lock()
@@ -167,6 +171,7 @@ func (s *Service) setNodePolicy(ctx context.Context, id placement.NodeID, p plac
 	if e == nil {
 		return fmt.Errorf("%w: node %d", ErrNotFound, id)
 	}
+	e.unsure = false
 	e.row.SchedulingPolicy = p.String()
 	if err := s.state.updateNode(id, func(n *placement.Node) { n.Policy = p }); err != nil {
 		return err

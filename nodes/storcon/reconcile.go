@@ -67,6 +67,10 @@ type tenantEntry struct {
 	// operations on tenants that do not exist (or no longer do) leave
 	// nothing behind.
 	refs int
+	// unsure: a write of the tenant's rows failed with an unknown outcome
+	// and they could not be read back; memory may differ from the store
+	// until they are (unsure.go).
+	unsure bool
 }
 
 // shardKey names a shard and the sequence to wait for.

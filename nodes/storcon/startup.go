@@ -138,6 +138,7 @@ func (s *Service) startup(ctx context.Context) {
 	s.mu.Unlock()
 	s.spawn("heartbeats", s.heartbeatLoop)
 	s.spawn("reconcile_all", s.reconcileLoop)
+	s.spawn("resolve unsure tenants", s.resolveLoop)
 }
 
 // endInterruptedNodeOps resets nodes whose stored policy is Draining or

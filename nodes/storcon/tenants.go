@@ -110,10 +110,15 @@ func (s *Service) lockTenant(ctx context.Context, t shard.TenantID) (unlock func
 		release()
 		return nil, fmt.Errorf("%w: tenant %s is busy: %w", ErrTimeout, t, err)
 	}
-	return func() {
+	unlock = func() {
 		te.op.Unlock()
 		release()
-	}, nil
+	}
+	if err := s.resolveIfUnsure(ctx, t); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
 }
 
 // tenantShardsLocked lists tenant t's shards by index; ErrNotFound if it
@@ -365,6 +370,9 @@ func (s *Service) deleteTenant(ctx context.Context, t shard.TenantID) error {
 	if err := s.store.UpdateTenantShards(ctx, persist.WholeTenant(t), persist.ShardUpdate{
 		PlacementPolicy: &detached, SchedulingPolicy: &active, ClearGenerationNode: true,
 	}); err != nil {
+		if s.afterTenantWrite(ctx, t, err) {
+			return nil // an earlier delete's rows are gone: it is done
+		}
 		return err
 	}
 	s.lock()
@@ -395,6 +403,10 @@ func (s *Service) deleteTenant(ctx context.Context, t shard.TenantID) error {
 		return err
 	}
 	if err := s.store.DeleteTenant(ctx, t); err != nil && !errors.Is(err, persist.ErrNotFound) {
+		if s.afterTenantWrite(ctx, t, err) {
+			s.log.Info("tenant deleted (its rows found gone after the delete's answer was lost)", "tenant_id", t)
+			return nil
+		}
 		return err
 	}
 	s.forgetTenant(t)
@@ -433,6 +445,10 @@ func (s *Service) dropTenant(ctx context.Context, t shard.TenantID) error {
 		return err
 	}
 	if err := s.store.DeleteTenant(ctx, t); err != nil && !errors.Is(err, persist.ErrNotFound) {
+		if s.afterTenantWrite(ctx, t, err) {
+			s.log.Info("tenant dropped (its rows found gone after the delete's answer was lost)", "tenant_id", t)
+			return nil
+		}
 		return err
 	}
 	s.forgetTenant(t)
@@ -598,6 +614,7 @@ func (s *Service) setTenantConfig(ctx context.Context, req storconapi.TenantConf
 		return err
 	}
 	if err := s.store.UpdateTenantShards(ctx, persist.WholeTenant(t), persist.ShardUpdate{Config: &conf}); err != nil {
+		s.afterTenantWrite(ctx, t, err)
 		return err
 	}
 	s.lock()
@@ -654,6 +671,7 @@ func (s *Service) setTenantPolicy(ctx context.Context, t shard.TenantID, req sto
 		return err
 	}
 	if err := s.store.UpdateTenantShards(ctx, persist.WholeTenant(t), u); err != nil {
+		s.afterTenantWrite(ctx, t, err)
 		return err
 	}
 	s.lock()
@@ -762,6 +780,7 @@ func (s *Service) tenantLocationConfig(ctx context.Context, id shard.TenantShard
 			u.Generation, u.ClearGenerationNode = &g, true
 		}
 		if err := s.store.UpdateTenantShards(ctx, persist.OneShard(id), u); err != nil {
+			s.afterTenantWrite(ctx, id.TenantID, err)
 			return nil, err
 		}
 		s.lock()
