@@ -56,6 +56,8 @@ type options struct {
 	pageserverTok  string
 	computeHookURL string
 	computeHookTok string
+	predecessorURL string
+	predecessorTok string
 	daemon         daemon.Options
 	sc             storcon.Config
 }
@@ -75,6 +77,9 @@ func parse(args []string) (options, error) {
 	fs.Secret(&o.pageserverTok, "pageserver-jwt-token", "JWT sent to pageservers (scope pageserverapi). Also read from "+secretAliases["pageserver-jwt-token"])
 	fs.String(&o.computeHookURL, "compute-hook-url", "", "base URL of the compute hook: notifications are PUT to <url>"+storconapi.NotifyAttachPath+" (empty: no compute hook)")
 	fs.Secret(&o.computeHookTok, "compute-hook-token", "bearer token sent to the compute hook. Also read from "+secretAliases["compute-hook-token"])
+	fs.String(&o.predecessorURL, "predecessor-url", "", "base URL of the controller this one takes over from, sharing its -database-url: it is asked to step down ("+storconapi.RouteStepDown+") before the store is read, and given up on after -step-down-timeout (empty: none)")
+	fs.Duration(&o.sc.StepDownTimeout, "step-down-timeout", storcon.DefaultStepDownTimeout, "how long the -predecessor-url controller is asked to step down before this one proceeds without it")
+	fs.Secret(&o.predecessorTok, "predecessor-token", "JWT of scope admin sent to the -predecessor-url controller")
 	fs.Duration(&o.sc.HeartbeatInterval, "heartbeat-interval", storcon.DefaultHeartbeatInterval, "how often every pageserver's utilization is polled")
 	fs.Duration(&o.sc.HeartbeatTimeout, "heartbeat-timeout", storcon.DefaultHeartbeatTimeout, "bound of one heartbeat")
 	fs.Duration(&o.sc.OfflineAfter, "offline-after", storcon.DefaultOfflineAfter, "a pageserver without a successful heartbeat this long is offline")
@@ -119,6 +124,17 @@ func parse(args []string) (options, error) {
 		}
 		// A URL naming the notify-attach path itself is accepted as well.
 		o.computeHookURL = strings.TrimSuffix(strings.TrimSuffix(o.computeHookURL, "/"), storconapi.NotifyAttachPath)
+	}
+	if o.predecessorURL != "" {
+		if !strings.HasPrefix(o.predecessorURL, "http://") && !strings.HasPrefix(o.predecessorURL, "https://") {
+			return o, fmt.Errorf("%w: -predecessor-url %q: want http:// or https://", errFlag, o.predecessorURL)
+		}
+		if o.databaseURL == "" {
+			// The embedded store is one process's: a successor on another
+			// directory would share nothing with it.
+			return o, fmt.Errorf("%w: -predecessor-url needs -database-url: only a shared database is handed over", errFlag)
+		}
+		o.predecessorURL = strings.TrimSuffix(o.predecessorURL, "/")
 	}
 	o.daemon.HTTPAddr = o.listen
 	o.sc.PageserverToken = o.pageserverTok
@@ -265,10 +281,14 @@ func run(o options) error {
 	if o.computeHookURL != "" {
 		o.sc.ComputeHook = httpx.Client{Base: o.computeHookURL, HTTP: &http.Client{}}
 	}
+	if o.predecessorURL != "" {
+		o.sc.Predecessor = httpx.Client{Base: o.predecessorURL, HTTP: &http.Client{}}
+		o.sc.PredecessorToken = o.predecessorTok
+	}
 	ctx, stop := daemon.SignalContext()
 	defer stop()
 	go s.start(env, o.sc, stop)
 	log.Info("storcon starting", "listen", o.listen, "store", store, "auth", len(o.sc.AuthKeys) > 0,
-		"compute_hook", o.computeHookURL != "", "pageserver_token", o.sc.PageserverToken != "")
+		"compute_hook", o.computeHookURL != "", "pageserver_token", o.sc.PageserverToken != "", "predecessor", o.predecessorURL)
 	return daemon.Serve(ctx, o.daemon, log, daemon.Service{Name: "storcon", Registry: reg, Ready: s.ready, Drain: s.shutdown, Handler: s.StartGate})
 }

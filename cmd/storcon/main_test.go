@@ -78,6 +78,14 @@ func TestParseFlagsAndEnv(t *testing.T) {
 		{"same HTTP address", nil, []string{"-http", ":7", "-listen", ":7"}, "", func(o options) bool { return o.daemon.HTTPAddr == ":7" }},
 		{"bad hook URL", nil, []string{"-compute-hook-url", "cp:3000"}, "want http:// or https://", nil},
 		{"bad pool size", nil, []string{"-db-max-conns", "0"}, "-db-max-conns 0", nil},
+		{"predecessor", map[string]string{"STRATA_STORCON_PREDECESSOR_TOKEN": "adm"},
+			[]string{"-database-url", "postgres://x/db", "-predecessor-url", "http://old:1234/", "-step-down-timeout", "3s"}, "",
+			func(o options) bool {
+				return o.sc.Predecessor == nil && o.predecessorURL == "http://old:1234" && o.predecessorTok == "adm" &&
+					o.sc.StepDownTimeout == 3*time.Second
+			}},
+		{"predecessor without a shared database", nil, []string{"-predecessor-url", "http://old:1234"}, "needs -database-url", nil},
+		{"bad predecessor URL", nil, []string{"-database-url", "postgres://x/db", "-predecessor-url", "old:1234"}, "want http:// or https://", nil},
 		{"negative duration", nil, []string{"-heartbeat-interval", "-1s"}, "HeartbeatInterval -1s is negative", nil},
 		{"inconsistent durations", nil, []string{"-heartbeat-timeout", "10s"}, "HeartbeatTimeout 10s exceeds HeartbeatInterval", nil},
 		{"bad env duration", map[string]string{"STRATA_STORCON_OFFLINE_AFTER": "soon"}, nil, "STRATA_STORCON_OFFLINE_AFTER for -offline-after", nil},
