@@ -52,6 +52,7 @@ type options struct {
 	dataDir        string
 	databaseURL    string
 	dbMaxConns     int
+	dbStmtTimeout  time.Duration
 	publicKeyFiles string // comma-separated PEM files
 	pageserverTok  string
 	computeHookURL string
@@ -73,6 +74,8 @@ func parse(args []string) (options, error) {
 	fs.String(&o.dataDir, "data-dir", defaultDataDir, "directory of the embedded store (ignored with -database-url; must then be left at its default)")
 	fs.Secret(&o.databaseURL, "database-url", "PostgreSQL URL (postgres://user:password@host:port/db); empty: the embedded store in -data-dir. Also read from "+secretAliases["database-url"])
 	fs.Int(&o.dbMaxConns, "db-max-conns", int(storconpg.DefaultMaxConns), "PostgreSQL connection pool size")
+	fs.Duration(&o.dbStmtTimeout, "db-statement-timeout", storconpg.DefaultStatementTimeout, "PostgreSQL statement_timeout of every connection; must stay below -lost-write-settle")
+	fs.Duration(&o.sc.LostWriteSettle, "lost-write-settle", storcon.DefaultLostWriteSettle, "after a store write whose answer was lost, how long to wait before reading its outcome back (a write still on its way must have landed)")
 	fs.String(&o.publicKeyFiles, "public-key", "", "comma-separated PEM files of Ed25519 public keys; when set, every API call but /metrics, /status, /live and /ready needs a JWT with the route's scope (admin passes all)")
 	fs.Secret(&o.pageserverTok, "pageserver-jwt-token", "JWT sent to pageservers (scope pageserverapi). Also read from "+secretAliases["pageserver-jwt-token"])
 	fs.String(&o.computeHookURL, "compute-hook-url", "", "base URL of the compute hook: notifications are PUT to <url>"+storconapi.NotifyAttachPath+" (empty: no compute hook)")
@@ -117,6 +120,12 @@ func parse(args []string) (options, error) {
 		return o, fmt.Errorf("%w: -data-dir %q and -database-url: choose one store", errFlag, o.dataDir)
 	case o.dbMaxConns <= 0 || o.dbMaxConns > 1<<20:
 		return o, fmt.Errorf("%w: -db-max-conns %d: want 1 or more", errFlag, o.dbMaxConns)
+	case o.dbStmtTimeout <= 0:
+		return o, fmt.Errorf("%w: -db-statement-timeout %v: want more than 0", errFlag, o.dbStmtTimeout)
+	case o.databaseURL != "" && o.sc.LostWriteSettle <= o.dbStmtTimeout:
+		// A write whose answer was lost may commit until its statement
+		// times out: read back earlier, its outcome could be missed.
+		return o, fmt.Errorf("%w: -lost-write-settle %v must exceed -db-statement-timeout %v", errFlag, o.sc.LostWriteSettle, o.dbStmtTimeout)
 	}
 	if o.computeHookURL != "" {
 		if !strings.HasPrefix(o.computeHookURL, "http://") && !strings.HasPrefix(o.computeHookURL, "https://") {
@@ -266,7 +275,7 @@ func run(o options) error {
 		o.sc.DataDir = storeDir
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), storconpg.DefaultConnectTimeout+time.Minute)
-		pg, err := storconpg.Open(ctx, storconpg.Config{URL: o.databaseURL, MaxConns: int32(o.dbMaxConns)})
+		pg, err := storconpg.Open(ctx, storconpg.Config{URL: o.databaseURL, MaxConns: int32(o.dbMaxConns), StatementTimeout: o.dbStmtTimeout})
 		cancel()
 		if err != nil {
 			// The URL may hold a password: the error names the store, and

@@ -78,6 +78,10 @@ func TestParseFlagsAndEnv(t *testing.T) {
 		{"same HTTP address", nil, []string{"-http", ":7", "-listen", ":7"}, "", func(o options) bool { return o.daemon.HTTPAddr == ":7" }},
 		{"bad hook URL", nil, []string{"-compute-hook-url", "cp:3000"}, "want http:// or https://", nil},
 		{"bad pool size", nil, []string{"-db-max-conns", "0"}, "-db-max-conns 0", nil},
+		{"settle below the statement timeout", nil, []string{"-database-url", "postgres://x/db", "-db-statement-timeout", "8s"},
+			"-lost-write-settle 6s must exceed -db-statement-timeout 8s", nil},
+		{"settle and statement timeout", nil, []string{"-database-url", "postgres://x/db", "-db-statement-timeout", "8s", "-lost-write-settle", "9s"}, "",
+			func(o options) bool { return o.dbStmtTimeout == 8*time.Second && o.sc.LostWriteSettle == 9*time.Second }},
 		{"predecessor", map[string]string{"STRATA_STORCON_PREDECESSOR_TOKEN": "adm"},
 			[]string{"-database-url", "postgres://x/db", "-predecessor-url", "http://old:1234/", "-step-down-timeout", "3s"}, "",
 			func(o options) bool {

@@ -154,6 +154,15 @@ type Config struct {
 	// under way to end. Default 10s.
 	StepDownTimeout time.Duration
 
+	// LostWriteSettle is how long the controller waits, after a store
+	// write whose outcome is unknown, before it reads the outcome back
+	// (unsure.go): a write whose connection broke may still be on its way
+	// to the database, or queued there, and a read made before it lands
+	// would miss it. It must exceed the longest a sent statement can take
+	// to run — the PostgreSQL store bounds that with its statement timeout
+	// (storconpg.DefaultStatementTimeout, 5s). Default 6s.
+	LostWriteSettle time.Duration
+
 	// Bugs plants deliberate defects; only the simulator sets it.
 	Bugs Bugs
 }
@@ -219,6 +228,7 @@ const (
 	DefaultShardSplitTimeout              = 2 * time.Minute
 	DefaultShardSplitRetries              = 3
 	DefaultStepDownTimeout                = 10 * time.Second
+	DefaultLostWriteSettle                = 6 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -267,6 +277,7 @@ func (c Config) withDefaults() Config {
 	def(&c.ShardSplitTimeout, DefaultShardSplitTimeout)
 	defInt(&c.ShardSplitRetries, DefaultShardSplitRetries)
 	def(&c.StepDownTimeout, DefaultStepDownTimeout)
+	def(&c.LostWriteSettle, DefaultLostWriteSettle)
 	return c
 }
 
@@ -289,6 +300,7 @@ func (c Config) Validate() error {
 		{"ReconcileNotifyTimeout", c.ReconcileNotifyTimeout},
 		{"NodeDeleteTimeout", c.NodeDeleteTimeout}, {"DrainFillTimeout", c.DrainFillTimeout},
 		{"ShardSplitTimeout", c.ShardSplitTimeout}, {"StepDownTimeout", c.StepDownTimeout},
+		{"LostWriteSettle", c.LostWriteSettle},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s %v is negative", ErrConfig, d.name, d.v)

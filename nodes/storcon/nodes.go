@@ -162,7 +162,7 @@ func (s *Service) setNodePolicy(ctx context.Context, id placement.NodeID, p plac
 		return fmt.Errorf("%w: node %d", ErrNotFound, id)
 	}
 	if err := s.store.SetNodeSchedulingPolicy(ctx, persist.NodeID(id), p.String()); err != nil {
-		s.afterNodeWrite(ctx, id, err)
+		s.afterNodeWrite(id, err)
 		return err
 	}
 	s.lock()

@@ -260,7 +260,8 @@ const InsertReadBackTimeout = 10 * time.Second
 // insert's error. The read-back decides what memory holds, so it does not
 // depend on the caller: a broken connection that lost the insert's answer
 // often ended the caller's request too, and rows left stored but not in
-// memory would stay there until a restart. It is bounded by
+// memory would stay there until a restart. It waits Config.LostWriteSettle
+// first (the insert may still be on its way) and is bounded by
 // InsertReadBackTimeout.
 func (s *Service) insertShardRows(ctx context.Context, t shard.TenantID, rows []persist.TenantShard) ([]persist.TenantShard, error) {
 	err := s.store.InsertTenantShards(ctx, rows)
@@ -270,8 +271,14 @@ func (s *Service) insertShardRows(ctx context.Context, t shard.TenantID, rows []
 	case errors.Is(err, persist.ErrInvalid), errors.Is(err, persist.ErrConflict), errors.Is(err, persist.ErrGenerationExhausted):
 		return nil, err
 	}
-	rctx, cancel := clock.WithTimeout(s.clk, context.WithoutCancel(ctx), InsertReadBackTimeout)
+	rctx, cancel := clock.WithTimeout(s.clk, context.WithoutCancel(ctx), s.cfg.LostWriteSettle+InsertReadBackTimeout)
 	defer cancel()
+	if !errors.Is(err, persist.ErrExists) {
+		// The insert may still be on its way (Config.LostWriteSettle).
+		if serr := clock.Sleep(rctx, s.clk, s.cfg.LostWriteSettle); serr != nil {
+			return nil, err
+		}
+	}
 	have, rerr := s.store.TenantShards(rctx, t)
 	if rerr != nil {
 		s.log.Error("insert outcome unknown and the rows unreadable", "tenant_id", t, "err", err, "read_err", rerr)
@@ -370,7 +377,7 @@ func (s *Service) deleteTenant(ctx context.Context, t shard.TenantID) error {
 	if err := s.store.UpdateTenantShards(ctx, persist.WholeTenant(t), persist.ShardUpdate{
 		PlacementPolicy: &detached, SchedulingPolicy: &active, ClearGenerationNode: true,
 	}); err != nil {
-		if s.afterTenantWrite(ctx, t, err) {
+		if s.afterTenantWrite(t, err) {
 			return nil // an earlier delete's rows are gone: it is done
 		}
 		return err
@@ -403,7 +410,7 @@ func (s *Service) deleteTenant(ctx context.Context, t shard.TenantID) error {
 		return err
 	}
 	if err := s.store.DeleteTenant(ctx, t); err != nil && !errors.Is(err, persist.ErrNotFound) {
-		if s.afterTenantWrite(ctx, t, err) {
+		if s.afterTenantWrite(t, err) {
 			s.log.Info("tenant deleted (its rows found gone after the delete's answer was lost)", "tenant_id", t)
 			return nil
 		}
@@ -445,7 +452,7 @@ func (s *Service) dropTenant(ctx context.Context, t shard.TenantID) error {
 		return err
 	}
 	if err := s.store.DeleteTenant(ctx, t); err != nil && !errors.Is(err, persist.ErrNotFound) {
-		if s.afterTenantWrite(ctx, t, err) {
+		if s.afterTenantWrite(t, err) {
 			s.log.Info("tenant dropped (its rows found gone after the delete's answer was lost)", "tenant_id", t)
 			return nil
 		}
@@ -614,7 +621,7 @@ func (s *Service) setTenantConfig(ctx context.Context, req storconapi.TenantConf
 		return err
 	}
 	if err := s.store.UpdateTenantShards(ctx, persist.WholeTenant(t), persist.ShardUpdate{Config: &conf}); err != nil {
-		s.afterTenantWrite(ctx, t, err)
+		s.afterTenantWrite(t, err)
 		return err
 	}
 	s.lock()
@@ -671,7 +678,7 @@ func (s *Service) setTenantPolicy(ctx context.Context, t shard.TenantID, req sto
 		return err
 	}
 	if err := s.store.UpdateTenantShards(ctx, persist.WholeTenant(t), u); err != nil {
-		s.afterTenantWrite(ctx, t, err)
+		s.afterTenantWrite(t, err)
 		return err
 	}
 	s.lock()
@@ -780,7 +787,7 @@ func (s *Service) tenantLocationConfig(ctx context.Context, id shard.TenantShard
 			u.Generation, u.ClearGenerationNode = &g, true
 		}
 		if err := s.store.UpdateTenantShards(ctx, persist.OneShard(id), u); err != nil {
-			s.afterTenantWrite(ctx, id.TenantID, err)
+			s.afterTenantWrite(id.TenantID, err)
 			return nil, err
 		}
 		s.lock()

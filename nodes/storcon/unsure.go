@@ -26,10 +26,12 @@ import (
 // applied, or a tenant's rows deleted while memory still manages it, every
 // later write then answering "not found" and the tenant never converging.
 //
-// So memory is brought back to the store: after such a write the tenant's
-// rows are read back (retried, with the call's own bound, not the
-// caller's context: the broken connection often ended the caller's request
-// too) and adopted (resolveTenant). Rows gone means the delete happened:
+// So memory is brought back to the store: after such a write, and once
+// Config.LostWriteSettle has passed — the write may still be on its way to
+// the database and land after a read made at once — the tenant's rows are
+// read back (retried, with the call's own bound, not the caller's context:
+// the broken connection often ended the caller's request too) and adopted
+// (resolveTenant). Rows gone means the delete happened:
 // the tenant is forgotten. If the store cannot be read either, the tenant
 // is marked unsure: its next operation resolves it first (and answers
 // ErrUnresolved while it cannot), and the background reconcile loop keeps
@@ -79,16 +81,18 @@ func unknownOutcome(err error) bool {
 // afterTenantWrite is called, with tenant t's operation lock held, after a
 // write of t's rows answered err. When err leaves memory possibly apart
 // from the store (an unknown outcome, or "not found" for a tenant memory
-// holds) t is resolved with its own bound; if that fails t is marked
+// holds) t is resolved within its own bound — under the service's
+// context, not the caller's: the broken connection that lost the answer
+// often ended the caller's request too; if that fails t is marked
 // unsure. It returns whether t is gone (the store has no rows for it, and
 // memory forgot it).
-func (s *Service) afterTenantWrite(ctx context.Context, t shard.TenantID, err error) (gone bool) {
+func (s *Service) afterTenantWrite(t shard.TenantID, err error) (gone bool) {
 	if !unknownOutcome(err) && !errors.Is(err, persist.ErrNotFound) {
 		return false
 	}
-	rctx, cancel := clock.WithTimeout(s.clk, context.WithoutCancel(ctx), ResolveTimeout)
+	rctx, cancel := clock.WithTimeout(s.clk, s.tasks.Context(), s.cfg.LostWriteSettle+ResolveTimeout)
 	defer cancel()
-	gone, rerr := s.resolveTenant(rctx, t)
+	gone, rerr := s.settleThen(rctx, err, func() (bool, error) { return s.resolveTenant(rctx, t) })
 	if rerr != nil {
 		s.lock()
 		if te := s.state.tenants[t]; te != nil && len(te.shards) > 0 {
@@ -107,6 +111,18 @@ func (s *Service) afterTenantWrite(ctx context.Context, t shard.TenantID, err er
 	s.metrics.storeUnknown.WithLabelValues(result).Inc()
 	s.log.Warn("tenant write failed; memory brought back to the store", "tenant_id", t, "err", err, "gone", gone)
 	return gone
+}
+
+// settleThen runs fn once Config.LostWriteSettle has passed, when err
+// leaves a write's outcome unknown (a write answered "not found" has
+// nothing in flight, and fn runs at once).
+func (s *Service) settleThen(ctx context.Context, err error, fn func() (bool, error)) (bool, error) {
+	if unknownOutcome(err) {
+		if serr := clock.Sleep(ctx, s.clk, s.cfg.LostWriteSettle); serr != nil {
+			return false, serr
+		}
+	}
+	return fn()
 }
 
 // resolveIfUnsure resolves tenant t if it is marked unsure; called with
@@ -279,15 +295,16 @@ func (s *Service) resolveUnsure(ctx context.Context) {
 
 // afterNodeWrite is called, with s.nodeMu held, after a write of node id's
 // scheduling policy answered err: when the outcome is unknown, the policy
-// memory holds (the write did not change it) is written back, retried
-// within ResolveTimeout; if that fails too the node is marked unsure.
-func (s *Service) afterNodeWrite(ctx context.Context, id placement.NodeID, err error) {
+// memory holds (the write did not change it) is written back once
+// Config.LostWriteSettle has passed, retried within ResolveTimeout; if that
+// fails too the node is marked unsure.
+func (s *Service) afterNodeWrite(id placement.NodeID, err error) {
 	if !unknownOutcome(err) {
 		return
 	}
-	rctx, cancel := clock.WithTimeout(s.clk, context.WithoutCancel(ctx), ResolveTimeout)
+	rctx, cancel := clock.WithTimeout(s.clk, s.tasks.Context(), s.cfg.LostWriteSettle+ResolveTimeout)
 	defer cancel()
-	if werr := s.restoreNodePolicy(rctx, id); werr != nil {
+	if _, werr := s.settleThen(rctx, err, func() (bool, error) { return false, s.restoreNodePolicy(rctx, id) }); werr != nil {
 		s.lock()
 		if e := s.state.nodes[id]; e != nil {
 			e.unsure = true

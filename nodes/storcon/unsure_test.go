@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/placement"
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/net"
@@ -196,5 +197,54 @@ func TestNodePolicyWhoseAnswerWasLost(t *testing.T) {
 		if _, err := c.api.ConsistencyCheck(c.ctx); err != nil {
 			t.Fatalf("after the lost write: %v", err)
 		}
+	})
+}
+
+// lateStore answers the next tenant delete with a lost answer at once,
+// while the delete itself lands later (after delay): a request still on
+// its way to the database when the connection broke.
+type lateStore struct {
+	persist.Store
+	clk   clock.Clock
+	delay time.Duration
+	arm   *bool
+}
+
+func (s lateStore) DeleteTenant(ctx context.Context, t shard.TenantID) error {
+	if !*s.arm {
+		return s.Store.DeleteTenant(ctx, t)
+	}
+	*s.arm = false
+	s.clk.Go(context.WithoutCancel(ctx), "late delete", func(ctx context.Context) {
+		if clock.Sleep(ctx, s.clk, s.delay) == nil {
+			_ = s.Store.DeleteTenant(ctx, t)
+		}
+	})
+	return errLostAnswer
+}
+
+// TestDeleteThatLandsLate: a delete whose connection broke lands at the
+// database after the controller saw the error. Reading back at once would
+// find the rows, keep the tenant in memory and leave it there after they
+// are gone; waiting LostWriteSettle first sees the delete and forgets it.
+func TestDeleteThatLandsLate(t *testing.T) {
+	var arm bool
+	runClusterWith(t, 2, Config{}, func(env node.Env) persist.Store {
+		ds, err := persist.OpenDisk(env.Clock, env.Disk, "ctl", persist.DiskConfig{})
+		if err != nil {
+			t.Fatalf("open store: %v", err)
+		}
+		return lateStore{Store: ds, clk: env.Clock, delay: 500 * time.Millisecond, arm: &arm}
+	}, func(c *cluster) {
+		tn := tenantID(74)
+		c.create(tn, 1, nil)
+		arm = true
+		if err := c.api.DeleteTenant(c.ctx, tn); err != nil {
+			t.Fatalf("a delete that landed late answered %v, want success", err)
+		}
+		if _, err := c.api.DescribeTenant(c.ctx, tn); net.CodeOf(err) != net.NotFound {
+			t.Fatalf("describe after the delete: %v, want NotFound", err)
+		}
+		waitFor(c, time.Minute, "consistent", consistent(c))
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,10 @@ const (
 	DefaultMaxConns = 16
 	// DefaultConnectTimeout is Config.ConnectTimeout's default.
 	DefaultConnectTimeout = 10 * time.Second
+	// DefaultStatementTimeout is Config.StatementTimeout's default. The
+	// controller's LostWriteSettle (storcon.DefaultLostWriteSettle, 6s)
+	// must stay above it.
+	DefaultStatementTimeout = 5 * time.Second
 )
 
 // Config configures the PostgreSQL store.
@@ -47,6 +52,12 @@ type Config struct {
 	// ConnectTimeout bounds establishing one connection. Default
 	// DefaultConnectTimeout (10 s).
 	ConnectTimeout time.Duration
+	// StatementTimeout is the server's statement_timeout on every
+	// connection: no statement runs longer. It bounds how late a write whose
+	// connection broke can still commit, which the controller waits out
+	// before it reads such a write's outcome back (storcon.Config's
+	// LostWriteSettle). Default DefaultStatementTimeout (5 s).
+	StatementTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -55,6 +66,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.StatementTimeout == 0 {
+		c.StatementTimeout = DefaultStatementTimeout
 	}
 	return c
 }
@@ -69,6 +83,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxConns %d is negative", ErrConfig, c.MaxConns)
 	case c.ConnectTimeout < 0:
 		return fmt.Errorf("%w: ConnectTimeout %v is negative", ErrConfig, c.ConnectTimeout)
+	case c.StatementTimeout < 0:
+		return fmt.Errorf("%w: StatementTimeout %v is negative", ErrConfig, c.StatementTimeout)
 	}
 	return nil
 }
@@ -94,6 +110,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	pc.MaxConns = cfg.MaxConns
 	pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	// In milliseconds, PostgreSQL's unit for a bare number.
+	pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("storconpg: connect: %w", err)

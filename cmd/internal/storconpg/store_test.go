@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +42,31 @@ func TestPostgres(t *testing.T) {
 	t.Run("ConcurrentOpen", func(t *testing.T) { testConcurrentOpen(t, srv) })
 	t.Run("PoolBounded", func(t *testing.T) { testPoolBounded(t, srv) })
 	t.Run("TwoControllersIncrement", func(t *testing.T) { testTwoControllersIncrement(t, srv) })
+	t.Run("StatementTimeout", func(t *testing.T) { testStatementTimeout(t, srv) })
+}
+
+// testStatementTimeout: every pooled connection runs with the configured
+// statement_timeout, and a statement longer than it is cancelled — the
+// bound the controller's LostWriteSettle relies on.
+func testStatementTimeout(t *testing.T, srv *pgtest.Server) {
+	ctx := context.Background()
+	s := open(t, Config{URL: srv.NewDatabase(t), StatementTimeout: 300 * time.Millisecond})
+	defer s.Close()
+	var got string
+	if err := s.Pool().QueryRow(ctx, "SHOW statement_timeout").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "300ms" {
+		t.Fatalf("statement_timeout = %q, want 300ms", got)
+	}
+	if _, err := s.Pool().Exec(ctx, "SELECT pg_sleep(2)"); err == nil || !strings.Contains(err.Error(), "statement timeout") {
+		t.Fatalf("a 2 s statement under a 300 ms timeout: %v, want cancelled", err)
+	}
+	d := open(t, Config{URL: srv.NewDatabase(t)})
+	defer d.Close()
+	if err := d.Pool().QueryRow(ctx, "SHOW statement_timeout").Scan(&got); err != nil || got != "5s" {
+		t.Fatalf("default statement_timeout = %q, %v; want 5s", got, err)
+	}
 }
 
 // testSchema checks the migrations: applied once, in order, recorded, the
@@ -189,12 +215,14 @@ func testTwoControllersIncrement(t *testing.T, srv *pgtest.Server) {
 }
 
 func TestConfig(t *testing.T) {
-	for _, c := range []Config{{}, {URL: "postgres://x", MaxConns: -1}, {URL: "postgres://x", ConnectTimeout: -time.Second}} {
+	for _, c := range []Config{{}, {URL: "postgres://x", MaxConns: -1}, {URL: "postgres://x", ConnectTimeout: -time.Second},
+		{URL: "postgres://x", StatementTimeout: -time.Second}} {
 		if err := c.Validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("Validate(%+v) = %v, want ErrConfig", c, err)
 		}
 	}
-	if c := (Config{URL: "u"}).withDefaults(); c.MaxConns != DefaultMaxConns || c.ConnectTimeout != DefaultConnectTimeout {
+	if c := (Config{URL: "u"}).withDefaults(); c.MaxConns != DefaultMaxConns || c.ConnectTimeout != DefaultConnectTimeout ||
+		c.StatementTimeout != DefaultStatementTimeout {
 		t.Errorf("defaults: %+v", c)
 	}
 	if _, err := Open(context.Background(), Config{URL: "::not a url"}); !errors.Is(err, ErrConfig) {

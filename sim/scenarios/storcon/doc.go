@@ -17,7 +17,10 @@
 // Half the seeds (shared_db) keep the controller's state in a database
 // that several controller processes share, as PostgreSQL is shared in
 // production: persist.Remote to a persist.Server on a "db" node (a
-// crash-safe DiskStore on that node's disk). There one to three
+// crash-safe DiskStore on that node's disk), which the nemesis crashes
+// and cuts off like any other node: a store write whose answer is lost
+// may have taken effect, and the controller must resolve it. There one to
+// three
 // leadership hand-overs run (handover.go): the other controller slot
 // starts a controller whose real start-up asks the running one to step
 // down. In a clean hand-over the old one steps down (503 to everything

@@ -308,13 +308,20 @@ func run(w *sim.World) error {
 		api:          storconapi.Client{HTTP: ctlClient{env: cl.Env(), target: func() int { return c.leader }}},
 		unknownSince: map[shard.TenantID]time.Duration{}, outcomes: map[string]int{}}
 
+	// The shared database is faulted like the rest: a crash or a cut
+	// link loses the answers of store writes that took effect, which the
+	// controller must resolve (nodes/storcon/unsure.go).
+	var dbs []string
+	if c.shared {
+		dbs = []string{dbID}
+	}
 	nem := sim.Nemesis{
-		Crashable:     append(slices.Clone(ctls), pss...),
+		Crashable:     append(append(slices.Clone(ctls), pss...), dbs...),
 		CrashMean:     time.Duration(2000+rng.IntN(5000)) * time.Millisecond,
 		TearProb:      rng.Float64(),
 		StopProb:      0.2 * rng.Float64(),
 		RestartAfter:  time.Duration(100+rng.IntN(1400)) * time.Millisecond,
-		Linked:        append(append(slices.Clone(ctls), hookID, clientID), pss...),
+		Linked:        append(append(append(slices.Clone(ctls), hookID, clientID), pss...), dbs...),
 		PartitionMean: time.Duration(1+rng.IntN(5)) * time.Second,
 		PartitionFor:  time.Duration(200+rng.IntN(2000)) * time.Millisecond,
 		OneWayProb:    0.3,
