@@ -61,16 +61,23 @@ func (s lossyStore) TenantShards(ctx context.Context, t shard.TenantID) ([]persi
 	return s.Store.TenantShards(ctx, t)
 }
 
-func runLossy(t *testing.T, body func(c *cluster, sw *lossSwitches)) {
-	t.Helper()
-	sw := &lossSwitches{}
-	runClusterWith(t, 2, Config{}, func(env node.Env) persist.Store {
+// wrappedDisk opens the controller's embedded store and wraps it.
+func wrappedDisk(t *testing.T, wrap func(env node.Env, ds persist.Store) persist.Store) func(env node.Env) persist.Store {
+	return func(env node.Env) persist.Store {
 		ds, err := persist.OpenDisk(env.Clock, env.Disk, "ctl", persist.DiskConfig{})
 		if err != nil {
 			t.Fatalf("open store: %v", err)
 		}
+		return wrap(env, ds)
+	}
+}
+
+func runLossy(t *testing.T, body func(c *cluster, sw *lossSwitches)) {
+	t.Helper()
+	sw := &lossSwitches{}
+	runClusterWith(t, 2, Config{}, wrappedDisk(t, func(_ node.Env, ds persist.Store) persist.Store {
 		return lossyStore{Store: ds, sw: sw}
-	}, func(c *cluster) { body(c, sw) })
+	}), func(c *cluster) { body(c, sw) })
 }
 
 func consistent(c *cluster) func() error {
@@ -181,13 +188,9 @@ func (s nodeLossyStore) SetNodeSchedulingPolicy(ctx context.Context, id persist.
 // of the store keeping a policy no node operation runs.
 func TestNodePolicyWhoseAnswerWasLost(t *testing.T) {
 	var lose bool
-	runClusterWith(t, 2, Config{}, func(env node.Env) persist.Store {
-		ds, err := persist.OpenDisk(env.Clock, env.Disk, "ctl", persist.DiskConfig{})
-		if err != nil {
-			t.Fatalf("open store: %v", err)
-		}
+	runClusterWith(t, 2, Config{}, wrappedDisk(t, func(_ node.Env, ds persist.Store) persist.Store {
 		return nodeLossyStore{Store: ds, lose: &lose}
-	}, func(c *cluster) {
+	}), func(c *cluster) {
 		pause := placement.NodePause
 		lose = true
 		err := c.api.NodeConfig(c.ctx, 1, storconapi.NodeConfigRequest{Scheduling: &pause})
@@ -229,13 +232,9 @@ func (s lateStore) DeleteTenant(ctx context.Context, t shard.TenantID) error {
 // are gone; waiting LostWriteSettle first sees the delete and forgets it.
 func TestDeleteThatLandsLate(t *testing.T) {
 	var arm bool
-	runClusterWith(t, 2, Config{}, func(env node.Env) persist.Store {
-		ds, err := persist.OpenDisk(env.Clock, env.Disk, "ctl", persist.DiskConfig{})
-		if err != nil {
-			t.Fatalf("open store: %v", err)
-		}
+	runClusterWith(t, 2, Config{}, wrappedDisk(t, func(env node.Env, ds persist.Store) persist.Store {
 		return lateStore{Store: ds, clk: env.Clock, delay: 500 * time.Millisecond, arm: &arm}
-	}, func(c *cluster) {
+	}), func(c *cluster) {
 		tn := tenantID(74)
 		c.create(tn, 1, nil)
 		arm = true
