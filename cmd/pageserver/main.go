@@ -64,6 +64,13 @@ func parse(args []string) (options, error) {
 		"tests only: every object-store operation fails its first N attempts (transient), as Neon's test_remote_failures")
 	fs.Int64(&o.ps.RemoteStorage.MaxLocalLayerBytes, "max-local-layer-bytes", 0,
 		"disk budget for layer files across all tenants (needs a remote store): above it the least recently used layers already in object storage are evicted and downloaded again on use; 0: unlimited")
+	sec := &o.ps.RemoteStorage.Secondaries
+	fs.Duration(&sec.HeatmapUploadPeriod, "heatmap-upload-period", pageserver.DefaultHeatmapUploadPeriod,
+		"how often an attached location uploads its heatmap if it changed (needs a remote store)")
+	fs.Duration(&sec.DownloadPeriod, "secondary-download-period", pageserver.DefaultSecondaryDownloadPeriod,
+		"how often a Secondary location reads its heatmap and downloads the layers it lacks")
+	fs.Int(&sec.MaxConcurrentDownloads, "secondary-max-concurrent-downloads", pageserver.DefaultSecondaryMaxConcurrentDownloads,
+		"layer downloads one Secondary location runs at once")
 	o.daemon.Register(fs)
 	// The management API lives on -http, so unlike the other daemons the
 	// pageserver needs it.

@@ -246,12 +246,26 @@ func TestParseFlagsAndEnv(t *testing.T) {
 			"-max-local-layer-bytes without a remote store", nil},
 		{"negative disk budget", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-remote-dir", "r", "-max-local-layer-bytes", "-1"},
 			"MaxLocalLayerBytes", nil},
+		{"secondary defaults", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-remote-dir", "r"}, "",
+			func(o options) bool {
+				s := o.ps.RemoteStorage.Secondaries
+				return s.HeatmapUploadPeriod == pageserver.DefaultHeatmapUploadPeriod && s.DownloadPeriod == pageserver.DefaultSecondaryDownloadPeriod &&
+					s.MaxConcurrentDownloads == pageserver.DefaultSecondaryMaxConcurrentDownloads
+			}},
+		{"secondary settings", map[string]string{"STRATA_PAGESERVER_SECONDARY_DOWNLOAD_PERIOD": "7s"},
+			[]string{"-id", "1", "-data-dir", "d", "-http", ":1", "-remote-dir", "r", "-heatmap-upload-period", "20s", "-secondary-max-concurrent-downloads", "2"}, "",
+			func(o options) bool {
+				s := o.ps.RemoteStorage.Secondaries
+				return s.HeatmapUploadPeriod == 20*time.Second && s.DownloadPeriod == 7*time.Second && s.MaxConcurrentDownloads == 2
+			}},
+		{"negative secondary downloads", nil, []string{"-id", "1", "-data-dir", "d", "-http", ":1", "-remote-dir", "r", "-secondary-max-concurrent-downloads", "-1"},
+			"MaxConcurrentDownloads", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, k := range []string{"ID", "DATA_DIR", "HTTP", "BROKER", "AUTH_PUBLIC_KEY", "DRAIN_TIMEOUT", "LISTEN", "MAX_OPEN_LAYER_FILES",
 				"CONTROL_PLANE_API", "CONTROL_PLANE_TOKEN", "ADVERTISE_HTTP", "ADVERTISE_LISTEN", "REMOTE_DIR", "S3_BUCKET", "S3_PREFIX",
 				"S3_ENDPOINT", "S3_REGION", "S3_PATH_STYLE", "S3_MAX_ATTEMPTS", "S3_ACCESS_KEY", "S3_SECRET_KEY", "TEST_REMOTE_FAILURES",
-				"MAX_LOCAL_LAYER_BYTES"} {
+				"MAX_LOCAL_LAYER_BYTES", "HEATMAP_UPLOAD_PERIOD", "SECONDARY_DOWNLOAD_PERIOD", "SECONDARY_MAX_CONCURRENT_DOWNLOADS"} {
 				t.Setenv("STRATA_PAGESERVER_"+k, "")
 				os.Unsetenv("STRATA_PAGESERVER_" + k)
 			}
