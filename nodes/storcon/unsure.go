@@ -263,7 +263,7 @@ func (s *Service) resolveLoop(ctx context.Context) {
 func (s *Service) resolveUnsure(ctx context.Context) {
 	s.lock()
 	var ts []shard.TenantID
-	for t, te := range s.state.tenants {
+	for t, te := range s.state.tenants { //strata:nondeterministic collected, then sorted below
 		if te.unsure {
 			ts = append(ts, t)
 		}
