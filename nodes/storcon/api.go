@@ -37,7 +37,7 @@ func apiStatus(err error) error {
 		// The tenant is as before the split; the cause says whether trying
 		// again may succeed (its own code would misname the tenant: a
 		// pageserver's 404 is not "no such tenant").
-		if retryable(err) || errors.Is(err, persist.ErrFailed) || errors.Is(err, persist.ErrClosed) {
+		if retryable(err) || errors.Is(err, persist.ErrFailed) || errors.Is(err, persist.ErrClosed) || errors.Is(err, persist.ErrUnreachable) {
 			return net.Wrap(net.Unavailable, err)
 		}
 		return net.Wrap(net.Internal, err)

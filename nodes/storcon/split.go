@@ -63,6 +63,13 @@ type splitPlan struct {
 	// begun: BeginSplit was called (its outcome may be unknown), so a
 	// rollback must abort it in the store.
 	begun bool
+	// inFlight: the step that failed was a store write whose outcome is
+	// unknown (BeginSplit, or the last attempt of CommitSplit); it may
+	// still land, so the rollback waits Config.LostWriteSettle before it
+	// aborts — an abort that ran first would be undone by it (a late
+	// commit deleting the parents after the abort deleted the children
+	// leaves the tenant with no rows).
+	inFlight bool
 }
 
 func (p *splitPlan) childIDs() []shard.TenantShardID {
@@ -161,6 +168,7 @@ func (s *Service) splitTenant(ctx context.Context, t shard.TenantID, req storcon
 			_ = s.rollbackSplit(ctx, plan, err)
 			return resp, err
 		}
+		plan.inFlight = unknownOutcome(err)
 		return resp, s.rollbackSplit(ctx, plan, err)
 	}
 	if s.cfg.Bugs.CommitSplitEarly {
@@ -172,7 +180,12 @@ func (s *Service) splitTenant(ctx context.Context, t shard.TenantID, req storcon
 		return resp, s.rollbackSplit(ctx, plan, err)
 	}
 	if err := s.commitSplitStore(ctx, plan); err != nil {
-		return resp, s.rollbackSplit(ctx, plan, err)
+		plan.inFlight = unknownOutcome(err)
+		if err := s.rollbackSplit(ctx, plan, err); err != nil {
+			return resp, err
+		}
+		// The rollback found the commit landed and finished the split.
+		return storconapi.ShardSplitResponse{NewShards: plan.childIDs()}, nil
 	}
 	return s.finishSplit(ctx, plan), nil
 }
@@ -504,8 +517,10 @@ func (s *Service) finishSplit(ctx context.Context, plan *splitPlan) storconapi.S
 // the error to answer (wrapping ErrSplitRolledBack and cause):
 //
 //  1. the store: children deleted, the parents' marks cleared (one
-//     transaction); if the store finds the split committed already (the
-//     planted bug commits early), the split is finished instead;
+//     transaction), after Config.LostWriteSettle when a store write of the
+//     split may still be in flight; if the store finds the split committed
+//     already (such a write landed, or the planted bug commits early), the
+//     split is finished instead;
 //  2. the children are detached from the parents' pageservers;
 //  3. the parents are released to the reconciler; one whose pageserver
 //     split was attempted may have been shut down there, so it is attached
@@ -520,6 +535,11 @@ func (s *Service) rollbackSplit(ctx context.Context, plan *splitPlan, cause erro
 	t := plan.tenant
 	s.log.Warn("shard split failed; rolling back", "tenant_id", t, "from", plan.oldCount, "to", plan.newCount, "err", cause)
 	marked := false
+	if plan.begun && plan.inFlight {
+		if err := clock.Sleep(ctx, s.clk, s.cfg.LostWriteSettle); err != nil {
+			s.log.Error("shard split: rollback ended while waiting for a store write in flight", "tenant_id", t, "err", err)
+		}
+	}
 	if plan.begun {
 		var outcome persist.SplitOutcome
 		err := s.storeStep(ctx, "abort", func(ctx context.Context) error {

@@ -247,3 +247,58 @@ func TestDeleteThatLandsLate(t *testing.T) {
 		waitFor(c, time.Minute, "consistent", consistent(c))
 	})
 }
+
+// lateCommitStore makes CommitSplit fail: the first fails-1 attempts
+// without effect, the last one with its answer lost while it lands delay
+// later (the store step's last retry still in flight).
+type lateCommitStore struct {
+	persist.Store
+	clk   clock.Clock
+	delay time.Duration
+	fails *int
+}
+
+func (s lateCommitStore) CommitSplit(ctx context.Context, t shard.TenantID, old shard.ShardCount) error {
+	switch {
+	case *s.fails == 0:
+		return s.Store.CommitSplit(ctx, t, old)
+	case *s.fails > 1:
+		*s.fails--
+		return errLostAnswer
+	}
+	*s.fails = 0
+	s.clk.Go(context.WithoutCancel(ctx), "late commit", func(ctx context.Context) {
+		if clock.Sleep(ctx, s.clk, s.delay) == nil {
+			_ = s.Store.CommitSplit(ctx, t, old)
+		}
+	})
+	return errLostAnswer
+}
+
+// TestSplitCommitThatLandsLate: every attempt of the split's commit
+// answers an unknown outcome and the last one lands after the controller
+// gave up. Aborting at once would delete the children, and the late commit
+// the parents: a tenant with no rows. Waiting LostWriteSettle first, the
+// abort finds the split committed and finishes it.
+func TestSplitCommitThatLandsLate(t *testing.T) {
+	fails := 0
+	runClusterWith(t, 2, Config{}, wrappedDisk(t, func(env node.Env, ds persist.Store) persist.Store {
+		return lateCommitStore{Store: ds, clk: env.Clock, delay: 500 * time.Millisecond, fails: &fails}
+	}), func(c *cluster) {
+		tn := tenantID(75)
+		c.create(tn, 1, nil)
+		fails = splitStoreAttempts
+		resp, err := c.split(tn, 2, nil)
+		if err != nil {
+			t.Fatalf("split whose commit landed late: %v", err)
+		}
+		if len(resp.NewShards) != 2 {
+			t.Fatalf("split answered %+v, want 2 shards", resp)
+		}
+		rows := c.rows(tn)
+		if len(rows) != 2 || rows[0].ID.Shard.Count != 2 || rows[0].Splitting || rows[1].Splitting {
+			t.Fatalf("rows after the split: %+v", rows)
+		}
+		waitFor(c, time.Minute, "consistent", consistent(c))
+	})
+}
