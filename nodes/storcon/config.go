@@ -189,6 +189,9 @@ type Bugs struct {
 	// deleted, children kept) before every parent's pageserver split has
 	// returned: a pageserver split that then fails cannot be rolled back.
 	CommitSplitEarly bool
+	// IgnoreLostWrites treats a store write whose outcome is unknown as
+	// not done: memory is never brought back to the store (unsure.go).
+	IgnoreLostWrites bool
 }
 
 // Defaults of Config.

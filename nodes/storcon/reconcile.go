@@ -69,7 +69,8 @@ type tenantEntry struct {
 	refs int
 	// unsure: a write of the tenant's rows failed with an unknown outcome
 	// and they could not be read back; memory may differ from the store
-	// until they are (unsure.go).
+	// until they are (unsure.go). An entry without shards is kept while
+	// it is set (a create whose insert may have been stored).
 	unsure bool
 }
 
@@ -99,7 +100,7 @@ func (s *Service) tenantLocked(t shard.TenantID) *tenantEntry {
 // dropTenantIfUnusedLocked removes tenant t's entry if it has no shards
 // and nobody holds or waits for its operation lock. Called with s.mu held.
 func (s *Service) dropTenantIfUnusedLocked(t shard.TenantID) {
-	if te := s.state.tenants[t]; te != nil && te.refs == 0 && len(te.shards) == 0 {
+	if te := s.state.tenants[t]; te != nil && te.refs == 0 && len(te.shards) == 0 && !te.unsure {
 		delete(s.state.tenants, t)
 	}
 }

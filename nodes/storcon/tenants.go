@@ -225,6 +225,12 @@ func (s *Service) createTenant(ctx context.Context, req storconapi.TenantCreateR
 	if err != nil {
 		s.lock()
 		undo()
+		if errors.Is(err, errInsertUnresolved) {
+			// The rows may be stored: the tenant is resolved later
+			// (unsure.go), by its next operation or in the background.
+			s.tenantLocked(t).unsure = true
+			s.metrics.storeUnknown.WithLabelValues("deferred").Inc()
+		}
 		s.mu.Unlock()
 		return resp, err
 	}
@@ -249,6 +255,10 @@ func (s *Service) createTenant(ctx context.Context, req storconapi.TenantCreateR
 // InsertReadBackTimeout bounds reading a tenant's rows back after an
 // insert whose outcome is unknown.
 const InsertReadBackTimeout = 10 * time.Second
+
+// errInsertUnresolved: an insert's outcome is unknown and its rows could
+// not be read back within InsertReadBackTimeout.
+var errInsertUnresolved = errors.New("storcon: insert outcome unknown, rows unreadable")
 
 // insertShardRows inserts tenant t's rows in one transaction and returns
 // them as stored. An error other than the store's argument classes leaves
@@ -279,10 +289,10 @@ func (s *Service) insertShardRows(ctx context.Context, t shard.TenantID, rows []
 			return nil, err
 		}
 	}
-	have, rerr := s.store.TenantShards(rctx, t)
+	have, rerr := s.readRows(rctx, t)
 	if rerr != nil {
-		s.log.Error("insert outcome unknown and the rows unreadable", "tenant_id", t, "err", err, "read_err", rerr)
-		return nil, err
+		s.log.Error("insert outcome unknown and the rows unreadable; resolving later", "tenant_id", t, "err", err, "read_err", rerr)
+		return nil, fmt.Errorf("%w: %w", errInsertUnresolved, err)
 	}
 	byID := make(map[shard.TenantShardID]persist.TenantShard, len(have))
 	for _, r := range have {

@@ -87,7 +87,7 @@ func unknownOutcome(err error) bool {
 // unsure. It returns whether t is gone (the store has no rows for it, and
 // memory forgot it).
 func (s *Service) afterTenantWrite(t shard.TenantID, err error) (gone bool) {
-	if !unknownOutcome(err) && !errors.Is(err, persist.ErrNotFound) {
+	if !unknownOutcome(err) && !errors.Is(err, persist.ErrNotFound) || s.cfg.Bugs.IgnoreLostWrites {
 		return false
 	}
 	rctx, cancel := clock.WithTimeout(s.clk, s.tasks.Context(), s.cfg.LostWriteSettle+ResolveTimeout)
@@ -143,38 +143,53 @@ func (s *Service) resolveIfUnsure(ctx context.Context, t shard.TenantID) error {
 	return nil
 }
 
-// resolveTenant reads tenant t's rows, retrying until ctx ends, and
-// adopts them (adoptTenantRows). Called with t's operation lock held.
+// resolveTenant reads tenant t's rows (readRows) and adopts them
+// (adoptTenantRows). Called with t's operation lock held.
 func (s *Service) resolveTenant(ctx context.Context, t shard.TenantID) (gone bool, err error) {
+	rows, err := s.readRows(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	return s.adoptTenantRows(t, rows)
+}
+
+// readRows reads tenant t's rows (none: nil), retrying every resolveRetry
+// while the answer is not definite, until ctx ends.
+func (s *Service) readRows(ctx context.Context, t shard.TenantID) ([]persist.TenantShard, error) {
 	for {
 		rows, err := s.store.TenantShards(ctx, t)
 		if errors.Is(err, persist.ErrNotFound) {
-			rows, err = nil, nil
+			return nil, nil
 		}
 		if err == nil {
-			return s.adoptTenantRows(t, rows)
+			return rows, nil
 		}
 		if !unknownOutcome(err) || ctx.Err() != nil {
-			return false, err
+			return nil, err
 		}
 		if serr := clock.Sleep(ctx, s.clk, resolveRetry); serr != nil {
-			return false, errors.Join(err, serr)
+			return nil, errors.Join(err, serr)
 		}
 	}
 }
 
 // adoptTenantRows makes memory's tenant t match its stored rows: no rows
-// and t is forgotten; otherwise every shard in memory takes its row's
-// policies and config, and its generation when the row's is higher (or
-// equal, for the node: a policy without an attachment clears it). A shard
-// whose policy changed is rescheduled and reconciled. Rows memory lacks,
-// or memory's shards without a row (only while a split is resolved), are
+// and t is forgotten; a tenant memory has no shards of (a create whose
+// outcome stayed unknown) is taken under management from its rows;
+// otherwise every shard in memory takes its row's policies and config, and
+// its generation when the row's is higher (or equal, for the node: a
+// policy without an attachment clears it). A shard whose policy changed is
+// rescheduled and reconciled. Rows memory lacks beside shards it has, or
+// memory's shards without a row (only while a split is resolved), are
 // logged and left: start-up resolves those.
 func (s *Service) adoptTenantRows(t shard.TenantID, rows []persist.TenantShard) (gone bool, err error) {
 	if len(rows) == 0 {
 		s.lock()
 		te := s.state.tenants[t]
 		had := te != nil && len(te.shards) > 0
+		if te != nil {
+			te.unsure = false
+		}
 		s.mu.Unlock()
 		if had {
 			s.forgetTenant(t)
@@ -188,9 +203,10 @@ func (s *Service) adoptTenantRows(t shard.TenantID, rows []persist.TenantShard) 
 	}
 	s.lock()
 	defer s.mu.Unlock()
-	te := s.state.tenants[t]
-	if te == nil {
-		return false, nil
+	te := s.tenantLocked(t)
+	if len(te.shards) == 0 {
+		te.unsure = false
+		return false, s.adoptCreatedLocked(t, rows)
 	}
 	var errs []error
 	for _, e := range slices.Clone(te.shards) {
@@ -210,6 +226,30 @@ func (s *Service) adoptTenantRows(t shard.TenantID, rows []persist.TenantShard) 
 	te.unsure = false
 	s.refreshGauges()
 	return false, errors.Join(errs...)
+}
+
+// adoptCreatedLocked takes tenant t, which memory does not hold, under
+// management from its stored rows: a create whose insert was stored
+// although its outcome stayed unknown. Called with s.mu held.
+func (s *Service) adoptCreatedLocked(t shard.TenantID, rows []persist.TenantShard) error {
+	entries := make([]*shardEntry, 0, len(rows))
+	for _, r := range rows {
+		e, err := shardFromRow(r)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, e)
+	}
+	for _, e := range entries {
+		s.addShardLocked(e)
+		if err := e.st.Schedule(s.state.sched); err != nil {
+			s.log.Warn("adopted shard not fully placed", "tenant_shard_id", e.st.ID, "err", err)
+		}
+		s.scheduleReconcileLocked(e, true)
+	}
+	s.refreshGauges()
+	s.log.Warn("tenant found stored after a create with an unknown outcome; adopted", "tenant_id", t, "shards", len(rows))
+	return nil
 }
 
 // adoptRowLocked applies row r to shard e (see adoptTenantRows). Called
@@ -299,7 +339,7 @@ func (s *Service) resolveUnsure(ctx context.Context) {
 // Config.LostWriteSettle has passed, retried within ResolveTimeout; if that
 // fails too the node is marked unsure.
 func (s *Service) afterNodeWrite(id placement.NodeID, err error) {
-	if !unknownOutcome(err) {
+	if !unknownOutcome(err) || s.cfg.Bugs.IgnoreLostWrites {
 		return
 	}
 	rctx, cancel := clock.WithTimeout(s.clk, s.tasks.Context(), s.cfg.LostWriteSettle+ResolveTimeout)

@@ -3,6 +3,7 @@ package storcon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,13 +17,13 @@ import (
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
 )
 
-// lossSwitches are flipped by a test between calls: loseUpdates and
-// loseDeletes make those tenant writes take effect and then answer an
+// lossSwitches are flipped by a test between calls: loseInserts,
+// loseUpdates and loseDeletes make those tenant writes take effect and then answer an
 // unknown outcome (the answer lost on a broken connection), and downAfter
 // then also takes the store down; down makes every tenant read and write
 // fail without taking effect.
 type lossSwitches struct {
-	loseUpdates, loseDeletes, downAfter, down bool
+	loseInserts, loseUpdates, loseDeletes, downAfter, down bool
 }
 
 // lossyStore wraps a store with lossSwitches.
@@ -44,6 +45,10 @@ func (s lossyStore) write(lose bool, do func() error) error {
 	}
 	s.sw.down = s.sw.downAfter
 	return errLostAnswer
+}
+
+func (s lossyStore) InsertTenantShards(ctx context.Context, rows []persist.TenantShard) error {
+	return s.write(s.sw.loseInserts, func() error { return s.Store.InsertTenantShards(ctx, rows) })
 }
 
 func (s lossyStore) UpdateTenantShards(ctx context.Context, sel persist.Selector, u persist.ShardUpdate) error {
@@ -299,6 +304,37 @@ func TestSplitCommitThatLandsLate(t *testing.T) {
 		if len(rows) != 2 || rows[0].ID.Shard.Count != 2 || rows[0].Splitting || rows[1].Splitting {
 			t.Fatalf("rows after the split: %+v", rows)
 		}
+		waitFor(c, time.Minute, "consistent", consistent(c))
+	})
+}
+
+// TestCreateResolvedLater: a create whose insert was stored, its answer
+// lost and the store then unreadable, is not in memory — and not listed —
+// until the store answers again; then the background loop finds the rows
+// and takes the tenant under management, attached.
+func TestCreateResolvedLater(t *testing.T) {
+	runLossy(t, func(c *cluster, sw *lossSwitches) {
+		tn := tenantID(76)
+		sw.loseInserts, sw.downAfter = true, true
+		_, err := c.api.CreateTenant(c.ctx, storconapi.TenantCreateRequest{NewTenantID: tn})
+		sw.loseInserts, sw.downAfter = false, false
+		if net.CodeOf(err) != net.Unavailable {
+			t.Fatalf("a create whose outcome stayed unknown answered %v, want Unavailable", err)
+		}
+		if _, err := c.api.DescribeTenant(c.ctx, tn); net.CodeOf(err) != net.NotFound {
+			t.Fatalf("describe while unresolved: %v, want NotFound", err)
+		}
+		sw.down = false
+		waitFor(c, time.Minute, "the stored tenant adopted and attached", func() error {
+			d, err := c.api.DescribeTenant(c.ctx, tn)
+			if err != nil {
+				return err
+			}
+			if s := d.Shards[0]; s.NodeAttached == nil || s.IsDirty || s.IsReconciling {
+				return fmt.Errorf("shard %+v", s)
+			}
+			return nil
+		})
 		waitFor(c, time.Minute, "consistent", consistent(c))
 	})
 }

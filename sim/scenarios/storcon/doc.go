@@ -18,9 +18,11 @@
 // that several controller processes share, as PostgreSQL is shared in
 // production: persist.Remote to a persist.Server on a "db" node (a
 // crash-safe DiskStore on that node's disk), which the nemesis crashes
-// and cuts off like any other node: a store write whose answer is lost
-// may have taken effect, and the controller must resolve it. There one to
-// three
+// and cuts off like any other node, and which holds the answer of 1-8% of
+// its committed writes past the caller's timeout (db_lost_answers): a
+// store write whose answer is lost may have taken effect, and the
+// controller must resolve it (planted bug storcon-ignore-lost-writes
+// skips that). There one to three
 // leadership hand-overs run (handover.go): the other controller slot
 // starts a controller whose real start-up asks the running one to step
 // down. In a clean hand-over the old one steps down (503 to everything

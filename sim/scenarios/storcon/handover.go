@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/layer"
 	"github.com/stratadb/strata/engine/shard"
 	"github.com/stratadb/strata/net"
@@ -143,7 +144,7 @@ func (c *cluster) startDB(env node.Env) error {
 		if err != nil {
 			return nil, err
 		}
-		return dbSpy{Store: ds, o: c.o}, nil
+		return dbSpy{Store: ds, o: c.o, clk: env.Clock, rng: env.Rand, lostProb: c.dbLostProb}, nil
 	})
 	if err := srv.Open(context.Background()); err != nil {
 		return err
@@ -157,10 +158,46 @@ func (c *cluster) startDB(env node.Env) error {
 }
 
 // dbSpy is the database's store, telling the observer every generation it
-// commits: the ground truth a validate answer is checked against.
+// commits: the ground truth a validate answer is checked against. It also
+// loses answers: with probability lostProb a write that committed holds
+// its answer past the caller's storeCallTimeout, so the controller sees an
+// unknown outcome for a write that happened (FoundationDB's
+// commit_unknown_result) — the case nodes/storcon/unsure.go resolves.
 type dbSpy struct {
 	persist.Store
-	o *observer
+	o        *observer
+	clk      clock.Clock
+	rng      *rand.Rand
+	lostProb float64
+}
+
+// lostAnswerHold is how long a lost answer is held: past the caller's
+// timeout.
+const lostAnswerHold = 2 * storeCallTimeout
+
+// answer returns err after a committed write, first holding it past the
+// caller's timeout with probability lostProb.
+func (d dbSpy) answer(ctx context.Context, err error) error {
+	if err == nil && d.lostProb > 0 && d.rng.Float64() < d.lostProb {
+		_ = clock.Sleep(ctx, d.clk, lostAnswerHold)
+	}
+	return err
+}
+
+func (d dbSpy) InsertTenantShards(ctx context.Context, rows []persist.TenantShard) error {
+	return d.answer(ctx, d.Store.InsertTenantShards(ctx, rows))
+}
+
+func (d dbSpy) UpdateTenantShards(ctx context.Context, sel persist.Selector, u persist.ShardUpdate) error {
+	return d.answer(ctx, d.Store.UpdateTenantShards(ctx, sel, u))
+}
+
+func (d dbSpy) DeleteTenant(ctx context.Context, t shard.TenantID) error {
+	return d.answer(ctx, d.Store.DeleteTenant(ctx, t))
+}
+
+func (d dbSpy) SetNodeSchedulingPolicy(ctx context.Context, id persist.NodeID, policy string) error {
+	return d.answer(ctx, d.Store.SetNodeSchedulingPolicy(ctx, id, policy))
 }
 
 func (d dbSpy) IncrementGeneration(ctx context.Context, id shard.TenantShardID, node persist.NodeID) (layer.Generation, error) {
@@ -168,7 +205,7 @@ func (d dbSpy) IncrementGeneration(ctx context.Context, id shard.TenantShardID, 
 	if err == nil {
 		d.o.dbCommitted(id, uint32(g))
 	}
-	return g, err
+	return g, d.answer(ctx, err)
 }
 
 func (d dbSpy) ReAttach(ctx context.Context, node persist.NodeID) ([]persist.TenantShard, error) {

@@ -33,6 +33,7 @@ const (
 	BugValidateMemoryOnly           = "storcon-validate-memory-only"
 	BugNotifyBeforeAllShards        = "storcon-notify-before-all-shards"
 	BugDrainDetachFirst             = "storcon-drain-detach-first"
+	BugIgnoreLostWrites             = "storcon-ignore-lost-writes"
 )
 
 // Node ids and addresses (the controllers': ctlID, ctlAddr).
@@ -68,6 +69,7 @@ func Scenario() sim.Scenario {
 			{Name: BugValidateMemoryOnly, Doc: "validate trusts the controller's memory and never reads the store (caught in the shared-database seeds: an old controller, fenced off during a hand-over while some pageservers still reach it, validates a generation the database had moved past before the call)"},
 			{Name: BugNotifyBeforeAllShards, Doc: "compute is notified as soon as any shard of a tenant is attached (caught: a notification that lacks some of the tenant's shards)"},
 			{Name: BugDrainDetachFirst, Doc: "a drain detaches the old location before the new one is attached (caught: a move that takes a must-stay-attached shard's only attached location away from a live node)"},
+			{Name: BugIgnoreLostWrites, Doc: "a store write whose answer was lost counts as not done: memory is never brought back to the store (caught in the shared-database seeds, whose database is faulted: no convergence after healing, or a tenant lost or resurrected)"},
 		},
 		Run:            run,
 		MaxVirtualTime: 5 * time.Minute,
@@ -105,6 +107,9 @@ type cluster struct {
 	// db node) and leadership hand-overs run (handover.go); otherwise one
 	// controller keeps it in its embedded store.
 	shared bool
+	// dbLostProb: the share of the shared database's committed writes
+	// whose answer is lost (dbSpy).
+	dbLostProb float64
 	// leader is the controller slot whose node runs the controller; old is
 	// the slot being replaced during a hand-over (-1: none), fenced whether
 	// that hand-over cut it off. handing: hand-overs are still to come or
@@ -244,6 +249,7 @@ func run(w *sim.World) error {
 		ValidateMemoryOnly:           w.Bug(BugValidateMemoryOnly),
 		NotifyBeforeAllShards:        w.Bug(BugNotifyBeforeAllShards),
 		DrainDetachFirst:             w.Bug(BugDrainDetachFirst),
+		IgnoreLostWrites:             w.Bug(BugIgnoreLostWrites),
 	}
 
 	lat := simnet.Latency{
@@ -282,6 +288,7 @@ func run(w *sim.World) error {
 	ctlSlots := 1
 	if c.shared {
 		ctlSlots = 2
+		c.dbLostProb = sim.Swarm(w, "db_lost_answers", []float64{0.01, 0.03, 0.08}[srng.IntN(3)])
 		db := w.AddNode(dbID, c.startDB)
 		syncLatency(db, time.Duration(1+srng.IntN(5))*time.Millisecond)
 	}
