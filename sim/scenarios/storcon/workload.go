@@ -220,13 +220,14 @@ func (wl *workload) deleteTimeline() {
 	if t == nil || len(t.timelines) == 0 {
 		return
 	}
-	i := wl.rng.IntN(len(t.timelines))
+	tl := t.timelines[wl.rng.IntN(len(t.timelines))]
 	ctx, cancel := wl.ctx()
-	err := wl.api.DeleteTimeline(ctx, t.id, t.timelines[i])
+	err := wl.api.DeleteTimeline(ctx, t.id, tl)
 	cancel()
 	wl.count("timeline_delete", err)
 	if err == nil {
-		t.timelines = slices.Delete(t.timelines, i, i+1)
+		// By value: another worker may have changed the list meanwhile.
+		t.timelines = slices.DeleteFunc(t.timelines, func(x shard.TimelineID) bool { return x == tl })
 	}
 }
 
