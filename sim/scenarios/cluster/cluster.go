@@ -274,7 +274,7 @@ func (c *cluster) failure() error {
 
 func (c *cluster) controllerConfig(env node.Env) storcon.Config {
 	cfg := pagecheck.ControllerConfig(controllerAddr, func(addr string) net.HTTPClient {
-		return psSpy{c: c, inner: net.DialHTTP{Net: env.Net, Addr: addr}, node: nodeOfAddr(addr)}
+		return psSpy{c: c, inner: net.DialHTTP{Net: env.Net, Addr: addr}, node: pagecheck.PageserverOfAddr(addr)}
 	}, net.DialHTTP{Net: env.Net, Addr: hookAddr})
 	cfg.DrainFillConcurrency = 2
 	return cfg

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
+	"github.com/stratadb/strata/sim/scenarios/pagecheck"
 )
 
 // The spies are wrappers the scenario puts where it watches: each
@@ -23,36 +23,6 @@ import (
 // arrives, pass both to the observer's checkers, and never change either.
 // psSpy also injects one network fault: a location_config delivered a
 // second time, late (replay).
-
-// decodeAs returns v as a T: the value itself, a pointer to one, or a
-// JSON round trip of whatever the caller passed.
-func decodeAs[T any](v any) (T, error) {
-	switch x := v.(type) {
-	case T:
-		return x, nil
-	case *T:
-		if x != nil {
-			return *x, nil
-		}
-	}
-	var out T
-	b, err := json.Marshal(v)
-	if err == nil {
-		err = json.Unmarshal(b, &out)
-	}
-	return out, err
-}
-
-// nodeOfAddr is the pageserver number of a "ps-N:port" address (0 if it
-// is not one).
-func nodeOfAddr(addr string) int {
-	host, _, _ := strings.Cut(addr, ":")
-	n, err := strconv.Atoi(strings.TrimPrefix(host, "ps-"))
-	if err != nil || !strings.HasPrefix(host, "ps-") {
-		return 0
-	}
-	return n
-}
 
 // storeSpy is pageserver node's object store.
 type storeSpy struct {
@@ -126,7 +96,7 @@ func (s cpSpy) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int, 
 		o.reAttachSent(s.node)
 		st, err := s.inner.Do(ctx, req, in, out)
 		if err == nil {
-			resp, derr := decodeAs[storconapi.ReAttachResponse](out)
+			resp, derr := pagecheck.DecodeAs[storconapi.ReAttachResponse](out)
 			if derr != nil {
 				o.fail(fmt.Errorf("%w: re-attach answer: %v", errUndecodableTraffic, derr))
 			}
@@ -134,14 +104,14 @@ func (s cpSpy) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int, 
 		}
 		return st, err
 	case req.Method+" "+req.Path == storconapi.RouteValidate:
-		body, derr := decodeAs[storconapi.ValidateRequest](in)
+		body, derr := pagecheck.DecodeAs[storconapi.ValidateRequest](in)
 		if derr != nil {
 			o.fail(fmt.Errorf("%w: validate request: %v", errUndecodableTraffic, derr))
 		}
 		sent := o.tick()
 		st, err := s.inner.Do(ctx, req, in, out)
 		if err == nil {
-			resp, derr := decodeAs[storconapi.ValidateResponse](out)
+			resp, derr := pagecheck.DecodeAs[storconapi.ValidateResponse](out)
 			if derr != nil {
 				o.fail(fmt.Errorf("%w: validate answer: %v", errUndecodableTraffic, derr))
 			}
@@ -167,7 +137,7 @@ func (s psSpy) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int, 
 		return s.inner.Do(ctx, req, in, out)
 	}
 	o := s.c.o
-	conf, err := decodeAs[pageapi.LocationConfig](in)
+	conf, err := pagecheck.DecodeAs[pageapi.LocationConfig](in)
 	if err != nil {
 		o.fail(fmt.Errorf("%w: location_config body: %v", errUndecodableTraffic, err))
 		return s.inner.Do(ctx, req, in, out)

@@ -2,7 +2,6 @@ package storcon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
+	"github.com/stratadb/strata/sim/scenarios/pagecheck"
 )
 
 // The spies are net.HTTPClient wrappers the scenario puts on the wires it
@@ -23,25 +23,6 @@ import (
 // errAborted marks a call whose task unwound (its node crashed) before the
 // answer came.
 var errAborted = errors.New("storcon scenario: call aborted by a crash")
-
-// decodeAs returns v as a T: the value itself, a pointer to one, or a JSON
-// round trip of whatever the caller passed.
-func decodeAs[T any](v any) (T, error) {
-	switch x := v.(type) {
-	case T:
-		return x, nil
-	case *T:
-		if x != nil {
-			return *x, nil
-		}
-	}
-	var out T
-	b, err := json.Marshal(v)
-	if err == nil {
-		err = json.Unmarshal(b, &out)
-	}
-	return out, err
-}
 
 // psSpy is the controller's client for one pageserver's management API.
 type psSpy struct {
@@ -62,7 +43,7 @@ func (c psSpy) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int, 
 			c.o.fail(fmt.Errorf("storcon scenario: controller sent location_config to bad path %q: %w", req.Path, err))
 			return 0, err
 		}
-		conf, err := decodeAs[pageapi.LocationConfig](in)
+		conf, err := pagecheck.DecodeAs[pageapi.LocationConfig](in)
 		if err != nil {
 			c.o.fail(fmt.Errorf("storcon scenario: controller's location_config body: %w", err))
 			return 0, err
@@ -83,7 +64,7 @@ func (c psSpy) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int, 
 		before := c.o.listVersions(c.node)
 		st, err := c.inner.Do(ctx, req, in, out)
 		if err == nil {
-			if list, derr := decodeAs[pageapi.LocationConfigList](out); derr == nil {
+			if list, derr := pagecheck.DecodeAs[pageapi.LocationConfigList](out); derr == nil {
 				c.o.listed(c.node, list, before, "controller's listing")
 			}
 		}
@@ -103,7 +84,7 @@ type hookSpy struct {
 
 func (c hookSpy) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int, error) {
 	if req.Method == "PUT" && req.Path == storconapi.NotifyAttachPath {
-		n, err := decodeAs[storconapi.NotifyAttachRequest](in)
+		n, err := pagecheck.DecodeAs[storconapi.NotifyAttachRequest](in)
 		if err != nil {
 			c.o.fail(fmt.Errorf("%w: undecodable notification: %v", ErrNotify, err))
 			return 0, err
@@ -128,7 +109,7 @@ func (c cpSpy) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int, 
 		before := c.o.snapshot()
 		st, err := c.inner.Do(ctx, req, in, out)
 		if err == nil {
-			if resp, derr := decodeAs[storconapi.ReAttachResponse](out); derr == nil {
+			if resp, derr := pagecheck.DecodeAs[storconapi.ReAttachResponse](out); derr == nil {
 				c.o.reAttached(c.node, resp, before)
 			}
 		}
@@ -140,8 +121,8 @@ func (c cpSpy) Do(ctx context.Context, req *net.HTTPRequest, in, out any) (int, 
 		before, dbBefore, ctl := c.o.snapshot(), c.o.dbSnapshot(), fmt.Sprint(c.inner)
 		st, err := c.inner.Do(ctx, req, in, out)
 		if err == nil {
-			vreq, qerr := decodeAs[storconapi.ValidateRequest](in)
-			resp, rerr := decodeAs[storconapi.ValidateResponse](out)
+			vreq, qerr := pagecheck.DecodeAs[storconapi.ValidateRequest](in)
+			resp, rerr := pagecheck.DecodeAs[storconapi.ValidateResponse](out)
 			if qerr == nil && rerr == nil {
 				c.o.psValidates++
 				c.o.validatedBatch(ctl, vreq, resp, before, dbBefore, nil)

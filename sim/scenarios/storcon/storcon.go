@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/stratadb/strata/engine/shard"
@@ -46,17 +44,6 @@ const (
 func psID(i int) string   { return fmt.Sprintf("ps-%d", i) }
 func psHTTP(i int) string { return fmt.Sprintf("ps-%d:9898", i) }
 func psPage(i int) string { return fmt.Sprintf("ps-%d:6400", i) }
-
-// psOfAddr maps a pageserver's management address back to its node id (0
-// if it is none of ours).
-func psOfAddr(addr string) uint64 {
-	host, _, _ := strings.Cut(addr, ":")
-	n, err := strconv.ParseUint(strings.TrimPrefix(host, "ps-"), 10, 64)
-	if err != nil || !strings.HasPrefix(host, "ps-") {
-		return 0
-	}
-	return n
-}
 
 // Scenario returns the registered storcon scenario.
 func Scenario() sim.Scenario {
@@ -135,7 +122,7 @@ func (c *cluster) controllerConfig(env node.Env, slot int) storcon.Config {
 	return storcon.Config{
 		ListenAddr: ctlAddr(slot),
 		DialPageserver: func(addr string) net.HTTPClient {
-			return psSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: addr}, node: psOfAddr(addr),
+			return psSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: addr}, node: uint64(pagecheck.PageserverOfAddr(addr)),
 				afterNewGen: func(node uint64, id shard.TenantShardID) { c.afterNewGen(slot, node, id) }}
 		},
 		ComputeHook:                hookSpy{o: c.o, inner: net.DialHTTP{Net: env.Net, Addr: hookAddr}},
