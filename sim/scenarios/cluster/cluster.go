@@ -68,11 +68,6 @@ const (
 
 func tenant() shard.TenantID       { return shard.TenantID{0xc1, 0x57, 0xe4} }
 func timelineID() shard.TimelineID { return shard.TimelineID{0x7e, 0x11} }
-func skID(i int) string            { return fmt.Sprintf("sk-%d", i) }
-func skAddr(i int) string          { return fmt.Sprintf("sk-%d:5454", i) }
-func psID(i int) string            { return fmt.Sprintf("ps-%d", i) }
-func psPage(i int) string          { return fmt.Sprintf("ps-%d:6400", i) }
-func psHTTP(i int) string          { return fmt.Sprintf("ps-%d:9898", i) }
 func relation() keys.RelTag {
 	return keys.RelTag{SpcNode: 1663, DbNode: 5, RelNode: 16402, ForkNum: keys.ForkMain}
 }
@@ -174,7 +169,7 @@ func run(w *sim.World) error {
 		return b.Start()
 	})
 	for i := 1; i <= nSK; i++ {
-		id, addr := skID(i), skAddr(i)
+		id, addr := pagecheck.SafekeeperID(i), pagecheck.SafekeeperAddr(i)
 		c.sks, c.skAddrs = append(c.sks, id), append(c.skAddrs, addr)
 		skew(w.AddNode(id, func(env node.Env) error {
 			sk, err := safekeeper.New(env, safekeeper.Config{NodeID: id, ListenAddr: addr, BrokerAddr: brokerAddr,
@@ -193,8 +188,8 @@ func run(w *sim.World) error {
 	}))
 	var pss []string
 	for i := 1; i <= c.nPS; i++ {
-		skew(w.AddNode(psID(i), func(env node.Env) error { return c.startPageserver(env, i) }))
-		pss = append(pss, psID(i))
+		skew(w.AddNode(pagecheck.PageserverID(i), func(env node.Env) error { return c.startPageserver(env, i) }))
+		pss = append(pss, pagecheck.PageserverID(i))
 	}
 	cl := w.AddNode(clientID, func(node.Env) error { return nil })
 	c.op = pagecheck.Operator{Env: cl.Env(), API: storconapi.Client{HTTP: net.DialHTTP{Net: cl.Env().Net, Addr: controllerAddr}},
@@ -206,7 +201,7 @@ func run(w *sim.World) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	c.reader = &pagecheck.Reader{Tenant: tenant(), Timeline: timelineID(), Rel: relation(), Blocks: blocks, MaxBatch: maxBatch,
-		Controller: controllerAddr, HookAddr: hookAddr, PageAddr: func(n uint64) string { return psPage(int(n)) },
+		Controller: controllerAddr, HookAddr: hookAddr, PageAddr: func(n uint64) string { return pagecheck.PageserverPageAddr(int(n)) },
 		OpTimeout: opTimeout, History: c.h, Probe: 6}
 	w.AddNode(computeID, func(env node.Env) error {
 		wr := &pagecheck.Writer{ID: computeID, Tenant: tenant(), Timeline: timelineID(), Start: startLSN, Safekeepers: c.skAddrs,
@@ -294,7 +289,7 @@ func (c *cluster) startPageserver(env node.Env, i int) error {
 	}
 	env.Store = storeSpy{c: c, inner: env.Store, node: i}
 	_, err := ps.Start(env, ps.Config{
-		NodeID: uint64(i), PageAddr: psPage(i), HTTPAddr: psHTTP(i),
+		NodeID: uint64(i), PageAddr: pagecheck.PageserverPageAddr(i), HTTPAddr: pagecheck.PageserverHTTPAddr(i),
 		ControlPlane:    cpSpy{c: c, inner: net.DialHTTP{Net: env.Net, Addr: controllerAddr}, node: i},
 		ReAttachRetries: 1000, ReAttachBackoff: 100 * time.Millisecond, ReAttachBackoffMax: time.Second, ReAttachTimeout: 3 * time.Second,
 		PageService: ps.PageServiceConfig{WaitLSNTimeout: 2 * time.Second},
@@ -319,7 +314,7 @@ func (c *cluster) waitUploaded() error {
 			if !done {
 				break
 			}
-			list, err := c.op.Timelines(psHTTP(int(*s.NodeAttached)), s.TenantShardID)
+			list, err := c.op.Timelines(pagecheck.PageserverHTTPAddr(int(*s.NodeAttached)), s.TenantShardID)
 			done = err == nil && len(list) == 1 && list[0].RemoteConsistentLSN > 0
 		}
 		if done {

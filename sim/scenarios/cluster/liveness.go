@@ -91,7 +91,7 @@ func (c *cluster) liveness() error {
 	lost := int(*td.Shards[0].NodeAttached)
 	w.Log().Info("liveness: pageserver loses its disk", "node", lost)
 	c.wipe[lost] = true
-	w.Restart(psID(lost))
+	w.Restart(pagecheck.PageserverID(lost))
 	if err := fresh("a record commits after the lost disk"); err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func (c *cluster) liveness() error {
 	if err := c.ingested(td, commit, until); err != nil {
 		return err
 	}
-	want, _ := pagecheck.MapFromDescribe(td, func(n uint64) string { return psPage(int(n)) })
+	want, _ := pagecheck.MapFromDescribe(td, func(n uint64) string { return pagecheck.PageserverPageAddr(int(n)) })
 	if err := until("the compute's map is the controller's", func() (bool, string) {
 		cl := c.reader.Client()
 		return cl != nil && cl.ShardMap().String() == want.String(), fmt.Sprintf("want %s", want)
@@ -150,7 +150,7 @@ func (c *cluster) liveness() error {
 	for _, s := range td.Shards {
 		node := int(*s.NodeAttached)
 		if err := until(fmt.Sprintf("shard %s's remote_consistent_lsn reaches its disk_consistent_lsn", s.TenantShardID), func() (bool, string) {
-			list, err := c.op.Timelines(psHTTP(node), s.TenantShardID)
+			list, err := c.op.Timelines(pagecheck.PageserverHTTPAddr(node), s.TenantShardID)
 			ok := err == nil && len(list) == 1 && list[0].DiskConsistentLSN > 0 && list[0].RemoteConsistentLSN >= list[0].DiskConsistentLSN
 			return ok, fmt.Sprintf("%+v %v", list, err)
 		}); err != nil {
@@ -176,7 +176,7 @@ func (c *cluster) ingested(td storconapi.TenantDescribe, target lsn.LSN, until f
 	for _, s := range td.Shards {
 		node := int(*s.NodeAttached)
 		if err := until(fmt.Sprintf("shard %s on pageserver %d ingests up to %s", s.TenantShardID, node, target), func() (bool, string) {
-			list, err := c.op.Timelines(psHTTP(node), s.TenantShardID)
+			list, err := c.op.Timelines(pagecheck.PageserverHTTPAddr(node), s.TenantShardID)
 			return err == nil && len(list) == 1 && list[0].LastRecordLSN >= target, fmt.Sprintf("%+v %v", list, err)
 		}); err != nil {
 			return err

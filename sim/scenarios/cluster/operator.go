@@ -10,6 +10,7 @@ import (
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/net"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
+	"github.com/stratadb/strata/sim/scenarios/pagecheck"
 )
 
 // operator is the safety phase's operator: through the controller's API it
@@ -99,14 +100,14 @@ func (op *operator) rollingRestart() {
 	switch op.rng.IntN(3) {
 	case 0:
 		c.w.Log().Info("operator: restart (clean stop)", "node", n)
-		c.w.Stop(psID(n))
-		c.w.Restart(psID(n))
+		c.w.Stop(pagecheck.PageserverID(n))
+		c.w.Restart(pagecheck.PageserverID(n))
 	case 1:
 		c.w.Log().Info("operator: restart (crash)", "node", n)
-		c.w.Restart(psID(n))
+		c.w.Restart(pagecheck.PageserverID(n))
 	default:
 		op.loseDisk(n)
-		c.w.Restart(psID(n))
+		c.w.Restart(pagecheck.PageserverID(n))
 	}
 	for deadline := c.w.Now() + 10*time.Second; c.safety && c.w.Now() < deadline; c.w.Sleep(200 * time.Millisecond) {
 		err := op.call(func(ctx context.Context) error { return c.op.API.Fill(ctx, uint64(n), false) })
@@ -125,7 +126,7 @@ func (op *operator) loseDisk(n int) {
 	c.w.Log().Info("operator: pageserver loses its disk", "node", n)
 	op.counts["lose_disk"]++
 	c.wipe[n] = true
-	c.w.Crash(psID(n), false)
+	c.w.Crash(pagecheck.PageserverID(n), false)
 }
 
 // summary is a line of the operator's counts.

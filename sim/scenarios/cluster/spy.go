@@ -183,7 +183,7 @@ func (c *cluster) maybeReplay(node int, id shard.TenantShardID, conf pageapi.Loc
 		defer cancel()
 		seq := c.o.locationSent(node, id, conf)
 		w.Log().Info("replay: a late location_config", "node", node, "tenant_shard_id", id, "mode", conf.Mode, "generation", *conf.Generation)
-		_, err := net.DialHTTP{Net: env.Net, Addr: psHTTP(node)}.Do(ctx,
+		_, err := net.DialHTTP{Net: env.Net, Addr: pagecheck.PageserverHTTPAddr(node)}.Do(ctx,
 			&net.HTTPRequest{Method: "PUT", Path: "/v1/tenant/" + id.String() + "/location_config"}, conf, nil)
 		if err == nil {
 			c.o.locationAcked(node, id, conf, seq)

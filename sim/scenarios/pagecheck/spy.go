@@ -2,6 +2,7 @@ package pagecheck
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -36,3 +37,11 @@ func PageserverOfAddr(addr string) int {
 	}
 	return n
 }
+
+// Node ids and addresses of the scenarios' pageservers and safekeepers
+// (numbered from 1); PageserverOfAddr reads the number back.
+func PageserverID(i int) string       { return fmt.Sprintf("ps-%d", i) }
+func PageserverPageAddr(i int) string { return fmt.Sprintf("ps-%d:6400", i) }
+func PageserverHTTPAddr(i int) string { return fmt.Sprintf("ps-%d:9898", i) }
+func SafekeeperID(i int) string       { return fmt.Sprintf("sk-%d", i) }
+func SafekeeperAddr(i int) string     { return fmt.Sprintf("sk-%d:5454", i) }

@@ -75,12 +75,6 @@ func Scenario() sim.Scenario {
 	}
 }
 
-func skID(i int) string   { return fmt.Sprintf("sk-%d", i) }
-func skAddr(i int) string { return fmt.Sprintf("sk-%d:5454", i) }
-func psID(i int) string   { return fmt.Sprintf("ps-%d", i) }
-func psPage(i int) string { return fmt.Sprintf("ps-%d:6400", i) }
-func psHTTP(i int) string { return fmt.Sprintf("ps-%d:9898", i) }
-
 // cluster is the drawn shape.
 type cluster struct {
 	w       *sim.World
@@ -143,11 +137,11 @@ func run(w *sim.World) error {
 	w.UseNet(simnet.Options{Latency: lat, DeadLinkTimeout: 3 * time.Second})
 
 	for i := 1; i <= nSK; i++ {
-		c.sks, c.skAddrs = append(c.sks, skID(i)), append(c.skAddrs, skAddr(i))
+		c.sks, c.skAddrs = append(c.sks, pagecheck.SafekeeperID(i)), append(c.skAddrs, pagecheck.SafekeeperAddr(i))
 	}
 	var pss []string
 	for i := 1; i <= c.nPS; i++ {
-		pss = append(pss, psID(i))
+		pss = append(pss, pagecheck.PageserverID(i))
 	}
 	nem := sim.Nemesis{
 		Crashable:     append(append(append([]string(nil), c.sks...), pss...), computeID, brokerID),
@@ -215,11 +209,11 @@ func run(w *sim.World) error {
 	}
 	sim.Swarm(w, "max_local_layer_bytes", localBudget)
 	for i := 1; i <= c.nPS; i++ {
-		n := w.AddNode(psID(i), func(env node.Env) error {
+		n := w.AddNode(pagecheck.PageserverID(i), func(env node.Env) error {
 			if !remoteStorage {
 				env.Store = nil
 			}
-			_, err := ps.Start(env, ps.Config{NodeID: uint64(i), PageAddr: psPage(i), HTTPAddr: psHTTP(i), MaxOpenLayerFiles: maxOpen,
+			_, err := ps.Start(env, ps.Config{NodeID: uint64(i), PageAddr: pagecheck.PageserverPageAddr(i), HTTPAddr: pagecheck.PageserverHTTPAddr(i), MaxOpenLayerFiles: maxOpen,
 				PageService: ps.PageServiceConfig{WaitLSNTimeout: 2 * time.Second},
 				WALReceiver: ps.WALReceiverConfig{BrokerAddr: brokerAddr, PollInterval: 200 * time.Millisecond,
 					StallTimeout: 2 * time.Second, CallTimeout: time.Second},
@@ -276,7 +270,7 @@ type controller struct {
 }
 
 func (ctl *controller) mgmt(ctx context.Context, i int) (net.HTTPClient, func(), error) {
-	conn, err := ctl.env.Net.Dial(ctx, psHTTP(i))
+	conn, err := ctl.env.Net.Dial(ctx, pagecheck.PageserverHTTPAddr(i))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -349,7 +343,7 @@ func (cp *compute) read(ctx context.Context, env node.Env) {
 		conn := conns[pi]
 		if conn == nil {
 			var err error
-			if conn, err = env.Net.Dial(ctx, psPage(pi)); err != nil {
+			if conn, err = env.Net.Dial(ctx, pagecheck.PageserverPageAddr(pi)); err != nil {
 				continue
 			}
 			conns[pi] = conn
@@ -429,8 +423,8 @@ func (a *auditor) check() error {
 	// What the disk budget did (the pageservers' current incarnations).
 	var evictions, onDemand float64
 	for i := 1; i <= a.c.nPS; i++ {
-		evictions += counter(w.Node(psID(i)).Env(), "strata_pageserver_resident_layer_evictions_total")
-		onDemand += counter(w.Node(psID(i)).Env(), "strata_pageserver_ondemand_layer_downloads_total")
+		evictions += counter(w.Node(pagecheck.PageserverID(i)).Env(), "strata_pageserver_resident_layer_evictions_total")
+		onDemand += counter(w.Node(pagecheck.PageserverID(i)).Env(), "strata_pageserver_ondemand_layer_downloads_total")
 	}
 	sim.Stat(w, "layer_evictions", evictions)
 	sim.Stat(w, "ondemand_downloads", onDemand)
@@ -474,7 +468,7 @@ func (a *auditor) waitIngested(ctx context.Context, si int, commit lsn.LSN, dead
 		}
 		last = fmt.Sprintf("%+v %v", list, err)
 		if w.Now() >= deadline {
-			return fmt.Errorf("%w: shard %s on %s did not ingest up to %s within %v: %s", ErrNoProgress, a.c.shardID(si), psID(a.c.placement[si]), commit, livenessBudget, last)
+			return fmt.Errorf("%w: shard %s on %s did not ingest up to %s within %v: %s", ErrNoProgress, a.c.shardID(si), pagecheck.PageserverID(a.c.placement[si]), commit, livenessBudget, last)
 		}
 		w.Sleep(100 * time.Millisecond)
 	}
@@ -484,7 +478,7 @@ func (a *auditor) readFinal(ctx context.Context, si int, at lsn.LSN, blk uint32,
 	w := a.c.w
 	for {
 		cctx, cancel := clock.WithTimeout(a.env.Clock, ctx, opTimeout)
-		conn, err := a.env.Net.Dial(cctx, psPage(a.c.placement[si]))
+		conn, err := a.env.Net.Dial(cctx, pagecheck.PageserverPageAddr(a.c.placement[si]))
 		var resp *pageapi.GetPageResponse
 		if err == nil {
 			rctx := pageapi.WithTarget(cctx, pageapi.Target{Shard: a.c.shardID(si), Timeline: timelineID()}, "")

@@ -17,7 +17,7 @@ type compute struct {
 
 func newCompute(c *cluster) *compute {
 	return &compute{c: c, reader: &pagecheck.Reader{Tenant: tenant(), Timeline: timelineID(), Rel: relation(), Blocks: blocks,
-		MaxBatch: maxBatch, Controller: controllerAddr, HookAddr: hookAddr, PageAddr: func(n uint64) string { return psPage(int(n)) },
+		MaxBatch: maxBatch, Controller: controllerAddr, HookAddr: hookAddr, PageAddr: func(n uint64) string { return pagecheck.PageserverPageAddr(int(n)) },
 		OpTimeout: opTimeout, Bugs: c.bugs.client, History: c.h, Probe: 6}}
 }
 

@@ -49,7 +49,7 @@ func (d *driver) waitUploaded() error {
 			if !done {
 				break
 			}
-			list, err := d.op.Timelines(psHTTP(int(*s.NodeAttached)), s.TenantShardID)
+			list, err := d.op.Timelines(pagecheck.PageserverHTTPAddr(int(*s.NodeAttached)), s.TenantShardID)
 			done = err == nil && len(list) == 1 && list[0].RemoteConsistentLSN > 0
 		}
 		if done {
@@ -206,7 +206,7 @@ func (d *driver) liveness() error {
 	}); err != nil {
 		return err
 	}
-	want, _ := pagecheck.MapFromDescribe(td, func(n uint64) string { return psPage(int(n)) })
+	want, _ := pagecheck.MapFromDescribe(td, func(n uint64) string { return pagecheck.PageserverPageAddr(int(n)) })
 	if err := until("the pageservers hold attached exactly the final shards", func() (bool, string) {
 		got, err := d.attachedEverywhere()
 		return err == nil && slices.Equal(got, want.Addrs), fmt.Sprintf("%v %v, want %v", got, err, want.Addrs)
@@ -275,7 +275,7 @@ func (d *driver) attachedEverywhere() ([]string, error) {
 	var out []string
 	count := -1
 	for i := 1; i <= d.c.nPS; i++ {
-		list, err := d.op.Locations(psHTTP(i))
+		list, err := d.op.Locations(pagecheck.PageserverHTTPAddr(i))
 		if err != nil {
 			return nil, err
 		}
@@ -293,9 +293,9 @@ func (d *driver) attachedEverywhere() ([]string, error) {
 				out = append(out, "")
 			}
 			if out[n] != "" {
-				return nil, fmt.Errorf("shard %s attached on %s and %s", id, out[n], psPage(i))
+				return nil, fmt.Errorf("shard %s attached on %s and %s", id, out[n], pagecheck.PageserverPageAddr(i))
 			}
-			out[n] = psPage(i)
+			out[n] = pagecheck.PageserverPageAddr(i)
 		}
 	}
 	return out, nil
@@ -306,6 +306,6 @@ func (d *driver) ingested(pageAddr string, id shard.TenantShardID, commit lsn.LS
 	if _, err := fmt.Sscanf(pageAddr, "ps-%d:", &node); err != nil {
 		return false, err.Error()
 	}
-	list, err := d.op.Timelines(psHTTP(node), id)
+	list, err := d.op.Timelines(pagecheck.PageserverHTTPAddr(node), id)
 	return err == nil && len(list) == 1 && list[0].LastRecordLSN >= commit, fmt.Sprintf("%+v %v", list, err)
 }

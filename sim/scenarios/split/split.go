@@ -64,11 +64,6 @@ const (
 
 func tenant() shard.TenantID       { return shard.TenantID{0x5b, 0x11, 7} }
 func timelineID() shard.TimelineID { return shard.TimelineID{0x71, 0x5b} }
-func skID(i int) string            { return fmt.Sprintf("sk-%d", i) }
-func skAddr(i int) string          { return fmt.Sprintf("sk-%d:5454", i) }
-func psID(i int) string            { return fmt.Sprintf("ps-%d", i) }
-func psPage(i int) string          { return fmt.Sprintf("ps-%d:6400", i) }
-func psHTTP(i int) string          { return fmt.Sprintf("ps-%d:9898", i) }
 func relation() keys.RelTag {
 	return keys.RelTag{SpcNode: 1663, DbNode: 5, RelNode: 16401, ForkNum: keys.ForkMain}
 }
@@ -175,7 +170,7 @@ func run(w *sim.World) error {
 		return b.Start()
 	})
 	for i := 1; i <= nSK; i++ {
-		id, addr := skID(i), skAddr(i)
+		id, addr := pagecheck.SafekeeperID(i), pagecheck.SafekeeperAddr(i)
 		c.sks, c.skAddrs = append(c.sks, id), append(c.skAddrs, addr)
 		skew(w.AddNode(id, func(env node.Env) error {
 			sk, err := safekeeper.New(env, safekeeper.Config{NodeID: id, ListenAddr: addr, BrokerAddr: brokerAddr,
@@ -192,11 +187,11 @@ func run(w *sim.World) error {
 	}))
 	var pss []string
 	for i := 1; i <= c.nPS; i++ {
-		skew(w.AddNode(psID(i), func(env node.Env) error {
+		skew(w.AddNode(pagecheck.PageserverID(i), func(env node.Env) error {
 			_, err := ps.Start(env, c.pageserverConfig(env, i))
 			return err
 		}))
-		pss = append(pss, psID(i))
+		pss = append(pss, pagecheck.PageserverID(i))
 	}
 	cl := w.AddNode(clientID, func(node.Env) error { return nil })
 	api := storconapi.Client{HTTP: net.DialHTTP{Net: cl.Env().Net, Addr: controllerAddr}}
@@ -261,7 +256,7 @@ func (c *cluster) controllerConfig(env node.Env) storcon.Config {
 
 func (c *cluster) pageserverConfig(env node.Env, i int) ps.Config {
 	return ps.Config{
-		NodeID: uint64(i), PageAddr: psPage(i), HTTPAddr: psHTTP(i),
+		NodeID: uint64(i), PageAddr: pagecheck.PageserverPageAddr(i), HTTPAddr: pagecheck.PageserverHTTPAddr(i),
 		ControlPlane:    net.DialHTTP{Net: env.Net, Addr: controllerAddr},
 		ReAttachRetries: 1000, ReAttachBackoff: 100 * time.Millisecond, ReAttachBackoffMax: time.Second, ReAttachTimeout: 3 * time.Second,
 		PageService: ps.PageServiceConfig{WaitLSNTimeout: 2 * time.Second},

@@ -15,6 +15,7 @@ import (
 	"github.com/stratadb/strata/nodes/storcon"
 	"github.com/stratadb/strata/nodes/storcon/persist"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
+	"github.com/stratadb/strata/sim/scenarios/pagecheck"
 )
 
 // Shared database and leadership hand-overs (seeds drawing shared_db).
@@ -260,7 +261,7 @@ func (c *cluster) handover(rng *rand.Rand, minority []int, window time.Duration)
 		cutOff := []string{ctlID(nw), dbID, hookID}
 		for i := 1; i <= c.nPS; i++ {
 			if !slices.Contains(minority, i) {
-				cutOff = append(cutOff, psID(i))
+				cutOff = append(cutOff, pagecheck.PageserverID(i))
 			}
 		}
 		for _, id := range cutOff {
@@ -271,7 +272,7 @@ func (c *cluster) handover(rng *rand.Rand, minority []int, window time.Duration)
 		// there only once the partition heals (its locations unknown until
 		// then), never before.
 		for _, i := range minority {
-			heals = append(heals, w.Net().Cut(ctlID(nw), psID(i)), w.Net().Cut(psID(i), ctlID(nw)))
+			heals = append(heals, w.Net().Cut(ctlID(nw), pagecheck.PageserverID(i)), w.Net().Cut(pagecheck.PageserverID(i), ctlID(nw)))
 		}
 		c.fencedHandovers++
 	}

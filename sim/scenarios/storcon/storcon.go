@@ -41,10 +41,6 @@ const (
 	clientID = "client"
 )
 
-func psID(i int) string   { return fmt.Sprintf("ps-%d", i) }
-func psHTTP(i int) string { return fmt.Sprintf("ps-%d:9898", i) }
-func psPage(i int) string { return fmt.Sprintf("ps-%d:6400", i) }
-
 // Scenario returns the registered storcon scenario.
 func Scenario() sim.Scenario {
 	return sim.Scenario{
@@ -153,7 +149,7 @@ func (c *cluster) controllerConfig(env node.Env, slot int) storcon.Config {
 
 func (c *cluster) pageserverConfig(env node.Env, i int) ps.Config {
 	return ps.Config{
-		NodeID: uint64(i), PageAddr: psPage(i), HTTPAddr: psHTTP(i),
+		NodeID: uint64(i), PageAddr: pagecheck.PageserverPageAddr(i), HTTPAddr: pagecheck.PageserverHTTPAddr(i),
 		ControlPlane:    cpSpy{o: c.o, inner: ctlClient{env: env, target: func() int { return c.psCtl[i] }}, node: uint64(i)},
 		ReAttachRetries: 1000, ReAttachBackoff: 100 * time.Millisecond, ReAttachBackoffMax: time.Second, ReAttachTimeout: 3 * time.Second,
 	}
@@ -185,7 +181,7 @@ func (c *cluster) afterNewGen(slot int, node uint64, id shard.TenantShardID) {
 	d := time.Duration(500+c.targetRand.IntN(4000)) * time.Millisecond
 	tear := c.targetRand.IntN(2) == 0
 	w.Log().Info("targeted crash: controller right after handing out a new generation", "node", node, "tenant_shard_id", id, "isolate", d)
-	from, to := ctlID(slot), psID(int(node))
+	from, to := ctlID(slot), pagecheck.PageserverID(int(node))
 	heal1, heal2 := w.Net().Cut(from, to), w.Net().Cut(to, from)
 	w.Go("targeted-heal", func(context.Context) {
 		w.Sleep(d)
@@ -206,9 +202,9 @@ func (c *cluster) diskLoss(mean time.Duration) {
 			return
 		}
 		i := 1 + rng.IntN(c.nPS)
-		w.Log().Info("nemesis: pageserver loses its disk", "target", psID(i))
+		w.Log().Info("nemesis: pageserver loses its disk", "target", pagecheck.PageserverID(i))
 		c.wipe[i] = true
-		w.Crash(psID(i), false)
+		w.Crash(pagecheck.PageserverID(i), false)
 	}
 }
 
@@ -292,10 +288,10 @@ func run(w *sim.World) error {
 	}
 	var pss []string
 	for i := 1; i <= c.nPS; i++ {
-		n := w.AddNode(psID(i), func(env node.Env) error { return c.startPageserver(env, i) })
+		n := w.AddNode(pagecheck.PageserverID(i), func(env node.Env) error { return c.startPageserver(env, i) })
 		skew(n)
 		syncLatency(n, 2*time.Millisecond)
-		pss = append(pss, psID(i))
+		pss = append(pss, pagecheck.PageserverID(i))
 	}
 	cl := w.AddNode(clientID, func(node.Env) error { return nil })
 	wl := &workload{c: c, env: cl.Env(), rng: w.NewRand("workload"),

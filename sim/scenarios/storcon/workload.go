@@ -16,6 +16,7 @@ import (
 	"github.com/stratadb/strata/nodes/pageserver/pageapi"
 	"github.com/stratadb/strata/nodes/storcon/storconapi"
 	"github.com/stratadb/strata/sim"
+	"github.com/stratadb/strata/sim/scenarios/pagecheck"
 )
 
 // workload drives the controller's API from the client node: tenants
@@ -434,7 +435,7 @@ func (wl *workload) listLocations(i int, timeout time.Duration) (pageapi.Locatio
 	var list pageapi.LocationConfigList
 	ctx, cancel := clock.WithTimeout(wl.env.Clock, context.Background(), timeout)
 	defer cancel()
-	hc := net.DialHTTP{Net: wl.env.Net, Addr: psHTTP(i)}
+	hc := net.DialHTTP{Net: wl.env.Net, Addr: pagecheck.PageserverHTTPAddr(i)}
 	_, err := hc.Do(ctx, &net.HTTPRequest{Method: "GET", Path: "/v1/location_config"}, nil, &list)
 	return list, err
 }
