@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/stratadb/strata/clock"
 	"github.com/stratadb/strata/engine/layer"
@@ -252,12 +251,8 @@ func (s *Service) createTenant(ctx context.Context, req storconapi.TenantCreateR
 	return s.awaitCreated(ctx, t, keys)
 }
 
-// InsertReadBackTimeout bounds reading a tenant's rows back after an
-// insert whose outcome is unknown.
-const InsertReadBackTimeout = 10 * time.Second
-
 // errInsertUnresolved: an insert's outcome is unknown and its rows could
-// not be read back within InsertReadBackTimeout.
+// not be read back within ResolveTimeout.
 var errInsertUnresolved = errors.New("storcon: insert outcome unknown, rows unreadable")
 
 // insertShardRows inserts tenant t's rows in one transaction and returns
@@ -269,10 +264,10 @@ var errInsertUnresolved = errors.New("storcon: insert outcome unknown, rows unre
 // with other values are a conflict; rows that are not there return the
 // insert's error. The read-back decides what memory holds, so it does not
 // depend on the caller: a broken connection that lost the insert's answer
-// often ended the caller's request too, and rows left stored but not in
-// memory would stay there until a restart. It waits Config.LostWriteSettle
+// often ended the caller's request too. It waits Config.LostWriteSettle
 // first (the insert may still be on its way) and is bounded by
-// InsertReadBackTimeout.
+// ResolveTimeout (and the service's life); rows that stay unreadable are
+// errInsertUnresolved, and the tenant is resolved later (unsure.go).
 func (s *Service) insertShardRows(ctx context.Context, t shard.TenantID, rows []persist.TenantShard) ([]persist.TenantShard, error) {
 	err := s.store.InsertTenantShards(ctx, rows)
 	switch {
@@ -281,7 +276,7 @@ func (s *Service) insertShardRows(ctx context.Context, t shard.TenantID, rows []
 	case errors.Is(err, persist.ErrInvalid), errors.Is(err, persist.ErrConflict), errors.Is(err, persist.ErrGenerationExhausted):
 		return nil, err
 	}
-	rctx, cancel := clock.WithTimeout(s.clk, context.WithoutCancel(ctx), s.cfg.LostWriteSettle+InsertReadBackTimeout)
+	rctx, cancel := clock.WithTimeout(s.clk, s.tasks.Context(), s.cfg.LostWriteSettle+ResolveTimeout)
 	defer cancel()
 	if !errors.Is(err, persist.ErrExists) {
 		// The insert may still be on its way (Config.LostWriteSettle).
